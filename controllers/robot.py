@@ -1,0 +1,91 @@
+"""The Panda arm as Pinocchio sees it: a 7-DoF model with the fingers locked.
+
+The same URDF (``urdf/panda.urdf``) is compiled by MuJoCo for the simulator
+(``ohio_core.envs.arm.scene``); a test holds the two equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pinocchio as pin
+
+from ohio_core.envs.arm.description import ARM_JOINTS, FINGER_JOINTS, FINGER_LOCK, TCP_FRAME, urdf_path
+
+
+@dataclass(frozen=True)
+class Kinematics:
+    """Goal-independent quantities of one state, everything a task-space law needs.
+
+    ``J`` is the 6x7 TCP Jacobian in the LOCAL_WORLD_ALIGNED frame, rows (v, w).
+    """
+
+    p: np.ndarray      # (3,) TCP position, world
+    R: np.ndarray      # (3, 3) TCP orientation, world
+    J: np.ndarray      # (6, 7)
+    M: np.ndarray      # (7, 7) joint-space mass matrix
+    Minv: np.ndarray   # (7, 7)
+    h: np.ndarray      # (7,) Coriolis + centrifugal + gravity, C(q, qd) qd + g(q)
+
+
+class PandaModel:
+    """Pinocchio model of the 7 arm joints with a TCP frame.
+
+    Limits come from the URDF: ``q_min``, ``q_max``, ``qd_max``, ``tau_max``.
+    """
+
+    nq = 7
+
+    def __init__(self, urdf: str | Path | None = None, finger_lock: float = FINGER_LOCK):
+        urdf = Path(urdf) if urdf is not None else urdf_path()
+        if not urdf.is_file():
+            raise FileNotFoundError(f"robot description not found: {urdf}")
+        full = pin.buildModelFromUrdf(str(urdf))
+        missing = [j for j in ARM_JOINTS + FINGER_JOINTS if not full.existJointName(j)]
+        if missing:
+            raise ValueError(f"{urdf}: joints {missing} not in the description")
+        q_ref = pin.neutral(full)
+        lock = []
+        for name in FINGER_JOINTS:
+            jid = full.getJointId(name)
+            q_ref[full.joints[jid].idx_q] = finger_lock
+            lock.append(jid)
+        self.urdf = urdf
+        self.finger_lock = float(finger_lock)
+        self.model = pin.buildReducedModel(full, lock, q_ref)
+        self.data = self.model.createData()
+        if not self.model.existFrame(TCP_FRAME):
+            raise ValueError(f"{urdf}: frame {TCP_FRAME!r} not in the description")
+        self.tcp_id = self.model.getFrameId(TCP_FRAME)
+        self.q_min = self.model.lowerPositionLimit.copy()
+        self.q_max = self.model.upperPositionLimit.copy()
+        self.qd_max = self.model.velocityLimit.copy()
+        self.tau_max = self.model.effortLimit.copy()
+
+    def kinematics(self, q: np.ndarray, qd: np.ndarray) -> Kinematics:
+        """Evaluate M(q), M(q)^-1, h(q, qd), the TCP pose and J(q) in one pass."""
+        m, d = self.model, self.data
+        M = pin.crba(m, d, q).copy()
+        h = pin.nonLinearEffects(m, d, q, qd).copy()
+        J = pin.computeFrameJacobian(m, d, q, self.tcp_id, pin.LOCAL_WORLD_ALIGNED).copy()
+        Minv = pin.computeMinverse(m, d, q).copy()
+        oMf = d.oMf[self.tcp_id]
+        return Kinematics(p=oMf.translation.copy(), R=oMf.rotation.copy(), J=J, M=M, Minv=Minv, h=h)
+
+    def tcp_pose(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Forward kinematics of the TCP: (p, R) in the world frame."""
+        pin.framesForwardKinematics(self.model, self.data, q)
+        oMf = self.data.oMf[self.tcp_id]
+        return oMf.translation.copy(), oMf.rotation.copy()
+
+    def gravity(self, q: np.ndarray) -> np.ndarray:
+        return pin.computeGeneralizedGravity(self.model, self.data, q).copy()
+
+    def mass_matrix(self, q: np.ndarray) -> np.ndarray:
+        return pin.crba(self.model, self.data, q).copy()
+
+    def random_configuration(self, rng: np.random.Generator, margin: float = 0.1) -> np.ndarray:
+        """Uniform sample inside the joint limits shrunk by ``margin`` rad on each side."""
+        return rng.uniform(self.q_min + margin, self.q_max - margin)

@@ -1,0 +1,147 @@
+"""The MuJoCo scene, compiled from the same URDF Pinocchio loads.
+
+``build_model()`` takes ``urdf/panda.urdf`` through MuJoCo's URDF compiler and adds, with
+``mujoco.MjSpec``: a TCP site (placed by composing the URDF's fixed joints, since MuJoCo fuses
+fixed links), torque motors on the 7 arm joints with the URDF effort limits, a position-
+controlled gripper (finger 2 mirrors finger 1 through the joint equality MuJoCo makes of the
+URDF's mimic tag), a table, a cube with a free joint, a target marker, a light and a camera.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+from ohio_core.envs.arm.description import ARM_JOINTS, FINGER_JOINTS, TCP_FRAME, urdf_path
+
+TCP_SITE = "tcp"
+CUBE_BODY = "cube"
+TARGET_BODY = "target"
+GRIPPER_ACTUATOR = "gripper"
+CAMERA = "front"
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """Physical constants of the scene (SI units)."""
+
+    timestep: float = 0.002
+    cube_half_size: float = 0.02
+    cube_mass: float = 0.1
+    cube_friction: float = 1.0
+    gripper_kp: float = 1000.0       # N/m, position servo on the fingers
+    gripper_force: float = 70.0      # N, continuous force of the Franka hand
+    table_center: tuple[float, float] = (0.55, 0.0)
+    table_half_size: tuple[float, float] = (0.35, 0.5)
+
+    def __post_init__(self):
+        if not 0.0 < self.timestep <= 0.005:
+            raise ValueError(f"SceneConfig.timestep must be in (0, 0.005] s, got {self.timestep}")
+        if not 0.005 <= self.cube_half_size <= 0.035:
+            raise ValueError(
+                f"SceneConfig.cube_half_size must fit the gripper (0.005..0.035 m), got {self.cube_half_size}")
+
+
+def _rpy_matrix(rpy: np.ndarray) -> np.ndarray:
+    """URDF convention: R = Rz(yaw) Ry(pitch) Rx(roll)."""
+    r, p, y = rpy
+    cr, sr, cp, sp, cy, sy = np.cos(r), np.sin(r), np.cos(p), np.sin(p), np.cos(y), np.sin(y)
+    return np.array([
+        [cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
+        [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
+        [-sp, cp * sr, cp * cr],
+    ])
+
+
+def fixed_chain(urdf: Path, link: str) -> tuple[str, np.ndarray, np.ndarray]:
+    """Walk up the fixed joints above ``link``: (first moving ancestor, position, rotation) of
+    ``link`` in that ancestor's frame. That ancestor is the body MuJoCo fuses ``link`` into."""
+    root = ET.parse(urdf).getroot()
+    by_child = {j.find("child").get("link"): j for j in root.findall("joint")}
+    pos, rot = np.zeros(3), np.eye(3)
+    while link in by_child and by_child[link].get("type") == "fixed":
+        joint = by_child[link]
+        origin = joint.find("origin")
+        xyz = np.fromstring(origin.get("xyz", "0 0 0"), sep=" ") if origin is not None else np.zeros(3)
+        rpy = np.fromstring(origin.get("rpy", "0 0 0"), sep=" ") if origin is not None else np.zeros(3)
+        r_joint = _rpy_matrix(rpy)
+        pos, rot = xyz + r_joint @ pos, r_joint @ rot
+        link = joint.find("parent").get("link")
+    return link, pos, rot
+
+
+def effort_limits(urdf: Path, joints=ARM_JOINTS) -> np.ndarray:
+    root = ET.parse(urdf).getroot()
+    limits = {j.get("name"): float(j.find("limit").get("effort")) for j in root.findall("joint")
+              if j.find("limit") is not None}
+    return np.array([limits[name] for name in joints])
+
+
+def _quat(rot: np.ndarray) -> np.ndarray:
+    q = np.zeros(4)
+    mujoco.mju_mat2Quat(q, rot.reshape(-1))
+    return q
+
+
+def build_spec(config: SceneConfig = SceneConfig(), urdf: Path | None = None) -> mujoco.MjSpec:
+    urdf = Path(urdf) if urdf is not None else urdf_path()
+    spec = mujoco.MjSpec.from_file(str(urdf))
+    spec.meshdir = str(urdf.parent)
+    spec.modelname = "ohio_panda_scene"
+    spec.option.timestep = config.timestep
+    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
+    spec.option.impratio = 10.0
+
+    parent, pos, rot = fixed_chain(urdf, TCP_FRAME)
+    spec.body(parent).add_site(name=TCP_SITE, pos=pos, quat=_quat(rot), size=[0.01, 0, 0],
+                               rgba=[1, 0.5, 0, 0.5], group=3)
+
+    for name, limit in zip(ARM_JOINTS, effort_limits(urdf)):
+        act = spec.add_actuator(name=f"{name}_motor", target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT)
+        act.set_to_motor()
+        act.ctrlrange = [-limit, limit]
+        act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
+        act.forcerange = [-limit, limit]
+        act.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
+
+    grip = spec.add_actuator(name=GRIPPER_ACTUATOR, target=FINGER_JOINTS[0], trntype=mujoco.mjtTrn.mjTRN_JOINT)
+    grip.set_to_position(kp=config.gripper_kp)
+    grip.ctrlrange = [0.0, 0.04]
+    grip.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
+    grip.forcerange = [-config.gripper_force, config.gripper_force]
+    grip.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
+    spec.add_exclude(bodyname1="panda_leftfinger", bodyname2="panda_rightfinger")
+    for finger in ("panda_leftfinger", "panda_rightfinger"):
+        for geom in spec.body(finger).geoms:
+            geom.friction = [config.cube_friction, 0.005, 0.0001]
+            geom.condim = 4
+
+    world = spec.worldbody
+    world.add_light(pos=[0.5, 0, 2.5], dir=[0, 0, -1], diffuse=[0.8, 0.8, 0.8])
+    world.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[3, 3, 0.1],
+                   pos=[0, 0, -0.75], rgba=[0.3, 0.3, 0.35, 1])
+    cx, cy = config.table_center
+    hx, hy = config.table_half_size
+    world.add_geom(name="table", type=mujoco.mjtGeom.mjGEOM_BOX, size=[hx, hy, 0.375],
+                   pos=[cx, cy, -0.375], rgba=[0.6, 0.45, 0.3, 1])
+    world.add_camera(name=CAMERA, pos=[1.6, 0.0, 0.9], xyaxes=[0, 1, 0, -0.45, 0, 0.9])
+
+    h = config.cube_half_size
+    cube = world.add_body(name=CUBE_BODY, pos=[cx, cy, h])
+    cube.add_freejoint(name="cube_joint")
+    cube.add_geom(name="cube_geom", type=mujoco.mjtGeom.mjGEOM_BOX, size=[h, h, h], mass=config.cube_mass,
+                  rgba=[0.8, 0.1, 0.1, 1], friction=[config.cube_friction, 0.005, 0.0001], condim=4)
+
+    target = world.add_body(name=TARGET_BODY, mocap=True, pos=[cx, cy, 0.3])
+    target.add_geom(name="target_geom", type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.02, 0, 0],
+                    rgba=[0.1, 0.8, 0.1, 0.4], contype=0, conaffinity=0)
+    return spec
+
+
+def build_model(config: SceneConfig = SceneConfig(), urdf: Path | None = None) -> mujoco.MjModel:
+    return build_spec(config, urdf).compile()
