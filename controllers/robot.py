@@ -28,6 +28,7 @@ class Kinematics:
     M: np.ndarray      # (7, 7) joint-space mass matrix
     Minv: np.ndarray   # (7, 7)
     h: np.ndarray      # (7,) Coriolis + centrifugal + gravity, C(q, qd) qd + g(q)
+    dJqd: np.ndarray | None = None   # (6,) TCP drift acceleration dJ/dt qd (classical, world-aligned)
 
 
 class PandaModel:
@@ -64,15 +65,20 @@ class PandaModel:
         self.qd_max = self.model.velocityLimit.copy()
         self.tau_max = self.model.effortLimit.copy()
 
-    def kinematics(self, q: np.ndarray, qd: np.ndarray) -> Kinematics:
-        """Evaluate M(q), M(q)^-1, h(q, qd), the TCP pose and J(q) in one pass."""
+    def kinematics(self, q: np.ndarray, qd: np.ndarray, drift: bool = False) -> Kinematics:
+        """Evaluate M(q), M(q)^-1, h(q, qd), the TCP pose, J(q) (and dJ qd if ``drift``) in one pass."""
         m, d = self.model, self.data
         M = pin.crba(m, d, q).copy()
         h = pin.nonLinearEffects(m, d, q, qd).copy()
-        J = pin.computeFrameJacobian(m, d, q, self.tcp_id, pin.LOCAL_WORLD_ALIGNED).copy()
         Minv = pin.computeMinverse(m, d, q).copy()
+        dJqd = None
+        if drift:
+            pin.forwardKinematics(m, d, q, qd, np.zeros(self.nq))
+            dJqd = pin.getFrameClassicalAcceleration(m, d, self.tcp_id, pin.LOCAL_WORLD_ALIGNED).vector.copy()
+        J = pin.computeFrameJacobian(m, d, q, self.tcp_id, pin.LOCAL_WORLD_ALIGNED).copy()
         oMf = d.oMf[self.tcp_id]
-        return Kinematics(p=oMf.translation.copy(), R=oMf.rotation.copy(), J=J, M=M, Minv=Minv, h=h)
+        return Kinematics(p=oMf.translation.copy(), R=oMf.rotation.copy(), J=J, M=M, Minv=Minv, h=h,
+                          dJqd=dJqd)
 
     def tcp_pose(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Forward kinematics of the TCP: (p, R) in the world frame."""

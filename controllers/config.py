@@ -1,0 +1,158 @@
+"""Typed, validated controller configurations, loadable from YAML.
+
+Every vector field accepts a scalar (broadcast) or a list of the right length. Unknown keys are
+an error that names them: a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from ohio_core.envs.arm.description import Q_HOME
+
+
+class ConfigError(ValueError):
+    """A controller configuration is malformed (unknown key, wrong shape, out of range)."""
+
+
+def _vector(name: str, value: Any, n: int, positive: bool = False, allow_zero: bool = False) -> tuple:
+    arr = np.broadcast_to(np.asarray(value, dtype=float), (n,)) if np.ndim(value) == 0 else np.asarray(value, float)
+    if arr.shape != (n,):
+        raise ConfigError(f"{name} must be a scalar or a list of {n} numbers, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ConfigError(f"{name} must be finite, got {arr.tolist()}")
+    if positive and np.any(arr < 0 if allow_zero else arr <= 0):
+        raise ConfigError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {arr.tolist()}")
+    return tuple(float(x) for x in arr)
+
+
+@dataclass(frozen=True)
+class _Base:
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            spec = f.metadata.get("vector")
+            value = getattr(self, f.name)
+            if spec is not None and value is not None:
+                n, kind = spec
+                object.__setattr__(self, f.name, _vector(
+                    f"{type(self).__name__}.{f.name}", value, n,
+                    positive=kind in ("positive", "nonnegative"), allow_zero=kind == "nonnegative"))
+        if not 0.0 < self.control_period <= 0.1:
+            raise ConfigError(f"control_period must be in (0, 0.1] s, got {self.control_period}")
+
+    @classmethod
+    def from_dict(cls, data: dict | None):
+        data = dict(data or {})
+        kind = data.pop("type", None)
+        if kind is not None and kind != cls.kind:
+            raise ConfigError(f"config has type {kind!r}, expected {cls.kind!r}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown key(s) {unknown} for {cls.__name__}; known keys: {sorted(known)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        out = {"type": self.kind}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def array(self, name: str) -> np.ndarray:
+        """A vector field as a read-only float array (cached: configs are immutable)."""
+        cache = self.__dict__.setdefault("_arrays", {})
+        if name not in cache:
+            arr = np.asarray(getattr(self, name), dtype=float)
+            arr.flags.writeable = False
+            cache[name] = arr
+        return cache[name]
+
+
+def _vec(n: int, kind: str = "any", default=None):
+    return field(default=default, metadata={"vector": (n, kind)})
+
+
+@dataclass(frozen=True)
+class OSCConfig(_Base):
+    """Operational-space controller (see ``controllers.osc``).
+
+    Gains per task axis (x, y, z, rx, ry, rz); ``kd = 2 * damping_ratio * sqrt(kp)``.
+    ``output_max`` scales a normalized action in [-1, 1]^6 into a pose delta (m, rad).
+    """
+
+    kind = "osc"
+    kp: tuple = _vec(6, "positive", 150.0)
+    damping_ratio: tuple = _vec(6, "nonnegative", 1.0)
+    output_max: tuple = _vec(6, "positive", (0.05, 0.05, 0.05, 0.5, 0.5, 0.5))
+    nullspace_kp: float = 10.0
+    rest_posture: tuple = _vec(7, "any", tuple(Q_HOME))
+    torque_limits: tuple | None = _vec(7, "positive", None)
+    lambda_rcond: float = 1e-6
+    control_period: float = 0.02
+
+    @functools.cached_property
+    def kd(self) -> np.ndarray:
+        return 2.0 * self.array("damping_ratio") * np.sqrt(self.array("kp"))
+
+
+@dataclass(frozen=True)
+class QPConfig(_Base):
+    """Task-space QP controller (see ``controllers.qp``): same task PD as the OSC, solved under
+    dynamics, torque, joint-velocity and joint-position constraints."""
+
+    kind = "qp"
+    kp: tuple = _vec(6, "positive", 150.0)
+    damping_ratio: tuple = _vec(6, "nonnegative", 1.0)
+    output_max: tuple = _vec(6, "positive", (0.05, 0.05, 0.05, 0.5, 0.5, 0.5))
+    task_weight: tuple = _vec(6, "positive", 1.0)
+    nullspace_kp: float = 10.0
+    posture_weight: float = 1e-3
+    rest_posture: tuple = _vec(7, "any", tuple(Q_HOME))
+    torque_limits: tuple | None = _vec(7, "positive", None)
+    position_margin: float = 0.05        # rad kept clear of each joint limit
+    braking_acceleration: float = 5.0    # rad/s^2 assumed available to stop before a limit
+    hold_damping: float = 10.0           # N m s/rad, joint damping of the fallback hold torque
+    control_period: float = 0.02
+
+    @functools.cached_property
+    def kd(self) -> np.ndarray:
+        return 2.0 * self.array("damping_ratio") * np.sqrt(self.array("kp"))
+
+
+CONFIG_TYPES = {OSCConfig.kind: OSCConfig, QPConfig.kind: QPConfig}
+
+
+def config_from_dict(data: dict) -> OSCConfig | QPConfig:
+    """Build a controller config from a mapping whose ``type`` is ``osc`` or ``qp``."""
+    kind = (data or {}).get("type", "osc")
+    if kind not in CONFIG_TYPES:
+        raise ConfigError(f"unknown controller type {kind!r}; expected one of {sorted(CONFIG_TYPES)}")
+    return CONFIG_TYPES[kind].from_dict(data)
+
+
+def load_config(path: str | Path) -> OSCConfig | QPConfig:
+    """Load a controller config from YAML; errors name the file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"controller config not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+    try:
+        return config_from_dict(data or {})
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

@@ -1,0 +1,146 @@
+"""Operational-space control (Khatib 1987), in the form of the reference work's controller.
+
+With e = (p_g - p, 1/2 sum_i r_i x r_g,i) and task velocity v = J qd::
+
+    Lambda = (J M^-1 J^T)^+                       task-space inertia (truncated pseudo-inverse)
+    F      = Lambda (K_p e - K_d v)               K_d = 2 zeta sqrt(K_p), per axis
+    N      = I - J^T Lambda J M^-1                dynamically consistent nullspace projector (N = Nbar^T)
+    tau    = clip(J^T F + h + N M (k_n (q_rest - q) - 2 sqrt(k_n) qd),  -tau_max, tau_max)
+
+``osc_terms`` computes everything that does not depend on the goal; ``osc_law`` adds the goal.
+Both accept leading batch dimensions, so the inverse problems call this very code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg.lapack import dpotrf, dpotrs
+
+from controllers.config import OSCConfig
+from controllers.goals import PoseGoal, goal_from_action, orientation_error, require_finite
+from controllers.robot import Kinematics, PandaModel
+
+
+@dataclass(frozen=True)
+class OSCTerms:
+    """Goal-independent part of the OSC law at a state; the law is affine in the task error::
+
+        tau_unclipped = B e(g) + c,   B = J^T Lambda K_p,   c = h + tau_null - J^T Lambda K_d v
+    """
+
+    p: np.ndarray      # (..., 3) TCP position
+    R: np.ndarray      # (..., 3, 3) TCP orientation
+    B: np.ndarray      # (..., 7, 6)
+    c: np.ndarray      # (..., 7)
+    cond: np.ndarray   # (...,) condition number of J M^-1 J^T
+
+
+@dataclass(frozen=True)
+class ControlOutput:
+    tau: np.ndarray              # (..., 7) commanded torque, within limits
+    tau_unclipped: np.ndarray    # (..., 7)
+    saturated: np.ndarray        # (..., 7) bool, entries that hit a limit
+
+
+_EYE6 = np.eye(6)
+
+
+def _one_norm(A: np.ndarray) -> np.ndarray:
+    return np.abs(A).sum(-2).max(-1)
+
+
+def _pinv_eig(A: np.ndarray, rcond: float) -> tuple[np.ndarray, np.ndarray]:
+    w, V = np.linalg.eigh(A)
+    keep = w > rcond * w[..., -1:]
+    w_inv = np.where(keep, 1.0 / np.where(keep, w, 1.0), 0.0)
+    cond = w[..., -1] / np.maximum(w[..., 0], np.finfo(float).tiny)
+    return (V * w_inv[..., None, :]) @ np.swapaxes(V, -1, -2), cond
+
+
+def task_inertia(A: np.ndarray, rcond: float) -> tuple[np.ndarray, np.ndarray]:
+    """Lambda = A^+ for A = J M^-1 J^T (6x6, symmetric positive semi-definite), and cond(A).
+
+    Where n cond_1(A) < 1/rcond (which bounds cond_2(A) < 1/rcond) the plain inverse; elsewhere,
+    near kinematic singularities, the pseudo-inverse that drops eigenvalues below rcond * max.
+    The same rule holds for one state (Cholesky through LAPACK) and for a batch.
+    """
+    n = A.shape[-1]
+    if A.ndim == 2:
+        U, info = dpotrf(A)
+        if info == 0:
+            Lam, info = dpotrs(U, _EYE6 if n == 6 else np.eye(n))
+            if info == 0:
+                cond = abs(A).sum(0).max() * abs(Lam).sum(0).max()
+                if n * cond < 1.0 / rcond:
+                    return Lam, cond
+        return _pinv_eig(A, rcond)
+    try:
+        Lam = np.linalg.inv(A)
+    except np.linalg.LinAlgError:
+        return _pinv_eig(A, rcond)
+    cond = _one_norm(A) * _one_norm(Lam)
+    bad = ~(n * cond < 1.0 / rcond)
+    if np.any(bad):
+        Lam[bad], cond[bad] = _pinv_eig(A[bad], rcond)
+    return Lam, cond
+
+
+def osc_terms(kin: Kinematics, q: np.ndarray, qd: np.ndarray, config: OSCConfig) -> OSCTerms:
+    J, Jt = kin.J, np.swapaxes(kin.J, -1, -2)
+    JMinv = J @ kin.Minv
+    Lam, cond = task_inertia(JMinv @ Jt, config.lambda_rcond)
+    JtLam = Jt @ Lam
+    kn = config.nullspace_kp
+    qdd_post = kn * (config.array("rest_posture") - q) - 2.0 * np.sqrt(kn) * qd
+    tau_post = kin.M @ qdd_post[..., None]
+    # N tau_post with N = I - J^T Lambda J M^-1
+    tau_null = (tau_post - JtLam @ (JMinv @ tau_post))[..., 0]
+    v = J @ qd[..., None]
+    c = kin.h + tau_null - (JtLam @ (config.kd[:, None] * v))[..., 0]
+    return OSCTerms(p=kin.p, R=kin.R, B=JtLam * config.array("kp"), c=c, cond=cond)
+
+
+def task_error(goal: PoseGoal, p: np.ndarray, R: np.ndarray) -> np.ndarray:
+    return np.concatenate([goal.p - p, orientation_error(goal.R, R)], -1)
+
+
+def osc_law(terms: OSCTerms, goal: PoseGoal) -> np.ndarray:
+    """Unclipped torque B e(g) + c."""
+    return (terms.B @ task_error(goal, terms.p, terms.R)[..., None])[..., 0] + terms.c
+
+
+def clip_torque(tau: np.ndarray, tau_max: np.ndarray) -> ControlOutput:
+    clipped = np.minimum(np.maximum(tau, -tau_max), tau_max)
+    return ControlOutput(tau=clipped, tau_unclipped=tau, saturated=clipped != tau)
+
+
+def torque_limits(model: PandaModel, config) -> np.ndarray:
+    return model.tau_max if config.torque_limits is None else config.array("torque_limits")
+
+
+class OSC:
+    """Stateless OSC bound to a robot model: ``act(q, qd, goal) -> tau``."""
+
+    name = "osc"
+    #: what an inverse may exploit: closed form before clipping, exact gradients of its twin
+    inverse_capabilities = frozenset({"closed_form", "differentiable"})
+
+    def __init__(self, model: PandaModel, config: OSCConfig = OSCConfig()):
+        if not isinstance(config, OSCConfig):
+            raise TypeError(f"OSC needs an OSCConfig, got {type(config).__name__}")
+        self.model, self.config = model, config
+        self.tau_max = torque_limits(model, config)
+
+    def compute(self, q: np.ndarray, qd: np.ndarray, goal: PoseGoal) -> ControlOutput:
+        q, qd = require_finite("q", q), require_finite("qd", qd)
+        terms = osc_terms(self.model.kinematics(q, qd), q, qd, self.config)
+        return clip_torque(osc_law(terms, goal), self.tau_max)
+
+    def act(self, q: np.ndarray, qd: np.ndarray, goal: PoseGoal) -> np.ndarray:
+        return self.compute(q, qd, goal).tau
+
+    def goal_from_action(self, action: np.ndarray, q: np.ndarray) -> PoseGoal:
+        p0, R0 = self.model.tcp_pose(require_finite("q", q))
+        return goal_from_action(action, p0, R0, self.config.output_max)

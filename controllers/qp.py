@@ -1,0 +1,121 @@
+"""Task-space QP controller on joint accelerations, solved with quadprog.
+
+Same task PD as the OSC, xdd* = K_p e(g) - K_d v. With T the control period::
+
+    min_qdd  1/2 || J qdd + dJ qd - xdd* ||^2_W + w_p/2 || qdd - qdd_post ||^2
+    s.t.     -tau_max <= M qdd + h <= tau_max                                  (torque)
+             |qd + T qdd| <= min(qd_max, sqrt(2 a_b (room)))                  (velocity, and braking room)
+             q_min + m <= q + T qd + T^2/2 qdd <= q_max - m                   (position over the period)
+
+then tau = M qdd + h. qdd_post = k_n (q_rest - q) - 2 sqrt(k_n) qd is the posture acceleration. A
+solve that fails (infeasible state, numerical trouble) returns the safe hold torque
+clip(h - d qd) and a status, never an exception into the control loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import quadprog
+
+from controllers.config import QPConfig
+from controllers.goals import PoseGoal, goal_from_action, require_finite
+from controllers.osc import ControlOutput, clip_torque, task_error, torque_limits
+from controllers.robot import Kinematics, PandaModel
+
+STATUS_OK, STATUS_HOLD = "ok", "hold"
+
+
+@dataclass(frozen=True)
+class QPProblem:
+    """quadprog's form: min 1/2 x^T G x - a^T x  s.t.  C^T x >= b."""
+
+    G: np.ndarray   # (7, 7)
+    a: np.ndarray   # (7,)
+    C: np.ndarray   # (7, m)
+    b: np.ndarray   # (m,)
+
+
+@dataclass(frozen=True)
+class QPOutput(ControlOutput):
+    status: str = STATUS_OK
+    qdd: np.ndarray | None = None
+
+
+def task_acceleration(goal: PoseGoal, kin: Kinematics, qd: np.ndarray, config: QPConfig) -> np.ndarray:
+    """xdd* = K_p e(g) - K_d J qd."""
+    return config.array("kp") * task_error(goal, kin.p, kin.R) - config.kd * (kin.J @ qd)
+
+
+def qp_problem(kin: Kinematics, q: np.ndarray, qd: np.ndarray, xdd: np.ndarray, config: QPConfig,
+               q_min: np.ndarray, q_max: np.ndarray, qd_max: np.ndarray, tau_max: np.ndarray) -> QPProblem:
+    T, W, w_p = config.control_period, config.array("task_weight"), config.posture_weight
+    kn = config.nullspace_kp
+    qdd_post = kn * (config.array("rest_posture") - q) - 2.0 * np.sqrt(kn) * qd
+    JtW = kin.J.T * W
+    G = JtW @ kin.J + w_p * np.eye(7)
+    a = JtW @ (xdd - kin.dJqd) + w_p * qdd_post
+
+    lo, hi = q_min + config.position_margin, q_max - config.position_margin
+    a_b = config.braking_acceleration
+    v_hi = np.minimum(qd_max, np.sqrt(2.0 * a_b * np.maximum(hi - q, 0.0)))
+    v_lo = np.minimum(qd_max, np.sqrt(2.0 * a_b * np.maximum(q - lo, 0.0)))
+    eye = np.eye(7)
+    C = np.hstack([kin.M, -kin.M, T * eye, -T * eye, 0.5 * T * T * eye, -0.5 * T * T * eye])
+    b = np.concatenate([
+        -tau_max - kin.h, -tau_max + kin.h,                     # torque
+        -v_lo - qd, -v_hi + qd,                                  # velocity and braking room
+        lo - q - T * qd, -(hi - q - T * qd),                     # position at the end of the period
+    ])
+    return QPProblem(G=G, a=a, C=C, b=b)
+
+
+def hold_torque(kin: Kinematics, qd: np.ndarray, config: QPConfig, tau_max: np.ndarray) -> np.ndarray:
+    return np.clip(kin.h - config.hold_damping * qd, -tau_max, tau_max)
+
+
+def qp_step(model: PandaModel, q: np.ndarray, qd: np.ndarray, goal: PoseGoal, config: QPConfig,
+            tau_max: np.ndarray) -> QPOutput:
+    kin = model.kinematics(q, qd, drift=True)
+    prob = qp_problem(kin, q, qd, task_acceleration(goal, kin, qd, config), config,
+                      model.q_min, model.q_max, model.qd_max, tau_max)
+    try:
+        qdd = quadprog.solve_qp(prob.G, prob.a, prob.C, prob.b, 0)[0]
+    except ValueError:
+        qdd = None
+    if qdd is None or not np.isfinite(qdd).all():
+        tau = hold_torque(kin, qd, config, tau_max)
+        return QPOutput(tau=tau, tau_unclipped=tau, saturated=np.zeros(7, bool), status=STATUS_HOLD)
+    out = clip_torque(kin.M @ qdd + kin.h, tau_max)
+    return QPOutput(tau=out.tau, tau_unclipped=out.tau_unclipped, saturated=out.saturated, qdd=qdd)
+
+
+class QP:
+    """QP controller bound to a robot model: ``act(q, qd, goal) -> tau``; counts fallbacks."""
+
+    name = "qp"
+    #: what an inverse may exploit: the KKT conditions of the QP
+    inverse_capabilities = frozenset({"kkt"})
+
+    def __init__(self, model: PandaModel, config: QPConfig = QPConfig()):
+        if not isinstance(config, QPConfig):
+            raise TypeError(f"QP needs a QPConfig, got {type(config).__name__}")
+        self.model, self.config = model, config
+        self.tau_max = torque_limits(model, config)
+        self.solves = 0
+        self.fallbacks = 0
+
+    def compute(self, q: np.ndarray, qd: np.ndarray, goal: PoseGoal) -> QPOutput:
+        q, qd = require_finite("q", q), require_finite("qd", qd)
+        out = qp_step(self.model, q, qd, goal, self.config, self.tau_max)
+        self.solves += 1
+        self.fallbacks += out.status != STATUS_OK
+        return out
+
+    def act(self, q: np.ndarray, qd: np.ndarray, goal: PoseGoal) -> np.ndarray:
+        return self.compute(q, qd, goal).tau
+
+    def goal_from_action(self, action: np.ndarray, q: np.ndarray) -> PoseGoal:
+        p0, R0 = self.model.tcp_pose(require_finite("q", q))
+        return goal_from_action(action, p0, R0, self.config.output_max)

@@ -1,0 +1,125 @@
+"""Thin wrapper over MuJoCo for the arm scene: state in, torque out, zero-order hold.
+
+One ``control_step`` holds the commanded torque for ``control_period`` (several physics steps),
+as a 50 Hz controller on a real robot does.
+"""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+
+from ohio_core.envs.arm.description import ARM_JOINTS, FINGER_JOINTS, Q_HOME
+from ohio_core.envs.arm.scene import CUBE_BODY, GRIPPER_ACTUATOR, TARGET_BODY, TCP_SITE, SceneConfig, build_model
+
+FINGER_MAX = 0.04   # m, per finger
+
+
+class ArmSim:
+    """The Panda scene stepped at the control rate. Arrays returned are copies."""
+
+    def __init__(self, scene: SceneConfig = SceneConfig(), control_period: float = 0.02):
+        n = control_period / scene.timestep
+        if abs(n - round(n)) > 1e-9 or round(n) < 1:
+            raise ValueError(f"control_period {control_period} s is not a multiple of the physics "
+                             f"timestep {scene.timestep} s")
+        self.scene, self.control_period, self.n_substeps = scene, control_period, int(round(n))
+        self.model = build_model(scene)
+        self.data = mujoco.MjData(self.model)
+        m = self.model
+        self.qpos_arm = np.array([m.jnt_qposadr[m.joint(j).id] for j in ARM_JOINTS])
+        self.qvel_arm = np.array([m.jnt_dofadr[m.joint(j).id] for j in ARM_JOINTS])
+        self.qpos_fingers = np.array([m.jnt_qposadr[m.joint(j).id] for j in FINGER_JOINTS])
+        self.act_arm = np.array([m.actuator(f"{j}_motor").id for j in ARM_JOINTS])
+        self.act_gripper = m.actuator(GRIPPER_ACTUATOR).id
+        self.tau_max = m.actuator_ctrlrange[self.act_arm, 1].copy()
+        self.tcp_site = m.site(TCP_SITE).id
+        self.cube_body = m.body(CUBE_BODY).id
+        cube_joint = m.body_jntadr[self.cube_body]
+        self.qpos_cube = m.jnt_qposadr[cube_joint]
+        self.qvel_cube = m.jnt_dofadr[cube_joint]
+        self.cube_geom = m.geom("cube_geom").id
+        self.finger_bodies = (m.body("panda_leftfinger").id, m.body("panda_rightfinger").id)
+        self.target_mocap = m.body_mocapid[m.body(TARGET_BODY).id]
+        self._renderer = None
+
+    # -- state -------------------------------------------------------------------------------------
+    def reset(self, q: np.ndarray = Q_HOME, gripper: float = 0.0, cube_pos=None, cube_quat=(1, 0, 0, 0),
+              target=None) -> None:
+        """Set the arm at rest at ``q``; ``gripper`` 0 open .. 1 closed; cube pose (wxyz) and target."""
+        mujoco.mj_resetData(self.model, self.data)
+        d = self.data
+        d.qpos[self.qpos_arm] = q
+        d.qpos[self.qpos_fingers] = FINGER_MAX * (1.0 - gripper)
+        if cube_pos is None:
+            cube_pos = (*self.scene.table_center, self.scene.cube_half_size)
+        d.qpos[self.qpos_cube:self.qpos_cube + 3] = cube_pos
+        d.qpos[self.qpos_cube + 3:self.qpos_cube + 7] = cube_quat
+        if target is not None:
+            d.mocap_pos[self.target_mocap] = target
+        d.ctrl[self.act_gripper] = FINGER_MAX * (1.0 - gripper)
+        mujoco.mj_forward(self.model, d)
+
+    @property
+    def time(self) -> float:
+        return float(self.data.time)
+
+    @property
+    def q(self) -> np.ndarray:
+        return self.data.qpos[self.qpos_arm].copy()
+
+    @property
+    def qd(self) -> np.ndarray:
+        return self.data.qvel[self.qvel_arm].copy()
+
+    @property
+    def tau(self) -> np.ndarray:
+        """Torque the motors apply now (the last command after MuJoCo's limits)."""
+        return self.data.actuator_force[self.act_arm].copy()
+
+    @property
+    def finger_opening(self) -> float:
+        """Distance between the fingertips (m), 0 .. 0.08."""
+        return float(self.data.qpos[self.qpos_fingers].sum())
+
+    def tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.data.site_xpos[self.tcp_site].copy(), self.data.site_xmat[self.tcp_site].reshape(3, 3).copy()
+
+    def cube_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """Cube position and orientation matrix."""
+        return self.data.xpos[self.cube_body].copy(), self.data.xmat[self.cube_body].reshape(3, 3).copy()
+
+    @property
+    def target(self) -> np.ndarray:
+        return self.data.mocap_pos[self.target_mocap].copy()
+
+    def cube_grasped(self) -> bool:
+        """Both fingers touch the cube."""
+        touching = set()
+        for i in range(self.data.ncon):
+            c = self.data.contact[i]
+            if self.cube_geom in (c.geom1, c.geom2):
+                other = c.geom2 if c.geom1 == self.cube_geom else c.geom1
+                touching.add(int(self.model.geom_bodyid[other]))
+        return all(b in touching for b in self.finger_bodies)
+
+    # -- stepping ----------------------------------------------------------------------------------
+    def control_step(self, tau: np.ndarray, gripper: float = 0.0) -> None:
+        """Apply ``tau`` (7) and the gripper command (0 open .. 1 closed) for one control period."""
+        tau = np.asarray(tau, dtype=float)
+        if tau.shape != (7,) or not np.isfinite(tau).all():
+            raise ValueError(f"torque command must be 7 finite numbers, got {tau}")
+        if not np.isfinite(gripper):
+            raise ValueError(f"gripper command must be finite, got {gripper}")
+        d = self.data
+        d.ctrl[self.act_arm] = np.clip(tau, -self.tau_max, self.tau_max)
+        d.ctrl[self.act_gripper] = FINGER_MAX * (1.0 - float(np.clip(gripper, 0.0, 1.0)))
+        mujoco.mj_step(self.model, d, nstep=self.n_substeps)
+
+    # -- pictures ----------------------------------------------------------------------------------
+    def render(self, width: int = 480, height: int = 360, camera: str = "front") -> np.ndarray:
+        """RGB image from the scene camera (needs an OpenGL backend: MUJOCO_GL=egl or osmesa)."""
+        if self._renderer is None or (self._renderer.width, self._renderer.height) != (width, height):
+            self._renderer = mujoco.Renderer(self.model, height=height, width=width)
+        self._renderer.update_scene(self.data, camera=camera)
+        return self._renderer.render().copy()
