@@ -1,0 +1,146 @@
+"""Reach and lift: what the robot is asked to do, how it is rewarded, what it observes.
+
+A task owns an ``ArmSim`` and defines, per control step (50 Hz): the observation vector, a dense
+shaped reward in [0, 1] and a success flag. The gymnasium environments in ``envs.arm.env`` put an
+action interface on top.
+
+Observation layout (``OBS_LAYOUT``; rotations as the first two columns of the matrix, which is
+continuous, unlike a quaternion)::
+
+    q(7) qd(7) tcp_pos(3) tcp_rot6(6) finger_opening(1) cube_pos(3) cube_rot6(6) target_pos(3)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ohio_core.envs.arm.description import Q_HOME
+from ohio_core.envs.arm.scene import SceneConfig
+from ohio_core.envs.arm.sim import ArmSim
+
+OBS_LAYOUT: tuple[tuple[str, int], ...] = (
+    ("q", 7), ("qd", 7), ("tcp_pos", 3), ("tcp_rot6", 6), ("finger_opening", 1),
+    ("cube_pos", 3), ("cube_rot6", 6), ("target_pos", 3),
+)
+OBS_DIM = sum(n for _, n in OBS_LAYOUT)
+
+
+def obs_slices() -> dict[str, slice]:
+    out, i = {}, 0
+    for name, n in OBS_LAYOUT:
+        out[name] = slice(i, i + n)
+        i += n
+    return out
+
+
+def rot6(R: np.ndarray) -> np.ndarray:
+    return np.asarray(R)[..., :, :2].swapaxes(-1, -2).reshape(np.shape(R)[:-2] + (6,))
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """``horizon`` counts control steps (50 Hz); ``k`` control steps per high-level step."""
+
+    name: str = "reach"
+    horizon: int | None = None       # None: the task's default
+    k: int = 5
+    control_period: float = 0.02
+    home_noise: float = 0.05         # rad, uniform noise on the initial joint configuration
+
+    def __post_init__(self):
+        if self.name not in TASKS:
+            raise ValueError(f"unknown task {self.name!r}; expected one of {sorted(TASKS)}")
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+        if self.horizon is not None and self.horizon < self.k:
+            raise ValueError(f"horizon ({self.horizon}) must be at least k ({self.k}) control steps")
+
+    @property
+    def steps(self) -> int:
+        return self.horizon if self.horizon is not None else TASKS[self.name].default_horizon
+
+
+class ArmTask:
+    """Base: owns the simulator, samples initial states, computes observation/reward/success."""
+
+    name = "base"
+    default_horizon = 250
+    uses_gripper = False
+
+    def __init__(self, scene: SceneConfig = SceneConfig(), control_period: float = 0.02,
+                 home_noise: float = 0.05):
+        self.sim = ArmSim(scene, control_period)
+        self.home_noise = home_noise
+
+    def reset(self, rng: np.random.Generator) -> None:
+        q0 = Q_HOME + rng.uniform(-self.home_noise, self.home_noise, 7)
+        self.sim.reset(q0, **self.sample_scene(rng))
+
+    def sample_scene(self, rng: np.random.Generator) -> dict:
+        raise NotImplementedError
+
+    def observation(self) -> np.ndarray:
+        s = self.sim
+        p, R = s.tcp_pose()
+        cp, cR = s.cube_pose()
+        return np.concatenate([s.q, s.qd, p, rot6(R), [s.finger_opening], cp, rot6(cR), s.target])
+
+    def reward_success(self) -> tuple[float, bool]:
+        raise NotImplementedError
+
+
+class Reach(ArmTask):
+    """Move the TCP to a random target. r = 1 - tanh(10 d); success when d < 2 cm."""
+
+    name = "reach"
+    default_horizon = 250   # 5 s
+    target_low = np.array([0.35, -0.25, 0.10])
+    target_high = np.array([0.65, 0.25, 0.45])
+    success_radius = 0.02
+
+    def sample_scene(self, rng):
+        cube_xy = np.array(self.sim.scene.table_center) + np.array([0.0, 0.3])   # out of the way
+        return {"target": rng.uniform(self.target_low, self.target_high),
+                "cube_pos": (*cube_xy, self.sim.scene.cube_half_size)}
+
+    def reward_success(self):
+        d = float(np.linalg.norm(self.sim.tcp_pose()[0] - self.sim.target))
+        return 1.0 - np.tanh(10.0 * d), d < self.success_radius
+
+
+class Lift(ArmTask):
+    """Grasp the cube and raise it 10 cm.
+
+    r = 0.25 (1 - tanh(10 d_tcp,cube)) + 0.25 [both fingers touch the cube] + 0.5 min(1, dz / 0.1);
+    success (and r = 1) once the cube is 10 cm above its start.
+    """
+
+    name = "lift"
+    default_horizon = 500   # 10 s
+    uses_gripper = True
+    lift_height = 0.10
+
+    def sample_scene(self, rng):
+        cx, cy = self.sim.scene.table_center
+        h = self.sim.scene.cube_half_size
+        xy = np.array([cx - 0.05, cy]) + rng.uniform(-0.05, 0.05, 2)
+        yaw = rng.uniform(-np.pi / 4, np.pi / 4)
+        target = np.array([xy[0], xy[1], h + self.lift_height])
+        self.cube_z0 = h
+        return {"cube_pos": (xy[0], xy[1], h), "cube_quat": (np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)),
+                "target": target}
+
+    def reward_success(self):
+        s = self.sim
+        cp = s.cube_pose()[0]
+        dz = cp[2] - self.cube_z0
+        if dz >= self.lift_height:
+            return 1.0, True
+        d = float(np.linalg.norm(s.tcp_pose()[0] - cp))
+        r = 0.25 * (1.0 - np.tanh(10.0 * d)) + 0.25 * s.cube_grasped() + 0.5 * min(1.0, max(dz, 0.0) / self.lift_height)
+        return float(r), False
+
+
+TASKS: dict[str, type[ArmTask]] = {Reach.name: Reach, Lift.name: Lift}

@@ -1,0 +1,92 @@
+"""Scripted experts for the arm tasks, acting through the normalized goal interface.
+
+They read only the observation vector (``envs.arm.tasks.OBS_LAYOUT``) and return an action in
+[-1, 1]^6 (+ gripper): a proportional step toward a waypoint, scaled by the controller's
+``output_max`` so the commanded delta is the remaining error (clipped).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ohio_core.envs.arm.tasks import obs_slices
+
+_S = obs_slices()
+#: TCP pointing down, fingers closing along world y
+R_DOWN = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
+
+
+def _from_rot6(r6: np.ndarray) -> np.ndarray:
+    a, b = r6[:3], r6[3:]
+    return np.stack([a, b, np.cross(a, b)], axis=1)
+
+
+def _rz(yaw: float) -> np.ndarray:
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _log(R: np.ndarray) -> np.ndarray:
+    cos = np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0)
+    t = np.arccos(cos)
+    v = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]])
+    return v * (0.5 if t < 1e-6 else t / (2.0 * np.sin(t)))
+
+
+def pose_action(p: np.ndarray, R: np.ndarray, p_des: np.ndarray, R_des: np.ndarray, output_max) -> np.ndarray:
+    s = np.asarray(output_max, float)
+    return np.clip(np.concatenate([(p_des - p) / s[:3], _log(R_des @ R.T) / s[3:]]), -1.0, 1.0)
+
+
+class ReachExpert:
+    """Go straight to the target, keep the orientation the TCP has (pointing down)."""
+
+    def __init__(self, output_max=(0.05, 0.05, 0.05, 0.5, 0.5, 0.5)):
+        self.output_max = output_max
+
+    def reset(self) -> None:
+        pass
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        p, R = obs[_S["tcp_pos"]], _from_rot6(obs[_S["tcp_rot6"]])
+        return pose_action(p, R, obs[_S["target_pos"]], R_DOWN, self.output_max)
+
+
+class LiftExpert:
+    """Above the cube, yaw aligned with a cube face -> down -> close -> lift to the target."""
+
+    above, close_steps = 0.08, 6
+
+    def __init__(self, output_max=(0.05, 0.05, 0.05, 0.5, 0.5, 0.5)):
+        self.output_max = output_max
+        self.reset()
+
+    def reset(self) -> None:
+        self.phase, self.closed_for = "approach", 0
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        p, R = obs[_S["tcp_pos"]], _from_rot6(obs[_S["tcp_rot6"]])
+        cube, cR = obs[_S["cube_pos"]], _from_rot6(obs[_S["cube_rot6"]])
+        yaw = np.arctan2(cR[1, 0], cR[0, 0])
+        yaw = (yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4          # the face closest to the hand's yaw
+        R_des = _rz(yaw) @ R_DOWN
+        grip = -1.0
+        if self.phase == "approach":
+            target = cube + np.array([0.0, 0.0, self.above])
+            if np.linalg.norm(target - p) < 0.01:
+                self.phase = "descend"
+        if self.phase == "descend":
+            target = cube.copy()
+            if np.linalg.norm(target - p) < 0.008:
+                self.phase = "grasp"
+        if self.phase == "grasp":
+            target, grip = cube.copy(), 1.0
+            self.closed_for += 1
+            if self.closed_for >= self.close_steps:
+                self.phase = "lift"
+        if self.phase == "lift":
+            target, grip = obs[_S["target_pos"]] + np.array([0.0, 0.0, 0.03]), 1.0
+        return np.r_[pose_action(p, R, target, R_des, self.output_max), grip]
+
+
+EXPERTS = {"reach": ReachExpert, "lift": LiftExpert}
