@@ -35,8 +35,8 @@ class SceneConfig:
     cube_friction: float = 1.0
     gripper_kp: float = 1000.0       # N/m, position servo on the fingers
     gripper_force: float = 70.0      # N, continuous force of the Franka hand
-    table_center: tuple[float, float] = (0.55, 0.0)
-    table_half_size: tuple[float, float] = (0.35, 0.5)
+    table_center: tuple[float, float] = (0.45, 0.0)
+    table_half_size: tuple[float, float] = (0.6, 0.6)
 
     def __post_init__(self):
         if not 0.0 < self.timestep <= 0.005:
@@ -87,6 +87,15 @@ def _quat(rot: np.ndarray) -> np.ndarray:
     return q
 
 
+def _look_at(eye, center) -> list[float]:
+    """Camera x and y axes (MuJoCo ``xyaxes``) for a camera at ``eye`` looking at ``center``, z up."""
+    f = np.asarray(center, float) - np.asarray(eye, float)
+    f /= np.linalg.norm(f)
+    x = np.cross(f, [0.0, 0.0, 1.0])
+    x /= np.linalg.norm(x)
+    return [*x, *np.cross(x, f)]
+
+
 def build_spec(config: SceneConfig = SceneConfig(), urdf: Path | None = None) -> mujoco.MjSpec:
     urdf = Path(urdf) if urdf is not None else urdf_path()
     spec = mujoco.MjSpec.from_file(str(urdf))
@@ -129,7 +138,7 @@ def build_spec(config: SceneConfig = SceneConfig(), urdf: Path | None = None) ->
     hx, hy = config.table_half_size
     world.add_geom(name="table", type=mujoco.mjtGeom.mjGEOM_BOX, size=[hx, hy, 0.375],
                    pos=[cx, cy, -0.375], rgba=[0.6, 0.45, 0.3, 1])
-    world.add_camera(name=CAMERA, pos=[1.6, 0.0, 0.9], xyaxes=[0, 1, 0, -0.45, 0, 0.9])
+    world.add_camera(name=CAMERA, pos=[1.3, 0.9, 0.75], xyaxes=_look_at([1.3, 0.9, 0.75], [0.35, 0.0, 0.2]))
 
     h = config.cube_half_size
     cube = world.add_body(name=CUBE_BODY, pos=[cx, cy, h])
@@ -138,8 +147,9 @@ def build_spec(config: SceneConfig = SceneConfig(), urdf: Path | None = None) ->
                   rgba=[0.8, 0.1, 0.1, 1], friction=[config.cube_friction, 0.005, 0.0001], condim=4)
 
     target = world.add_body(name=TARGET_BODY, mocap=True, pos=[cx, cy, 0.3])
-    target.add_geom(name="target_geom", type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.02, 0, 0],
-                    rgba=[0.1, 0.8, 0.1, 0.4], contype=0, conaffinity=0)
+    # a site, not a geom: the URDF compiler discards contact-free geoms as visual-only
+    target.add_site(name="target_marker", type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.02, 0, 0],
+                    rgba=[0.1, 0.9, 0.1, 0.6])
     return spec
 
 
