@@ -1,0 +1,224 @@
+"""The layering rules of DESIGN.md, enforced on every module of the two core packages.
+
+- ``ohio_core`` and ``controllers`` never import rclpy (only the ROS 2 nodes in ros2_ws do):
+  checked by importing every module in a fresh interpreter and inspecting ``sys.modules``,
+  and statically over the source with ``ast`` (which also sees imports inside functions).
+- ``ohio_core.envs`` sits below ``controllers`` and never imports it, directly or through
+  another module. (``controllers`` may import ``ohio_core.envs.arm.description``.)
+
+Modules are discovered from the files on disk, so new modules are covered without edits here.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CORE_PACKAGES = ("ohio_core", "controllers")
+ENVS_PACKAGE = "ohio_core.envs"
+ROS_CLIENT = "rclpy"
+
+# Run in a fresh interpreter: import the given modules one by one and record which of them
+# brought in a module matching one of the given prefixes (the module itself or a submodule).
+_PROBE = r"""
+import importlib, json, sys, traceback
+
+prefixes, modules, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+
+def matching():
+    return {m for m in sys.modules if any(m == p or m.startswith(p + ".") for p in prefixes)}
+
+report = {"baseline": sorted(matching()), "culprits": {}, "errors": {}, "files": {}}
+for name in modules:
+    before = matching()
+    try:
+        module = importlib.import_module(name)
+        report["files"][name] = getattr(module, "__file__", None)
+    except BaseException:
+        report["errors"][name] = traceback.format_exc(limit=-3)
+    new = matching() - before
+    if new:
+        report["culprits"][name] = sorted(new)
+with open(out, "w") as f:
+    json.dump(report, f)
+"""
+
+
+def package_dir(package: str) -> Path:
+    """Directory of an importable package, found the way ``import`` finds it."""
+    spec = importlib.util.find_spec(package)
+    assert spec is not None and spec.submodule_search_locations, f"{package} is not an importable package"
+    (location,) = spec.submodule_search_locations
+    return Path(location)
+
+
+def source_files(package: str) -> list[Path]:
+    return sorted(p for p in package_dir(package).rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def module_name(package: str, path: Path) -> str | None:
+    """Dotted module name of a source file, or None if it cannot be imported by name."""
+    parts = [*package.split("."), *path.relative_to(package_dir(package)).with_suffix("").parts]
+    if parts[-1] == "__init__":
+        parts.pop()
+    if not all(part.isidentifier() for part in parts):
+        return None
+    return ".".join(parts)
+
+
+def discover_modules(package: str) -> list[str]:
+    """Every importable module of the package, parents first. ``__main__`` modules are left
+    out: importing one runs its program. Namespace sub-packages (no ``__init__.py``) count too."""
+    names = {module_name(package, p) for p in source_files(package)}
+    names.discard(None)
+    names.add(package)
+    return sorted((n for n in names if n.rsplit(".", 1)[-1] != "__main__"), key=lambda n: (n.count("."), n))
+
+
+def imported_names(source: str, filename: str = "<source>") -> list[tuple[int, str]]:
+    """(line, absolute module name) of every import in the source, wherever it appears:
+    ``import a.b``, ``from a.b import c``, ``importlib.import_module("a.b")``, ``__import__("a.b")``.
+    Relative imports are skipped: they stay inside their own package."""
+    found = []
+    for node in ast.walk(ast.parse(source, filename=filename)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0 and node.module:
+                found.append((node.lineno, node.module))
+        elif isinstance(node, ast.Call) and node.args:
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            arg = node.args[0]
+            if name in ("import_module", "__import__") and isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                found.append((node.lineno, arg.value))
+    return found
+
+
+def is_within(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def static_violations(packages, forbidden: str) -> list[str]:
+    violations = []
+    for package in packages:
+        for path in source_files(package):
+            for line, name in imported_names(path.read_text(encoding="utf-8"), str(path)):
+                if is_within(name, forbidden):
+                    violations.append(f"{path}:{line}: imports {name}")
+    return violations
+
+
+def probe(tmp_path: Path, prefixes: list[str], modules: list[str]) -> dict:
+    """Import ``modules`` in a fresh interpreter; see _PROBE for the report."""
+    out = tmp_path / "probe.json"
+    env = dict(os.environ, MPLBACKEND="Agg")
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(prefixes), json.dumps(modules), str(out)],
+        cwd=package_dir(CORE_PACKAGES[0]).parent, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and out.is_file(), (
+        f"probe interpreter failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return json.loads(out.read_text())
+
+
+def _format_errors(errors: dict) -> str:
+    return "\n".join(f"--- {name}\n{tb}" for name, tb in errors.items())
+
+
+@pytest.fixture(scope="module")
+def core_import_report(tmp_path_factory) -> dict:
+    modules = [m for package in CORE_PACKAGES for m in discover_modules(package)]
+    report = probe(tmp_path_factory.mktemp("core"), [ROS_CLIENT], modules)
+    report["modules"] = modules
+    return report
+
+
+# --- the rules -------------------------------------------------------------------------
+
+
+def test_every_core_module_imports(core_import_report):
+    assert not core_import_report["errors"], (
+        "modules of ohio_core/controllers fail to import:\n" + _format_errors(core_import_report["errors"]))
+
+
+def test_core_modules_do_not_import_rclpy_at_runtime(core_import_report):
+    assert not core_import_report["baseline"], (
+        f"{ROS_CLIENT} is already loaded by a bare interpreter: {core_import_report['baseline']}; "
+        "this check cannot see the project's imports")
+    culprits = core_import_report["culprits"]
+    assert not culprits, (
+        f"ohio_core and controllers must not import {ROS_CLIENT} (only ros2_ws nodes do); "
+        "first module to load it, with what it loaded:\n"
+        + "\n".join(f"  {name}: {', '.join(new[:5])}" for name, new in culprits.items()))
+
+
+def test_core_sources_do_not_import_rclpy():
+    violations = static_violations(CORE_PACKAGES, ROS_CLIENT)
+    assert not violations, f"{ROS_CLIENT} imported in the core packages:\n" + "\n".join(violations)
+
+
+def test_envs_sources_do_not_import_controllers():
+    violations = static_violations([ENVS_PACKAGE], "controllers")
+    assert not violations, ("ohio_core.envs is below controllers and must not import it:\n"
+                            + "\n".join(violations))
+
+
+def test_envs_modules_do_not_load_controllers(tmp_path):
+    """Also through other modules: a fresh interpreter imports all of ohio_core.envs."""
+    report = probe(tmp_path, ["controllers"], discover_modules(ENVS_PACKAGE))
+    assert not report["errors"], "ohio_core.envs modules fail to import:\n" + _format_errors(report["errors"])
+    assert not report["culprits"], (
+        "ohio_core.envs is below controllers and must not load it (directly or through another "
+        "module):\n" + "\n".join(f"  {name}: {', '.join(new[:5])}" for name, new in report["culprits"].items()))
+
+
+# --- the checks above see what they claim to see ----------------------------------------
+
+
+def test_discovery_covers_every_source_file(core_import_report):
+    """Discovery is not vacuous: every source file with an importable name was imported,
+    from the same tree the static checks read."""
+    for package in CORE_PACKAGES:
+        named = {module_name(package, p) for p in source_files(package)} - {None}
+        named = {n for n in named if not n.endswith(".__main__")}
+        assert package in named or not (package_dir(package) / "__init__.py").exists()
+        missing = named - set(core_import_report["modules"])
+        assert not missing, f"modules not probed: {sorted(missing)}"
+    for name, file in core_import_report["files"].items():
+        if file is None:  # a namespace package has no file
+            continue
+        package = next(p for p in CORE_PACKAGES if is_within(name, p))
+        root = package_dir(package).resolve()
+        assert root in Path(file).resolve().parents, f"{name} was imported from {file}, not from {root}"
+
+
+def test_static_check_recognises_every_import_form():
+    source = "\n".join([
+        "import rclpy",
+        "import numpy, rclpy.node as rn",
+        "from rclpy.qos import QoSProfile",
+        "from rclpy import node",
+        "def lazy():",
+        "    import importlib",
+        "    return importlib.import_module('rclpy.executors'), __import__('rclpy')",
+        "import rclpyx",             # a different package
+        "from .rclpy import thing",  # relative: inside the own package
+    ])
+    hits = sorted((line, name) for line, name in imported_names(source) if is_within(name, ROS_CLIENT))
+    assert hits == [(1, "rclpy"), (2, "rclpy.node"), (3, "rclpy.qos"), (4, "rclpy"),
+                    (7, "rclpy"), (7, "rclpy.executors")]
+
+
+def test_probe_sees_transitive_imports(tmp_path):
+    # xml.dom.minidom pulls in xml.dom.minicompat: the probe attributes it to the module imported.
+    report = probe(tmp_path, ["xml.dom.minicompat"], ["xml.dom.minidom"])
+    assert report["baseline"] == []
+    assert report["culprits"] == {"xml.dom.minidom": ["xml.dom.minicompat"]}
+    assert not report["errors"]
