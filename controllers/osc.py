@@ -13,6 +13,7 @@ Both accept leading batch dimensions, so the inverse problems call this very cod
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,12 +94,11 @@ def osc_terms(kin: Kinematics, q: np.ndarray, qd: np.ndarray, config: OSCConfig)
     Lam, cond = task_inertia(JMinv @ Jt, config.lambda_rcond)
     JtLam = Jt @ Lam
     kn = config.nullspace_kp
-    qdd_post = kn * (config.array("rest_posture") - q) - 2.0 * np.sqrt(kn) * qd
+    qdd_post = kn * (config.array("rest_posture") - q) - (2.0 * math.sqrt(kn)) * qd
     tau_post = kin.M @ qdd_post[..., None]
-    # N tau_post with N = I - J^T Lambda J M^-1
-    tau_null = (tau_post - JtLam @ (JMinv @ tau_post))[..., 0]
-    v = J @ qd[..., None]
-    c = kin.h + tau_null - (JtLam @ (config.kd[:, None] * v))[..., 0]
+    # J^T Lambda (K_p e - K_d v) + h + N tau_post, with N = I - J^T Lambda J M^-1, regrouped as
+    # J^T Lambda K_p e + h + tau_post - J^T Lambda (K_d v + J M^-1 tau_post)
+    c = kin.h + (tau_post - JtLam @ (config.kd[:, None] * (J @ qd[..., None]) + JMinv @ tau_post))[..., 0]
     return OSCTerms(p=kin.p, R=kin.R, B=JtLam * config.array("kp"), c=c, cond=cond)
 
 

@@ -66,19 +66,22 @@ class PandaModel:
         self.tau_max = self.model.effortLimit.copy()
 
     def kinematics(self, q: np.ndarray, qd: np.ndarray, drift: bool = False) -> Kinematics:
-        """Evaluate M(q), M(q)^-1, h(q, qd), the TCP pose, J(q) (and dJ qd if ``drift``) in one pass."""
+        """Evaluate M(q), M(q)^-1, h(q, qd), the TCP pose, J(q) (and dJ qd if ``drift``) in one pass.
+
+        Pinocchio's Python bindings return fresh arrays for M, M^-1, h, J and dJ qd; the frame
+        placement's translation and rotation are views of ``data`` and are copied.
+        """
         m, d = self.model, self.data
-        M = pin.crba(m, d, q).copy()
-        h = pin.nonLinearEffects(m, d, q, qd).copy()
-        Minv = pin.computeMinverse(m, d, q).copy()
+        M = pin.crba(m, d, q)
+        h = pin.nonLinearEffects(m, d, q, qd)
+        Minv = pin.computeMinverse(m, d, q)
         dJqd = None
         if drift:
             pin.forwardKinematics(m, d, q, qd, np.zeros(self.nq))
-            dJqd = pin.getFrameClassicalAcceleration(m, d, self.tcp_id, pin.LOCAL_WORLD_ALIGNED).vector.copy()
-        J = pin.computeFrameJacobian(m, d, q, self.tcp_id, pin.LOCAL_WORLD_ALIGNED).copy()
+            dJqd = pin.getFrameClassicalAcceleration(m, d, self.tcp_id, pin.LOCAL_WORLD_ALIGNED).vector
+        J = pin.computeFrameJacobian(m, d, q, self.tcp_id, pin.LOCAL_WORLD_ALIGNED)
         oMf = d.oMf[self.tcp_id]
-        return Kinematics(p=oMf.translation.copy(), R=oMf.rotation.copy(), J=J, M=M, Minv=Minv, h=h,
-                          dJqd=dJqd)
+        return Kinematics(p=oMf.translation.copy(), R=oMf.rotation.copy(), J=J, M=M, Minv=Minv, h=h, dJqd=dJqd)
 
     def tcp_pose(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Forward kinematics of the TCP: (p, R) in the world frame."""

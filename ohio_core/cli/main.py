@@ -1,0 +1,37 @@
+"""The ``ohio`` command: one subcommand per job.
+
+    ohio demo               simulate both controllers on the arm tasks and report tracking
+    ohio bench controllers  controller step time and simulator real-time factor
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+# MuJoCo picks its OpenGL backend at import: headless EGL unless the user chose one.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from ohio_core.cli import bench, demo  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ohio", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo.add_parser(sub)
+    bench.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
