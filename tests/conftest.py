@@ -1,7 +1,12 @@
 """Shared fixtures. The project is installed (editable) into the venv; nothing is added to sys.path."""
 
-import numpy as np
-import pytest
+import os
+
+# MuJoCo picks its OpenGL backend at import: headless EGL, as the ohio command does.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy  # noqa: E402 as np
+import pytest  # noqa: E402
 
 
 @pytest.fixture
