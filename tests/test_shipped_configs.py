@@ -1,0 +1,21 @@
+"""The YAML files shipped in config/controllers load, and say what the code's defaults say."""
+
+from pathlib import Path
+
+import pytest
+
+from controllers.config import OSCConfig, QPConfig, load_config
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "config" / "controllers"
+
+
+@pytest.mark.parametrize("name, expected", [("osc.yaml", OSCConfig()), ("qp.yaml", QPConfig())])
+def test_shipped_config_matches_defaults(name, expected):
+    assert load_config(CONFIG_DIR / name) == expected
+
+
+def test_every_shipped_config_loads():
+    files = sorted(CONFIG_DIR.glob("*.yaml"))
+    assert files
+    for f in files:
+        load_config(f)
