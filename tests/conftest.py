@@ -5,7 +5,7 @@ import os
 # MuJoCo picks its OpenGL backend at import: headless EGL, as the ohio command does.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import numpy  # noqa: E402 as np
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
