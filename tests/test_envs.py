@@ -54,7 +54,8 @@ def test_goal_env_holds_goal_for_k_control_steps_and_logs_each(model):
     assert trace["q"].shape == (5, 7) and trace["tau"].shape == (5, 7)
     np.testing.assert_allclose(np.diff(trace["t"]), 0.02, atol=1e-9)
     assert reward == pytest.approx(trace["reward"].sum())
-    np.testing.assert_allclose(obs[obs_slices()["q"]], trace["q"][-1])
+    np.testing.assert_allclose(trace["obs"][0][obs_slices()["q"]], trace["q"][0])   # rows: state at the start
+    assert not np.allclose(obs[obs_slices()["q"]], trace["q"][-1])                   # obs: after the last period
     assert not term and not trunc
     for _ in range(3):
         *_, trunc, info = env.step(np.zeros(6))

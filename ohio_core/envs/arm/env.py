@@ -8,8 +8,10 @@
   (+ gripper), one control step per env step: the interface of flat end-to-end baselines.
 
 Both expose per control step what a robot would log, in ``info["trace"]`` (arrays with a leading
-axis of length k, or 1): t, q, qd, tau (applied), tcp_pos, tcp_quat (x, y, z, w), cube_pos,
-cube_quat, target, gripper, reward, success. The env reward is the sum of the trace's rewards.
+axis of length k, or 1). Row i is control period i: the state at its start (t, q, qd, obs, tcp_pos,
+tcp_quat (x, y, z, w), cube_pos, cube_quat, target), the torque applied over it (tau, after the
+actuator limits) and the gripper command, and what the task reported at its end (reward, success).
+The env reward is the sum of the trace's rewards.
 Episodes end by truncation after ``horizon`` control steps; ``info["is_success"]`` says whether
 the task succeeded at any control step so far.
 """
@@ -23,8 +25,8 @@ import numpy as np
 from ohio_core.envs.arm.scene import SceneConfig
 from ohio_core.envs.arm.tasks import OBS_DIM, TASKS, TaskConfig
 
-TRACE_FIELDS = ("t", "q", "qd", "tau", "tcp_pos", "tcp_quat", "cube_pos", "cube_quat", "target",
-                "gripper", "reward", "success")
+TRACE_FIELDS = ("t", "q", "qd", "obs", "tcp_pos", "tcp_quat", "cube_pos", "cube_quat", "target",
+                "tau", "gripper", "reward", "success")
 
 
 def _quat_xyzw(R: np.ndarray) -> np.ndarray:
@@ -60,16 +62,18 @@ class ArmEnv(gym.Env):
         return 0.5 * (float(np.clip(action[-1], -1.0, 1.0)) + 1.0) if self.task.uses_gripper else 0.0
 
     def _control_step(self, tau: np.ndarray, gripper: float, trace: dict) -> None:
-        self.sim.control_step(tau, gripper)
+        sim = self.sim
+        p, R = sim.tcp_pose()
+        cp, cR = sim.cube_pose()
+        before = (("t", sim.time), ("q", sim.q), ("qd", sim.qd), ("obs", self.task.observation()),
+                  ("tcp_pos", p), ("tcp_quat", _quat_xyzw(R)), ("cube_pos", cp), ("cube_quat", _quat_xyzw(cR)),
+                  ("target", sim.target))
+        sim.control_step(tau, gripper)
         self._steps += 1
         reward, success = self.task.reward_success()
         self._any_success |= success
-        p, R = self.sim.tcp_pose()
-        cp, cR = self.sim.cube_pose()
-        for key, value in (("t", self.sim.time), ("q", self.sim.q), ("qd", self.sim.qd), ("tau", self.sim.tau),
-                           ("tcp_pos", p), ("tcp_quat", _quat_xyzw(R)), ("cube_pos", cp),
-                           ("cube_quat", _quat_xyzw(cR)), ("target", self.sim.target), ("gripper", gripper),
-                           ("reward", reward), ("success", success)):
+        for key, value in before + (("tau", sim.tau), ("gripper", gripper), ("reward", reward),
+                                    ("success", success)):
             trace[key].append(value)
 
     def _finish(self, trace: dict):
