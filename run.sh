@@ -42,6 +42,7 @@ deps_hash() {
 }
 
 ensure_venv() {
+    local fresh=0
     if [[ ! -x "$VENV/bin/python" ]]; then
         if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
             echo "[setup] error: $PYTHON is not Python >= 3.11 (set PYTHON=/path/to/python3.11)" >&2
@@ -50,6 +51,7 @@ ensure_venv() {
         log "creating .venv with $("$PYTHON" --version 2>&1)"
         "$PYTHON" -m venv "$VENV"
         rm -f "$STAMP"
+        fresh=1
     fi
     local want have=""
     want="$(deps_hash)"
@@ -58,7 +60,11 @@ ensure_venv() {
         log ".venv is up to date"
         return 0
     fi
-    log "installing requirements.lock into .venv (first run: about 2 min, 2.2 GB)"
+    if ((fresh)); then
+        log "installing requirements.lock into .venv (about 2 min, 2.5 GB)"
+    else
+        log "updating .venv (requirements.lock or pyproject.toml changed since the last install)"
+    fi
     # One pip command for the whole lock: torch is pinned there next to d3rlpy.
     "$VENV/bin/pip" install --quiet -r requirements.lock
     log "installing ohio-stack (editable)"
