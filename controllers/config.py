@@ -22,31 +22,58 @@ class ConfigError(ValueError):
     """A controller configuration is malformed (unknown key, wrong shape, out of range)."""
 
 
-def _vector(name: str, value: Any, n: int, positive: bool = False, allow_zero: bool = False) -> tuple:
-    arr = np.broadcast_to(np.asarray(value, dtype=float), (n,)) if np.ndim(value) == 0 else np.asarray(value, float)
-    if arr.shape != (n,):
-        raise ConfigError(f"{name} must be a scalar or a list of {n} numbers, got shape {arr.shape}")
+def _check_sign(name: str, arr: np.ndarray, kind: str) -> None:
     if not np.all(np.isfinite(arr)):
         raise ConfigError(f"{name} must be finite, got {arr.tolist()}")
-    if positive and np.any(arr < 0 if allow_zero else arr <= 0):
-        raise ConfigError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {arr.tolist()}")
+    if kind == "positive" and np.any(arr <= 0):
+        raise ConfigError(f"{name} must be > 0, got {arr.tolist()}")
+    if kind == "nonnegative" and np.any(arr < 0):
+        raise ConfigError(f"{name} must be >= 0, got {arr.tolist()}")
+
+
+def _numbers(name: str, value: Any) -> np.ndarray:
+    if isinstance(value, (str, bytes)) or (np.ndim(value) > 0 and any(isinstance(v, (str, bytes)) for v in value)):
+        raise ConfigError(f"{name} must be numeric, got {value!r}")
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be numeric, got {value!r}") from None
+
+
+def _vector(name: str, value: Any, n: int, kind: str) -> tuple:
+    arr = _numbers(name, value)
+    if arr.ndim == 0:
+        arr = np.full(n, float(arr))
+    if arr.shape != (n,):
+        raise ConfigError(f"{name} must be a scalar or a list of {n} numbers, got shape {arr.shape}")
+    _check_sign(name, arr, kind)
     return tuple(float(x) for x in arr)
+
+
+def _scalar(name: str, value: Any, kind: str) -> float:
+    arr = _numbers(name, value)
+    if arr.ndim != 0:
+        raise ConfigError(f"{name} must be a single number, got {value!r}")
+    _check_sign(name, arr, kind)
+    return float(arr)
 
 
 @dataclass(frozen=True)
 class _Base:
     def __post_init__(self):
         for f in dataclasses.fields(self):
-            spec = f.metadata.get("vector")
-            value = getattr(self, f.name)
-            if spec is not None and value is not None:
-                n, kind = spec
-                object.__setattr__(self, f.name, _vector(
-                    f"{type(self).__name__}.{f.name}", value, n,
-                    positive=kind in ("positive", "nonnegative"), allow_zero=kind == "nonnegative"))
+            name, value = f"{type(self).__name__}.{f.name}", getattr(self, f.name)
+            if value is None:
+                if not f.metadata.get("optional"):
+                    raise ConfigError(f"{name} must be set (null is not allowed)")
+                continue
+            if "vector" in f.metadata:
+                n, kind = f.metadata["vector"]
+                object.__setattr__(self, f.name, _vector(name, value, n, kind))
+            elif "scalar" in f.metadata:
+                object.__setattr__(self, f.name, _scalar(name, value, f.metadata["scalar"]))
         if not 0.0 < self.control_period <= 0.1:
-            raise ConfigError(f"control_period must be in (0, 0.1] s, got {self.control_period}")
-
+            raise ConfigError(f"{type(self).__name__}.control_period must be in (0, 0.1] s, got {self.control_period}")
     @classmethod
     def from_dict(cls, data: dict | None):
         data = dict(data or {})
@@ -79,8 +106,12 @@ class _Base:
         return cache[name]
 
 
-def _vec(n: int, kind: str = "any", default=None):
-    return field(default=default, metadata={"vector": (n, kind)})
+def _vec(n: int, kind: str = "any", default=None, optional: bool = False):
+    return field(default=default, metadata={"vector": (n, kind), "optional": optional})
+
+
+def _num(kind: str, default: float):
+    return field(default=default, metadata={"scalar": kind})
 
 
 @dataclass(frozen=True)
@@ -95,11 +126,11 @@ class OSCConfig(_Base):
     kp: tuple = _vec(6, "positive", 150.0)
     damping_ratio: tuple = _vec(6, "nonnegative", 1.0)
     output_max: tuple = _vec(6, "positive", (0.05, 0.05, 0.05, 0.5, 0.5, 0.5))
-    nullspace_kp: float = 10.0
+    nullspace_kp: float = _num("nonnegative", 10.0)
     rest_posture: tuple = _vec(7, "any", tuple(Q_HOME))
-    torque_limits: tuple | None = _vec(7, "positive", None)
-    lambda_rcond: float = 1e-6
-    control_period: float = 0.02
+    torque_limits: tuple | None = _vec(7, "positive", None, optional=True)
+    lambda_rcond: float = _num("positive", 1e-6)
+    control_period: float = _num("positive", 0.02)
 
     @functools.cached_property
     def kd(self) -> np.ndarray:
@@ -116,14 +147,14 @@ class QPConfig(_Base):
     damping_ratio: tuple = _vec(6, "nonnegative", 1.0)
     output_max: tuple = _vec(6, "positive", (0.05, 0.05, 0.05, 0.5, 0.5, 0.5))
     task_weight: tuple = _vec(6, "positive", 1.0)
-    nullspace_kp: float = 10.0
-    posture_weight: float = 1e-3
+    nullspace_kp: float = _num("nonnegative", 10.0)
+    posture_weight: float = _num("positive", 1e-3)
     rest_posture: tuple = _vec(7, "any", tuple(Q_HOME))
-    torque_limits: tuple | None = _vec(7, "positive", None)
-    position_margin: float = 0.05        # rad kept clear of each joint limit
-    braking_acceleration: float = 5.0    # rad/s^2 assumed available to stop before a limit
-    hold_damping: float = 10.0           # N m s/rad, joint damping of the fallback hold torque
-    control_period: float = 0.02
+    torque_limits: tuple | None = _vec(7, "positive", None, optional=True)
+    position_margin: float = _num("nonnegative", 0.05)        # rad kept clear of each joint limit
+    braking_acceleration: float = _num("positive", 5.0)    # rad/s^2 assumed available to stop before a limit
+    hold_damping: float = _num("nonnegative", 10.0)           # N m s/rad, joint damping of the fallback hold torque
+    control_period: float = _num("positive", 0.02)
 
     @functools.cached_property
     def kd(self) -> np.ndarray:

@@ -83,11 +83,13 @@ def so3_log(R: np.ndarray) -> np.ndarray:
     scale = np.where(small, 0.5 + t**2 / 12.0, t / (2.0 * np.sin(np.where(small | near_pi, 1.0, t))))
     w = scale[..., None] * vee
     if np.any(near_pi):
-        # axis from the largest diagonal entry of (R + I) / 2 = u u^T
-        B = (R + np.eye(3)) / 2.0
+        # (R + R^T)/4 + I/2 -> u u^T as theta -> pi: the axis is its largest column, normalized,
+        # oriented along vee(R - R^T) = 2 sin(theta) u
+        B = (R + np.swapaxes(R, -1, -2)) / 4.0 + np.eye(3) / 2.0
         i = np.argmax(np.diagonal(B, axis1=-2, axis2=-1), axis=-1)
         col = np.take_along_axis(B, i[..., None, None].repeat(3, -1), -2)[..., 0, :]
-        u = col / np.sqrt(np.maximum(np.take_along_axis(np.diagonal(B, axis1=-2, axis2=-1), i[..., None], -1), 1e-12))
+        u = col / np.maximum(np.linalg.norm(col, axis=-1, keepdims=True), 1e-300)
+        u = np.where((u * vee).sum(-1, keepdims=True) < 0.0, -u, u)
         w = np.where(near_pi[..., None], u * t[..., None], w)
     return w
 
@@ -113,7 +115,8 @@ def orientation_error(R_goal: np.ndarray, R: np.ndarray) -> np.ndarray:
     """e_o = 1/2 sum_i r_i x r_goal_i (columns of R and R_goal) = 1/2 vee(A - A^T), A = R_goal R^T.
 
     For the world-frame rotation A = exp(theta [u]x) this is sin(theta) u."""
-    A = (R_goal @ np.swapaxes(R, -1, -2)).reshape(np.shape(R_goal)[:-2] + (9,))
+    A = R_goal @ np.swapaxes(R, -1, -2)
+    A = A.reshape(A.shape[:-2] + (9,))
     return 0.5 * (A[..., _VEE_PLUS] - A[..., _VEE_MINUS])
 
 
@@ -130,7 +133,13 @@ def goal_from_action(action: np.ndarray, p0: np.ndarray, R0: np.ndarray, output_
 
 def action_from_goal(goal: PoseGoal, p0: np.ndarray, R0: np.ndarray, output_max) -> np.ndarray:
     """Inverse of ``goal_from_action`` before clipping: the normalized action (may leave [-1, 1])."""
+    return action_from_pose(goal.p, goal.R, p0, R0, output_max)
+
+
+def action_from_pose(goal_p: np.ndarray, goal_R: np.ndarray, p0: np.ndarray, R0: np.ndarray,
+                     output_max) -> np.ndarray:
+    """a = ((p_g - p0) / s_p, log(R_g R0^T) / s_o) on raw arrays (NaN propagates, no validation)."""
     s = np.asarray(output_max, float)
-    dp = goal.p - np.asarray(p0, float)
-    dw = so3_log(goal.R @ np.swapaxes(np.asarray(R0, float), -1, -2))
+    dp = np.asarray(goal_p, float) - np.asarray(p0, float)
+    dw = so3_log(np.asarray(goal_R, float) @ np.swapaxes(np.asarray(R0, float), -1, -2))
     return np.concatenate([dp / s[:3], dw / s[3:]], -1)

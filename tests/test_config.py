@@ -269,23 +269,14 @@ def test_yaml_round_trip_through_a_file(tmp_path):
         assert load_config(path) == c
 
 
-# -- known gaps (see the reasons) --------------------------------------------------------------
+# -- validation of every field --------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "config.py _vector: a non-numeric value (kp: 'abc', or a list holding a string) raises numpy's "
-    "bare ValueError('could not convert string to float') that does not name the field, not ConfigError"))
 @pytest.mark.parametrize("value", ["abc", [1, 2, "x", 4, 5, 6]])
 def test_non_numeric_vector_is_a_config_error_naming_the_field(value):
     with pytest.raises(ConfigError, match=r"OSCConfig\.kp"):
         OSCConfig(kp=value)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "config.py: only vector fields and control_period are validated; scalar fields (nullspace_kp, "
-    "lambda_rcond, posture_weight, position_margin, braking_acceleration, hold_damping) accept "
-    "negative, NaN and non-numeric values silently (nullspace_kp=-5 only fails later, inside "
-    "osc_terms: 'math domain error'; the QP turns it into NaN and falls back to hold every step), "
-    "and a vector field set to None (kp: null) is accepted"))
 @pytest.mark.parametrize("cls,field,value", [
     (OSCConfig, "nullspace_kp", -5.0),
     (OSCConfig, "nullspace_kp", math.nan),
@@ -302,9 +293,6 @@ def test_scalar_fields_are_validated(cls, field, value):
         cls(**{field: value})
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "config.py _Base.__post_init__: control_period: '0.02' (a YAML string) raises TypeError from "
-    "the range comparison instead of ConfigError"))
 def test_non_numeric_control_period_is_a_config_error():
     with pytest.raises(ConfigError, match="control_period"):
         OSCConfig(control_period="0.02")

@@ -485,12 +485,6 @@ def test_so3_log_inverts_so3_exp(angle):
         np.testing.assert_allclose(so3_log(R[i]), so3_log(R)[i], atol=1e-15)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "goals.py so3_log, near-pi branch (pi - t < 1e-4): the axis is taken from a column of "
-    "(R + I)/2 with a positive largest entry, so its sign is lost (log(exp(w)) = -w when w's "
-    "largest-magnitude axis component is negative), and the skew part sin(t)/2 [u]x of (R + I)/2 "
-    "is not removed, which costs ~(pi - t)/2 in the axis. Fix: use B = (R + R^T)/4 + I/2 and "
-    "orient u along vee(R - R^T)"))
 @pytest.mark.parametrize("gap", [5e-5, 1e-5, 1e-7])
 def test_so3_log_inverts_so3_exp_within_1e_4_of_pi(gap):
     rng = np.random.default_rng(10)

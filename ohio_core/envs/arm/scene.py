@@ -35,6 +35,7 @@ class SceneConfig:
     cube_friction: float = 1.0
     gripper_kp: float = 1000.0       # N/m, position servo on the fingers
     gripper_force: float = 70.0      # N, continuous force of the Franka hand
+
     table_center: tuple[float, float] = (0.45, 0.0)
     table_half_size: tuple[float, float] = (0.6, 0.6)
 
@@ -98,6 +99,8 @@ def _look_at(eye, center) -> list[float]:
 
 def build_spec(config: SceneConfig = SceneConfig(), urdf: Path | None = None) -> mujoco.MjSpec:
     urdf = Path(urdf) if urdf is not None else urdf_path()
+    if not urdf.is_file():
+        raise FileNotFoundError(f"robot description not found: {urdf}")
     spec = mujoco.MjSpec.from_file(str(urdf))
     spec.meshdir = str(urdf.parent)
     spec.modelname = "ohio_panda_scene"
