@@ -149,6 +149,7 @@ class QPConfig(_Base):
     task_weight: tuple = _vec(6, "positive", 1.0)
     nullspace_kp: float = _num("nonnegative", 10.0)
     posture_weight: float = _num("positive", 1e-3)
+    velocity_weight: float = _num("nonnegative", 10.0)  # weight of || qd + T qdd ||^2 (joint speed next period)
     rest_posture: tuple = _vec(7, "any", tuple(Q_HOME))
     torque_limits: tuple | None = _vec(7, "positive", None, optional=True)
     position_margin: float = _num("nonnegative", 0.05)        # rad kept clear of each joint limit

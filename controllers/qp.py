@@ -2,12 +2,14 @@
 
 Same task PD as the OSC, xdd* = K_p e(g) - K_d v. With T the control period::
 
-    min_qdd  1/2 || J qdd + dJ qd - xdd* ||^2_W + w_p/2 || qdd - qdd_post ||^2
+    min_qdd  1/2 || J qdd + dJ qd - xdd* ||^2_W + w_p/2 || qdd - qdd_post ||^2 + w_v/2 || qd + T qdd ||^2
     s.t.     -tau_max <= M qdd + h <= tau_max                                  (torque)
              |qd + T qdd| <= min(qd_max, sqrt(2 a_b (room)))                  (velocity, and braking room)
              q_min + m <= q + T qd + T^2/2 qdd <= q_max - m                   (position over the period)
 
-then tau = M qdd + h. qdd_post = k_n (q_rest - q) - 2 sqrt(k_n) qd is the posture acceleration. A
+then tau = M qdd + h. qdd_post = k_n (q_rest - q) - 2 sqrt(k_n) qd is the posture acceleration; the
+w_v term damps joint motion the task leaves free (it vanishes at rest, so it does not bias the
+steady state, and it stops the arm when a goal is out of reach instead of chattering). A
 solve that fails (infeasible state, numerical trouble) returns the safe hold torque
 clip(h - d qd) and a status, never an exception into the control loop.
 """
@@ -54,8 +56,9 @@ def qp_problem(kin: Kinematics, q: np.ndarray, qd: np.ndarray, xdd: np.ndarray, 
     kn = config.nullspace_kp
     qdd_post = kn * (config.array("rest_posture") - q) - 2.0 * np.sqrt(kn) * qd
     JtW = kin.J.T * W
-    G = JtW @ kin.J + w_p * np.eye(7)
-    a = JtW @ (xdd - kin.dJqd) + w_p * qdd_post
+    w_v = config.velocity_weight
+    G = JtW @ kin.J + (w_p + w_v * T * T) * np.eye(7)
+    a = JtW @ (xdd - kin.dJqd) + w_p * qdd_post - (w_v * T) * qd
 
     lo, hi = q_min + config.position_margin, q_max - config.position_margin
     a_b = config.braking_acceleration

@@ -230,10 +230,9 @@ OUT_OF_REACH = {
     "1.2m_front": lambda p0: np.array([1.2, 0.0, 0.35]),
 }
 _NOT_AT_REST = {
-    "osc": "osc.py: with a goal out of reach the OSC does not settle; joint speeds reach 7 rad/s "
-           "(5 cm beyond reach) to 40 rad/s (1.2 m), far above qd_max 2.2-2.6 rad/s",
-    "qp": "qp.py: with a goal far out of reach the QP chatters in a 10 Hz limit cycle at the "
-          "velocity bound (+-2.2 rad/s on joints 2, 4, 6, qdd +-200 rad/s^2) instead of stopping",
+    "osc": "osc.py: the reference OSC law has no joint-space safety terms; with a goal out of reach it "
+           "does not settle (joint speeds 7 rad/s 5 cm beyond reach, 40 rad/s at 1.2 m, above qd_max); "
+           "the QP controller is the one that enforces joint limits and comes to rest",
 }
 
 
@@ -241,7 +240,7 @@ _NOT_AT_REST = {
     pytest.param("osc", "5cm_beyond", marks=pytest.mark.xfail(strict=True, reason=_NOT_AT_REST["osc"])),
     ("qp", "5cm_beyond"),
     pytest.param("osc", "1.2m_front", marks=pytest.mark.xfail(strict=True, reason=_NOT_AT_REST["osc"])),
-    pytest.param("qp", "1.2m_front", marks=pytest.mark.xfail(strict=True, reason=_NOT_AT_REST["qp"])),
+    ("qp", "1.2m_front"),
 ])
 def test_goal_out_of_reach_the_arm_stretches_and_comes_to_rest(panda, sim, kind, where):
     p0, R0 = panda.tcp_pose(Q_HOME)
