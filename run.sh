@@ -18,7 +18,7 @@ PYTHON="${PYTHON:-python3}"
 # ROS 2 nodes started by tests or the demo stay on this machine and, by default, in a domain
 # of their own, so that concurrent runs do not discover each other.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
-export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(($$ % 100 + 100))}"
+export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(($$ % 90 + 10))}"   # 10..99: inside ROS 2's safe range
 
 usage() {
     cat <<'EOF'
