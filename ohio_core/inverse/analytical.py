@@ -1,0 +1,72 @@
+"""Closed-form inverse of the OSC (action matching at the step the goal is set).
+
+Before clipping the OSC is affine in the task error (``controllers.osc.OSCTerms``)::
+
+    tau = B e + c,     e = (p_g - p,  1/2 vee(R_g R^T - R R_g^T)) = (p_g - p, sin(theta) u)
+
+so with W the mask of unsaturated torque entries, e* = (B^T W B)^-1 B^T W (tau - c), then
+p_g = p + e*_p and R_g = exp(asin(|e*_o|) e*_o / |e*_o|) R, valid for rotations under 90 degrees.
+Segments with fewer than 6 unsaturated entries are ILL_POSED (hand them to the numerical inverse).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from controllers.goals import so3_exp
+from controllers.osc import OSC, osc_terms
+from ohio_core.inverse.base import InverseResult, Segments, Status, finish, register
+from ohio_core.inverse.terms import batch_kinematics
+
+#: relative margin under the torque limit below which an entry counts as unsaturated
+SATURATION_TOL = 1e-6
+
+
+def unsaturated(tau: np.ndarray, tau_max: np.ndarray) -> np.ndarray:
+    return np.abs(tau) < tau_max * (1.0 - SATURATION_TOL)
+
+
+def error_to_pose(e: np.ndarray, p: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(p_g, R_g, in_range) from a task error e = (p_g - p, sin(theta) u)."""
+    s = np.linalg.norm(e[..., 3:], axis=-1)
+    in_range = s < 1.0
+    theta = np.arcsin(np.minimum(s, 1.0))
+    u = e[..., 3:] / np.where(s > 0, s, 1.0)[..., None]
+    return p + e[..., :3], so3_exp(theta[..., None] * u) @ R, in_range
+
+
+def solve_masked(B: np.ndarray, rhs: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least squares min ||W (B e - rhs)|| per batch entry; returns e, residual RMS, cond(B^T W B)."""
+    Bw = B * mask[..., None]
+    G = np.swapaxes(Bw, -1, -2) @ Bw
+    w = np.linalg.eigvalsh(G)
+    with np.errstate(over="ignore"):
+        cond = w[..., -1] / np.maximum(w[..., 0], np.finfo(float).tiny)
+    well = mask.sum(-1) >= B.shape[-1]
+    G = np.where(well[..., None, None], G, np.eye(B.shape[-1]))
+    e = np.linalg.solve(G, (np.swapaxes(Bw, -1, -2) @ (rhs * mask)[..., None]))[..., 0]
+    r = ((B @ e[..., None])[..., 0] - rhs) * mask
+    rms = np.sqrt((r ** 2).sum(-1) / np.maximum(mask.sum(-1), 1))
+    return e, rms, np.where(well, cond, np.inf)
+
+
+@register("analytical")
+def invert(segments: Segments, controller: OSC, max_cond: float = 1e10) -> InverseResult:
+    if "closed_form" not in getattr(controller, "inverse_capabilities", ()):
+        raise ValueError(f"the analytical inverse needs a closed-form controller (OSC), got {type(controller).__name__}")
+    finite = segments.finite()
+    q0 = np.where(finite[:, None], segments.q[:, 0], 0.0)
+    qd0 = np.where(finite[:, None], segments.qd[:, 0], 0.0)
+    tau0 = np.where(finite[:, None], segments.tau[:, 0], 0.0)
+    kin = batch_kinematics(controller.model, q0, qd0)
+    terms = osc_terms(kin, q0, qd0, controller.config)
+    mask = unsaturated(tau0, controller.tau_max)
+    e, residual, cond = solve_masked(terms.B, tau0 - terms.c, mask)
+    goal_p, goal_R, in_range = error_to_pose(e, kin.p, kin.R)
+    status = np.full(len(segments), Status.OK, dtype=int)
+    status[~in_range] = Status.OUT_OF_RANGE
+    status[terms.cond * 6 >= 1.0 / controller.config.lambda_rcond] = Status.SINGULAR
+    status[~(cond < max_cond)] = Status.ILL_POSED
+    status[~finite] = Status.NON_FINITE
+    return finish(goal_p, goal_R, kin.p, kin.R, controller.config.output_max, residual, status, cond,
+                  {"method": "analytical", "unsaturated_entries": mask.sum(-1)})

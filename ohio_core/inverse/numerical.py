@@ -1,0 +1,139 @@
+"""Numerical inverse of the OSC: batched Levenberg-Marquardt through the exact controller law,
+torque clipping included, matching every step of the segment (action matching)::
+
+    g* = argmin_g  sum_j || clip(B_j e_j(g) + c_j) - tau_j ||^2,   g = (p_g, R_g),  R_g <- exp(dw) R_g
+
+B_j, c_j are ``controllers.osc.osc_terms`` at step j (the same code the controller runs). The
+Jacobian of e_j is [I, 0; 0, 1/2 (tr(A_j) I - A_j)] with A_j = R_g R_j^T. An entry that is
+saturated in both the log and the prediction, on the same side, carries no information and gets
+no gradient; every other entry keeps the unclipped gradient, which pulls a wrongly saturated
+prediction back. Initialized by the closed form at the segment's most informative step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from controllers.goals import so3_exp
+from controllers.osc import OSC, osc_terms, task_error
+from controllers.goals import PoseGoal
+from ohio_core.inverse.analytical import error_to_pose, solve_masked, unsaturated
+from ohio_core.inverse.base import InverseResult, Segments, Status, finish, register
+from ohio_core.inverse.terms import batch_kinematics
+
+_EYE3 = np.eye(3)
+
+
+def _raw_goal(p: np.ndarray, R: np.ndarray) -> PoseGoal:
+    """A PoseGoal view on arrays without the finiteness check (batches may hold failed entries)."""
+    g = object.__new__(PoseGoal)
+    object.__setattr__(g, "p", p)
+    object.__setattr__(g, "R", R)
+    return g
+
+
+def _residual(terms, goal_p, goal_R, tau, tau_max):
+    """Clipped prediction minus log (N, k, 7), the unclipped prediction, and the cost per segment."""
+    e = task_error(_raw_goal(goal_p[:, None], goal_R[:, None]), terms.p, terms.R)
+    pred = (terms.B @ e[..., None])[..., 0] + terms.c
+    r = np.clip(pred, -tau_max, tau_max) - tau
+    return r, pred, (r ** 2).sum((1, 2))
+
+
+def _jacobian(terms, goal_R, pred, tau, tau_max, sat_tol):
+    A = goal_R[:, None] @ np.swapaxes(terms.R, -1, -2)
+    E = 0.5 * (np.trace(A, axis1=-2, axis2=-1)[..., None, None] * _EYE3 - A)
+    Jr = np.concatenate([terms.B[..., :3], terms.B[..., 3:] @ E], -1)          # (N, k, 7, 6)
+    lim = tau_max * (1.0 - sat_tol)
+    dead = (np.abs(pred) >= lim) & (np.abs(tau) >= lim) & (np.sign(pred) == np.sign(tau))
+    return Jr * ~dead[..., None]
+
+
+def _initial_goal(terms, tau, tau_max):
+    """Closed form at the step with the most unsaturated entries (the goal is the same at every
+    step of a segment, so any step whose 7 equations are informative pins it down)."""
+    n = tau.shape[0]
+    mask = unsaturated(tau, tau_max)
+    count = mask.sum(-1)
+    mask = np.where(count[..., None] >= 6, mask, True)
+    e, rms, _ = solve_masked(terms.B, tau - terms.c, mask)
+    score = np.where(count >= 6, rms, np.inf) - count * 1e-9      # informative first, then best fit
+    j = np.argmin(np.where(np.isfinite(score), score, 1e30 - count), axis=1)
+    rows = np.arange(n)
+    e = e[rows, j]
+    e[:, 3:] *= np.minimum(1.0, 0.99 / np.maximum(np.linalg.norm(e[:, 3:], axis=-1), 1e-12))[:, None]
+    goal_p, goal_R, _ = error_to_pose(e, terms.p[rows, j], terms.R[rows, j])
+    return goal_p, goal_R
+
+
+def _solve_chunk(terms, tau, tau_max, iterations, tol):
+    n, k = tau.shape[:2]
+    goal_p, goal_R = _initial_goal(terms, tau, tau_max)
+    mu = np.full(n, 1e-3)
+    r, pred, cost = _residual(terms, goal_p, goal_R, tau, tau_max)
+    done = np.zeros(n, bool)
+    for _ in range(iterations):
+        Jr = _jacobian(terms, goal_R, pred, tau, tau_max, 1e-6).reshape(n, 7 * k, 6)
+        H = np.swapaxes(Jr, 1, 2) @ Jr
+        g = (np.swapaxes(Jr, 1, 2) @ r.reshape(n, 7 * k, 1))[..., 0]
+        Hd = H + (mu[:, None, None] * (np.diagonal(H, axis1=1, axis2=2)[:, None, :] * _EYE6 + 1e-9 * _EYE6))
+        step = -np.linalg.solve(Hd, g[..., None])[..., 0]
+        step[done] = 0.0
+        cand_p = goal_p + step[:, :3]
+        cand_R = so3_exp(step[:, 3:]) @ goal_R
+        r_c, pred_c, cost_c = _residual(terms, cand_p, cand_R, tau, tau_max)
+        better = cost_c < cost
+        goal_p = np.where(better[:, None], cand_p, goal_p)
+        goal_R = np.where(better[:, None, None], cand_R, goal_R)
+        r = np.where(better[:, None, None], r_c, r)
+        pred = np.where(better[:, None, None], pred_c, pred)
+        cost = np.where(better, cost_c, cost)
+        mu = np.where(better, mu / 3.0, mu * 5.0)
+        small = np.linalg.norm(step, axis=-1) < tol
+        done |= (better & small) | (cost < 1e-24) | (mu > 1e12)
+        if done.all():
+            break
+    grad = np.linalg.norm(g, axis=-1)
+    return goal_p, goal_R, cost, done, grad
+
+
+_EYE6 = np.eye(6)
+
+
+@register("numerical")
+def invert(segments: Segments, controller: OSC, iterations: int = 50, tol: float = 1e-12,
+           chunk: int = 4096) -> InverseResult:
+    if "differentiable" not in getattr(controller, "inverse_capabilities", ()):
+        raise ValueError(f"the numerical inverse needs a differentiable controller (OSC), got {type(controller).__name__}")
+    n, k = len(segments), segments.k
+    finite = segments.finite()
+    q = np.where(finite[:, None, None], segments.q, 0.0)
+    qd = np.where(finite[:, None, None], segments.qd, 0.0)
+    tau = np.where(finite[:, None, None], segments.tau, 0.0)
+    tau_max = controller.tau_max
+    goal_p, goal_R = np.empty((n, 3)), np.empty((n, 3, 3))
+    p0, R0 = np.empty((n, 3)), np.empty((n, 3, 3))
+    residual, converged, cond = np.empty(n), np.empty(n, bool), np.empty(n)
+    singular = np.empty(n, bool)
+    for s in range(0, n, chunk):
+        sl = slice(s, min(n, s + chunk))
+        m = sl.stop - sl.start
+        qs, qds = q[sl].reshape(-1, 7), qd[sl].reshape(-1, 7)
+        kin = batch_kinematics(controller.model, qs, qds)
+        t = osc_terms(kin, qs, qds, controller.config)
+        terms = type(t)(p=t.p.reshape(m, k, 3), R=t.R.reshape(m, k, 3, 3), B=t.B.reshape(m, k, 7, 6),
+                        c=t.c.reshape(m, k, 7), cond=t.cond.reshape(m, k))
+        gp, gR, cost, done, grad = _solve_chunk(terms, tau[sl], tau_max, iterations, tol)
+        goal_p[sl], goal_R[sl] = gp, gR
+        p0[sl], R0[sl] = terms.p[:, 0], terms.R[:, 0]
+        used = np.maximum(1, (unsaturated(tau[sl], tau_max)).sum((1, 2)))
+        residual[sl] = np.sqrt(cost / used)
+        converged[sl] = done
+        cond[sl] = terms.cond.max(1)
+        singular[sl] = terms.cond.max(1) * 6 >= 1.0 / controller.config.lambda_rcond
+    status = np.full(n, Status.OK, dtype=int)
+    status[~converged] = Status.NOT_CONVERGED
+    status[singular] = Status.SINGULAR
+    status[~finite] = Status.NON_FINITE
+    return finish(goal_p, goal_R, p0, R0, controller.config.output_max, residual, status, cond,
+                  {"method": "numerical"})

@@ -1,0 +1,113 @@
+"""OHIO inverse problems: round trips from known goals through the controller and back."""
+
+import numpy as np
+import pytest
+
+from controllers.config import OSCConfig
+from controllers.osc import OSC
+from controllers.robot import PandaModel
+from ohio_core.envs.arm.description import Q_HOME
+from ohio_core.inverse import Segments, Status, invert
+from ohio_core.inverse.synthetic import recovery, simulate_segments
+
+
+@pytest.fixture(scope="module")
+def model():
+    return PandaModel()
+
+
+def random_states(model, n, rng, velocity_std=0.3):
+    q = np.clip(Q_HOME + rng.uniform(-0.5, 0.5, (n, 7)), model.q_min + 0.05, model.q_max - 0.05)
+    return q, rng.normal(0.0, velocity_std, (n, 7))
+
+
+def one_step_segments(controller, n, rng, velocity_std=0.3, rotation_scale=1.0):
+    """Random reachable states, random goals, the controller's torques: k = 1 segments."""
+    q, qd = random_states(controller.model, n, rng, velocity_std)
+    actions = rng.uniform(-1, 1, (n, 6)) * np.r_[1.0, 1.0, 1.0, [rotation_scale] * 3]
+    goals = [controller.goal_from_action(a, qi) for a, qi in zip(actions, q)]
+    outs = [controller.compute(qi, qdi, g) for qi, qdi, g in zip(q, qd, goals)]
+    tau = np.array([o.tau for o in outs])
+    sat = np.array([o.saturated for o in outs])
+    gp, gR = np.array([g.p for g in goals]), np.array([g.R for g in goals])
+    return Segments(q[:, None], qd[:, None], tau[:, None]), gp, gR, actions, sat
+
+
+@pytest.mark.parametrize("method", ["analytical", "numerical"])
+def test_round_trip_unsaturated_recovers_goal_to_1e8(model, method):
+    ctl = OSC(model)
+    seg, gp, gR, actions, sat = one_step_segments(ctl, 300, np.random.default_rng(0))
+    keep = ~sat.any(1)
+    assert keep.sum() > 250
+    res = invert(method, seg.take(keep), ctl)
+    perr, oerr, _ = recovery(res, gp[keep], gR[keep])
+    assert np.all(res.status == Status.OK)
+    assert perr.max() < 1e-8 and oerr.max() < 1e-8
+    np.testing.assert_allclose(res.action, actions[keep], atol=1e-7)
+    assert res.residual.max() < 1e-8
+
+
+def test_round_trip_with_another_deployment_config(model):
+    """Goals are expressed for the deployment controller: invert config B's law, normalize by B's scale."""
+    source = OSC(model)
+    deploy = OSC(model, OSCConfig(kp=[150, 150, 150, 50, 50, 50], damping_ratio=3.0,
+                                  output_max=[0.05, 0.05, 0.05, 1.0, 1.0, 1.0]))
+    # B's orientation gain is 3x lower: it can only match A's torque for A's rotations with
+    # 3 sin(theta_A) < 1; larger ones come back OUT_OF_RANGE, counted, never used silently
+    seg, *_ = one_step_segments(source, 200, np.random.default_rng(1), velocity_std=0.05, rotation_scale=0.2)
+    res = invert("analytical", seg, deploy)
+    ok = res.ok & ~res.clipped
+    assert res.ok.mean() > 0.95 and ok.mean() > 0.7     # the rest need actions beyond B's [-1, 1]
+    wide, *_ = one_step_segments(source, 100, np.random.default_rng(1), velocity_std=0.05)
+    assert (invert("analytical", wide, deploy).status == Status.OUT_OF_RANGE).mean() > 0.5
+    # replaying the recovered goal through B gives back the logged torque
+    for i in np.flatnonzero(ok)[:20]:
+        goal = deploy.goal_from_action(res.action[i], seg.q[i, 0])
+        np.testing.assert_allclose(deploy.act(seg.q[i, 0], seg.qd[i, 0], goal), seg.tau[i, 0], atol=1e-6)
+
+
+def test_numerical_recovers_saturated_segments(model):
+    """>= 10% of torque entries clip; the numerical inverse recovers >= 95% of goals (1 mm, 0.01 rad)."""
+    ctl = OSC(model)
+    data = simulate_segments(ctl, 400, k=5, seed=0, velocity_std=2.5)
+    assert data.saturated.mean() >= 0.10
+    res = invert("numerical", data.segments, ctl)
+    _, _, rec = recovery(res, data.goal_p, data.goal_R)
+    assert rec.mean() >= 0.95, f"recovered {rec.mean():.3f}"
+    analytical = invert("analytical", data.segments, ctl)
+    _, _, rec_a = recovery(analytical, data.goal_p, data.goal_R)
+    assert rec.mean() > rec_a.mean() + 0.2    # the closed form alone cannot handle saturation
+
+
+def test_analytical_flags_what_it_cannot_invert(model):
+    ctl = OSC(model)
+    rng = np.random.default_rng(2)
+    seg, *_ = one_step_segments(ctl, 50, rng)
+    tau = seg.tau.copy()
+    tau[0, 0, :3] = ctl.tau_max[:3]                  # 3 entries at the limit: only 4 informative
+    tau[1, 0, 2] = np.nan
+    res = invert("analytical", Segments(seg.q, seg.qd, tau), ctl)
+    assert res.status[0] == Status.ILL_POSED
+    assert res.status[1] == Status.NON_FINITE
+    assert np.all(np.isfinite(res.action))           # failed entries never leak NaN downstream
+    assert res.counts()["ok"] == 48
+
+
+def test_parallel_workers_give_identical_results(model):
+    ctl = OSC(model)
+    seg, *_ = one_step_segments(ctl, 60, np.random.default_rng(3))
+    big = Segments(*(np.repeat(a, 200, axis=0) for a in (seg.q, seg.qd, seg.tau)))
+    one = invert("analytical", big, ctl, workers=1)
+    two = invert("analytical", big, ctl, workers=2)
+    np.testing.assert_array_equal(one.action, two.action)
+    np.testing.assert_array_equal(one.status, two.status)
+
+
+def test_unknown_method_and_wrong_controller(model):
+    from controllers.qp import QP
+
+    seg, *_ = one_step_segments(OSC(model), 3, np.random.default_rng(4))
+    with pytest.raises(ValueError, match="unknown inverse method"):
+        invert("magic", seg, OSC(model))
+    with pytest.raises(ValueError, match="closed-form"):
+        invert("analytical", seg, QP(model))
