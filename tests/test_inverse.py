@@ -111,3 +111,31 @@ def test_unknown_method_and_wrong_controller(model):
         invert("magic", seg, OSC(model))
     with pytest.raises(ValueError, match="closed-form"):
         invert("analytical", seg, QP(model))
+
+
+def test_qp_kkt_round_trip_recovers_goal_to_1e8(model):
+    from controllers.qp import QP
+
+    ctl = QP(model)
+    seg, gp, gR, actions, _ = one_step_segments(ctl, 200, np.random.default_rng(5))
+    res = invert("qp", seg, ctl)
+    perr, oerr, _ = recovery(res, gp, gR)
+    assert np.all(res.status == Status.OK)
+    assert perr.max() < 1e-8 and oerr.max() < 1e-8
+    # some states had an active constraint (joint velocity/position/torque), still exact
+    data = simulate_segments(ctl, 60, k=5, seed=1, velocity_std=1.5)
+    res = invert("qp", data.segments, ctl)
+    perr, oerr, _ = recovery(res, data.goal_p, data.goal_R)
+    ok = res.ok
+    assert ok.mean() > 0.9 and perr[ok].max() < 1e-8 and oerr[ok].max() < 1e-8
+    assert (res.info["active_constraints"][ok] > 0).any()
+
+
+def test_naive_baseline_is_the_pose_k_steps_later_and_misses_the_goal(model):
+    ctl = OSC(model)
+    data = simulate_segments(ctl, 40, k=5, seed=2)
+    res = invert("naive", data.segments, ctl)
+    end_p, _ = model.tcp_pose(data.segments.q_next[0])
+    np.testing.assert_allclose(res.goal_p[0], end_p, atol=1e-12)
+    perr, _, _ = recovery(res, data.goal_p, data.goal_R)
+    assert np.median(perr) > 5e-3           # a finite-gain controller is not at its goal after k steps
