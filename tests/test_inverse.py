@@ -139,3 +139,13 @@ def test_naive_baseline_is_the_pose_k_steps_later_and_misses_the_goal(model):
     np.testing.assert_allclose(res.goal_p[0], end_p, atol=1e-12)
     perr, _, _ = recovery(res, data.goal_p, data.goal_R)
     assert np.median(perr) > 5e-3           # a finite-gain controller is not at its goal after k steps
+
+
+def test_cem_recovers_most_goals_without_gradients(model):
+    ctl = OSC(model)
+    data = simulate_segments(ctl, 40, k=5, seed=3)
+    res = invert("cem", data.segments, ctl, seed=0)
+    perr, oerr, rec = recovery(res, data.goal_p, data.goal_R)
+    assert rec.mean() >= 0.8, f"recovered {rec.mean():.2f}"
+    again = invert("cem", data.segments, ctl, seed=0)
+    np.testing.assert_array_equal(res.action, again.action)       # seeded

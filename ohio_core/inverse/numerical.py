@@ -15,11 +15,11 @@ from __future__ import annotations
 import numpy as np
 
 from controllers.goals import so3_exp
-from controllers.osc import OSC, osc_terms, task_error
+from controllers.osc import OSC, task_error
 from controllers.goals import PoseGoal
 from ohio_core.inverse.analytical import error_to_pose, solve_masked, unsaturated
 from ohio_core.inverse.base import InverseResult, Segments, Status, finish, register
-from ohio_core.inverse.terms import batch_kinematics
+from ohio_core.inverse.segment_terms import osc_segment_terms
 
 _EYE3 = np.eye(3)
 
@@ -117,12 +117,7 @@ def invert(segments: Segments, controller: OSC, iterations: int = 50, tol: float
     singular = np.empty(n, bool)
     for s in range(0, n, chunk):
         sl = slice(s, min(n, s + chunk))
-        m = sl.stop - sl.start
-        qs, qds = q[sl].reshape(-1, 7), qd[sl].reshape(-1, 7)
-        kin = batch_kinematics(controller.model, qs, qds)
-        t = osc_terms(kin, qs, qds, controller.config)
-        terms = type(t)(p=t.p.reshape(m, k, 3), R=t.R.reshape(m, k, 3, 3), B=t.B.reshape(m, k, 7, 6),
-                        c=t.c.reshape(m, k, 7), cond=t.cond.reshape(m, k))
+        terms = osc_segment_terms(controller, q[sl], qd[sl])
         gp, gR, cost, done, grad = _solve_chunk(terms, tau[sl], tau_max, iterations, tol)
         goal_p[sl], goal_R[sl] = gp, gR
         p0[sl], R0[sl] = terms.p[:, 0], terms.R[:, 0]
