@@ -1,0 +1,180 @@
+"""Topic names, message types and the ``ohio/task_state`` layout of this stack (DESIGN.md).
+
+============================  ===============================  ==========================================
+role (``TopicMap`` field)     default topic                    type
+============================  ===============================  ==========================================
+``joint_states``              ``/joint_states``                ``sensor_msgs/msg/JointState``
+``commands``                  ``/effort_controller/commands``  ``std_msgs/msg/Float64MultiArray``
+``task_state``                ``/ohio/task_state``             ``std_msgs/msg/Float64MultiArray``
+``ee_goal`` (optional)        ``/ohio/ee_goal``                ``geometry_msgs/msg/PoseStamped`` (frame ``world``)
+``gripper`` (optional)        ``/ohio/gripper_command``        ``std_msgs/msg/Float64`` (0 open .. 1 closed)
+============================  ===============================  ==========================================
+
+Joint states are matched by joint NAME (``TopicMap.arm_joints``, default ``panda_joint1..7``);
+extra joints (the fingers) are ignored by the reader. Effort commands carry one torque per arm
+joint, in ``arm_joints`` order (the ros2_control forward command controller convention); the
+writer also names the joints in ``layout.dim[0].label``.
+
+Task state (``ohio/task_state``), layout version 1. The message describes itself: ``layout.dim[0]``
+has ``label = "ohio_task_state_v1:" + ",".join(TASK_STATE_FIELDS)`` and ``size = stride = 18``::
+
+    index  field            meaning
+    0      episode          episode id (integer valued)
+    1      step             control periods completed in the episode (0 at the reset)
+    2      reward           reward of the period that just ended (NaN at step 0)
+    3      success          task success at the end of that period (0/1)
+    4      last             1 on the episode's final message, else 0
+    5      timeout          1 if the episode ended by its horizon (on the final message)
+    6      terminal         1 if it ended in a terminal state (on the final message)
+    7-9    cube_x..z        cube position, world (m)
+    10-13  cube_qx..qw      cube orientation, unit quaternion (x, y, z, w)
+    14-16  target_x..z      target position, world (m)
+    17     finger_opening   distance between the fingertips (m)
+
+Readers look fields up by name in the label, so a later version may append fields. Bags whose
+task-state messages have no label can still be read by giving ``TopicMap.task_state_fields``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+JOINT_STATES = "/joint_states"
+EFFORT_COMMANDS = "/effort_controller/commands"
+EE_GOAL = "/ohio/ee_goal"
+GRIPPER = "/ohio/gripper_command"
+TASK_STATE = "/ohio/task_state"
+
+JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
+FLOAT64_MULTI_ARRAY = "std_msgs/msg/Float64MultiArray"
+POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
+FLOAT64 = "std_msgs/msg/Float64"
+
+GOAL_FRAME = "world"
+ARM_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
+FINGER_JOINTS = ("panda_finger_joint1", "panda_finger_joint2")
+
+#: message type of each role
+ROLE_TYPES = {
+    "joint_states": JOINT_STATE_TYPE,
+    "commands": FLOAT64_MULTI_ARRAY,
+    "task_state": FLOAT64_MULTI_ARRAY,
+    "ee_goal": POSE_STAMPED,
+    "gripper": FLOAT64,
+}
+REQUIRED_ROLES = ("joint_states", "commands", "task_state")
+OPTIONAL_ROLES = ("ee_goal", "gripper")
+
+TASK_STATE_VERSION = 1
+TASK_STATE_PREFIX = "ohio_task_state_v"
+TASK_STATE_FIELDS: tuple[str, ...] = (
+    "episode", "step", "reward", "success", "last", "timeout", "terminal",
+    "cube_x", "cube_y", "cube_z", "cube_qx", "cube_qy", "cube_qz", "cube_qw",
+    "target_x", "target_y", "target_z", "finger_opening",
+)
+TASK_STATE_LABEL = f"{TASK_STATE_PREFIX}{TASK_STATE_VERSION}:" + ",".join(TASK_STATE_FIELDS)
+#: fields a reader cannot do without; the others default to 0 (flags) or NaN (poses)
+TASK_STATE_REQUIRED = ("episode", "step", "reward")
+TS = {name: i for i, name in enumerate(TASK_STATE_FIELDS)}
+
+
+def parse_task_state_label(label: str) -> tuple[int, tuple[str, ...]]:
+    """``"ohio_task_state_v1:episode,step,..."`` -> (1, ("episode", "step", ...))."""
+    head, sep, body = label.partition(":")
+    if not sep or not head.startswith(TASK_STATE_PREFIX) or not head[len(TASK_STATE_PREFIX):].isdigit():
+        raise ValueError(f"not an ohio task-state layout label: {label[:80]!r} "
+                         f"(expected {TASK_STATE_PREFIX}<version>:<field>,<field>,...)")
+    fields = tuple(f.strip() for f in body.split(","))
+    if not all(fields) or len(set(fields)) != len(fields):
+        raise ValueError(f"task-state layout label has empty or repeated field names: {label[:200]!r}")
+    return int(head[len(TASK_STATE_PREFIX):]), fields
+
+
+class TopicMapError(ValueError):
+    """A topic map is malformed (unknown key, wrong type)."""
+
+
+@dataclass(frozen=True)
+class TopicMap:
+    """Which topics of a bag hold what, and the arm's joint names.
+
+    ``ee_goal`` and ``gripper`` may be None (not recorded). ``task_state_fields`` is the field
+    layout to assume for task-state messages that carry no layout label (None: require a label).
+    """
+
+    joint_states: str = JOINT_STATES
+    commands: str = EFFORT_COMMANDS
+    task_state: str = TASK_STATE
+    ee_goal: str | None = EE_GOAL
+    gripper: str | None = GRIPPER
+    arm_joints: tuple[str, ...] = ARM_JOINTS
+    finger_joints: tuple[str, ...] = FINGER_JOINTS
+    task_state_fields: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        for role in REQUIRED_ROLES + OPTIONAL_ROLES:
+            v = getattr(self, role)
+            if v is None and role in OPTIONAL_ROLES:
+                continue
+            if not isinstance(v, str) or not v.strip():
+                raise TopicMapError(f"TopicMap.{role} must be a topic name, got {v!r}")
+        for name in ("arm_joints", "finger_joints", "task_state_fields"):
+            v = getattr(self, name)
+            if v is None and name == "task_state_fields":
+                continue
+            if isinstance(v, str) or not all(isinstance(j, str) and j for j in v):
+                raise TopicMapError(f"TopicMap.{name} must be a list of names, got {v!r}")
+            object.__setattr__(self, name, tuple(v))
+        if len(self.arm_joints) != 7 or len(set(self.arm_joints)) != 7:
+            raise TopicMapError(f"TopicMap.arm_joints must name 7 distinct joints, got {list(self.arm_joints)}")
+        used = [getattr(self, r) for r in REQUIRED_ROLES + OPTIONAL_ROLES if getattr(self, r) is not None]
+        if len(set(used)) != len(used):
+            raise TopicMapError(f"TopicMap assigns one topic to two roles: {used}")
+        if self.task_state_fields is not None:
+            missing = [f for f in TASK_STATE_REQUIRED if f not in self.task_state_fields]
+            if missing:
+                raise TopicMapError(f"TopicMap.task_state_fields lacks {missing}")
+
+    def topic(self, role: str) -> str | None:
+        return getattr(self, role)
+
+    def roles(self) -> dict[str, str]:
+        """role -> topic name, for the roles that have a topic."""
+        return {r: getattr(self, r) for r in REQUIRED_ROLES + OPTIONAL_ROLES if getattr(self, r) is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "TopicMap":
+        data = dict(data or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TopicMapError(f"unknown key(s) {unknown} in topic map; known keys: {sorted(known)}")
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TopicMap":
+        """Load from YAML (keys as the fields; omitted keys keep this stack's defaults)."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise TopicMapError(f"topic map not found: {path}") from None
+        except yaml.YAMLError as exc:
+            raise TopicMapError(f"{path}: invalid YAML: {exc}") from None
+        if data is not None and not isinstance(data, dict):
+            raise TopicMapError(f"{path}: expected a mapping of topic-map keys, got {type(data).__name__}")
+        try:
+            return cls.from_dict(data)
+        except (TopicMapError, TypeError) as exc:
+            raise TopicMapError(f"{path}: {exc}") from None
+
+    def to_dict(self) -> dict:
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
