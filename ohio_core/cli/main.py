@@ -13,7 +13,7 @@ import sys
 # MuJoCo picks its OpenGL backend at import: headless EGL unless the user chose one.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from ohio_core.cli import bench, demo  # noqa: E402
+from ohio_core.cli import bench, collect, demo  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo.add_parser(sub)
     bench.add_parser(sub)
+    collect.add_parser(sub)
     return parser
 
 
