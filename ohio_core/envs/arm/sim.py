@@ -115,6 +115,9 @@ class ArmSim:
         d.ctrl[self.act_arm] = np.clip(tau, -self.tau_max, self.tau_max)
         d.ctrl[self.act_gripper] = FINGER_MAX * (1.0 - float(np.clip(gripper, 0.0, 1.0)))
         mujoco.mj_step(self.model, d, nstep=self.n_substeps)
+        # mj_step leaves positions one substep ahead of the derived quantities (site and body poses,
+        # contacts): recompute them so every reading after a control step describes the same state
+        mujoco.mj_forward(self.model, d)
 
     # -- pictures ----------------------------------------------------------------------------------
     def render(self, width: int = 480, height: int = 360, camera: str = "front") -> np.ndarray:
