@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ohio_core.cli.output import check_targets, emit_json, table
 
@@ -16,6 +17,17 @@ def add_parser(sub) -> None:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--json", action="store_true", help="end with one JSON object")
     c.set_defaults(func=run_controllers)
+    i = bsub.add_parser("inverse", help="segments/s and recovery rate of every inverse method")
+    i.add_argument("--segments", type=int, default=100_000, help="simulated OSC segments (cached in --cache)")
+    i.add_argument("--k", type=int, default=5, help="control steps per segment")
+    i.add_argument("--velocity-std", type=float, default=1.0, help="joint speed spread of the start states (rad/s)")
+    i.add_argument("--cem-segments", type=int, default=2_000, help="segments for CEM (slow)")
+    i.add_argument("--qp-segments", type=int, default=5_000, help="simulated QP segments for the KKT inverse")
+    i.add_argument("--workers", type=int, default=2, help="processes")
+    i.add_argument("--cache", type=Path, default=Path("out/bench"), help="folder for the simulated segments")
+    i.add_argument("--seed", type=int, default=0)
+    i.add_argument("--json", action="store_true", help="end with one JSON object")
+    i.set_defaults(func=run_inverse)
 
 
 def run_controllers(args: argparse.Namespace) -> int:
@@ -29,6 +41,31 @@ def run_controllers(args: argparse.Namespace) -> int:
           f"qp fallbacks {result['qp_fallbacks']}, real-time factor with QP {result['sim_realtime_factor_qp']:.1f}x "
           f"({result['states']} states, command: ohio bench controllers --states {args.states} "
           f"--sim-seconds {args.sim_seconds:g} --seed {args.seed})")
+    if args.json:
+        emit_json(result)
+    return 0
+
+
+def run_inverse(args: argparse.Namespace) -> int:
+    from ohio_core.bench import inverse
+
+    if min(args.segments, args.k, args.cem_segments, args.qp_segments, args.workers) < 1:
+        raise SystemExit("ohio bench inverse: counts must be >= 1")
+    result = inverse.run(args.segments, args.k, args.seed, args.velocity_std, args.cem_segments,
+                         args.qp_segments, args.workers, args.cache)
+    rows = []
+    for name, m in result["methods"].items():
+        target = inverse.TARGETS.get(name)
+        met = "" if target is None else ("yes" if m["segments_per_s"] >= target else "NO")
+        rows.append([name, m["segments"], m["segments_per_s"], m["recovery_rate"],
+                     "-" if m["recovery_rate_saturated"] is None else m["recovery_rate_saturated"],
+                     "-" if target is None else f">= {target:g}", met])
+    print(table(rows, ["method", "segments", "segments/s", "recovery rate", "recovery | saturated",
+                       "target segments/s", "met"]))
+    print(f"k = {result['k']}, {result['saturated_entries']:.1%} of torque entries saturated, "
+          f"{result['segments_with_saturation']:.1%} of segments with saturation; recovery = within 1 mm and "
+          f"0.01 rad (command: ohio bench inverse --segments {args.segments} --k {args.k} "
+          f"--velocity-std {args.velocity_std:g} --workers {args.workers} --seed {args.seed})")
     if args.json:
         emit_json(result)
     return 0

@@ -1,7 +1,10 @@
 """The ``ohio`` command: one subcommand per job.
 
     ohio demo               simulate both controllers on the arm tasks and report tracking
+    ohio collect            run behavior policies in the simulator, record rosbag2 files
+    ohio relabel            recover the high-level goals from bags, write a d3rlpy dataset
     ohio bench controllers  controller step time and simulator real-time factor
+    ohio bench inverse      speed and recovery rate of every inverse method
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import sys
 # MuJoCo picks its OpenGL backend at import: headless EGL unless the user chose one.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from ohio_core.cli import bench, collect, demo  # noqa: E402
+from ohio_core.cli import bench, collect, demo, relabel  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parser(sub)
     bench.add_parser(sub)
     collect.add_parser(sub)
+    relabel.add_parser(sub)
     return parser
 
 

@@ -93,7 +93,7 @@ def finish(goal_p: np.ndarray, goal_R: np.ndarray, p0: np.ndarray, R0: np.ndarra
     (p0, R0) when the goal is set, divided by ``output_max``), clip to [-1, 1] and count."""
     with np.errstate(invalid="ignore"):
         raw = action_from_pose(goal_p, goal_R, p0, R0, output_max)
-    clipped = np.any(np.abs(raw) > 1.0, axis=-1)
+    clipped = np.any(np.abs(raw) > 1.0 + 1e-9, axis=-1)
     bad = ~np.isfinite(raw).all(-1)
     return InverseResult(goal_p=goal_p, goal_R=goal_R, action=np.clip(np.nan_to_num(raw), -1.0, 1.0),
                          residual=residual, status=np.where(bad & (status == Status.OK), Status.NON_FINITE, status),

@@ -1,0 +1,80 @@
+"""High-level datasets on disk: a d3rlpy file plus a JSON sidecar that says where it came from.
+
+``<out>.h5`` is a d3rlpy ``ReplayBuffer`` dump (load with ``load_dataset``); ``<out>.json`` records
+the controller config, k, the inverse method, the source bags, the account of the relabel run and
+the per-transition residuals. Both are written under temporary names and renamed into place, the
+sidecar last: a dataset without its sidecar is incomplete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ohio_core.pipeline.relabel import HighLevelData
+
+FORMAT = "ohio_hl_dataset_v1"
+
+
+def paths(out: str | Path) -> tuple[Path, Path]:
+    out = Path(out)
+    base = out.with_suffix("") if out.suffix in (".h5", ".json") else out
+    return base.with_suffix(".h5"), base.with_suffix(".json")
+
+
+def to_mdp_dataset(data: HighLevelData):
+    import d3rlpy
+
+    timeouts = data.timeouts.copy()
+    if len(timeouts) and data.terminals[-1] == 0:
+        timeouts[-1] = 1.0          # d3rlpy drops steps after the last episode end
+    return d3rlpy.dataset.MDPDataset(
+        observations=data.observations, actions=data.actions, rewards=data.rewards,
+        terminals=data.terminals, timeouts=timeouts,
+        action_space=d3rlpy.constants.ActionSpace.CONTINUOUS)
+
+
+def save_dataset(data: HighLevelData, out: str | Path, sidecar: dict) -> tuple[Path, Path]:
+    if len(data.rewards) == 0:
+        raise ValueError("no transitions to write: every segment was dropped (see the account)")
+    h5, js = paths(out)
+    h5.parent.mkdir(parents=True, exist_ok=True)
+    dataset = to_mdp_dataset(data)
+    tmp_h5 = h5.with_name(f".{h5.name}.tmp{os.getpid()}")
+    tmp_js = js.with_name(f".{js.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp_h5, "w+b") as f:    # h5py reads back while writing
+            dataset.dump(f)
+        meta = dict(sidecar)
+        meta.update({"format": FORMAT, "transitions": int(len(data.rewards)), "account": data.account,
+                     "observation_dim": int(data.observations.shape[1]), "action_dim": int(data.actions.shape[1]),
+                     "episodes": int(len(np.unique(data.episode))),
+                     "residual_n_m": np.round(data.residual, 9).tolist()})
+        tmp_js.write_text(json.dumps(meta, indent=1))
+        os.replace(tmp_h5, h5)
+        os.replace(tmp_js, js)
+    finally:
+        for t in (tmp_h5, tmp_js):
+            if t.exists():
+                t.unlink()
+    return h5, js
+
+
+def load_dataset(path: str | Path):
+    """(d3rlpy ReplayBuffer, sidecar dict); refuses a dataset without its sidecar."""
+    import d3rlpy
+
+    h5, js = paths(path)
+    if not h5.is_file():
+        raise FileNotFoundError(f"dataset not found: {h5}")
+    if not js.is_file():
+        raise FileNotFoundError(f"dataset sidecar missing: {js} (incomplete or foreign dataset)")
+    meta = json.loads(js.read_text())
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{js}: not an OHIO dataset sidecar (format {meta.get('format')!r})")
+    with open(h5, "rb") as f:
+        buffer = d3rlpy.dataset.ReplayBuffer.load(f, d3rlpy.dataset.InfiniteBuffer())
+    return buffer, meta

@@ -1,0 +1,96 @@
+"""OHIO relabeling: low-level trajectories -> high-level transitions for offline RL.
+
+For every segment of k control periods: s_t = the observation at its start, g_t = the goal the
+DEPLOYMENT controller would have needed (an inverse method, normalized to [-1, 1] by that
+controller's output scale; for lift the logged gripper command is appended in [-1, 1]),
+r_t = the sum of the k rewards. Segments the inverse could not solve, or solved with a residual
+above ``max_residual``, are dropped and counted; the transition before a dropped segment ends its
+piece of episode with a timeout, so no transition spans missing data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ohio_core.data.trajectory import Trajectories
+from ohio_core.inverse import Status, invert
+from ohio_core.inverse.base import InverseResult
+from ohio_core.pipeline.segments import build_segments, segment_starts
+
+
+@dataclass
+class HighLevelData:
+    observations: np.ndarray   # (N, obs_dim)
+    actions: np.ndarray        # (N, 6) or (N, 7) with the gripper
+    rewards: np.ndarray        # (N,) sum of the k low-level rewards
+    terminals: np.ndarray      # (N,)
+    timeouts: np.ndarray       # (N,)
+    episode: np.ndarray        # (N,) source episode id
+    residual: np.ndarray       # (N,)
+    account: dict = field(default_factory=dict)
+
+
+def _gripper_action(traj: Trajectories, rows: np.ndarray) -> np.ndarray | None:
+    if traj.gripper is None or np.all(np.isnan(traj.gripper)):
+        return None
+    g = np.nan_to_num(traj.gripper[rows], nan=0.0)
+    return 2.0 * g - 1.0
+
+
+def relabel(traj: Trajectories, controller, k: int, method: str = "analytical", max_residual: float = 1.0,
+            gripper: bool | None = None, workers: int = 1, **options) -> HighLevelData:
+    """Relabel ``traj`` for ``controller`` (the deployment controller) with inverse ``method``."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    index = segment_starts(traj, k)
+    segs = build_segments(traj, index, k)
+    res: InverseResult = invert(method, segs, controller, workers=workers, **options)
+    starts = index.start
+    ends = starts + k - 1
+    keep = res.ok & (res.residual <= max_residual)
+    reasons = {f"inverse: {Status(s).name.lower()}": int(np.sum(res.status == s)) for s in Status if s != Status.OK}
+    reasons[f"residual above {max_residual:g} N m"] = int(np.sum(res.ok & (res.residual > max_residual)))
+    reasons = {r: n for r, n in reasons.items() if n}
+    rewards = traj.reward[starts[:, None] + np.arange(k)].sum(1)
+    terminals = traj.terminal[ends].astype(np.float32)
+    timeouts = traj.timeout[ends].astype(np.float32)
+    # end a piece of episode where the next segment is missing
+    nxt_kept = np.zeros(len(starts), bool)
+    pos = {int(s): i for i, s in enumerate(starts)}
+    for i, e in enumerate(ends):
+        j = pos.get(int(e) + 1)
+        nxt_kept[i] = j is not None and keep[j]
+    open_end = keep & ~nxt_kept & (terminals == 0) & (timeouts == 0)
+    timeouts = np.where(open_end, 1.0, timeouts).astype(np.float32)
+    actions = res.action
+    use_gripper = gripper if gripper is not None else _gripper_action(traj, starts) is not None
+    if use_gripper:
+        g = _gripper_action(traj, starts)
+        if g is None:
+            raise ValueError("gripper actions requested but the trajectories hold no gripper command")
+        actions = np.concatenate([actions, g[:, None]], 1)
+    account = {
+        "control_steps_in": int(len(traj)),
+        "episodes_in": int(len(np.unique(traj.episode))) if len(traj) else 0,
+        "segments_built": int(len(starts)),
+        "segments_written": int(keep.sum()),
+        "segments_dropped": reasons,
+        "rows_not_in_segments": index.dropped,
+        "actions_clipped": int(res.clipped[keep].sum()),
+        "pieces_ended_by_drop": int(open_end.sum()),
+        "residual_n_m": _stats(res.residual[keep]),
+        "method": method,
+        "k": k,
+    }
+    return HighLevelData(observations=traj.obs[starts][keep].astype(np.float32), actions=actions[keep].astype(np.float32),
+                         rewards=rewards[keep].astype(np.float32), terminals=terminals[keep], timeouts=timeouts[keep],
+                         episode=traj.episode[starts][keep], residual=res.residual[keep], account=account)
+
+
+def _stats(x: np.ndarray) -> dict:
+    if len(x) == 0:
+        return {"count": 0}
+    return {"count": int(len(x)), "mean": float(np.mean(x)), "median": float(np.median(x)),
+            "p95": float(np.percentile(x, 95)), "max": float(np.max(x))}
