@@ -149,3 +149,15 @@ def test_cem_recovers_most_goals_without_gradients(model):
     assert rec.mean() >= 0.8, f"recovered {rec.mean():.2f}"
     again = invert("cem", data.segments, ctl, seed=0)
     np.testing.assert_array_equal(res.action, again.action)       # seeded
+
+
+def test_state_matching_recovers_goals_without_torques(model):
+    """No torques logged: the goal whose rollout (Pinocchio dynamics) reaches the observed next state."""
+    ctl = OSC(model)
+    data = simulate_segments(ctl, 12, k=5, seed=4)
+    s = data.segments
+    res = invert("state_matching", Segments(s.q, s.qd, None, s.q_next, s.qd_next), ctl)
+    _, _, rec = recovery(res, data.goal_p, data.goal_R)
+    assert rec.mean() == 1.0 and res.ok.all()
+    with pytest.raises(ValueError, match="state after each segment"):
+        invert("state_matching", Segments(s.q, s.qd, None), ctl)

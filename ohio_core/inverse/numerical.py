@@ -71,7 +71,7 @@ def _solve_chunk(terms, tau, tau_max, iterations, tol):
     goal_p, goal_R = _initial_goal(terms, tau, tau_max)
     mu = np.full(n, 1e-3)
     r, pred, cost = _residual(terms, goal_p, goal_R, tau, tau_max)
-    done = np.zeros(n, bool)
+    done, converged = np.zeros(n, bool), np.zeros(n, bool)
     for _ in range(iterations):
         Jr = _jacobian(terms, goal_R, pred, tau, tau_max, 1e-6).reshape(n, 7 * k, 6)
         H = np.swapaxes(Jr, 1, 2) @ Jr
@@ -90,11 +90,12 @@ def _solve_chunk(terms, tau, tau_max, iterations, tol):
         cost = np.where(better, cost_c, cost)
         mu = np.where(better, mu / 3.0, mu * 5.0)
         small = np.linalg.norm(step, axis=-1) < tol
-        done |= (better & small) | (cost < 1e-24) | (mu > 1e12)
+        converged |= (better & small) | (cost < 1e-24)
+        done |= converged | (mu > 1e12)          # mu blowing up: stuck, not converged
         if done.all():
             break
     grad = np.linalg.norm(g, axis=-1)
-    return goal_p, goal_R, cost, done, grad
+    return goal_p, goal_R, cost, converged, grad
 
 
 _EYE6 = np.eye(6)

@@ -1,0 +1,104 @@
+"""State matching, for logs without torques: find the goal whose k-step rollout reproduces the
+state observed k steps later, under a dynamics model (Pinocchio forward dynamics)::
+
+    g* = argmin_g || x_{t+k} - rollout_f(x_t, pi_LL(., g), k) ||^2,   x = (q, T_s qd)
+
+The rollout runs the deployment controller at the control rate (torque held, zero-order hold) and
+integrates M(q) qdd = tau - h(q, qd) - d qd with semi-implicit Euler at ``substeps`` per period.
+Initialization: torques estimated by inverse dynamics from consecutive logged states, inverted in
+closed form; refinement: batched Gauss-Newton with a finite-difference Jacobian (6 extra rollouts
+per iteration).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pinocchio as pin
+
+from controllers.goals import so3_exp
+from controllers.osc import OSC, clip_torque, osc_law, osc_terms
+from ohio_core.inverse.analytical import error_to_pose, solve_masked
+from ohio_core.inverse.base import InverseResult, Segments, Status, finish, register
+from ohio_core.inverse.numerical import _raw_goal
+from ohio_core.inverse.terms import batch_kinematics
+
+
+def rollout(controller: OSC, q: np.ndarray, qd: np.ndarray, goal_p: np.ndarray, goal_R: np.ndarray, k: int,
+            substeps: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Batched closed-loop rollout of k control periods from (q, qd) (N, 7) under goals (N, ...)."""
+    model = controller.model
+    m, d = model.model, model.data
+    damping = np.asarray(m.damping)
+    dt = controller.config.control_period / substeps
+    q, qd = q.copy(), qd.copy()
+    goal = _raw_goal(goal_p, goal_R)
+    for _ in range(k):
+        kin = batch_kinematics(model, q, qd)
+        tau = clip_torque(osc_law(osc_terms(kin, q, qd, controller.config), goal), controller.tau_max).tau
+        for _ in range(substeps):
+            for i in range(len(q)):
+                qdd = pin.aba(m, d, q[i], qd[i], tau[i] - damping * qd[i])
+                qd[i] += dt * qdd
+                q[i] += dt * qd[i]
+    return q, qd
+
+
+def inverse_dynamics_torques(controller: OSC, seg: Segments) -> np.ndarray:
+    """tau_j ~ M(q_j) (qd_{j+1} - qd_j) / T + h(q_j, qd_j) + d qd_j, for every period (N, k, 7)."""
+    n, k = len(seg), seg.k
+    qd_after = np.concatenate([seg.qd[:, 1:], seg.qd_next[:, None]], 1)
+    q, qd = seg.q.reshape(-1, 7), seg.qd.reshape(-1, 7)
+    kin = batch_kinematics(controller.model, q, qd)
+    qdd = (qd_after.reshape(-1, 7) - qd) / controller.config.control_period
+    damping = np.asarray(controller.model.model.damping)
+    return ((kin.M @ qdd[..., None])[..., 0] + kin.h + damping * qd).reshape(n, k, 7)
+
+
+@register("state_matching")
+def invert(segments: Segments, controller: OSC, iterations: int = 6, fd_eps: float = 1e-5,
+           velocity_scale: float = 0.02, substeps: int = 10) -> InverseResult:
+    if segments.q_next is None or segments.qd_next is None:
+        raise ValueError("state matching needs the state after each segment (q_next, qd_next)")
+    if "differentiable" not in getattr(controller, "inverse_capabilities", ()):
+        raise ValueError(f"state matching needs the OSC's batched twin, got {type(controller).__name__}")
+    n, k = len(segments), segments.k
+    finite = segments.finite() & np.isfinite(segments.q_next).all(-1) & np.isfinite(segments.qd_next).all(-1)
+    z = lambda a: np.where(finite.reshape((-1,) + (1,) * (a.ndim - 1)), a, 0.0)  # noqa: E731
+    seg = Segments(z(segments.q), z(segments.qd), None if segments.tau is None else z(segments.tau),
+                   z(segments.q_next), z(segments.qd_next))
+    # initial goal: closed form on inverse-dynamics torque estimates at the first period
+    tau_est = np.clip(inverse_dynamics_torques(controller, seg)[:, 0], -controller.tau_max, controller.tau_max)
+    kin0 = batch_kinematics(controller.model, seg.q[:, 0], seg.qd[:, 0])
+    terms0 = osc_terms(kin0, seg.q[:, 0], seg.qd[:, 0], controller.config)
+    e, _, _ = solve_masked(terms0.B, tau_est - terms0.c, np.ones((n, 7), bool))
+    e[:, 3:] *= np.minimum(1.0, 0.99 / np.maximum(np.linalg.norm(e[:, 3:], axis=-1), 1e-12))[:, None]
+    goal_p, goal_R, _ = error_to_pose(e, kin0.p, kin0.R)
+    target = np.concatenate([seg.q_next, velocity_scale * seg.qd_next], -1)
+
+    def residual(gp, gR):
+        qe, qde = rollout(controller, seg.q[:, 0], seg.qd[:, 0], gp, gR, k, substeps)
+        return np.concatenate([qe, velocity_scale * qde], -1) - target
+
+    r = residual(goal_p, goal_R)
+    cost = (r ** 2).sum(-1)
+    for _ in range(iterations):
+        Jr = np.empty((n, 14, 6))
+        for a in range(6):
+            dp, dw = np.zeros(3), np.zeros(3)
+            (dp if a < 3 else dw)[a % 3] = fd_eps
+            Jr[:, :, a] = (residual(goal_p + dp, so3_exp(dw) @ goal_R) - r) / fd_eps
+        H = np.swapaxes(Jr, 1, 2) @ Jr + 1e-9 * np.eye(6)
+        step = -np.linalg.solve(H, (np.swapaxes(Jr, 1, 2) @ r[..., None]))[..., 0]
+        cand_p, cand_R = goal_p + step[:, :3], so3_exp(step[:, 3:]) @ goal_R
+        r_c = residual(cand_p, cand_R)
+        c_c = (r_c ** 2).sum(-1)
+        better = c_c < cost
+        goal_p = np.where(better[:, None], cand_p, goal_p)
+        goal_R = np.where(better[:, None, None], cand_R, goal_R)
+        r = np.where(better[:, None], r_c, r)
+        cost = np.where(better, c_c, cost)
+    rms = np.sqrt(cost / 14.0)
+    status = np.where(rms < 1e-4, Status.OK, Status.NOT_CONVERGED)
+    status[~finite] = Status.NON_FINITE
+    return finish(goal_p, goal_R, kin0.p, kin0.R, controller.config.output_max, rms, status, np.full(n, np.nan),
+                  {"method": "state_matching", "residual_units": "rad (q) and velocity_scale * rad/s (qd)"})
