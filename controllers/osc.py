@@ -56,7 +56,8 @@ def _pinv_eig(A: np.ndarray, rcond: float) -> tuple[np.ndarray, np.ndarray]:
     w, V = np.linalg.eigh(A)
     keep = w > rcond * w[..., -1:]
     w_inv = np.where(keep, 1.0 / np.where(keep, w, 1.0), 0.0)
-    cond = w[..., -1] / np.maximum(w[..., 0], np.finfo(float).tiny)
+    with np.errstate(over="ignore"):       # exactly singular: cond = inf
+        cond = w[..., -1] / np.maximum(w[..., 0], np.finfo(float).tiny)
     return (V * w_inv[..., None, :]) @ np.swapaxes(V, -1, -2), cond
 
 
@@ -90,7 +91,8 @@ def task_inertia(A: np.ndarray, rcond: float) -> tuple[np.ndarray, np.ndarray]:
 
 def osc_terms(kin: Kinematics, q: np.ndarray, qd: np.ndarray, config: OSCConfig) -> OSCTerms:
     J, Jt = kin.J, np.swapaxes(kin.J, -1, -2)
-    JMinv = J @ kin.Minv
+    # J M^-1, from M^-1 when the caller has it (Pinocchio, one state) or by a solve (batches)
+    JMinv = J @ kin.Minv if kin.Minv is not None else np.swapaxes(np.linalg.solve(kin.M, Jt), -1, -2)
     Lam, cond = task_inertia(JMinv @ Jt, config.lambda_rcond)
     JtLam = Jt @ Lam
     kn = config.nullspace_kp

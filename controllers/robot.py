@@ -26,7 +26,7 @@ class Kinematics:
     R: np.ndarray      # (3, 3) TCP orientation, world
     J: np.ndarray      # (6, 7)
     M: np.ndarray      # (7, 7) joint-space mass matrix
-    Minv: np.ndarray   # (7, 7)
+    Minv: np.ndarray | None   # (7, 7); None where only M was computed (batches solve with M instead)
     h: np.ndarray      # (7,) Coriolis + centrifugal + gravity, C(q, qd) qd + g(q)
     dJqd: np.ndarray | None = None   # (6,) TCP drift acceleration dJ/dt qd (classical, world-aligned)
 

@@ -33,7 +33,7 @@ def _problems(controller: QP, kin, q, qd):
     G, a0, C, b = [], [], [], []
     xdd0 = -cfg.kd * (kin.J @ qd[..., None])[..., 0]
     for i in range(len(q)):
-        k_i = type(kin)(p=kin.p[i], R=kin.R[i], J=kin.J[i], M=kin.M[i], Minv=kin.Minv[i], h=kin.h[i],
+        k_i = type(kin)(p=kin.p[i], R=kin.R[i], J=kin.J[i], M=kin.M[i], Minv=None, h=kin.h[i],
                         dJqd=kin.dJqd[i])
         prob = qp_problem(k_i, q[i], qd[i], xdd0[i], cfg, model.q_min, model.q_max, model.qd_max, controller.tau_max)
         G.append(prob.G)
@@ -55,7 +55,7 @@ def invert(segments: Segments, controller: QP) -> InverseResult:
     tau = np.where(finite[:, None, None], segments.tau, 0.0).reshape(-1, 7)
     kin = batch_kinematics(controller.model, q, qd, drift=True)
     G, a0, C, b = _problems(controller, kin, q, qd)
-    qdd = (kin.Minv @ (tau - kin.h)[..., None])[..., 0]
+    qdd = np.linalg.solve(kin.M, (tau - kin.h)[..., None])[..., 0]
     slack = (np.swapaxes(C, 1, 2) @ qdd[..., None])[..., 0] - b
     active = slack < ACTIVE_TOL * np.maximum(1.0, np.abs(b))
     CA = C * active[:, None, :]

@@ -35,8 +35,7 @@ def batch_kinematics(model: PandaModel, q: np.ndarray, qd: np.ndarray, drift: bo
         oMf = d.oMf[fid]
         P[i] = oMf.translation
         Rm[i] = oMf.rotation
-    Minv = np.linalg.inv(M)        # vectorized; equals pin.computeMinverse to rounding
-    return Kinematics(p=P, R=Rm, J=J, M=M, Minv=Minv, h=h, dJqd=dJqd)
+    return Kinematics(p=P, R=Rm, J=J, M=M, Minv=None, h=h, dJqd=dJqd)
 
 
 def batch_tcp_pose(model: PandaModel, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
