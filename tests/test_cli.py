@@ -41,7 +41,21 @@ def test_bad_arguments_exit_with_a_message():
     assert r.returncode == 2 and "invalid choice" in r.stderr
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["bench", "--help"], ["demo", "--help"]])
+def test_bench_inverse_json(tmp_path, capsys):
+    argv = ["bench", "inverse", "--segments", "40", "--cem-segments", "4", "--qp-segments", "10", "--workers", "1",
+            "--cache", str(tmp_path), "--json"]
+    assert main(argv) == 0
+    out = last_json(capsys.readouterr().out)
+    assert set(out["methods"]) == {"analytical", "numerical", "cem", "qp"}
+    for name, m in out["methods"].items():
+        assert m["segments_per_s"] > 0 and 0.0 <= m["recovery_rate"] <= 1.0, name
+    assert out["methods"]["numerical"]["recovery_rate"] >= 0.9
+    assert len(list(tmp_path.glob("segments_*.npz"))) == 2          # simulated once, cached
+    assert main(argv) == 0
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["bench", "--help"], ["demo", "--help"], ["collect", "--help"],
+                                  ["relabel", "--help"]])
 def test_help(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
