@@ -77,6 +77,9 @@ def test_numerical_recovers_saturated_segments(model):
     analytical = invert("analytical", data.segments, ctl)
     _, _, rec_a = recovery(analytical, data.goal_p, data.goal_R)
     assert rec.mean() > rec_a.mean() + 0.2    # the closed form alone cannot handle saturation
+    auto = invert("auto", data.segments, ctl)
+    _, _, rec_auto = recovery(auto, data.goal_p, data.goal_R)
+    assert rec_auto.mean() >= 0.95 and auto.info["numerical_segments"] == int((analytical.status != Status.OK).sum())
 
 
 def test_analytical_flags_what_it_cannot_invert(model):

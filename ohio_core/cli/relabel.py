@@ -15,8 +15,9 @@ def add_parser(sub) -> None:
     p.add_argument("--controller", type=Path, default=None,
                    help="DEPLOYMENT controller config (YAML, osc or qp); default: the OSC defaults")
     p.add_argument("--k", type=int, default=5, help="control periods per high-level step")
-    p.add_argument("--method", default="analytical",
-                   choices=["analytical", "numerical", "cem", "qp", "naive", "state_matching"], help="inverse method")
+    p.add_argument("--method", default="auto",
+                   choices=["auto", "analytical", "numerical", "cem", "qp", "naive", "state_matching"],
+                   help="inverse method (auto: closed form, numerical where that is ill-posed)")
     p.add_argument("--topics", type=Path, default=None, help="topic map (YAML); default: this stack's topics")
     p.add_argument("--max-residual", type=float, default=1.0, help="drop segments above this RMS torque residual (N m)")
     p.add_argument("--workers", type=int, default=1, help="processes for the inverse")

@@ -33,7 +33,7 @@ def _cost(terms, a, s, tau, tau_max):
 
 @register("cem")
 def invert(segments: Segments, controller: OSC, population: int = 128, elites: int = 24, iterations: int = 40,
-           init_std: float = 0.5, min_std: float = 1e-5, smoothing: float = 0.5, tol: float = 1e-3, seed: int = 0,
+           init_std: float = 0.5, min_std: float = 1e-5, smoothing: float = 0.5, tol: float = 1e-2, seed: int = 0,
            chunk: int = 512) -> InverseResult:
     if "differentiable" not in getattr(controller, "inverse_capabilities", ()) and \
             "closed_form" not in getattr(controller, "inverse_capabilities", ()):

@@ -39,7 +39,7 @@ def _gripper_action(traj: Trajectories, rows: np.ndarray) -> np.ndarray | None:
     return 2.0 * g - 1.0
 
 
-def relabel(traj: Trajectories, controller, k: int, method: str = "analytical", max_residual: float = 1.0,
+def relabel(traj: Trajectories, controller, k: int, method: str = "auto", max_residual: float = 1.0,
             gripper: bool | None = None, workers: int = 1, **options) -> HighLevelData:
     """Relabel ``traj`` for ``controller`` (the deployment controller) with inverse ``method``."""
     if k < 1:
