@@ -173,18 +173,25 @@ def config_from_dict(data: dict) -> OSCConfig | QPConfig:
     return CONFIG_TYPES[kind].from_dict(data)
 
 
-def load_config(path: str | Path) -> OSCConfig | QPConfig:
-    """Load a controller config from YAML; errors name the file."""
+def load_yaml_mapping(path: str | Path, what: str, error: type[Exception] = ConfigError) -> dict:
+    """Read a YAML file that holds a mapping (an empty file is an empty one); every problem raises
+    ``error`` with the file named."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"controller config not found: {path}") from None
+        raise error(f"{what} not found: {path}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+        raise error(f"{path}: invalid YAML: {exc}") from None
     if data is not None and not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+        raise error(f"{path}: expected a mapping of {what} keys, got {type(data).__name__}")
+    return data or {}
+
+
+def load_config(path: str | Path) -> OSCConfig | QPConfig:
+    """Load a controller config from YAML; errors name the file."""
+    data = load_yaml_mapping(path, "controller config")
     try:
-        return config_from_dict(data or {})
+        return config_from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None

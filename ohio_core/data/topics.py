@@ -41,7 +41,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from controllers.config import load_yaml_mapping
 
 JOINT_STATES = "/joint_states"
 EFFORT_COMMANDS = "/effort_controller/commands"
@@ -158,15 +158,7 @@ class TopicMap:
     @classmethod
     def load(cls, path: str | Path) -> "TopicMap":
         """Load from YAML (keys as the fields; omitted keys keep this stack's defaults)."""
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise TopicMapError(f"topic map not found: {path}") from None
-        except yaml.YAMLError as exc:
-            raise TopicMapError(f"{path}: invalid YAML: {exc}") from None
-        if data is not None and not isinstance(data, dict):
-            raise TopicMapError(f"{path}: expected a mapping of topic-map keys, got {type(data).__name__}")
+        data = load_yaml_mapping(path, "topic map", TopicMapError)
         try:
             return cls.from_dict(data)
         except (TopicMapError, TypeError) as exc:
