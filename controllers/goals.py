@@ -41,6 +41,15 @@ class PoseGoal:
             raise ValueError(f"PoseGoal needs p (..., 3) and R (..., 3, 3), got {self.p.shape}, {self.R.shape}")
 
     @classmethod
+    def unchecked(cls, p: np.ndarray, R: np.ndarray) -> "PoseGoal":
+        """A goal over arrays without validation: for batches inside the inverse problems, where
+        failed entries are carried along (and flagged) rather than raised."""
+        goal = object.__new__(cls)
+        object.__setattr__(goal, "p", p)
+        object.__setattr__(goal, "R", R)
+        return goal
+
+    @classmethod
     def from_pos_quat(cls, p, quat_xyzw) -> "PoseGoal":
         """From a position and a unit quaternion (x, y, z, w), as in geometry_msgs/Pose."""
         q = require_finite("goal quaternion", quat_xyzw)

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from controllers.goals import so3_exp
+from controllers.goals import PoseGoal, so3_exp
 from controllers.osc import OSC, task_error
 from ohio_core.inverse.analytical import unsaturated
 from ohio_core.inverse.base import InverseResult, Segments, Status, finish, register
-from ohio_core.inverse.numerical import _raw_goal
 from ohio_core.inverse.segment_terms import osc_segment_terms
 
 
@@ -26,7 +25,7 @@ def _cost(terms, a, s, tau, tau_max):
     p0, R0 = terms.p[:, None, 0], terms.R[:, None, 0]
     goal_p = p0 + a[..., :3] * s[:3]
     goal_R = so3_exp(a[..., 3:] * s[3:]) @ R0
-    e = task_error(_raw_goal(goal_p[:, :, None], goal_R[:, :, None]), terms.p[:, None], terms.R[:, None])
+    e = task_error(PoseGoal.unchecked(goal_p[:, :, None], goal_R[:, :, None]), terms.p[:, None], terms.R[:, None])
     pred = (terms.B[:, None] @ e[..., None])[..., 0] + terms.c[:, None]
     return ((np.clip(pred, -tau_max, tau_max) - tau[:, None]) ** 2).sum((2, 3))
 
@@ -39,7 +38,7 @@ def invert(segments: Segments, controller: OSC, population: int = 128, elites: i
             "closed_form" not in getattr(controller, "inverse_capabilities", ()):
         raise ValueError(f"the CEM inverse needs the OSC's batched twin, got {type(controller).__name__}")
     rng = np.random.default_rng(seed)
-    n, k = len(segments), segments.k
+    n = len(segments)
     s = controller.config.array("output_max")
     finite = segments.finite()
     q = np.where(finite[:, None, None], segments.q, 0.0)

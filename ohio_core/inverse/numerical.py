@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from controllers.goals import so3_exp
+from controllers.goals import PoseGoal, so3_exp
 from controllers.osc import OSC, task_error
-from controllers.goals import PoseGoal
 from ohio_core.inverse.analytical import error_to_pose, solve_masked, unsaturated
 from ohio_core.inverse.base import InverseResult, Segments, Status, finish, register
 from ohio_core.inverse.segment_terms import osc_segment_terms
@@ -24,17 +23,9 @@ from ohio_core.inverse.segment_terms import osc_segment_terms
 _EYE3 = np.eye(3)
 
 
-def _raw_goal(p: np.ndarray, R: np.ndarray) -> PoseGoal:
-    """A PoseGoal view on arrays without the finiteness check (batches may hold failed entries)."""
-    g = object.__new__(PoseGoal)
-    object.__setattr__(g, "p", p)
-    object.__setattr__(g, "R", R)
-    return g
-
-
 def _residual(terms, goal_p, goal_R, tau, tau_max):
     """Clipped prediction minus log (N, k, 7), the unclipped prediction, and the cost per segment."""
-    e = task_error(_raw_goal(goal_p[:, None], goal_R[:, None]), terms.p, terms.R)
+    e = task_error(PoseGoal.unchecked(goal_p[:, None], goal_R[:, None]), terms.p, terms.R)
     pred = (terms.B @ e[..., None])[..., 0] + terms.c
     r = np.clip(pred, -tau_max, tau_max) - tau
     return r, pred, (r ** 2).sum((1, 2))
@@ -106,7 +97,7 @@ def invert(segments: Segments, controller: OSC, iterations: int = 50, tol: float
            chunk: int = 4096) -> InverseResult:
     if "differentiable" not in getattr(controller, "inverse_capabilities", ()):
         raise ValueError(f"the numerical inverse needs a differentiable controller (OSC), got {type(controller).__name__}")
-    n, k = len(segments), segments.k
+    n = len(segments)
     finite = segments.finite()
     q = np.where(finite[:, None, None], segments.q, 0.0)
     qd = np.where(finite[:, None, None], segments.qd, 0.0)

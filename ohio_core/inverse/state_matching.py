@@ -15,11 +15,10 @@ from __future__ import annotations
 import numpy as np
 import pinocchio as pin
 
-from controllers.goals import so3_exp
+from controllers.goals import PoseGoal, so3_exp
 from controllers.osc import OSC, clip_torque, osc_law, osc_terms
 from ohio_core.inverse.analytical import error_to_pose, solve_masked
 from ohio_core.inverse.base import InverseResult, Segments, Status, finish, register
-from ohio_core.inverse.numerical import _raw_goal
 from ohio_core.inverse.terms import batch_kinematics
 
 
@@ -31,7 +30,7 @@ def rollout(controller: OSC, q: np.ndarray, qd: np.ndarray, goal_p: np.ndarray, 
     damping = np.asarray(m.damping)
     dt = controller.config.control_period / substeps
     q, qd = q.copy(), qd.copy()
-    goal = _raw_goal(goal_p, goal_R)
+    goal = PoseGoal.unchecked(goal_p, goal_R)
     for _ in range(k):
         kin = batch_kinematics(model, q, qd)
         tau = clip_torque(osc_law(osc_terms(kin, q, qd, controller.config), goal), controller.tau_max).tau
