@@ -26,6 +26,14 @@ def unsaturated(tau: np.ndarray, tau_max: np.ndarray) -> np.ndarray:
     return np.abs(tau) < tau_max * (1.0 - SATURATION_TOL)
 
 
+def clamp_rotation(e: np.ndarray, max_sin: float = 0.99) -> np.ndarray:
+    """Scale the orientation part of task errors e (N, 6) down to |e_o| <= max_sin (a starting point
+    inside the closed form's range)."""
+    e = e.copy()
+    e[:, 3:] *= np.minimum(1.0, max_sin / np.maximum(np.linalg.norm(e[:, 3:], axis=-1), 1e-12))[:, None]
+    return e
+
+
 def error_to_pose(e: np.ndarray, p: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(p_g, R_g, in_range) from a task error e = (p_g - p, sin(theta) u)."""
     s = np.linalg.norm(e[..., 3:], axis=-1)
@@ -62,10 +70,8 @@ def solve_masked(B: np.ndarray, rhs: np.ndarray, mask: np.ndarray) -> tuple[np.n
 def invert(segments: Segments, controller: OSC, max_cond: float = 1e10) -> InverseResult:
     if "closed_form" not in getattr(controller, "inverse_capabilities", ()):
         raise ValueError(f"the analytical inverse needs a closed-form controller (OSC), got {type(controller).__name__}")
-    finite = segments.finite()
-    q0 = np.where(finite[:, None], segments.q[:, 0], 0.0)
-    qd0 = np.where(finite[:, None], segments.qd[:, 0], 0.0)
-    tau0 = np.where(finite[:, None], segments.tau[:, 0], 0.0)
+    finite, seg = segments.sanitized()
+    q0, qd0, tau0 = seg.q[:, 0], seg.qd[:, 0], seg.tau[:, 0]
     kin = batch_kinematics(controller.model, q0, qd0)
     terms = osc_terms(kin, q0, qd0, controller.config)
     mask = unsaturated(tau0, controller.tau_max)

@@ -56,6 +56,15 @@ class Segments:
             ok &= np.isfinite(self.tau).all((1, 2))
         return ok
 
+    def sanitized(self, need_next: bool = False) -> tuple[np.ndarray, "Segments"]:
+        """(finite, a copy with every non-finite segment zeroed): the methods compute on all segments
+        at once and flag the zeroed ones NON_FINITE. ``need_next``: the next state must be finite too."""
+        finite = self.finite()
+        if need_next:
+            finite &= np.isfinite(self.q_next).all(-1) & np.isfinite(self.qd_next).all(-1)
+        zero = lambda a: None if a is None else np.where(finite.reshape((-1,) + (1,) * (a.ndim - 1)), a, 0.0)  # noqa: E731
+        return finite, Segments(zero(self.q), zero(self.qd), zero(self.tau), zero(self.q_next), zero(self.qd_next))
+
     def take(self, idx) -> "Segments":
         pick = (lambda a: None if a is None else a[idx])
         return Segments(self.q[idx], self.qd[idx], pick(self.tau), pick(self.q_next), pick(self.qd_next))

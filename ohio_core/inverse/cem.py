@@ -40,10 +40,8 @@ def invert(segments: Segments, controller: OSC, population: int = 128, elites: i
     rng = np.random.default_rng(seed)
     n = len(segments)
     s = controller.config.array("output_max")
-    finite = segments.finite()
-    q = np.where(finite[:, None, None], segments.q, 0.0)
-    qd = np.where(finite[:, None, None], segments.qd, 0.0)
-    tau = np.where(finite[:, None, None], segments.tau, 0.0)
+    finite, seg = segments.sanitized()
+    q, qd, tau = seg.q, seg.qd, seg.tau
     best_a, best_cost, final_std = np.zeros((n, 6)), np.empty(n), np.empty(n)
     p0, R0 = np.empty((n, 3)), np.empty((n, 3, 3))
     for start in range(0, n, chunk):

@@ -49,10 +49,8 @@ def invert(segments: Segments, controller: QP) -> InverseResult:
         raise ValueError(f"the KKT inverse needs the QP controller, got {type(controller).__name__}")
     cfg = controller.config
     n, k = len(segments), segments.k
-    finite = segments.finite()
-    q = np.where(finite[:, None, None], segments.q, 0.0).reshape(-1, 7)
-    qd = np.where(finite[:, None, None], segments.qd, 0.0).reshape(-1, 7)
-    tau = np.where(finite[:, None, None], segments.tau, 0.0).reshape(-1, 7)
+    finite, seg = segments.sanitized()
+    q, qd, tau = seg.q.reshape(-1, 7), seg.qd.reshape(-1, 7), seg.tau.reshape(-1, 7)
     kin = batch_kinematics(controller.model, q, qd, drift=True)
     G, a0, C, b = _problems(controller, kin, q, qd)
     qdd = np.linalg.solve(kin.M, (tau - kin.h)[..., None])[..., 0]

@@ -15,11 +15,8 @@ from ohio_core.inverse.terms import batch_tcp_pose
 @register("naive")
 def invert(segments: Segments, controller) -> InverseResult:
     n = len(segments)
-    finite = segments.finite()
-    end = segments.q_next if segments.q_next is not None else segments.q[:, -1]
-    finite &= np.isfinite(end).all(-1)
-    q0 = np.where(finite[:, None], segments.q[:, 0], 0.0)
-    end = np.where(finite[:, None], end, 0.0)
+    finite, seg = segments.sanitized(need_next=segments.q_next is not None)
+    q0, end = seg.q[:, 0], seg.q_next if seg.q_next is not None else seg.q[:, -1]
     p0, R0 = batch_tcp_pose(controller.model, q0)
     goal_p, goal_R = batch_tcp_pose(controller.model, end)
     status = np.where(finite, Status.OK, Status.NON_FINITE)

@@ -16,7 +16,7 @@ import numpy as np
 
 from controllers.goals import PoseGoal, so3_exp
 from controllers.osc import OSC, task_error
-from ohio_core.inverse.analytical import error_to_pose, solve_masked, unsaturated
+from ohio_core.inverse.analytical import clamp_rotation, error_to_pose, solve_masked, unsaturated
 from ohio_core.inverse.base import InverseResult, Segments, Status, finish, register
 from ohio_core.inverse.segment_terms import osc_segment_terms
 
@@ -51,8 +51,7 @@ def _initial_goal(terms, tau, tau_max):
     score = np.where(count >= 6, rms, np.inf) - count * 1e-9      # informative first, then best fit
     j = np.argmin(np.where(np.isfinite(score), score, 1e30 - count), axis=1)
     rows = np.arange(n)
-    e = e[rows, j]
-    e[:, 3:] *= np.minimum(1.0, 0.99 / np.maximum(np.linalg.norm(e[:, 3:], axis=-1), 1e-12))[:, None]
+    e = clamp_rotation(e[rows, j])
     goal_p, goal_R, _ = error_to_pose(e, terms.p[rows, j], terms.R[rows, j])
     return goal_p, goal_R
 
@@ -98,10 +97,8 @@ def invert(segments: Segments, controller: OSC, iterations: int = 50, tol: float
     if "differentiable" not in getattr(controller, "inverse_capabilities", ()):
         raise ValueError(f"the numerical inverse needs a differentiable controller (OSC), got {type(controller).__name__}")
     n = len(segments)
-    finite = segments.finite()
-    q = np.where(finite[:, None, None], segments.q, 0.0)
-    qd = np.where(finite[:, None, None], segments.qd, 0.0)
-    tau = np.where(finite[:, None, None], segments.tau, 0.0)
+    finite, seg = segments.sanitized()
+    q, qd, tau = seg.q, seg.qd, seg.tau
     tau_max = controller.tau_max
     goal_p, goal_R = np.empty((n, 3)), np.empty((n, 3, 3))
     p0, R0 = np.empty((n, 3)), np.empty((n, 3, 3))

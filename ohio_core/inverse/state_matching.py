@@ -17,7 +17,7 @@ import pinocchio as pin
 
 from controllers.goals import PoseGoal, so3_exp
 from controllers.osc import OSC, clip_torque, osc_law, osc_terms
-from ohio_core.inverse.analytical import error_to_pose, solve_masked
+from ohio_core.inverse.analytical import clamp_rotation, error_to_pose, solve_masked
 from ohio_core.inverse.base import InverseResult, Segments, Status, finish, register
 from ohio_core.inverse.terms import batch_kinematics
 
@@ -61,17 +61,13 @@ def invert(segments: Segments, controller: OSC, iterations: int = 6, fd_eps: flo
     if "differentiable" not in getattr(controller, "inverse_capabilities", ()):
         raise ValueError(f"state matching needs the OSC's batched twin, got {type(controller).__name__}")
     n, k = len(segments), segments.k
-    finite = segments.finite() & np.isfinite(segments.q_next).all(-1) & np.isfinite(segments.qd_next).all(-1)
-    z = lambda a: np.where(finite.reshape((-1,) + (1,) * (a.ndim - 1)), a, 0.0)  # noqa: E731
-    seg = Segments(z(segments.q), z(segments.qd), None if segments.tau is None else z(segments.tau),
-                   z(segments.q_next), z(segments.qd_next))
+    finite, seg = segments.sanitized(need_next=True)
     # initial goal: closed form on inverse-dynamics torque estimates at the first period
     tau_est = np.clip(inverse_dynamics_torques(controller, seg)[:, 0], -controller.tau_max, controller.tau_max)
     kin0 = batch_kinematics(controller.model, seg.q[:, 0], seg.qd[:, 0])
     terms0 = osc_terms(kin0, seg.q[:, 0], seg.qd[:, 0], controller.config)
     e, _, _ = solve_masked(terms0.B, tau_est - terms0.c, np.ones((n, 7), bool))
-    e[:, 3:] *= np.minimum(1.0, 0.99 / np.maximum(np.linalg.norm(e[:, 3:], axis=-1), 1e-12))[:, None]
-    goal_p, goal_R, _ = error_to_pose(e, kin0.p, kin0.R)
+    goal_p, goal_R, _ = error_to_pose(clamp_rotation(e), kin0.p, kin0.R)
     target = np.concatenate([seg.q_next, velocity_scale * seg.qd_next], -1)
 
     def residual(gp, gR):
