@@ -61,6 +61,11 @@ def _pinv_eig(A: np.ndarray, rcond: float) -> tuple[np.ndarray, np.ndarray]:
     return (V * w_inv[..., None, :]) @ np.swapaxes(V, -1, -2), cond
 
 
+def near_singular(cond: np.ndarray, rcond: float, n: int = 6) -> np.ndarray:
+    """Where ``task_inertia`` leaves the plain inverse for the truncated pseudo-inverse: n cond >= 1/rcond."""
+    return ~(n * cond < 1.0 / rcond)
+
+
 def task_inertia(A: np.ndarray, rcond: float) -> tuple[np.ndarray, np.ndarray]:
     """Lambda = A^+ for A = J M^-1 J^T (6x6, symmetric positive semi-definite), and cond(A).
 
@@ -75,7 +80,7 @@ def task_inertia(A: np.ndarray, rcond: float) -> tuple[np.ndarray, np.ndarray]:
             Lam, info = dpotrs(U, _EYE6 if n == 6 else np.eye(n))
             if info == 0:
                 cond = abs(A).sum(0).max() * abs(Lam).sum(0).max()
-                if n * cond < 1.0 / rcond:
+                if not near_singular(cond, rcond, n):
                     return Lam, cond
         return _pinv_eig(A, rcond)
     try:
@@ -83,7 +88,7 @@ def task_inertia(A: np.ndarray, rcond: float) -> tuple[np.ndarray, np.ndarray]:
     except np.linalg.LinAlgError:
         return _pinv_eig(A, rcond)
     cond = _one_norm(A) * _one_norm(Lam)
-    bad = ~(n * cond < 1.0 / rcond)
+    bad = near_singular(cond, rcond, n)
     if np.any(bad):
         Lam[bad], cond[bad] = _pinv_eig(A[bad], rcond)
     return Lam, cond

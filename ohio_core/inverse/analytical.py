@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from controllers.goals import so3_exp
-from controllers.osc import OSC, osc_terms
+from controllers.osc import OSC, near_singular, osc_terms
 from ohio_core.inverse.base import InverseResult, Segments, Status, finish, register
 from ohio_core.inverse.terms import batch_kinematics
 
@@ -79,7 +79,7 @@ def invert(segments: Segments, controller: OSC, max_cond: float = 1e10) -> Inver
     goal_p, goal_R, in_range = error_to_pose(e, kin.p, kin.R)
     status = np.full(len(segments), Status.OK, dtype=int)
     status[~in_range] = Status.OUT_OF_RANGE
-    status[terms.cond * 6 >= 1.0 / controller.config.lambda_rcond] = Status.SINGULAR
+    status[near_singular(terms.cond, controller.config.lambda_rcond)] = Status.SINGULAR
     status[~(cond < max_cond)] = Status.ILL_POSED
     status[~finite] = Status.NON_FINITE
     return finish(goal_p, goal_R, kin.p, kin.R, controller.config.output_max, residual, status, cond,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from controllers.goals import PoseGoal, so3_exp
-from controllers.osc import OSC, task_error
+from controllers.osc import OSC, near_singular, task_error
 from ohio_core.inverse.analytical import clamp_rotation, error_to_pose, solve_masked, unsaturated
 from ohio_core.inverse.base import InverseResult, Segments, Status, finish, register
 from ohio_core.inverse.segment_terms import osc_segment_terms
@@ -84,8 +84,7 @@ def _solve_chunk(terms, tau, tau_max, iterations, tol):
         done |= converged | (mu > 1e12)          # mu blowing up: stuck, not converged
         if done.all():
             break
-    grad = np.linalg.norm(g, axis=-1)
-    return goal_p, goal_R, cost, converged, grad
+    return goal_p, goal_R, cost, converged
 
 
 _EYE6 = np.eye(6)
@@ -107,14 +106,14 @@ def invert(segments: Segments, controller: OSC, iterations: int = 50, tol: float
     for s in range(0, n, chunk):
         sl = slice(s, min(n, s + chunk))
         terms = osc_segment_terms(controller, q[sl], qd[sl])
-        gp, gR, cost, done, grad = _solve_chunk(terms, tau[sl], tau_max, iterations, tol)
+        gp, gR, cost, done = _solve_chunk(terms, tau[sl], tau_max, iterations, tol)
         goal_p[sl], goal_R[sl] = gp, gR
         p0[sl], R0[sl] = terms.p[:, 0], terms.R[:, 0]
         used = np.maximum(1, (unsaturated(tau[sl], tau_max)).sum((1, 2)))
         residual[sl] = np.sqrt(cost / used)
         converged[sl] = done
         cond[sl] = terms.cond.max(1)
-        singular[sl] = terms.cond.max(1) * 6 >= 1.0 / controller.config.lambda_rcond
+        singular[sl] = near_singular(terms.cond, controller.config.lambda_rcond).any(1)
     status = np.full(n, Status.OK, dtype=int)
     status[~converged] = Status.NOT_CONVERGED
     status[singular] = Status.SINGULAR
