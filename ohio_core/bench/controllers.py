@@ -13,7 +13,7 @@ import numpy as np
 from controllers.osc import OSC
 from controllers.qp import QP
 from controllers.robot import PandaModel
-from ohio_core.envs.arm.env import GoalArmEnv
+from ohio_core.envs.arm.env import GoalArmEnv, run_episode
 from ohio_core.policies.scripted import ReachExpert
 
 
@@ -55,11 +55,8 @@ def realtime_factor(controller, seconds: float, seed: int) -> float:
     sim_time, ep = 0.0, 0
     t0 = time.perf_counter()
     while sim_time < seconds:
-        obs, _ = env.reset(seed=seed + ep)
+        run_episode(env, expert, seed + ep)
         ep += 1
-        done = False
-        while not done:
-            obs, _, _, done, info = env.step(expert(obs))
         sim_time += env.sim.time
     return sim_time / (time.perf_counter() - t0)
 

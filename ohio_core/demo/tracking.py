@@ -13,7 +13,7 @@ from controllers.osc import OSC
 from controllers.qp import QP
 from controllers.robot import PandaModel
 from ohio_core.envs.arm.description import Q_HOME
-from ohio_core.envs.arm.env import GoalArmEnv
+from ohio_core.envs.arm.env import GoalArmEnv, run_episode
 from ohio_core.envs.arm.sim import ArmSim
 from ohio_core.policies.scripted import EXPERTS
 
@@ -52,16 +52,7 @@ def random_goals(sim: ArmSim, n: int, rng: np.random.Generator) -> list[PoseGoal
 
 def expert_episodes(controller, task: str, n: int, seed: int) -> dict:
     env, expert = GoalArmEnv(controller, task), EXPERTS[task]()
-    returns, successes = [], []
-    for ep in range(n):
-        obs, _ = env.reset(seed=seed + ep)
-        expert.reset()
-        total, done = 0.0, False
-        while not done:
-            obs, r, _, done, info = env.step(expert(obs))
-            total += r
-        returns.append(total)
-        successes.append(info["is_success"])
+    returns, successes = zip(*(run_episode(env, expert, seed + ep) for ep in range(n)))
     return {"success_rate": float(np.mean(successes)), "return_mean": float(np.mean(returns)),
             "return_se": float(np.std(returns, ddof=1) / np.sqrt(n)) if n > 1 else 0.0}
 

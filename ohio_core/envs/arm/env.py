@@ -133,3 +133,17 @@ class TorqueArmEnv(ArmEnv):
         trace = {k: [] for k in TRACE_FIELDS}
         self._control_step(tau, self._gripper_command(a), trace)
         return self._finish(trace)
+
+
+def run_episode(env: ArmEnv, policy, seed: int | None = None) -> tuple[float, bool]:
+    """Roll ``policy`` (obs -> action; its ``reset()`` is called first if it has one) through one
+    episode of ``env``: (return, whether the task succeeded at any control step)."""
+    obs, _ = env.reset(seed=seed)
+    if hasattr(policy, "reset"):
+        policy.reset()
+    total, done, info = 0.0, False, {"is_success": False}
+    while not done:
+        obs, reward, terminated, truncated, info = env.step(policy(obs))
+        total += reward
+        done = terminated or truncated
+    return total, bool(info["is_success"])
