@@ -100,7 +100,7 @@ def test_dropped_segments_are_counted_and_end_the_episode_piece(model, reach_tra
 
 def test_incomplete_dataset_is_refused(tmp_path, model, reach_traj):
     hl = relabel(reach_traj, OSC(model), k=5)
-    h5, js = save_dataset(hl, tmp_path / "d", {"k": 5})
+    h5, js = save_dataset(hl, tmp_path / "d", {"k": 5, "task": "reach"})
     js.unlink()
     with pytest.raises(FileNotFoundError, match="sidecar"):
         load_dataset(tmp_path / "d")

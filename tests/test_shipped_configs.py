@@ -19,3 +19,11 @@ def test_every_shipped_config_loads():
     assert files
     for f in files:
         load_config(f)
+
+
+def test_mismatch_configs_ship_as_yaml():
+    from ohio_core.experiments.configs import CHANGED, YAML_FILES
+
+    assert set(YAML_FILES) == set(CHANGED)
+    for name, config in CHANGED.items():
+        assert load_config(CONFIG_DIR / YAML_FILES[name]) == config, name

@@ -3,6 +3,9 @@
     ohio demo               simulate both controllers on the arm tasks and report tracking
     ohio collect            run behavior policies in the simulator, record rosbag2 files
     ohio relabel            recover the high-level goals from bags, write a d3rlpy dataset
+    ohio train              train a policy offline with d3rlpy
+    ohio eval               run a trained policy in the simulator and score it
+    ohio experiment mismatch   OHIO vs baselines under changed controllers
     ohio bench controllers  controller step time and simulator real-time factor
     ohio bench inverse      speed and recovery rate of every inverse method
 """
@@ -16,7 +19,7 @@ import sys
 # MuJoCo picks its OpenGL backend at import: headless EGL unless the user chose one.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from ohio_core.cli import bench, collect, demo, relabel  # noqa: E402
+from ohio_core.cli import bench, collect, demo, evaluate, experiment, relabel, train  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_parser(sub)
     collect.add_parser(sub)
     relabel.add_parser(sub)
+    train.add_parser(sub)
+    evaluate.add_parser(sub)
+    experiment.add_parser(sub)
     return parser
 
 

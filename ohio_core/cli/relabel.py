@@ -21,6 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--topics", type=Path, default=None, help="topic map (YAML); default: this stack's topics")
     p.add_argument("--max-residual", type=float, default=1.0, help="drop segments above this RMS torque residual (N m)")
     p.add_argument("--workers", type=int, default=1, help="processes for the inverse")
+    p.add_argument("--task", choices=["reach", "lift"], default=None,
+                   help="the task the bags record (default: read from bags written by `ohio collect`)")
     p.add_argument("--out", type=Path, required=True, help="dataset path (writes OUT.h5 and OUT.json)")
     p.add_argument("--json", action="store_true", help="end with one JSON object")
     p.set_defaults(func=run)
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     config = controller_config(args.controller)
     controller = make_controller(config)
     topic_map = TopicMap.load(args.topics) if args.topics else None
-    parts, per_bag = [], {}
+    parts, per_bag, tasks = [], {}, set()
     offset = 0
     for bag in args.bags:
         try:
@@ -48,11 +50,14 @@ def run(args: argparse.Namespace) -> int:
         traj.episode = traj.episode + offset        # episode ids unique across bags
         offset = int(traj.episode.max()) + 1 if len(traj) else offset
         per_bag[str(bag)] = traj.meta.get("account", {})
+        tasks.add(args.task or _recorded_task(traj, bag))
         parts.append(traj)
+    if len(tasks) != 1:
+        raise SystemExit(f"ohio relabel: the bags record different tasks {sorted(tasks)}; relabel them separately")
     traj = Trajectories.concatenate(parts)
     data = relabel(traj, controller, args.k, args.method, max_residual=args.max_residual, workers=args.workers)
     h5, js = save_dataset(data, args.out, {
-        "controller": config.to_dict(), "k": args.k, "method": args.method, "source_bags": [str(b) for b in args.bags],
+        "task": tasks.pop(), "level": "goal", "controller": config.to_dict(), "k": args.k, "method": args.method, "source_bags": [str(b) for b in args.bags],
         "bag_accounts": per_bag, "command": "ohio relabel " + " ".join(str(b) for b in args.bags)
         + f" --k {args.k} --method {args.method} --out {args.out}"})
     acc = data.account
@@ -69,3 +74,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"dataset": str(h5), "sidecar": str(js), **acc})
     return 0
+
+
+def _recorded_task(traj, bag: Path) -> str:
+    """The task named by ``ohio collect`` in the bag's metadata."""
+    import json
+
+    info = traj.meta.get("custom_data", {}).get("ohio.collect")
+    if not info:
+        raise SystemExit(f"ohio relabel: {bag} does not say which task it records; pass --task")
+    return json.loads(info)["task"]

@@ -19,7 +19,7 @@ class Status(enum.IntEnum):
     ILL_POSED = 1            # too few unsaturated torque entries to pin the goal down
     OUT_OF_RANGE = 2         # orientation error beyond the closed form's 90 degrees
     NON_FINITE = 3           # NaN/inf in the segment's data
-    NOT_CONVERGED = 4        # iterative method stopped above its tolerance
+    NOT_CONVERGED = 4        # iterative method ran out of iterations while still improving
     SINGULAR = 5             # the controller's task inertia was near-singular at the segment
 
 

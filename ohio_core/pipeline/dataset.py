@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ohio_core.envs.arm.tasks import OBS_LAYOUT
 from ohio_core.pipeline.relabel import HighLevelData
 
 FORMAT = "ohio_hl_dataset_v1"
@@ -26,7 +27,9 @@ def paths(out: str | Path) -> tuple[Path, Path]:
 
 
 def to_mdp_dataset(data: HighLevelData):
-    import d3rlpy
+    from ohio_core.learning.d3 import import_d3rlpy
+
+    d3rlpy = import_d3rlpy()
 
     timeouts = data.timeouts.copy()
     if len(timeouts) and data.terminals[-1] == 0:
@@ -38,6 +41,10 @@ def to_mdp_dataset(data: HighLevelData):
 
 
 def save_dataset(data: HighLevelData, out: str | Path, sidecar: dict) -> tuple[Path, Path]:
+    """Write ``data`` with ``sidecar`` (which must name the ``task``; ``level`` defaults to
+    ``goal``); the observation layout and sizes are added here."""
+    if "task" not in sidecar:
+        raise ValueError("the dataset sidecar must name the task (reach, lift)")
     if len(data.rewards) == 0:
         raise ValueError("no transitions to write: every segment was dropped (see the account)")
     h5, js = paths(out)
@@ -48,8 +55,8 @@ def save_dataset(data: HighLevelData, out: str | Path, sidecar: dict) -> tuple[P
     try:
         with open(tmp_h5, "w+b") as f:    # h5py reads back while writing
             dataset.dump(f)
-        meta = dict(sidecar)
-        meta.update({"format": FORMAT, "transitions": int(len(data.rewards)), "account": data.account,
+        meta = {"level": "goal", **sidecar}
+        meta.update({"format": FORMAT, "obs_layout": [[n, s] for n, s in OBS_LAYOUT], "transitions": int(len(data.rewards)), "account": data.account,
                      "observation_dim": int(data.observations.shape[1]), "action_dim": int(data.actions.shape[1]),
                      "episodes": int(len(np.unique(data.episode))),
                      "residual_n_m": np.round(data.residual, 9).tolist()})
@@ -65,7 +72,9 @@ def save_dataset(data: HighLevelData, out: str | Path, sidecar: dict) -> tuple[P
 
 def load_dataset(path: str | Path):
     """(d3rlpy ReplayBuffer, sidecar dict); refuses a dataset without its sidecar."""
-    import d3rlpy
+    from ohio_core.learning.d3 import import_d3rlpy
+
+    d3rlpy = import_d3rlpy()
 
     h5, js = paths(path)
     if not h5.is_file():

@@ -47,11 +47,19 @@ def relabel(traj: Trajectories, controller, k: int, method: str = "auto", max_re
     index = segment_starts(traj, k)
     segs = build_segments(traj, index, k)
     res: InverseResult = invert(method, segs, controller, workers=workers, **options)
-    starts = index.start
-    ends = starts + k - 1
     keep = res.ok & (res.residual <= max_residual)
     reasons = {f"inverse: {Status(s).name.lower()}": int(np.sum(res.status == s)) for s in Status if s != Status.OK}
     reasons[f"residual above {max_residual:g} N m"] = int(np.sum(res.ok & (res.residual > max_residual)))
+    return assemble(traj, index.start, index.dropped, k, res.action, keep, reasons, res.residual, res.clipped,
+                    method, gripper)
+
+
+def assemble(traj: Trajectories, starts: np.ndarray, rows_dropped: dict, k: int, actions: np.ndarray,
+             keep: np.ndarray, reasons: dict, residual: np.ndarray, clipped: np.ndarray, method: str,
+             gripper: bool | None = None) -> HighLevelData:
+    """High-level transitions (s_t, a_t, sum of k rewards) for the segments starting at ``starts``
+    whose ``keep`` is set, with the account of the rest (``reasons``: dropped segments per reason)."""
+    ends = starts + k - 1
     reasons = {r: n for r, n in reasons.items() if n}
     rewards = traj.reward[starts[:, None] + np.arange(k)].sum(1)
     terminals = traj.terminal[ends].astype(np.float32)
@@ -64,7 +72,6 @@ def relabel(traj: Trajectories, controller, k: int, method: str = "auto", max_re
         nxt_kept[i] = j is not None and keep[j]
     open_end = keep & ~nxt_kept & (terminals == 0) & (timeouts == 0)
     timeouts = np.where(open_end, 1.0, timeouts).astype(np.float32)
-    actions = res.action
     use_gripper = gripper if gripper is not None else _gripper_action(traj, starts) is not None
     if use_gripper:
         g = _gripper_action(traj, starts)
@@ -77,16 +84,16 @@ def relabel(traj: Trajectories, controller, k: int, method: str = "auto", max_re
         "segments_built": int(len(starts)),
         "segments_written": int(keep.sum()),
         "segments_dropped": reasons,
-        "rows_not_in_segments": index.dropped,
-        "actions_clipped": int(res.clipped[keep].sum()),
+        "rows_not_in_segments": rows_dropped,
+        "actions_clipped": int(clipped[keep].sum()),
         "pieces_ended_by_drop": int(open_end.sum()),
-        "residual_n_m": _stats(res.residual[keep]),
+        "residual_n_m": _stats(residual[keep]),
         "method": method,
         "k": k,
     }
     return HighLevelData(observations=traj.obs[starts][keep].astype(np.float32), actions=actions[keep].astype(np.float32),
                          rewards=rewards[keep].astype(np.float32), terminals=terminals[keep], timeouts=timeouts[keep],
-                         episode=traj.episode[starts][keep], residual=res.residual[keep], account=account)
+                         episode=traj.episode[starts][keep], residual=residual[keep], account=account)
 
 
 def _stats(x: np.ndarray) -> dict:

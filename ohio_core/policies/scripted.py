@@ -2,7 +2,14 @@
 
 They read only the observation vector (``envs.arm.tasks.OBS_LAYOUT``) and return an action in
 [-1, 1]^6 (+ gripper): a proportional step toward a waypoint, scaled by the controller's
-``output_max`` so the commanded delta is the remaining error (clipped).
+``output_max`` so the commanded delta is the remaining error, at a moderate pace: the position
+and the rotation parts are each scaled down so that no component exceeds ``pace`` (default
+``PACE`` = 0.3 of the output range).
+
+Why a pace: a controller that is more damped than the one the data were collected with (damping
+ratio 3 instead of 1 needs about 3x the goal offset for the same speed, kd v / kp) can only
+reproduce motions that used at most about a third of the output range. At full range, no
+high-level policy under such a controller can match the expert (``README``: measured).
 """
 
 from __future__ import annotations
@@ -33,23 +40,37 @@ def _log(R: np.ndarray) -> np.ndarray:
     return v * (0.5 if t < 1e-6 else t / (2.0 * np.sin(t)))
 
 
-def pose_action(p: np.ndarray, R: np.ndarray, p_des: np.ndarray, R_des: np.ndarray, output_max) -> np.ndarray:
+PACE = 0.3
+
+
+def _paced(a: np.ndarray, pace: float) -> np.ndarray:
+    """a * min(1, pace / max_i |a_i|): the direction kept, the largest component at most ``pace``."""
+    m = float(np.max(np.abs(a)))
+    return a * (pace / m) if m > pace else a
+
+
+def pose_action(p: np.ndarray, R: np.ndarray, p_des: np.ndarray, R_des: np.ndarray, output_max,
+                pace: float = 1.0) -> np.ndarray:
+    """[(p_des - p) / s_p, log(R_des R^T) / s_R], each part paced (see ``_paced``), in [-1, 1]."""
     s = np.asarray(output_max, float)
-    return np.clip(np.concatenate([(p_des - p) / s[:3], _log(R_des @ R.T) / s[3:]]), -1.0, 1.0)
+    a = np.concatenate([_paced((p_des - p) / s[:3], pace), _paced(_log(R_des @ R.T) / s[3:], pace)])
+    return np.clip(a, -1.0, 1.0)
 
 
 class ReachExpert:
     """Go straight to the target, keep the orientation the TCP has (pointing down)."""
 
-    def __init__(self, output_max=(0.05, 0.05, 0.05, 0.5, 0.5, 0.5)):
-        self.output_max = output_max
+    def __init__(self, output_max=(0.05, 0.05, 0.05, 0.5, 0.5, 0.5), pace: float = PACE):
+        if not 0 < pace <= 1:
+            raise ValueError(f"pace must be in (0, 1], got {pace}")
+        self.output_max, self.pace = output_max, pace
 
     def reset(self) -> None:
         pass
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         p, R = obs[_S["tcp_pos"]], _from_rot6(obs[_S["tcp_rot6"]])
-        return pose_action(p, R, obs[_S["target_pos"]], R_DOWN, self.output_max)
+        return pose_action(p, R, obs[_S["target_pos"]], R_DOWN, self.output_max, self.pace)
 
 
 class LiftExpert:
@@ -57,8 +78,10 @@ class LiftExpert:
 
     above, close_steps = 0.08, 6
 
-    def __init__(self, output_max=(0.05, 0.05, 0.05, 0.5, 0.5, 0.5)):
-        self.output_max = output_max
+    def __init__(self, output_max=(0.05, 0.05, 0.05, 0.5, 0.5, 0.5), pace: float = PACE):
+        if not 0 < pace <= 1:
+            raise ValueError(f"pace must be in (0, 1], got {pace}")
+        self.output_max, self.pace = output_max, pace
         self.reset()
 
     def reset(self) -> None:
@@ -86,7 +109,7 @@ class LiftExpert:
                 self.phase = "lift"
         if self.phase == "lift":
             target, grip = obs[_S["target_pos"]] + np.array([0.0, 0.0, 0.03]), 1.0
-        return np.r_[pose_action(p, R, target, R_des, self.output_max), grip]
+        return np.r_[pose_action(p, R, target, R_des, self.output_max, self.pace), grip]
 
 
 EXPERTS = {"reach": ReachExpert, "lift": LiftExpert}

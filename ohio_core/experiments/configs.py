@@ -1,0 +1,58 @@
+"""The controller configurations of the mismatch experiment.
+
+Data are collected with ``ORIGINAL`` (kp 150, damping ratio 1, output scale 0.05 m / 0.5 rad);
+policies are deployed under each ``CHANGED`` config. The same configs ship as YAML files in
+``config/controllers/`` for ``ohio eval --controller`` (a test holds the two equal).
+"""
+
+from __future__ import annotations
+
+from controllers.config import OSCConfig, QPConfig
+
+ORIGINAL = OSCConfig()
+
+CHANGED: dict[str, OSCConfig | QPConfig] = {
+    # a normalized orientation action means twice the rotation
+    "ori_scale": ORIGINAL.replace(output_max=(0.05, 0.05, 0.05, 1.0, 1.0, 1.0)),
+    # a third of the orientation stiffness
+    "kp_ori50": ORIGINAL.replace(kp=(150.0, 150.0, 150.0, 50.0, 50.0, 50.0)),
+    # three times the damping: the same goal offset moves the arm about three times slower
+    "damping3": ORIGINAL.replace(damping_ratio=3.0),
+    # another controller: the task-space QP with the original gains
+    "qp": QPConfig(),
+}
+
+#: YAML file of each changed config, relative to the repository's ``config/controllers``
+YAML_FILES = {"ori_scale": "osc_ori_scale.yaml", "kp_ori50": "osc_kp_ori50.yaml",
+              "damping3": "osc_damping3.yaml", "qp": "qp.yaml"}
+
+
+def deployment_configs(names=None) -> dict:
+    """``{name: config}`` for ``names`` (default: every changed config; ``original`` allowed)."""
+    table = {"original": ORIGINAL, **CHANGED}
+    names = list(CHANGED) if names is None else list(names)
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        raise ValueError(f"unknown controller config(s) {unknown}; expected some of {sorted(table)}")
+    return {n: table[n] for n in names}
+
+
+def inverse_methods(config) -> dict[str, str]:
+    """Inverse method behind each OHIO column for a deployment config: the OSC's closed form and
+    its clipping-aware numerical inverse. For the QP, the analytical column is its exact KKT
+    inverse (``qp``); no numerical inverse runs through the QP itself, so the numerical column
+    inverts the OSC with the QP's gains (``numerical@osc``, an approximate model of the QP: the
+    two laws agree where no QP constraint is active)."""
+    if isinstance(config, QPConfig):
+        return {"ohio_analytical": "qp", "ohio_numerical": "numerical@osc"}
+    return {"ohio_analytical": "analytical", "ohio_numerical": "numerical"}
+
+
+def inversion_controller_config(config, inverse: str):
+    """The controller config an inverse method runs on: ``method@osc`` means the OSC with
+    ``config``'s shared gains (task PD, output scale, posture, limits, period)."""
+    if not inverse.endswith("@osc") or isinstance(config, OSCConfig):
+        return config
+    shared = {f: getattr(config, f) for f in ("kp", "damping_ratio", "output_max", "nullspace_kp", "rest_posture",
+                                              "torque_limits", "control_period")}
+    return OSCConfig(**shared)

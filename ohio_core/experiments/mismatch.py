@@ -1,0 +1,298 @@
+"""The controller-mismatch experiment: OHIO against standard, flat and naive offline RL.
+
+1. Behavior data on ``task`` under the ORIGINAL controller (``experiments.configs``): the scripted
+   expert and noisy versions of it (``policies.behavior``), in memory or through rosbag2 bags.
+2. Datasets, one per (method, deployment config) (identical ones are trained once):
+   ``ohio_analytical``/``ohio_numerical`` relabel every segment for the deployment controller
+   (``configs.inverse_methods``), ``naive`` takes the pose k periods later as the goal,
+   ``standard`` keeps the logged normalized actions, ``flat`` the logged 50 Hz torques.
+3. One policy per distinct dataset (d3rlpy, same algorithm and settings for all), trained in
+   parallel processes.
+4. Every policy evaluated under every deployment config with the same seeds
+   (``learning.evaluate``): normalized score mean and standard error, success rate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ohio_core.experiments.configs import ORIGINAL, deployment_configs, inverse_methods, inversion_controller_config
+
+METHODS = ("ohio_analytical", "ohio_numerical", "standard", "flat", "naive")
+BEHAVIOR = ("expert", "noisy0.1", "noisy0.3")
+
+
+@dataclass(frozen=True)
+class MismatchConfig:
+    task: str = "reach"
+    episodes: int = 150                  # behavior episodes, split evenly over ``behavior``
+    behavior: tuple = BEHAVIOR
+    algo: str = "iql"
+    steps: int | None = None             # None: the task's default (``learning.algos.TASK_STEPS``)
+    eval_episodes: int = 20
+    seed: int = 0
+    configs: tuple | None = None         # deployment configs (None: every changed one)
+    methods: tuple = METHODS
+    k: int = 5
+    workers: int = 2                     # processes for training, relabeling and evaluation
+    bags: bool = False                   # go through rosbag2 bags (collect -> bag -> read) instead of memory
+
+    def __post_init__(self):
+        if self.task not in ("reach", "lift"):
+            raise ValueError(f"task must be reach or lift, got {self.task!r}")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown method(s) {unknown}; expected some of {list(METHODS)}")
+        if self.episodes < len(self.behavior) or self.eval_episodes < 1 or self.workers < 1:
+            raise ValueError("episodes must cover every behavior policy; eval_episodes and workers >= 1")
+        deployment_configs(self.configs)
+
+
+@dataclass
+class Artifacts:
+    datasets: dict = field(default_factory=dict)     # dataset name -> path
+    models: dict = field(default_factory=dict)       # dataset name -> model path
+    accounts: dict = field(default_factory=dict)     # dataset name -> relabel account
+    seconds: dict = field(default_factory=dict)      # stage -> seconds
+
+
+# ---------------------------------------------------------------------------------------- data
+
+def behavior_data(cfg: MismatchConfig, out: Path, progress: bool = True):
+    """Trajectories of the behavior policies under the original controller."""
+    from ohio_core.data.bags import read_bag
+    from ohio_core.data.collect import collect, collect_bag
+    from ohio_core.data.trajectory import Trajectories
+
+    shares = np.diff(np.linspace(0, cfg.episodes, len(cfg.behavior) + 1).round().astype(int))
+    parts, first = [], 0
+    for policy, n in zip(cfg.behavior, shares):
+        if cfg.bags:
+            bag = out / "bags" / f"{cfg.task}-{policy}"
+            if not bag.exists():
+                collect_bag(bag, cfg.task, policy, ORIGINAL, int(n), cfg.seed + first, cfg.k, progress=progress)
+            traj = read_bag(bag)
+        else:
+            traj = collect(cfg.task, policy, ORIGINAL, int(n), cfg.seed, cfg.k, first_episode=first,
+                           progress=progress)
+        traj.episode = traj.episode - traj.episode.min() + first
+        parts.append(traj)
+        first += int(n)
+    return Trajectories.concatenate(parts)
+
+
+def _digest(data) -> str:
+    h = hashlib.sha256()
+    for a in (data.observations, data.actions, data.rewards, data.terminals, data.timeouts):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:12]
+
+
+def build_datasets(traj, cfg: MismatchConfig, out: Path, progress: bool = True) -> tuple[dict, Artifacts]:
+    """Write every dataset the experiment needs; returns ``{(method, config): dataset name}``."""
+    from ohio_core.data.collect import make_controller
+    from ohio_core.pipeline.baselines import flat_transitions, logged_actions
+    from ohio_core.pipeline.dataset import save_dataset
+    from ohio_core.pipeline.relabel import relabel
+
+    configs = deployment_configs(cfg.configs)
+    art = Artifacts()
+    seen: dict[str, str] = {}
+    plan: dict = {}
+    original = make_controller(ORIGINAL)
+
+    def put(name: str, data, meta: dict) -> str:
+        digest = _digest(data)
+        if digest in seen:                      # identical data: one dataset, one policy
+            return seen[digest]
+        path = out / "datasets" / name
+        save_dataset(data, path, {"task": cfg.task, **meta, "digest": digest})
+        seen[digest] = name
+        art.datasets[name] = str(path.with_suffix(".h5"))
+        art.accounts[name] = data.account
+        return name
+
+    jobs = []
+    if "standard" in cfg.methods:
+        jobs.append(("standard", None))
+    if "flat" in cfg.methods:
+        jobs.append(("flat", None))
+    for cname, config in configs.items():
+        jobs += [(m, cname) for m in cfg.methods if m not in ("standard", "flat")]
+    for method, cname in tqdm(jobs, desc="datasets", unit="set", disable=not progress, dynamic_ncols=True):
+        if method == "standard":
+            data = logged_actions(traj, original, cfg.k)
+            name = put("standard", data, {"level": "goal", "k": cfg.k, "controller": ORIGINAL.to_dict(),
+                                           "method": "logged"})
+        elif method == "flat":
+            data = flat_transitions(traj, original.tau_max)
+            name = put("flat", data, {"level": "torque", "k": 1, "controller": None, "method": "flat"})
+        else:
+            config = configs[cname]
+            inv = "naive" if method == "naive" else inverse_methods(config)[method]
+            inv_config = inversion_controller_config(config, inv)
+            data = relabel(traj, make_controller(inv_config), cfg.k, inv.split("@")[0], workers=cfg.workers)
+            name = put(f"{method}-{cname}", data, {"level": "goal", "k": cfg.k, "controller": config.to_dict(),
+                                                   "method": method, "inverse": inv})
+        if method in ("standard", "flat"):
+            for c in configs:
+                plan[(method, c)] = name
+        else:
+            plan[(method, cname)] = name
+    return plan, art
+
+
+# ------------------------------------------------------------------------------------ training
+
+def _train_job(args: tuple) -> tuple[str, str, float]:
+    name, h5, model, train_cfg = args
+    from ohio_core.learning.algos import TrainConfig
+    from ohio_core.learning.train import train
+    from ohio_core.pipeline.dataset import load_dataset
+
+    buffer, meta = load_dataset(h5)
+    res = train(buffer, meta, TrainConfig(**train_cfg), model, progress=False, extra_meta={"dataset": h5})
+    return name, str(res.model), res.seconds
+
+
+def _pool(workers: int):
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def train_all(cfg: MismatchConfig, art: Artifacts, out: Path, progress: bool = True) -> None:
+    from ohio_core.learning.algos import TrainConfig
+
+    tc = TrainConfig.for_task(cfg.task, algo=cfg.algo, steps=cfg.steps, seed=cfg.seed).to_dict()
+    jobs = [(name, h5, str(out / "models" / name), tc) for name, h5 in art.datasets.items()]
+    bar = tqdm(total=len(jobs), desc=f"train {cfg.algo} x{len(jobs)}", unit="model", disable=not progress,
+               dynamic_ncols=True)
+    with bar, _pool(min(cfg.workers, len(jobs))) as pool:
+        for name, model, seconds in pool.map(_train_job, jobs):
+            art.models[name] = model
+            art.seconds[f"train:{name}"] = round(seconds, 1)
+            bar.update()
+
+
+# ---------------------------------------------------------------------------------- evaluation
+
+def _eval_job(args: tuple) -> tuple[str, str, dict]:
+    method, cname, model, episodes, seed, allow_controller_change = args
+    from ohio_core.learning.evaluate import evaluate
+    from ohio_core.learning.policy import load_policy
+
+    policy = load_policy(model)
+    config = deployment_configs([cname])[cname] if policy.level == "goal" else None
+    res = evaluate(policy, config, episodes, seed, allow_controller_change=allow_controller_change)
+    return method, cname, res.to_dict()
+
+
+def evaluate_all(cfg: MismatchConfig, plan: dict, art: Artifacts, progress: bool = True) -> dict:
+    """``{config: {method: evaluation}}``; the flat policy is evaluated once (it uses no controller).
+    A model meets a controller other than its own when that is the baseline (``standard``: logged
+    actions under a changed controller) or when its dataset came out identical for both configs."""
+    configs = list(deployment_configs(cfg.configs))
+    jobs = [(m, c, art.models[plan[(m, c)]], cfg.eval_episodes, cfg.seed + 1000,
+             m == "standard" or plan[(m, c)] != f"{m}-{c}")
+            for c in configs for m in cfg.methods if not (m == "flat" and c != configs[0])]
+    results: dict = {c: {} for c in configs}
+    bar = tqdm(total=len(jobs), desc="evaluate", unit="policy", disable=not progress, dynamic_ncols=True)
+    with bar, _pool(min(cfg.workers, len(jobs))) as pool:
+        for method, cname, res in pool.map(_eval_job, jobs):
+            for c in (configs if method == "flat" else [cname]):
+                results[c][method] = res
+            bar.update()
+    return {c: {m: results[c][m] for m in cfg.methods} for c in configs}
+
+
+# ------------------------------------------------------------------------------------- the run
+
+def run(cfg: MismatchConfig, out: str | Path, progress: bool = True) -> dict:
+    """Run the experiment; writes datasets, models, ``result.json`` and ``scores.png`` under ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    traj = behavior_data(cfg, out, progress)
+    t1 = time.perf_counter()
+    plan, art = build_datasets(traj, cfg, out, progress)
+    t2 = time.perf_counter()
+    train_all(cfg, art, out, progress)
+    t3 = time.perf_counter()
+    evals = evaluate_all(cfg, plan, art, progress)
+    t4 = time.perf_counter()
+    art.seconds.update({"collect": round(t1 - t0, 1), "relabel": round(t2 - t1, 1), "train": round(t3 - t2, 1),
+                        "evaluate": round(t4 - t3, 1), "total": round(t4 - t0, 1)})
+    configs = deployment_configs(cfg.configs)
+    result = {
+        "task": cfg.task,
+        "configs": {c: {m: {k: evals[c][m][k] for k in ("mean", "se", "success_rate")} for m in cfg.methods}
+                    for c in configs},
+        "inverse": {c: inverse_methods(conf) for c, conf in configs.items()},
+        "reference": next(iter(next(iter(evals.values())).values()))["reference"],
+        "settings": {**asdict(cfg), "train": _train_settings(cfg)},
+        "data": {"episodes": int(len(np.unique(traj.episode))), "control_steps": int(len(traj)),
+                 "behavior_return_mean": float(traj.reward.sum() / max(len(np.unique(traj.episode)), 1))},
+        "accounts": {n: {k: a[k] for k in ("segments_built", "segments_written", "segments_dropped",
+                                           "actions_clipped")} for n, a in art.accounts.items()},
+        "evaluations": evals,
+        "models": art.models,
+        "seconds": art.seconds,
+    }
+    (out / "result.json").write_text(json.dumps(result, indent=1))
+    plot_scores(result, out / "scores.png")
+    return result
+
+
+def _train_settings(cfg: MismatchConfig) -> dict:
+    from ohio_core.learning.algos import TrainConfig
+
+    return TrainConfig.for_task(cfg.task, algo=cfg.algo, steps=cfg.steps, seed=cfg.seed).to_dict()
+
+
+def summary_json(result: dict) -> dict:
+    """The one-line JSON of the experiment: ``{"task", "configs": {config: {method: {mean, se, success_rate}}}}``."""
+    return {"task": result["task"], "configs": result["configs"]}
+
+
+def table_rows(result: dict) -> tuple[list, list]:
+    configs = list(result["configs"])
+    methods = list(next(iter(result["configs"].values())))
+    rows = [[m] + [f"{result['configs'][c][m]['mean']:6.1f} +- {result['configs'][c][m]['se']:4.1f}"
+                   f"  ({100 * result['configs'][c][m]['success_rate']:.0f}%)" for c in configs] for m in methods]
+    return rows, ["method"] + configs
+
+
+def plot_scores(result: dict, path: Path) -> Path:
+    """Grouped bars: normalized score (mean +- s.e.) per method, one group per deployment config."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    configs = list(result["configs"])
+    methods = list(next(iter(result["configs"].values())))
+    width = 0.8 / len(methods)
+    fig, ax = plt.subplots(figsize=(1.9 * len(configs) + 2.5, 3.6))
+    x = np.arange(len(configs))
+    for i, m in enumerate(methods):
+        mean = [result["configs"][c][m]["mean"] for c in configs]
+        se = [result["configs"][c][m]["se"] for c in configs]
+        ax.bar(x + (i - (len(methods) - 1) / 2) * width, mean, width, yerr=se, capsize=2, label=m)
+    ax.axhline(100, color="k", lw=0.8, ls="--")
+    ax.axhline(85, color="gray", lw=0.8, ls=":")
+    ax.set_xticks(x, configs)
+    ax.set_ylabel("normalized score")
+    ax.set_title(f"{result['task']}: deployment under a changed controller (100 = expert, 0 = random)", fontsize=9)
+    ax.legend(fontsize=7, ncol=len(methods), loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

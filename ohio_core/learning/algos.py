@@ -1,0 +1,92 @@
+"""Offline RL algorithms (d3rlpy) by name, with typed training settings and per-task defaults.
+
+=========  ==================================================================================
+name       d3rlpy algorithm
+=========  ==================================================================================
+``iql``    Implicit Q-Learning (expectile value, advantage-weighted policy); the default
+``cql``    Conservative Q-Learning
+``calql``  Calibrated Q-Learning (CQL with the conservative term bounded by the Monte-Carlo return)
+``td3bc``  TD3+BC (TD3 with a behavior-cloning term)
+``bc``     behavior cloning (deterministic policy, mean-squared error)
+=========  ==================================================================================
+
+Every algorithm standardizes observations with statistics fitted on the dataset and saved with
+the model (``StandardObservationScaler``); actions are already normalized to [-1, 1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+ALGOS = ("iql", "cql", "calql", "td3bc", "bc")
+
+#: per task: (updates, batch size). Lift has twice the horizon and a gripper phase.
+TASK_STEPS = {"reach": 10_000, "lift": 20_000}
+DEFAULT_STEPS = 10_000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What ``learning.train.train`` needs; validated on construction."""
+
+    algo: str = "iql"
+    steps: int = DEFAULT_STEPS
+    seed: int = 0
+    batch_size: int = 256
+    epochs: int = 20                 # loss-curve points (d3rlpy epochs of steps // epochs updates)
+    gamma: float = 0.99
+    threads: int = 1                 # torch threads (one is as fast as two for these networks)
+    hidden: tuple = (128, 128)        # hidden layer widths of every network
+
+    def __post_init__(self):
+        if self.algo not in ALGOS:
+            raise ValueError(f"unknown algorithm {self.algo!r}; expected one of {list(ALGOS)}")
+        for name in ("steps", "batch_size", "epochs", "threads"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.gamma <= 1:
+            raise ValueError(f"TrainConfig.gamma must be in (0, 1], got {self.gamma}")
+        if not self.hidden or any(int(h) < 1 for h in self.hidden):
+            raise ValueError(f"TrainConfig.hidden must be positive layer widths, got {self.hidden}")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, self.steps // min(self.epochs, self.steps))
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def for_task(cls, task: str | None, **overrides) -> "TrainConfig":
+        """Defaults for ``task`` (number of updates), then ``overrides`` (None values ignored)."""
+        kw = {"steps": TASK_STEPS.get(task, DEFAULT_STEPS)}
+        kw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**kw)
+
+
+def build(config: TrainConfig):
+    """The d3rlpy algorithm object for ``config``, on the CPU."""
+    from ohio_core.learning.d3 import import_d3rlpy
+
+    d3rlpy = import_d3rlpy()
+
+    enc = d3rlpy.models.VectorEncoderFactory(hidden_units=list(config.hidden))
+    common = {"batch_size": config.batch_size, "gamma": config.gamma,
+              "observation_scaler": d3rlpy.preprocessing.StandardObservationScaler()}
+    critic = {"actor_encoder_factory": enc, "critic_encoder_factory": enc}
+    if config.algo == "iql":
+        algo = d3rlpy.algos.IQLConfig(**common, **critic, value_encoder_factory=enc, expectile=0.7,
+                                      weight_temp=3.0, max_weight=100.0)
+    elif config.algo == "cql":
+        algo = d3rlpy.algos.CQLConfig(**common, **critic, conservative_weight=5.0)
+    elif config.algo == "calql":
+        algo = d3rlpy.algos.CalQLConfig(**common, **critic, conservative_weight=5.0)
+    elif config.algo == "td3bc":
+        algo = d3rlpy.algos.TD3PlusBCConfig(**common, **critic, alpha=2.5)
+    else:
+        algo = d3rlpy.algos.BCConfig(**common, encoder_factory=enc, learning_rate=1e-3, policy_type="deterministic")
+    return algo.create(device="cpu:0")

@@ -1,0 +1,117 @@
+"""Trained policies on disk and in use: a d3rlpy model plus a JSON sidecar of what it expects.
+
+``MODEL.d3`` is the d3rlpy learnable (networks, observation scaler); ``MODEL.json`` records the
+task, the level (``goal``: normalized end-effector goals every k control periods through a
+controller; ``torque``: normalized joint torques every period), the controller config the goals
+are normalized for, k, the observation layout and the action size. ``load_policy`` refuses a
+model without its sidecar, and ``Policy.check`` refuses an environment the model does not fit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "ohio_policy_v1"
+LEVEL_GOAL, LEVEL_TORQUE = "goal", "torque"
+
+
+class PolicyMismatchError(ValueError):
+    """A model was asked to act in an environment it was not trained for."""
+
+
+def model_paths(path: str | Path) -> tuple[Path, Path]:
+    path = Path(path)
+    base = path.with_suffix("") if path.suffix in (".d3", ".json") else path
+    return base.with_suffix(".d3"), base.with_suffix(".json")
+
+
+def save_policy(algo, meta: dict, path: str | Path) -> tuple[Path, Path]:
+    """Write ``algo`` (a fitted d3rlpy algorithm) and ``meta`` atomically, the sidecar last."""
+    d3, js = model_paths(path)
+    d3.parent.mkdir(parents=True, exist_ok=True)
+    tmp_d3 = d3.with_name(f".{d3.name}.tmp{os.getpid()}")
+    tmp_js = js.with_name(f".{js.name}.tmp{os.getpid()}")
+    try:
+        algo.save(str(tmp_d3))
+        tmp_js.write_text(json.dumps({"format": FORMAT, **meta}, indent=1))
+        os.replace(tmp_d3, d3)
+        os.replace(tmp_js, js)
+    finally:
+        for t in (tmp_d3, tmp_js):
+            if t.exists():
+                t.unlink()
+    return d3, js
+
+
+class Policy:
+    """A trained policy: ``act(obs) -> action`` (deterministic), ``meta`` from the sidecar."""
+
+    def __init__(self, algo, meta: dict, path: Path | None = None):
+        self.algo, self.meta, self.path = algo, meta, path
+        self.level = meta["level"]
+        self.task = meta["task"]
+        self.k = int(meta.get("k", 1))
+        self.action_dim = int(meta["action_dim"])
+        self.obs_dim = sum(n for _, n in meta["obs_layout"])
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """a = pi(obs): the greedy action, clipped to [-1, 1]."""
+        x = np.asarray(obs, np.float32)
+        if x.shape != (self.obs_dim,):
+            raise PolicyMismatchError(f"observation has shape {x.shape}, the model expects ({self.obs_dim},)")
+        if not np.isfinite(x).all():
+            raise ValueError("observation is not finite")
+        return np.clip(self.algo.predict(x[None])[0].astype(float), -1.0, 1.0)
+
+    __call__ = act
+
+    def controller_config(self):
+        """The controller config the goals are normalized for (None for torque policies)."""
+        from controllers.config import config_from_dict
+
+        c = self.meta.get("controller")
+        return config_from_dict(c) if c else None
+
+    def check(self, task: str, obs_layout, k: int | None = None, controller=None,
+              allow_controller_change: bool = False) -> None:
+        """Raise ``PolicyMismatchError`` naming what differs between the model and an environment."""
+        problems = []
+        if task != self.task:
+            problems.append(f"task {task!r} (model: {self.task!r})")
+        layout = [[str(n), int(s)] for n, s in obs_layout]
+        if layout != [[str(n), int(s)] for n, s in self.meta["obs_layout"]]:
+            problems.append(f"observation layout {layout} (model: {self.meta['obs_layout']})")
+        if self.level == LEVEL_GOAL:
+            if k is not None and int(k) != self.k:
+                problems.append(f"k = {k} control periods per goal (model: {self.k})")
+            if controller is not None and not allow_controller_change:
+                mine, theirs = self.meta.get("controller") or {}, controller.to_dict()
+                diff = [f"{key} {theirs.get(key)} (model: {mine.get(key)})" for key in sorted(set(mine) | set(theirs))
+                        if mine.get(key) != theirs.get(key)]
+                if diff:
+                    problems.append("controller " + ", ".join(diff) + " (the model's goals were made for its own "
+                                    "controller; allow a controller change to deploy it anyway)")
+        if problems:
+            where = f" {self.path}" if self.path else ""
+            raise PolicyMismatchError(f"model{where} does not fit this environment: " + "; ".join(problems))
+
+
+def load_policy(path: str | Path) -> Policy:
+    from ohio_core.learning.d3 import import_d3rlpy
+
+    d3rlpy = import_d3rlpy()
+
+    d3, js = model_paths(path)
+    if not d3.is_file():
+        raise FileNotFoundError(f"model not found: {d3}")
+    if not js.is_file():
+        raise FileNotFoundError(f"model sidecar missing: {js} (incomplete or foreign model)")
+    meta = json.loads(js.read_text())
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{js}: not an OHIO model sidecar (format {meta.get('format')!r})")
+    algo = d3rlpy.load_learnable(str(d3), device="cpu:0")
+    return Policy(algo, meta, d3)
