@@ -22,15 +22,65 @@ def test_bench_controllers_json(capsys):
     assert out["osc_step_us_p99"] >= out["osc_step_us_median"]
 
 
-def test_demo_writes_plots_and_summary(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--goals", "1", "--episodes", "1", "--json"]) == 0
+def test_demo_runs_the_main_job_end_to_end(tmp_path, capsys):
+    argv = ["demo", "--out", str(tmp_path), "--goals", "1", "--episodes", "3", "--steps", "20",
+            "--eval-episodes", "2", "--workers", "1", "--json"]
+    assert main(argv) == 0
     out = last_json(capsys.readouterr().out)
-    assert (tmp_path / "tracking.png").stat().st_size > 0
-    assert json.loads((tmp_path / "summary.json").read_text())["tracking"] == out["tracking"]
-    for name in ("osc", "qp"):
-        assert out["tracking"][name]["pos_err_mm_final_max"] < 10.0
-        assert out["tracking"][name]["max_torque_ratio"] <= 1.0
-    assert set(out["experts"]) == {"reach", "lift"}
+    assert set(out) == {"task", "configs"} and out["task"] == "reach"
+    assert set(out["configs"]) == {"damping3"}
+    assert set(out["configs"]["damping3"]) == {"ohio_analytical", "standard", "flat"}
+    for m in out["configs"]["damping3"].values():
+        assert set(m) == {"mean", "se", "success_rate"} and 0.0 <= m["success_rate"] <= 1.0
+    for f in ("controllers/tracking.png", "mismatch/scores.png", "training.png", "summary.json"):
+        assert (tmp_path / f).stat().st_size > 0, f
+    assert len(list((tmp_path / "mismatch" / "bags").iterdir())) == 3          # collect -> bags -> relabel
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["configs"] == out["configs"]
+    assert summary["tracking"]["osc"]["max_torque_ratio"] <= 1.0
+
+
+def test_collect_relabel_train_eval_chain(tmp_path, capsys):
+    bag, ds, model = tmp_path / "bag", tmp_path / "ds" / "reach", tmp_path / "m" / "reach"
+    assert main(["collect", "--task", "reach", "--policy", "expert", "--episodes", "1", "--horizon", "40",
+                 "--out", str(bag)]) == 0
+    assert main(["relabel", str(bag), "--method", "analytical", "--out", str(ds)]) == 0
+    assert main(["train", str(ds), "--algo", "bc", "--steps", "20", "--out", str(model), "--json"]) == 0
+    trained = last_json(capsys.readouterr().out)
+    assert 0 < trained["transitions"] <= 8 and trained["train"]["algo"] == "bc"     # 8 high-level steps
+    assert main(["eval", str(model), "--episodes", "2", "--horizon", "20", "--seed", "4", "--json"]) == 0
+    first = last_json(capsys.readouterr().out)
+    assert first["episodes"] == 2 and first["task"] == "reach" and set(first["reference"]) >= {"random_return"}
+    assert main(["eval", str(model), "--episodes", "2", "--horizon", "20", "--seed", "4", "--json"]) == 0
+    assert last_json(capsys.readouterr().out)["returns"] == first["returns"]      # reproducible
+    with pytest.raises(SystemExit, match="task"):
+        main(["eval", str(model), "--task", "lift", "--episodes", "1"])
+    damping3 = "config/controllers/osc_damping3.yaml"
+    with pytest.raises(SystemExit, match="damping_ratio"):
+        main(["eval", str(model), "--controller", damping3, "--episodes", "1"])
+    assert main(["eval", str(model), "--controller", damping3, "--allow-controller-change", "--episodes", "1",
+                 "--horizon", "10"]) == 0
+
+
+def test_train_refuses_a_missing_dataset(tmp_path):
+    with pytest.raises(SystemExit, match="not found"):
+        main(["train", str(tmp_path / "nothing"), "--out", str(tmp_path / "m")])
+
+
+def test_experiment_mismatch_json(tmp_path, capsys):
+    out_json = tmp_path / "result" / "mismatch.json"
+    argv = ["experiment", "mismatch", "--task", "reach", "--episodes", "3", "--steps", "10", "--eval-episodes", "2",
+            "--configs", "kp_ori50", "qp", "--workers", "1", "--out", str(tmp_path / "run"), "--json", str(out_json)]
+    assert main(argv) == 0
+    out = last_json(capsys.readouterr().out)
+    assert out == json.loads(out_json.read_text())
+    assert out["task"] == "reach" and set(out["configs"]) == {"kp_ori50", "qp"}
+    for per in out["configs"].values():
+        assert set(per) == {"ohio_analytical", "ohio_numerical", "standard", "flat", "naive"}
+    assert out["configs"]["kp_ori50"]["flat"] == out["configs"]["qp"]["flat"]      # no controller in the loop
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["inverse"]["qp"]["ohio_analytical"] == "qp"
+    assert (tmp_path / "run" / "scores.png").stat().st_size > 0
 
 
 def test_bad_arguments_exit_with_a_message():
@@ -55,7 +105,8 @@ def test_bench_inverse_json(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["bench", "--help"], ["demo", "--help"], ["collect", "--help"],
-                                  ["relabel", "--help"]])
+                                  ["relabel", "--help"], ["train", "--help"], ["eval", "--help"],
+                                  ["experiment", "mismatch", "--help"]])
 def test_help(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)

@@ -164,7 +164,23 @@ def _train_job(args: tuple) -> tuple[str, str, float]:
     return name, str(res.model), res.seconds
 
 
+class _Inline:
+    """The executor interface, in this process (one worker: no process start-up, plain tracebacks)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    @staticmethod
+    def map(fn, jobs):
+        return map(fn, jobs)
+
+
 def _pool(workers: int):
+    if workers <= 1:
+        return _Inline()
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 

@@ -1,0 +1,147 @@
+"""Offline training and evaluation: every algorithm trains and round-trips, models refuse an
+environment they do not fit, evaluation is reproducible, baseline datasets say what they claim."""
+
+import numpy as np
+import pytest
+
+from controllers.config import OSCConfig
+from ohio_core.data.collect import collect, make_controller
+from ohio_core.envs.arm.tasks import OBS_LAYOUT
+from ohio_core.learning.algos import ALGOS, TrainConfig
+from ohio_core.learning.evaluate import evaluate, normalize, reference, seeds
+from ohio_core.learning.policy import PolicyMismatchError, load_policy
+from ohio_core.learning.train import train
+from ohio_core.pipeline.baselines import flat_transitions, logged_actions
+from ohio_core.pipeline.dataset import load_dataset, save_dataset
+from ohio_core.pipeline.relabel import relabel
+from ohio_core.policies.scripted import EXPERTS
+
+
+@pytest.fixture(scope="module")
+def reach_traj():
+    return collect("reach", "noisy0.1", OSCConfig(), episodes=2, seed=3, horizon=60)
+
+
+@pytest.fixture(scope="module")
+def reach_dataset(reach_traj, tmp_path_factory):
+    data = relabel(reach_traj, make_controller(OSCConfig()), 5, "analytical")
+    h5, _ = save_dataset(data, tmp_path_factory.mktemp("ds") / "reach",
+                         {"task": "reach", "k": 5, "controller": OSCConfig().to_dict(), "method": "analytical"})
+    return h5
+
+
+@pytest.fixture(scope="module")
+def reach_model(reach_dataset, tmp_path_factory):
+    buffer, meta = load_dataset(reach_dataset)
+    res = train(buffer, meta, TrainConfig(algo="bc", steps=30, epochs=3), tmp_path_factory.mktemp("m") / "bc",
+                progress=False)
+    return res.model
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_every_algorithm_trains_saves_and_loads_back(algo, reach_dataset, tmp_path, rng):
+    buffer, meta = load_dataset(reach_dataset)
+    res = train(buffer, meta, TrainConfig(algo=algo, steps=20, epochs=2, batch_size=32), tmp_path / algo,
+                progress=False)
+    assert res.model.is_file() and res.sidecar.is_file() and res.plot.stat().st_size > 0
+    assert res.curves and all(len(v) == 2 for v in res.curves.values())
+    policy = load_policy(res.model)
+    assert policy.meta["train"]["algo"] == algo and policy.k == 5 and policy.task == "reach"
+    obs = rng.normal(size=(4, 36))
+    a1 = np.array([policy.act(o) for o in obs])
+    a2 = np.array([load_policy(res.model).act(o) for o in obs])
+    assert a1.shape == (4, 6) and np.all(np.abs(a1) <= 1.0)
+    np.testing.assert_array_equal(a1, a2)                # deterministic, and the same after a reload
+
+
+def test_training_is_reproducible_for_a_seed(reach_dataset, tmp_path, rng):
+    buffer, meta = load_dataset(reach_dataset)
+    obs = rng.normal(size=36)
+    acts = []
+    for i, seed in enumerate((7, 7, 8)):
+        res = train(buffer, meta, TrainConfig(algo="td3bc", steps=20, epochs=1, seed=seed, batch_size=32),
+                    tmp_path / f"m{i}", progress=False)
+        acts.append(load_policy(res.model).act(obs))
+    np.testing.assert_array_equal(acts[0], acts[1])
+    assert not np.array_equal(acts[0], acts[2])
+
+
+def test_model_refuses_a_mismatched_observation_layout(reach_model):
+    policy = load_policy(reach_model)
+    policy.check("reach", OBS_LAYOUT, 5, OSCConfig())                       # fits
+    bad_layout = list(OBS_LAYOUT[:-1]) + [("target_pos", 3), ("extra", 2)]
+    with pytest.raises(PolicyMismatchError, match="observation layout"):
+        policy.check("reach", bad_layout)
+    with pytest.raises(PolicyMismatchError, match="task 'lift'"):
+        policy.check("lift", OBS_LAYOUT)
+    with pytest.raises(PolicyMismatchError, match="k = 10"):
+        policy.check("reach", OBS_LAYOUT, 10)
+    with pytest.raises(PolicyMismatchError, match="shape"):
+        policy.act(np.zeros(38))
+
+
+def test_model_refuses_another_controller_unless_allowed(reach_model):
+    policy = load_policy(reach_model)
+    changed = OSCConfig(damping_ratio=3.0)
+    with pytest.raises(PolicyMismatchError, match="damping_ratio"):
+        evaluate(policy, changed, episodes=1, seed=0, horizon=10)
+    res = evaluate(policy, changed, episodes=1, seed=0, horizon=10, allow_controller_change=True)
+    assert len(res.returns) == 1
+
+
+def test_load_refuses_a_model_without_its_sidecar(reach_model, tmp_path):
+    lonely = tmp_path / "m.d3"
+    lonely.write_bytes(reach_model.read_bytes())
+    with pytest.raises(FileNotFoundError, match="sidecar"):
+        load_policy(lonely)
+
+
+def test_evaluation_is_reproducible_for_a_fixed_seed(reach_model):
+    policy = load_policy(reach_model)
+    a = evaluate(policy, episodes=3, seed=11, horizon=40)
+    b = evaluate(load_policy(reach_model), episodes=3, seed=11, horizon=40)
+    c = evaluate(policy, episodes=3, seed=12, horizon=40)
+    assert a.returns == b.returns and a.normalized == b.normalized and a.successes == b.successes
+    assert a.returns != c.returns
+    assert a.summary["episodes"] == 3 and np.isfinite(a.summary["se"])
+
+
+def test_normalized_score_is_0_for_random_and_100_for_the_expert():
+    ref = reference("reach", 3, 5, horizon=40)
+    assert ref["expert_return"] > ref["random_return"]
+    assert np.mean(normalize([ref["random_return"]] * 2, ref)) == pytest.approx(0.0)
+    assert np.mean(normalize([ref["expert_return"]], ref)) == pytest.approx(100.0)
+    assert seeds(5, 3) == seeds(5, 3) and seeds(5, 3) != seeds(6, 3)
+
+
+def test_logged_actions_are_the_actions_the_expert_sent():
+    traj = collect("reach", "expert", OSCConfig(), episodes=1, seed=2, horizon=30)
+    data = logged_actions(traj, make_controller(OSCConfig()), 5)
+    assert data.account["segments_written"] == 6
+    expert = EXPERTS["reach"]()
+    sent = np.array([expert(o) for o in data.observations.astype(float)])
+    np.testing.assert_allclose(data.actions, sent, atol=1e-5)
+
+
+def test_logged_actions_need_logged_goals():
+    traj = collect("reach", "flat", OSCConfig(), episodes=1, seed=2, horizon=10)
+    with pytest.raises(ValueError, match="no logged goals"):
+        logged_actions(traj, make_controller(OSCConfig()), 5)
+
+
+def test_flat_transitions_are_normalized_logged_torques(reach_traj):
+    tau_max = make_controller(OSCConfig()).tau_max
+    data = flat_transitions(reach_traj, tau_max)
+    assert data.account["segments_written"] == len(reach_traj)
+    np.testing.assert_allclose(data.actions, np.clip(reach_traj.tau / tau_max, -1, 1), atol=1e-6)
+    np.testing.assert_allclose(data.rewards, reach_traj.reward, atol=1e-6)
+    assert data.timeouts.sum() == 2                        # one episode end each
+
+
+def test_train_config_validates_its_fields():
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        TrainConfig(algo="ppo")
+    with pytest.raises(ValueError, match="steps"):
+        TrainConfig(steps=0)
+    assert TrainConfig.for_task("lift").steps > TrainConfig.for_task("reach").steps
+    assert TrainConfig.for_task("reach", steps=None, algo="bc").algo == "bc"
