@@ -56,7 +56,7 @@ def _initial_goal(terms, tau, tau_max):
     return goal_p, goal_R
 
 
-def _solve_chunk(terms, tau, tau_max, iterations, tol):
+def _solve_chunk(terms, tau, tau_max, iterations, tol, ftol=1e-10):
     n, k = tau.shape[:2]
     goal_p, goal_R = _initial_goal(terms, tau, tau_max)
     mu = np.full(n, 1e-3)
@@ -73,6 +73,7 @@ def _solve_chunk(terms, tau, tau_max, iterations, tol):
         cand_R = so3_exp(step[:, 3:]) @ goal_R
         r_c, pred_c, cost_c = _residual(terms, cand_p, cand_R, tau, tau_max)
         better = cost_c < cost
+        stalled = better & (cost - cost_c <= ftol * cost)       # relative decrease below ftol: a minimum
         goal_p = np.where(better[:, None], cand_p, goal_p)
         goal_R = np.where(better[:, None, None], cand_R, goal_R)
         r = np.where(better[:, None, None], r_c, r)
@@ -82,7 +83,7 @@ def _solve_chunk(terms, tau, tau_max, iterations, tol):
         small = np.linalg.norm(step, axis=-1) < tol
         # mu blowing up: not even a short gradient step lowers the cost, a (local) minimum; with
         # a mismatched log it may have a residual, which the caller reports and thresholds
-        converged |= (better & small) | (cost < 1e-24) | (mu > 1e12)
+        converged |= (better & small) | stalled | (cost < 1e-24) | (mu > 1e12)
         done |= converged
         if done.all():
             break
