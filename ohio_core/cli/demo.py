@@ -18,8 +18,9 @@ def add_parser(sub) -> None:
     p.add_argument("--task", choices=["reach", "lift"], default="reach")
     p.add_argument("--config", default="damping3", choices=["ori_scale", "kp_ori50", "damping3", "qp"],
                    help="the changed deployment controller")
-    p.add_argument("--episodes", type=int, default=150, help="behavior episodes")
-    p.add_argument("--algo", choices=["iql", "cql", "calql", "td3bc", "bc"], default="iql")
+    p.add_argument("--episodes", type=int, default=None, help="behavior episodes (default: the experiment's, 450)")
+    p.add_argument("--algo", choices=["iql", "cql", "calql", "td3bc", "bc"], default=None,
+                   help="offline algorithm (default: the experiment's, bc)")
     p.add_argument("--steps", type=int, default=None, help="updates per policy (default: per task)")
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--goals", type=int, default=4, help="step goals in the controller check")
@@ -36,9 +37,10 @@ def run(args: argparse.Namespace) -> int:
     if args.goals < 1:
         raise SystemExit("ohio demo: --goals must be >= 1")
     try:
-        cfg = mismatch.MismatchConfig(task=args.task, episodes=args.episodes, algo=args.algo, steps=args.steps,
-                                      eval_episodes=args.eval_episodes, seed=args.seed, configs=(args.config,),
-                                      methods=main_job.DEMO_METHODS, workers=args.workers, bags=True)
+        chosen = {k: v for k, v in (("episodes", args.episodes), ("algo", args.algo)) if v is not None}
+        cfg = mismatch.MismatchConfig(task=args.task, steps=args.steps, eval_episodes=args.eval_episodes,
+                                      seed=args.seed, configs=(args.config,), methods=main_job.DEMO_METHODS,
+                                      workers=args.workers, bags=True, **chosen)
     except ValueError as exc:
         raise SystemExit(f"ohio demo: {exc}") from None
     res = main_job.run(args.out, cfg, goals=args.goals)

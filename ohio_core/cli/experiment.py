@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 from ohio_core.cli.output import emit_json, table
+from ohio_core.experiments.mismatch import MismatchConfig
+from ohio_core.learning.algos import ALGOS
 
 
 def add_parser(sub) -> None:
@@ -18,9 +20,10 @@ def add_parser(sub) -> None:
                                   "every changed controller config (ori_scale, kp_ori50, damping3, qp).")
     m.add_argument("--task", choices=["reach", "lift"], required=True)
     m.add_argument("--out", type=Path, default=None, help="output folder (default out/experiments/mismatch-TASK)")
-    m.add_argument("--episodes", type=int, default=450, help="behavior episodes (expert, noisy0.1, noisy0.3)")
-    m.add_argument("--algo", choices=["iql", "cql", "calql", "td3bc", "bc"], default="bc",
-                   help="the offline algorithm every method is trained with (default bc: fastest on a CPU)")
+    m.add_argument("--episodes", type=int, default=MismatchConfig.episodes,
+                   help="behavior episodes (expert, noisy0.1, noisy0.3 in equal shares)")
+    m.add_argument("--algo", choices=ALGOS, default=MismatchConfig.algo,
+                   help="the offline algorithm every method is trained with (default bc: the fastest on a CPU)")
     m.add_argument("--steps", type=int, default=None, help="updates per policy (default: per task)")
     m.add_argument("--eval-episodes", type=int, default=20)
     m.add_argument("--seed", type=int, default=0)

@@ -192,10 +192,15 @@ def _pool(workers: int):
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
-def train_all(cfg: MismatchConfig, art: Artifacts, out: Path, progress: bool = True) -> None:
+def train_config(cfg: MismatchConfig):
+    """The one training configuration every method's policy is trained with."""
     from ohio_core.learning.algos import TrainConfig
 
-    tc = TrainConfig.for_task(cfg.task, algo=cfg.algo, steps=cfg.steps, seed=cfg.seed).to_dict()
+    return TrainConfig.for_task(cfg.task, algo=cfg.algo, steps=cfg.steps, seed=cfg.seed)
+
+
+def train_all(cfg: MismatchConfig, art: Artifacts, out: Path, progress: bool = True) -> None:
+    tc = train_config(cfg).to_dict()
     jobs = [(name, h5, str(out / "models" / name), tc) for name, h5 in art.datasets.items()]
     bar = tqdm(total=len(jobs), desc=f"train {cfg.algo} x{len(jobs)}", unit="model", disable=not progress,
                dynamic_ncols=True)
@@ -260,8 +265,9 @@ def run(cfg: MismatchConfig, out: str | Path, progress: bool = True) -> dict:
         "configs": {c: {m: {k: evals[c][m][k] for k in ("mean", "se", "success_rate")} for m in cfg.methods}
                     for c in configs},
         "inverse": {c: inverse_methods(conf) for c, conf in configs.items()},
-        "reference": next(iter(next(iter(evals.values())).values()))["reference"],
-        "settings": {**asdict(cfg), "train": _train_settings(cfg)},
+        "reference": evals[next(iter(configs))][cfg.methods[0]]["reference"],
+        "settings": {**asdict(cfg), "max_residual": cfg.max_residual if np.isfinite(cfg.max_residual) else None,
+                     "train": train_config(cfg).to_dict()},
         "data": {"episodes": int(len(np.unique(traj.episode))), "control_steps": int(len(traj)),
                  "behavior_return_mean": float(traj.reward.sum() / max(len(np.unique(traj.episode)), 1))},
         "accounts": {n: {k: a[k] for k in ("segments_built", "segments_written", "segments_dropped",
@@ -273,12 +279,6 @@ def run(cfg: MismatchConfig, out: str | Path, progress: bool = True) -> dict:
     (out / "result.json").write_text(json.dumps(result, indent=1))
     plot_scores(result, out / "scores.png")
     return result
-
-
-def _train_settings(cfg: MismatchConfig) -> dict:
-    from ohio_core.learning.algos import TrainConfig
-
-    return TrainConfig.for_task(cfg.task, algo=cfg.algo, steps=cfg.steps, seed=cfg.seed).to_dict()
 
 
 def summary_json(result: dict) -> dict:
