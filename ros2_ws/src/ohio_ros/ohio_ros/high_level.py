@@ -142,4 +142,7 @@ def load_model(path: str, model: PandaModel | None = None) -> HighLevelPolicy:
         policy = load_policy(path)
     except FileNotFoundError:
         raise ParameterError(f"parameter 'model_path': no such model file: {path}") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise ParameterError(f"parameter 'model_path': cannot load {path}: "
+                             f'{type(exc).__name__}: {exc}') from None
     return from_model(policy, path, model)
