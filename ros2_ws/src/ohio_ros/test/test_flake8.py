@@ -9,7 +9,6 @@ PACKAGE = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.flake8
-@pytest.mark.linter
 def test_flake8():
     paths = [str(PACKAGE / 'ohio_ros'), str(PACKAGE / 'test'), str(PACKAGE / 'setup.py'),
              str((PACKAGE / 'launch').resolve())]

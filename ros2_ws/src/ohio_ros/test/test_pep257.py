@@ -8,7 +8,6 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.linter
 @pytest.mark.pep257
 def test_pep257():
     paths = [str(PACKAGE / 'ohio_ros'), str(PACKAGE / 'test'), str(PACKAGE / 'setup.py'),
