@@ -13,6 +13,7 @@ import math
 
 from controllers.config import CONFIG_TYPES, ConfigError
 from ohio_core.data.topics import ARM_JOINTS
+from ohio_core.envs.arm.scene import SceneConfig
 
 CONTROLLER_PREFIX = 'controller.'
 TASKS = ('reach', 'lift')
@@ -67,6 +68,10 @@ def _joints(name, value):
     return value
 
 
+def _priority(value):
+    return _number('realtime_priority', value, low=0, high=98, integer=True)
+
+
 class _NodeConfig:
     """Base: ``from_params`` / ``defaults`` shared by the node configs."""
 
@@ -93,6 +98,8 @@ class ControllerNodeConfig(_NodeConfig):
 
     ``goal_timeout``: a goal older than this (s, node clock, by arrival) is stale -> hold.
     ``state_timeout``: without a joint state this recent (s) no command is published.
+    ``realtime_priority``: 1..98 runs the process under SCHED_FIFO at that priority where
+    permitted (0: default scheduling).
     ``timing_log``: if set, a JSON file of per-tick timings written at shutdown (benchmarks).
     """
 
@@ -102,6 +109,7 @@ class ControllerNodeConfig(_NodeConfig):
     joints: tuple = ARM_JOINTS
     diagnostics_period: float = 1.0
     hold_damping: float = 10.0
+    realtime_priority: int = 0
     timing_log: str = ''
 
     def __post_init__(self):
@@ -111,6 +119,7 @@ class ControllerNodeConfig(_NodeConfig):
         object.__setattr__(self, 'joints', _joints('joints', self.joints))
         _number('diagnostics_period', self.diagnostics_period, low=0.0, low_open=True)
         _number('hold_damping', self.hold_damping, low=0.0)
+        object.__setattr__(self, 'realtime_priority', _priority(self.realtime_priority))
         _string('timing_log', self.timing_log)
         for f in ('goal_timeout', 'state_timeout', 'diagnostics_period', 'hold_damping'):
             object.__setattr__(self, f, float(getattr(self, f)))
@@ -161,6 +170,7 @@ class SimNodeConfig(_NodeConfig):
     0 runs it as fast as possible. ``lockstep``: at every control period wait (at most
     ``lockstep_timeout`` s of wall time) for an effort command received during that period.
     ``wait_for_command``: hold the arm still (time runs, no task state) until the first command.
+    ``realtime_priority``: as for the controller node (SCHED_FIFO where permitted, 0: off).
     """
 
     task: str = 'reach'
@@ -172,6 +182,7 @@ class SimNodeConfig(_NodeConfig):
     lockstep: bool = False
     lockstep_timeout: float = 1.0
     wait_for_command: bool = True
+    realtime_priority: int = 0
     joints: tuple = ARM_JOINTS
     report_path: str = ''
 
@@ -185,6 +196,10 @@ class SimNodeConfig(_NodeConfig):
                          ('real_time_factor', {'low': 0.0}),
                          ('lockstep_timeout', {'low': 0.0, 'low_open': True})):
             object.__setattr__(self, name, _number(name, getattr(self, name), **kw))
+        steps = 1.0 / (self.publish_rate * SceneConfig().timestep)
+        if abs(steps - round(steps)) > 1e-6 or round(steps) < 1:
+            raise ParameterError(f"parameter 'publish_rate' ({self.publish_rate} Hz) must divide "
+                                 f'the physics rate ({1.0 / SceneConfig().timestep:g} Hz)')
         per_period = self.control_period * self.publish_rate
         if abs(per_period - round(per_period)) > 1e-6 or round(per_period) < 1:
             raise ParameterError(f"parameter 'publish_rate' ({self.publish_rate} Hz) must be a "
@@ -192,6 +207,7 @@ class SimNodeConfig(_NodeConfig):
                                  f'{1.0 / self.control_period:g} Hz)')
         _flag('lockstep', self.lockstep)
         _flag('wait_for_command', self.wait_for_command)
+        object.__setattr__(self, 'realtime_priority', _priority(self.realtime_priority))
         object.__setattr__(self, 'joints', _joints('joints', self.joints))
         _string('report_path', self.report_path)
 

@@ -48,6 +48,7 @@ class Command:
     mode: str                 # TRACK or HOLD
     saturated: bool
     state_stamp: int          # header stamp (ns) of the joint state it was computed from
+    state_arrival: int = 0    # when that joint state arrived (ns, node clock)
     fallback: bool = False
 
 
@@ -128,7 +129,7 @@ class ControlLoop:
         c.fallback_commands += fallback
         self.mode = mode
         return Command(tau=tau, mode=mode, saturated=saturated, state_stamp=stamp,
-                       fallback=fallback)
+                       state_arrival=arrived, fallback=fallback)
 
     def _compute(self, q, qd, goal) -> tuple[np.ndarray, bool, bool]:
         try:

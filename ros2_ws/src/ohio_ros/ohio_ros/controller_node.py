@@ -19,10 +19,14 @@ from ohio_ros import config as cfg
 from ohio_ros import convert, names, params, qos
 from ohio_ros.control_loop import ControlLoop
 from ohio_ros.loop_stats import LoopStats
-from ohio_ros.runtime import run
+from ohio_ros.runtime import run, set_realtime_priority
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
+
+
+#: logged once, when the loop first publishes a command
+FIRST_COMMAND = 'first effort command published'
 
 
 class ControllerNode(Node):
@@ -36,6 +40,11 @@ class ControllerNode(Node):
         params.check_unknown(self, list(values) + ctrl_names)
 
         c = self.config
+        if c.realtime_priority:
+            refused = set_realtime_priority(c.realtime_priority)
+            if refused:
+                self.get_logger().warning(f'realtime_priority {c.realtime_priority} not applied '
+                                          f'({refused}); default scheduling')
         self.controller = make_controller(self.controller_config, PandaModel())
         self.loop = ControlLoop(self.controller, c.goal_timeout, c.state_timeout, c.hold_damping)
         period = self.controller_config.control_period
@@ -47,8 +56,8 @@ class ControllerNode(Node):
         self.cmd_pub = self.create_publisher(Float64MultiArray, names.EFFORT_COMMANDS,
                                              qos.RELIABLE)
         self.diag_pub = self.create_publisher(DiagnosticArray, names.DIAGNOSTICS, qos.RELIABLE)
-        self.create_subscription(JointState, names.JOINT_STATES, self._on_joint_state,
-                                 qos.LATEST)
+        self.js_sub = self.create_subscription(JointState, names.JOINT_STATES,
+                                               self._on_joint_state, qos.LATEST)
         self.create_subscription(PoseStamped, names.EE_GOAL, self._on_goal, qos.RELIABLE)
         self.timer = self.create_timer(period, self._tick)
         self.diag_timer = self.create_timer(c.diagnostics_period, self._publish_diagnostics)
@@ -87,16 +96,35 @@ class ControllerNode(Node):
             return
         self.loop.on_goal(self._now(), goal)
 
+    def _take_pending_joint_states(self) -> None:
+        """
+        Handle joint states that arrived but wait behind this timer in the executor.
+
+        rclpy's executor runs ready timers before ready subscriptions; taking the waiting
+        message here makes the command use the newest state (up to a publish period fresher).
+        """
+        sub = self.js_sub
+        for _ in range(10):
+            with sub.handle:
+                taken = sub.handle.take_message(sub.msg_type, sub.raw)
+            if taken is None:
+                return
+            self._on_joint_state(taken[0])
+
     def _tick(self) -> None:
         tick = time.monotonic_ns()
+        self._take_pending_joint_states()
         t0 = time.perf_counter_ns()
         cmd = self.loop.step(self._now())
         compute = time.perf_counter_ns() - t0
-        latency = None
+        latency = arrival = None
         if cmd is not None:
             self.cmd_pub.publish(convert.effort_command_msg(cmd.tau, self._layout))
             latency = self._now() - cmd.state_stamp
-        self.stats.record(tick, compute, latency, cmd is not None and cmd.saturated)
+            arrival = cmd.state_arrival - cmd.state_stamp
+            if self.loop.counters.commands == 1:
+                self.get_logger().info(FIRST_COMMAND)
+        self.stats.record(tick, compute, latency, cmd is not None and cmd.saturated, arrival)
 
     def diagnostics(self) -> tuple[str, str, dict]:
         """(level, message, values) of the current diagnostics window."""

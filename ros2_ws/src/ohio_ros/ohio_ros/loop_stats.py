@@ -3,7 +3,8 @@ Timing statistics of a periodic loop: per diagnostics window, and a full log for
 
 Per tick the loop records the wall-clock time of the tick (monotonic ns), the compute time,
 and, when it published a command, the latency: node-clock time of publishing minus the header
-stamp of the joint state the command was computed from.
+stamp of the joint state the command was computed from; the log also keeps the part of it
+spent before that joint state arrived (``arrival_ns``: arrival minus stamp).
 """
 
 import json
@@ -27,7 +28,7 @@ class LoopStats:
         self.period_ns = int(round(period * 1e9))
         self.keep_log = keep_log
         self.max_log = max_log
-        self.log = {'tick_ns': [], 'compute_ns': [], 'latency_ns': []}
+        self.log = {'tick_ns': [], 'compute_ns': [], 'latency_ns': [], 'arrival_ns': []}
         self._last_tick = None
         self._reset_window()
 
@@ -36,7 +37,8 @@ class LoopStats:
         self._saturated = 0
         self._commands = 0
 
-    def record(self, tick_ns: int, compute_ns: int, latency_ns, saturated: bool) -> None:
+    def record(self, tick_ns: int, compute_ns: int, latency_ns, saturated: bool,
+               arrival_ns=None) -> None:
         """One tick: wall time, compute time, latency (None if no command was published)."""
         if self._last_tick is not None:
             self._periods.append(tick_ns - self._last_tick)
@@ -50,6 +52,7 @@ class LoopStats:
             self.log['tick_ns'].append(int(tick_ns))
             self.log['compute_ns'].append(int(compute_ns))
             self.log['latency_ns'].append(None if latency_ns is None else int(latency_ns))
+            self.log['arrival_ns'].append(None if arrival_ns is None else int(arrival_ns))
 
     def window(self) -> dict:
         """Statistics since the last call (ms), then start a new window."""

@@ -7,7 +7,8 @@ every publish period, and ``ohio/task_state`` at every control period; applies t
 ``wait_for_command`` the arm is held still (brakes on, time running, no task state) until the
 first effort command arrives. Simulated time starts at the wall-clock time the node started
 and is the stamp of every message; with ``real_time_factor: 1`` it keeps pace with the wall
-clock (catching up after short delays), with 0 it runs as fast as it can.
+clock (catching up after short delays, jumping ahead after long ones), with 0 it runs as fast
+as it can.
 Stepping runs in its own thread; the executor only receives commands.
 Parameters: ``ohio_ros.config.SimNodeConfig`` (``config/mujoco_sim.yaml``).
 """
@@ -21,14 +22,15 @@ from controllers.goals import NonFiniteInputError
 from ohio_core.envs.arm.description import FINGER_JOINTS
 from ohio_ros import config as cfg
 from ohio_ros import convert, names, params, qos
-from ohio_ros.runtime import run
+from ohio_ros.runtime import run, set_realtime_priority
 from ohio_ros.sim_session import SimSession
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Float64MultiArray
 
-#: how far (s) the simulation may fall behind the wall clock before it stops catching up
+#: how far (s) the simulation may fall behind the wall clock and still catch up; beyond that,
+#: simulated time jumps ahead with the world standing still (counted as lag_resets)
 MAX_LAG = 0.25
 
 
@@ -40,6 +42,11 @@ class MujocoSimNode(Node):
         values = params.declare(self, cfg.SimNodeConfig.defaults())
         self.config = c = cfg.SimNodeConfig.from_params(values)
         params.check_unknown(self, list(values))
+        if c.realtime_priority:
+            refused = set_realtime_priority(c.realtime_priority)
+            if refused:
+                self.get_logger().warning(f'realtime_priority {c.realtime_priority} not applied '
+                                          f'({refused}); default scheduling')
         self.session = SimSession(c.task, c.seed, c.horizon, c.control_period,
                                   c.substeps_per_period)
         self.joint_names = list(c.joints) + list(FINGER_JOINTS)
@@ -119,7 +126,9 @@ class MujocoSimNode(Node):
                     delay = target - time.monotonic()
                     if delay > 0:
                         self._stop.wait(delay)
-                    elif delay < -MAX_LAG:           # too far behind: stop catching up
+                    elif delay < -MAX_LAG:
+                        # too far behind to catch up: time jumps ahead, the world stands still
+                        self.base_ns += int(-delay * c.real_time_factor * 1e9)
                         wall0, sim0 = time.monotonic(), s.time
                         self.counts['lag_resets'] += 1
                 if not started:

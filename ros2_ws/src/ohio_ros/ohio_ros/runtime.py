@@ -32,6 +32,22 @@ def use_installed_description() -> None:
         os.environ['OHIO_URDF_DIR'] = str(share)
 
 
+def set_realtime_priority(priority: int) -> str | None:
+    """
+    Run every thread of this process under SCHED_FIFO at ``priority`` (1..98).
+
+    Threads started later inherit it. Returns None on success, else why it was not possible
+    (the node then keeps the default scheduling, as ros2_control does without permission).
+    """
+    try:
+        param = os.sched_param(priority)
+        for tid in os.listdir('/proc/self/task'):
+            os.sched_setscheduler(int(tid), os.SCHED_FIFO, param)
+    except (AttributeError, OSError) as exc:
+        return f'{type(exc).__name__}: {exc}'
+    return None
+
+
 def run(node_factory, name: str, args=None) -> int:
     """
     Create the node with ``node_factory()``, spin it until shutdown, close it.
