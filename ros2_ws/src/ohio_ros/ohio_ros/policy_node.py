@@ -35,6 +35,10 @@ class PolicyNode(Node):
         params.check_unknown(self, known)
         if c.policy == 'model':
             self.policy = high_level.load_model(c.model_path, model)
+            if (c.task, c.k) != (self.policy.task, self.policy.k):
+                self.get_logger().warning(
+                    f'the model decides task and k: {self.policy.task}, k = {self.policy.k} '
+                    f'(parameters task = {c.task}, k = {c.k} are not used)')
         period = self.policy.k * self.policy.controller.config.control_period
 
         self._joint_index = convert.JointIndex(c.joints)
