@@ -6,6 +6,7 @@ All nodes but the simulator run on simulated time (the simulator publishes /cloc
     ros2 launch ohio_ros sim_arm.launch.py                          # scripted reach expert
     ros2 launch ohio_ros sim_arm.launch.py policy:=model model_path:=/path/to/model task:=lift
     ros2 launch ohio_ros sim_arm.launch.py record:=true bag:=/tmp/run1
+    ros2 launch ohio_ros sim_arm.launch.py real_time_factor:=0 lockstep:=true publish_rate:=50
 """
 
 from launch import LaunchDescription
@@ -34,9 +35,19 @@ def generate_launch_description():
                               description='also run the recorder (rosbag2, MCAP)'),
         DeclareLaunchArgument('bag', default_value='',
                               description="bag folder of the recorder ('' = ohio_bag_<time>)"),
+        DeclareLaunchArgument('real_time_factor', default_value='1.0',
+                              description='simulator pace: 1 wall clock, 0 as fast as possible'),
+        DeclareLaunchArgument('lockstep', default_value='false',
+                              description='simulator waits for a command in every control period'),
+        DeclareLaunchArgument('publish_rate', default_value='500.0',
+                              description='joint states and /clock per second (50 for lockstep)'),
         Node(package='ohio_ros', executable='mujoco_sim_node', name='mujoco_sim',
              output='screen',
-             parameters=[PathJoinSubstitution([config, 'mujoco_sim.yaml']), {'task': task}]),
+             parameters=[PathJoinSubstitution([config, 'mujoco_sim.yaml']),
+                         {'task': task,
+                          'real_time_factor': LaunchConfiguration('real_time_factor'),
+                          'lockstep': LaunchConfiguration('lockstep'),
+                          'publish_rate': LaunchConfiguration('publish_rate')}]),
         Node(package='ohio_ros', executable='controller_node', name='controller',
              output='screen',
              parameters=[PathJoinSubstitution([config, 'controller.yaml']),

@@ -18,6 +18,7 @@ from ohio_core.envs.arm.scene import SceneConfig
 CONTROLLER_PREFIX = 'controller.'
 TASKS = ('reach', 'lift')
 POLICY_SOURCES = ('model', 'scripted')
+TRIGGERS = ('task_state', 'timer')
 STORAGES = ('mcap', 'sqlite3')
 
 
@@ -133,12 +134,15 @@ class PolicyNodeConfig(_NodeConfig):
     ``policy``: ``model`` (a trained model at ``model_path``; task, k and controller come from
     the model) or ``scripted`` (the scripted expert of ``task``, every ``k`` control periods,
     goals scaled by the ``controller.*`` parameters).
+    ``trigger``: ``task_state`` acts on task-state messages whose step is a multiple of k,
+    ``timer`` every k control periods of the node clock.
     """
 
     policy: str = 'model'
     model_path: str = ''
     task: str = 'reach'
     k: int = 5
+    trigger: str = 'task_state'
     goal_frame: str = 'world'
     joints: tuple = ARM_JOINTS
     state_timeout: float = 0.1
@@ -153,6 +157,7 @@ class PolicyNodeConfig(_NodeConfig):
             raise ParameterError("parameter 'model_path' is set but policy is 'scripted'")
         _choice('task', self.task, TASKS)
         object.__setattr__(self, 'k', _number('k', self.k, low=1, integer=True))
+        _choice('trigger', self.trigger, TRIGGERS)
         _string('goal_frame', self.goal_frame)
         object.__setattr__(self, 'joints', _joints('joints', self.joints))
         object.__setattr__(self, 'state_timeout',
@@ -169,7 +174,9 @@ class SimNodeConfig(_NodeConfig):
     of the control rate). ``real_time_factor``: 1 paces the simulation at wall-clock speed,
     0 runs it as fast as possible. ``lockstep``: at every control period wait (at most
     ``lockstep_timeout`` s of wall time) for an effort command received during that period.
-    ``wait_for_command``: hold the arm still (time runs, no task state) until the first command.
+    ``wait_for_command``: hold the arm still (time runs, no task state) until the first command
+    and until ``ohio/task_state`` has ``start_subscribers`` subscribers (e.g. the policy, so that
+    an unpaced simulation does not run ahead of a node still starting).
     ``realtime_priority``: as for the controller node (SCHED_FIFO where permitted, 0: off).
     """
 
@@ -182,6 +189,7 @@ class SimNodeConfig(_NodeConfig):
     lockstep: bool = False
     lockstep_timeout: float = 1.0
     wait_for_command: bool = True
+    start_subscribers: int = 0
     realtime_priority: int = 0
     joints: tuple = ARM_JOINTS
     report_path: str = ''
@@ -207,6 +215,9 @@ class SimNodeConfig(_NodeConfig):
                                  f'{1.0 / self.control_period:g} Hz)')
         _flag('lockstep', self.lockstep)
         _flag('wait_for_command', self.wait_for_command)
+        object.__setattr__(self, 'start_subscribers',
+                           _number('start_subscribers', self.start_subscribers, low=0,
+                                   integer=True))
         object.__setattr__(self, 'realtime_priority', _priority(self.realtime_priority))
         object.__setattr__(self, 'joints', _joints('joints', self.joints))
         _string('report_path', self.report_path)

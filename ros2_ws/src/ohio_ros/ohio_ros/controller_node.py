@@ -19,6 +19,7 @@ from ohio_ros import config as cfg
 from ohio_ros import convert, names, params, qos
 from ohio_ros.control_loop import ControlLoop
 from ohio_ros.loop_stats import LoopStats
+from ohio_ros.pending import take_pending
 from ohio_ros.runtime import run, set_realtime_priority
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
@@ -96,24 +97,9 @@ class ControllerNode(Node):
             return
         self.loop.on_goal(self._now(), goal)
 
-    def _take_pending_joint_states(self) -> None:
-        """
-        Handle joint states that arrived but wait behind this timer in the executor.
-
-        rclpy's executor runs ready timers before ready subscriptions; taking the waiting
-        message here makes the command use the newest state (up to a publish period fresher).
-        """
-        sub = self.js_sub
-        for _ in range(10):
-            with sub.handle:
-                taken = sub.handle.take_message(sub.msg_type, sub.raw)
-            if taken is None:
-                return
-            self._on_joint_state(taken[0])
-
     def _tick(self) -> None:
         tick = time.monotonic_ns()
-        self._take_pending_joint_states()
+        take_pending(self.js_sub, self._on_joint_state)    # the newest state, not the one before
         t0 = time.perf_counter_ns()
         cmd = self.loop.step(self._now())
         compute = time.perf_counter_ns() - t0

@@ -132,15 +132,20 @@ class MujocoSimNode(Node):
                         wall0, sim0 = time.monotonic(), s.time
                         self.counts['lag_resets'] += 1
                 if not started:
-                    started = self.counts['commands'] > 0
+                    started = self.counts['commands'] > 0 and \
+                        self.task_pub.get_subscription_count() >= c.start_subscribers
                     if started:
                         self._period_start()
                     else:
+                        if c.real_time_factor == 0:       # waiting needs no speed: wall pace
+                            self._command_event.wait(s.publish_period)
                         s.idle()
                         self._publish_state()
                         continue
                 s.advance()
                 self._publish_state()
+                if c.real_time_factor == 0:
+                    time.sleep(0)                       # let the executor thread take the GIL
                 if s.at_period_start:
                     if c.lockstep:
                         if not self._command_event.wait(c.lockstep_timeout):

@@ -1,6 +1,10 @@
 """
 policy_node: the high-level policy, every k control periods.
 
+With ``trigger: task_state`` (default) it acts on every task-state message whose step is a
+multiple of k (in step with the simulator or task publisher at any pace); with
+``trigger: timer`` on a timer of k control periods (task states without step counters).
+
 Reads ``/joint_states`` and ``ohio/task_state``; publishes ``ohio/ee_goal`` (and, for tasks with
 a gripper, ``ohio/gripper_command``). The policy is a trained model (``model_path``) or the
 task's scripted expert (``policy: scripted``); see ``ohio_ros.high_level``.
@@ -10,9 +14,11 @@ Parameters: ``ohio_ros.config.PolicyNodeConfig`` (+ ``controller.*`` for the scr
 from controllers.goals import NonFiniteInputError
 from controllers.robot import PandaModel
 from geometry_msgs.msg import PoseStamped
+import numpy as np
 from ohio_core.data.topics import TS
 from ohio_ros import config as cfg
 from ohio_ros import convert, high_level, names, params, qos
+from ohio_ros.pending import take_pending
 from ohio_ros.runtime import run
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
@@ -53,13 +59,16 @@ class PolicyNode(Node):
         self.gripper_pub = None
         if self.policy.action_dim == 7:
             self.gripper_pub = self.create_publisher(Float64, names.GRIPPER, qos.RELIABLE)
-        self.create_subscription(JointState, names.JOINT_STATES, self._on_joint_state,
-                                 qos.LATEST)
+        self.js_sub = self.create_subscription(JointState, names.JOINT_STATES,
+                                               self._on_joint_state, qos.LATEST)
         self.create_subscription(Float64MultiArray, names.TASK_STATE, self._on_task_state,
                                  qos.RELIABLE)
-        self.timer = self.create_timer(period, self._tick)
-        self.get_logger().info(f'{self.policy.source} ({self.policy.task}), every '
-                               f'{self.policy.k} control periods ({1.0 / period:g} Hz)')
+        if c.trigger == 'timer':
+            self.timer = self.create_timer(period, self._tick)
+        self.get_logger().info(
+            f'{self.policy.source} ({self.policy.task}), every {self.policy.k} control periods '
+            f'({1.0 / period:g} Hz; on the ' + ('clock)' if c.trigger == 'timer' else
+                                                'task-state steps)'))
 
     def _now(self) -> int:
         return self.get_clock().now().nanoseconds
@@ -83,6 +92,11 @@ class PolicyNode(Node):
             self._skip(f'task state rejected: {exc}')
             return
         self._task = (self._now(), row)
+        step = row[TS['step']]
+        if self.config.trigger == 'task_state' and np.isfinite(step) and \
+                int(step) % self.policy.k == 0:
+            take_pending(self.js_sub, self._on_joint_state)  # the state of the same instant
+            self._tick()
 
     def _tick(self) -> None:
         now = self._now()
@@ -109,6 +123,11 @@ class PolicyNode(Node):
         if self.gripper_pub is not None and decision.gripper is not None:
             self.gripper_pub.publish(convert.gripper_msg(decision.gripper))
         self.goals_published += 1
+
+    def close(self) -> None:
+        """Say how many goals were published and why steps were skipped."""
+        print(f'policy: {self.goals_published} goals published; steps without a goal: '
+              f'{self.skipped or "none"}', flush=True)
 
 
 def main(args=None) -> int:
