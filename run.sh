@@ -2,10 +2,12 @@
 # One-command entry point of the OHIO stack.
 #
 #   ./run.sh demo [ARGS...]   run `ohio demo`
-#   ./run.sh test [ARGS...]   run the test suite (extra arguments go to pytest)
+#   ./run.sh test [ARGS...]   run the test suite (extra arguments go to pytest), then build and
+#                             test the colcon workspace ros2_ws (colcon build, colcon test,
+#                             colcon test-result --verbose)
 #
 # Both first create or update the virtual environment .venv in the repository root from
-# requirements.lock (and install this project into it, editable).
+# requirements.lock (and install this project and the ROS 2 package ohio_ros into it, editable).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -13,6 +15,9 @@ cd "$ROOT"
 
 VENV="$ROOT/.venv"
 STAMP="$VENV/.ohio-stamp"
+ROS_PKG="ros2_ws/src/ohio_ros"
+# colcon's build, install and log folders (ignored by git)
+COLCON_BASE="ros2_ws"
 PYTHON="${PYTHON:-python3}"
 
 # ROS 2 nodes started by tests or the demo stay on this machine and, by default, in a domain
@@ -26,7 +31,8 @@ usage: ./run.sh COMMAND [ARGS...]
 
 commands:
   demo [ARGS...]   run `ohio demo` (arguments are passed on)
-  test [ARGS...]   run the test suite with pytest (arguments are passed to pytest)
+  test [ARGS...]   run the test suite with pytest (arguments are passed to pytest), then
+                   colcon build, colcon test and colcon test-result --verbose in ros2_ws
 
 Each command first creates or updates .venv from requirements.lock.
 EOF
@@ -38,7 +44,7 @@ log() {
 
 # Hash of everything the venv is built from; stored in $STAMP after a successful install.
 deps_hash() {
-    cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1
+    cat requirements.lock pyproject.toml "$ROS_PKG/setup.py" | sha256sum | cut -d' ' -f1
 }
 
 ensure_venv() {
@@ -69,13 +75,43 @@ ensure_venv() {
     "$VENV/bin/pip" install --quiet -r requirements.lock
     log "installing ohio-stack (editable)"
     "$VENV/bin/pip" install --quiet --no-deps -e .
+    log "installing ohio_ros (editable: its nodes as console scripts in .venv/bin)"
+    "$VENV/bin/pip" install --quiet --no-deps -e "$ROS_PKG"
     echo "$want" >"$STAMP"
     log "done"
 }
 
-# The test suite. Returns the first failing status (pytest's exit code for the pytest step).
+# colcon in the workspace ros2_ws, with the per-package settings of ./colcon.meta.
+colcon_step() {
+    "$VENV/bin/colcon" --log-base "$COLCON_BASE/log" "$@"
+}
+
+# The test suite: pytest, then colcon build, colcon test and colcon test-result --verbose.
+# Every step runs; returns the first failing status (pytest's exit code for the pytest step).
+# pytest's summary line is printed again at the very end.
 run_tests() {
-    .venv/bin/python -m pytest "$@"
+    local rc=0 step_rc out summary
+    out="$(mktemp)"
+    PYTHONUNBUFFERED=1 "$VENV/bin/python" -m pytest "$@" 2>&1 | tee "$out" || rc=$?
+    summary="$(grep -v '^[[:space:]]*$' "$out" | tail -n 1 || true)"
+    rm -f "$out"
+    local paths=(--base-paths "$COLCON_BASE/src" --build-base "$COLCON_BASE/build"
+                 --install-base "$COLCON_BASE/install")
+    echo "[test] colcon build (ros2_ws)"
+    step_rc=0
+    colcon_step build "${paths[@]}" || step_rc=$?
+    if ((step_rc == 0)); then
+        echo "[test] colcon test (ros2_ws)"
+        colcon_step test "${paths[@]}" --return-code-on-test-failure || step_rc=$?
+        echo "[test] colcon test-result --verbose"
+        colcon_step test-result --test-result-base "$COLCON_BASE/build" --verbose || step_rc=$?
+    fi
+    if ((step_rc != 0)); then
+        echo "[test] colcon FAILED (exit code $step_rc)" >&2
+        ((rc != 0)) || rc=$step_rc
+    fi
+    echo "$summary"
+    return "$rc"
 }
 
 cmd="${1:-}"
@@ -88,8 +124,9 @@ case "$cmd" in
     test)
         shift
         ensure_venv
-        # Under `set -e` a failing run_tests ends the script with its status.
-        run_tests "$@"
+        rc=0
+        run_tests "$@" || rc=$?
+        exit "$rc"
         ;;
     -h | --help | help)
         usage

@@ -4,6 +4,11 @@ import os
 
 # MuJoCo picks its OpenGL backend at import: headless EGL, as the ohio command does.
 os.environ.setdefault("MUJOCO_GL", "egl")
+# ROS 2 (DDS) traffic of the tests and of the node processes they start stays on this machine,
+# in a domain of this test process unless the caller chose one (./run.sh does), so concurrent
+# test runs do not see each other. Set before any rclpy context exists; subprocesses inherit it.
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 90 + 10))   # 10..99: ROS 2's safe range
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -28,6 +28,17 @@ def add_parser(sub) -> None:
     i.add_argument("--seed", type=int, default=0)
     i.add_argument("--json", action="store_true", help="end with one JSON object")
     i.set_defaults(func=run_inverse)
+    r = bsub.add_parser("ros", help="ROS 2 closed loop over DDS: controller period jitter and latency")
+    r.add_argument("--seconds", type=float, default=20.0, help="measured seconds of closed loop")
+    r.add_argument("--warmup", type=float, default=2.0, help="seconds after the first command left out")
+    r.add_argument("--controller", choices=["osc", "qp"], default="osc")
+    r.add_argument("--publish-rate", type=float, default=500.0, help="joint states per second (Hz)")
+    r.add_argument("--realtime-priority", type=int, default=0,
+                   help="SCHED_FIFO priority of the simulator and controller processes (0: default scheduling)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--keep", type=Path, default=None, help="folder to keep the node logs and timing log in")
+    r.add_argument("--json", action="store_true", help="end with one JSON object")
+    r.set_defaults(func=run_ros)
 
 
 def run_controllers(args: argparse.Namespace) -> int:
@@ -66,6 +77,29 @@ def run_inverse(args: argparse.Namespace) -> int:
           f"{result['segments_with_saturation']:.1%} of segments with saturation; recovery = within 1 mm and "
           f"0.01 rad (command: ohio bench inverse --segments {args.segments} --k {args.k} "
           f"--velocity-std {args.velocity_std:g} --workers {args.workers} --seed {args.seed})")
+    if args.json:
+        emit_json(result)
+    return 0
+
+
+def run_ros(args: argparse.Namespace) -> int:
+    from ohio_core.bench import ros
+
+    if args.seconds <= 0 or args.warmup < 0 or args.publish_rate <= 0 or not 0 <= args.realtime_priority <= 98:
+        raise SystemExit("ohio bench ros: --seconds and --publish-rate must be > 0, --warmup >= 0, "
+                         "--realtime-priority in 0..98")
+    try:
+        result = ros.run(args.seconds, args.warmup, args.controller, args.publish_rate, args.seed, args.keep,
+                         realtime_priority=args.realtime_priority)
+    except (RuntimeError, FileNotFoundError) as exc:
+        raise SystemExit(f"ohio bench ros: {exc}") from None
+    print(table(check_targets(result, ros.TARGETS), ["metric", "value", "target", "met"]))
+    print(f"period error p50 {result['period_error_ms_p50']:.3f} ms, latency p50 {result['latency_ms_p50']:.3f} ms, "
+          f"compute p50/p99 {result['compute_ms_p50']:.3f}/{result['compute_ms_p99']:.3f} ms, "
+          f"{result['ticks']} ticks at 50 Hz, goal reached: {'yes' if result['goal_reached'] else 'NO'} "
+          f"({result['episodes_succeeded']}/{result['episodes']} episodes), load average {result['load_average_1min']:.2f} "
+          f"on {result['cpus']} CPUs (command: ohio bench ros --seconds {args.seconds:g} --controller "
+          f"{args.controller} --publish-rate {args.publish_rate:g} --realtime-priority {args.realtime_priority})")
     if args.json:
         emit_json(result)
     return 0

@@ -379,6 +379,22 @@ class BagWriter:
             self.counts[topic] = 0
         return self._conns[topic]
 
+    def write_raw(self, topic: str, msgtype: str, ns: int, data: bytes) -> None:
+        """Write one already serialized (CDR) message, e.g. as a ROS subscription received it.
+
+        ``ns`` is the bag timestamp (receive time). The topic's connection is made on first use;
+        a topic keeps one message type."""
+        if not self._open:
+            raise BagError(f"{self.path}: writer is not open")
+        conn = self._conns.get(topic)
+        if conn is None:
+            conn = self._conns[topic] = self._writer.add_connection(topic, msgtype, typestore=typestore())
+            self.counts[topic] = 0
+        elif conn.msgtype != msgtype:
+            raise BagError(f"{self.path}: topic {topic!r} has type {conn.msgtype}, not {msgtype}")
+        self._writer.write(conn, int(ns), bytes(data))
+        self.counts[topic] += 1
+
     def _write(self, role: str, ns: int, msg) -> None:
         conn = self._conn(role)
         self._writer.write(conn, ns, typestore().serialize_cdr(msg, msg.__msgtype__))

@@ -1,0 +1,54 @@
+r"""
+Real arm: 50 Hz controller and high-level policy against a robot driver's topics (no sim).
+
+The driver (e.g. ros2_control with a joint_state_broadcaster and a forward effort controller)
+provides /joint_states and consumes the effort commands; something provides ohio/task_state
+(object pose and target, layout in ohio_core/data/topics.py). Remap to the driver's names:
+
+    ros2 launch ohio_ros real_arm.launch.py model_path:=/path/to/model \\
+        joint_states:=/franka/joint_states effort_commands:=/effort_controller/commands
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description():
+    config = PathJoinSubstitution([FindPackageShare('ohio_ros'), 'config'])
+    use_sim_time = LaunchConfiguration('use_sim_time')
+    inputs = [('/joint_states', LaunchConfiguration('joint_states')),
+              ('ohio/task_state', LaunchConfiguration('task_state'))]
+    return LaunchDescription([
+        DeclareLaunchArgument('policy', default_value='model',
+                              description='model (trained, model_path) or scripted'),
+        DeclareLaunchArgument('model_path', default_value='',
+                              description='trained goal-level model'),
+        DeclareLaunchArgument('controller_params',
+                              default_value=PathJoinSubstitution([config, 'controller.yaml']),
+                              description='controller parameters (gains, timeouts, joints)'),
+        DeclareLaunchArgument('joint_states', default_value='/joint_states',
+                              description="the driver's joint state topic"),
+        DeclareLaunchArgument('effort_commands', default_value='effort_controller/commands',
+                              description="the driver's effort command topic"),
+        DeclareLaunchArgument('task_state', default_value='ohio/task_state',
+                              description='task state topic (object pose, target)'),
+        DeclareLaunchArgument('use_sim_time', default_value='false',
+                              description='true when the driver is a simulator with /clock'),
+        Node(package='ohio_ros', executable='controller_node', name='controller',
+             output='screen',
+             parameters=[LaunchConfiguration('controller_params'),
+                         {'use_sim_time': use_sim_time}],
+             remappings=[('/joint_states', LaunchConfiguration('joint_states')),
+                         ('effort_controller/commands', LaunchConfiguration('effort_commands'))]),
+        Node(package='ohio_ros', executable='policy_node', name='policy', output='screen',
+             parameters=[PathJoinSubstitution([config, 'policy.yaml']),
+                         {'use_sim_time': use_sim_time,
+                          'policy': ParameterValue(LaunchConfiguration('policy'), value_type=str),
+                          'model_path': ParameterValue(LaunchConfiguration('model_path'),
+                                                       value_type=str)}],
+             remappings=inputs),
+    ])

@@ -1,0 +1,279 @@
+"""
+Typed, validated node configurations built from ROS parameters (no middleware here).
+
+Each node config is a frozen dataclass whose field names are the node's parameter names;
+``from_params`` checks types and ranges and raises ``ParameterError`` naming the parameter.
+The low-level controller is configured by the ``controller.*`` parameters: ``controller.type``
+(``osc`` or ``qp``) and the fields of ``controllers.config.OSCConfig``/``QPConfig``.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+import math
+
+from controllers.config import CONFIG_TYPES, ConfigError
+from ohio_core.data.topics import ARM_JOINTS
+from ohio_core.envs.arm.scene import SceneConfig
+
+CONTROLLER_PREFIX = 'controller.'
+TASKS = ('reach', 'lift')
+POLICY_SOURCES = ('model', 'scripted')
+TRIGGERS = ('task_state', 'timer')
+STORAGES = ('mcap', 'sqlite3')
+
+
+class ParameterError(ValueError):
+    """A node parameter has a wrong type or value; the message names the parameter."""
+
+
+def _number(name, value, *, low=None, high=None, low_open=False, integer=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParameterError(f'parameter {name!r} must be a number, got {value!r}')
+    if integer and value != int(value):
+        raise ParameterError(f'parameter {name!r} must be an integer, got {value!r}')
+    if not math.isfinite(value):
+        raise ParameterError(f'parameter {name!r} must be finite, got {value!r}')
+    if low is not None and (value <= low if low_open else value < low):
+        raise ParameterError(f'parameter {name!r} must be {">" if low_open else ">="} {low}, '
+                             f'got {value!r}')
+    if high is not None and value > high:
+        raise ParameterError(f'parameter {name!r} must be <= {high}, got {value!r}')
+    return int(value) if integer else float(value)
+
+
+def _choice(name, value, choices):
+    if value not in choices:
+        raise ParameterError(f'parameter {name!r} must be one of {list(choices)}, got {value!r}')
+    return value
+
+
+def _string(name, value):
+    if not isinstance(value, str):
+        raise ParameterError(f'parameter {name!r} must be a string, got {value!r}')
+    return value
+
+
+def _flag(name, value):
+    if not isinstance(value, bool):
+        raise ParameterError(f'parameter {name!r} must be true or false, got {value!r}')
+    return value
+
+
+def _joints(name, value):
+    if isinstance(value, str) or not all(isinstance(j, str) and j for j in value):
+        raise ParameterError(f'parameter {name!r} must be a list of joint names, got {value!r}')
+    value = tuple(value)
+    if len(value) != 7 or len(set(value)) != 7:
+        raise ParameterError(f'parameter {name!r} must name 7 distinct arm joints, '
+                             f'got {list(value)}')
+    return value
+
+
+def _priority(value):
+    return _number('realtime_priority', value, low=0, high=98, integer=True)
+
+
+class _NodeConfig:
+    """Base: ``from_params`` / ``defaults`` shared by the node configs."""
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """Parameter name -> default value (what a node declares)."""
+        return {f.name: list(f.default) if isinstance(f.default, tuple) else f.default
+                for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def from_params(cls, params: dict):
+        """Build from {parameter name: value}; unknown names are an error naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ParameterError(f'unknown parameter(s) {unknown}; known: {sorted(known)}')
+        return cls(**params)
+
+
+@dataclass(frozen=True)
+class ControllerNodeConfig(_NodeConfig):
+    """
+    controller_node: safety timeouts, joint names, diagnostics.
+
+    ``goal_timeout``: a goal older than this (s, node clock, by arrival) is stale -> hold.
+    ``state_timeout``: without a joint state this recent (s) no command is published.
+    ``realtime_priority``: 1..98 runs the process under SCHED_FIFO at that priority where
+    permitted (0: default scheduling).
+    ``timing_log``: if set, a JSON file of per-tick timings written at shutdown (benchmarks).
+    """
+
+    goal_timeout: float = 0.5
+    state_timeout: float = 0.1
+    goal_frame: str = 'world'
+    joints: tuple = ARM_JOINTS
+    diagnostics_period: float = 1.0
+    hold_damping: float = 10.0
+    realtime_priority: int = 0
+    timing_log: str = ''
+
+    def __post_init__(self):
+        _number('goal_timeout', self.goal_timeout, low=0.0, low_open=True)
+        _number('state_timeout', self.state_timeout, low=0.0, low_open=True)
+        _string('goal_frame', self.goal_frame)
+        object.__setattr__(self, 'joints', _joints('joints', self.joints))
+        _number('diagnostics_period', self.diagnostics_period, low=0.0, low_open=True)
+        _number('hold_damping', self.hold_damping, low=0.0)
+        object.__setattr__(self, 'realtime_priority', _priority(self.realtime_priority))
+        _string('timing_log', self.timing_log)
+        for f in ('goal_timeout', 'state_timeout', 'diagnostics_period', 'hold_damping'):
+            object.__setattr__(self, f, float(getattr(self, f)))
+
+
+@dataclass(frozen=True)
+class PolicyNodeConfig(_NodeConfig):
+    """
+    policy_node: where the high-level policy comes from and what it observes.
+
+    ``policy``: ``model`` (a trained model at ``model_path``; task, k and controller come from
+    the model) or ``scripted`` (the scripted expert of ``task``, every ``k`` control periods,
+    goals scaled by the ``controller.*`` parameters).
+    ``trigger``: ``task_state`` acts on task-state messages whose step is a multiple of k,
+    ``timer`` every k control periods of the node clock.
+    """
+
+    policy: str = 'model'
+    model_path: str = ''
+    task: str = 'reach'
+    k: int = 5
+    trigger: str = 'task_state'
+    goal_frame: str = 'world'
+    joints: tuple = ARM_JOINTS
+    state_timeout: float = 0.1
+
+    def __post_init__(self):
+        _choice('policy', self.policy, POLICY_SOURCES)
+        _string('model_path', self.model_path)
+        if self.policy == 'model' and not self.model_path:
+            raise ParameterError("parameter 'model_path' must name a model file when "
+                                 "policy is 'model' (or set policy: scripted)")
+        if self.policy == 'scripted' and self.model_path:
+            raise ParameterError("parameter 'model_path' is set but policy is 'scripted'")
+        _choice('task', self.task, TASKS)
+        object.__setattr__(self, 'k', _number('k', self.k, low=1, integer=True))
+        _choice('trigger', self.trigger, TRIGGERS)
+        _string('goal_frame', self.goal_frame)
+        object.__setattr__(self, 'joints', _joints('joints', self.joints))
+        object.__setattr__(self, 'state_timeout',
+                           _number('state_timeout', self.state_timeout, low=0.0, low_open=True))
+
+
+@dataclass(frozen=True)
+class SimNodeConfig(_NodeConfig):
+    """
+    mujoco_sim_node: task, episodes, rates and pacing.
+
+    ``horizon``: control periods per episode (0: the task's default; -1: one endless episode).
+    ``publish_rate``: Hz of /joint_states and /clock (a divisor of the physics rate, a multiple
+    of the control rate). ``real_time_factor``: 1 paces the simulation at wall-clock speed,
+    0 runs it as fast as possible. ``lockstep``: at every control period wait (at most
+    ``lockstep_timeout`` s of wall time) for an effort command received during that period.
+    ``wait_for_command``: hold the arm still (time runs, no task state) until the first command
+    and until ``ohio/task_state`` has ``start_subscribers`` subscribers (e.g. the policy, so that
+    an unpaced simulation does not run ahead of a node still starting).
+    ``realtime_priority``: as for the controller node (SCHED_FIFO where permitted, 0: off).
+    """
+
+    task: str = 'reach'
+    seed: int = 0
+    horizon: int = 0
+    control_period: float = 0.02
+    publish_rate: float = 500.0
+    real_time_factor: float = 1.0
+    lockstep: bool = False
+    lockstep_timeout: float = 1.0
+    wait_for_command: bool = True
+    start_subscribers: int = 0
+    realtime_priority: int = 0
+    joints: tuple = ARM_JOINTS
+    report_path: str = ''
+
+    def __post_init__(self):
+        _choice('task', self.task, TASKS)
+        object.__setattr__(self, 'seed', _number('seed', self.seed, low=0, integer=True))
+        object.__setattr__(self, 'horizon', _number('horizon', self.horizon, low=-1,
+                                                    integer=True))
+        for name, kw in (('control_period', {'low': 0.0, 'low_open': True, 'high': 0.1}),
+                         ('publish_rate', {'low': 0.0, 'low_open': True}),
+                         ('real_time_factor', {'low': 0.0}),
+                         ('lockstep_timeout', {'low': 0.0, 'low_open': True})):
+            object.__setattr__(self, name, _number(name, getattr(self, name), **kw))
+        steps = 1.0 / (self.publish_rate * SceneConfig().timestep)
+        if abs(steps - round(steps)) > 1e-6 or round(steps) < 1:
+            raise ParameterError(f"parameter 'publish_rate' ({self.publish_rate} Hz) must divide "
+                                 f'the physics rate ({1.0 / SceneConfig().timestep:g} Hz)')
+        per_period = self.control_period * self.publish_rate
+        if abs(per_period - round(per_period)) > 1e-6 or round(per_period) < 1:
+            raise ParameterError(f"parameter 'publish_rate' ({self.publish_rate} Hz) must be a "
+                                 f'multiple of the control rate (1 / control_period = '
+                                 f'{1.0 / self.control_period:g} Hz)')
+        _flag('lockstep', self.lockstep)
+        _flag('wait_for_command', self.wait_for_command)
+        object.__setattr__(self, 'start_subscribers',
+                           _number('start_subscribers', self.start_subscribers, low=0,
+                                   integer=True))
+        object.__setattr__(self, 'realtime_priority', _priority(self.realtime_priority))
+        object.__setattr__(self, 'joints', _joints('joints', self.joints))
+        _string('report_path', self.report_path)
+
+    @property
+    def publish_period(self) -> float:
+        """Seconds of simulated time between two joint-state messages."""
+        return 1.0 / self.publish_rate
+
+    @property
+    def substeps_per_period(self) -> int:
+        """Joint-state messages per control period."""
+        return int(round(self.control_period * self.publish_rate))
+
+
+@dataclass(frozen=True)
+class RecorderNodeConfig(_NodeConfig):
+    """recorder_node: bag folder (must not exist; '' picks ohio_bag_<time>) and storage."""
+
+    output: str = ''
+    storage: str = 'mcap'
+    record_diagnostics: bool = True
+
+    def __post_init__(self):
+        _string('output', self.output)
+        _choice('storage', self.storage, STORAGES)
+        _flag('record_diagnostics', self.record_diagnostics)
+
+
+def controller_defaults(kind: str) -> dict:
+    """Map ``controller.*`` parameter names to defaults for a controller type (None: not set)."""
+    cls = CONFIG_TYPES[kind]
+    out = {CONTROLLER_PREFIX + 'type': kind}
+    for f in dataclasses.fields(cls):
+        v = f.default
+        out[CONTROLLER_PREFIX + f.name] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def controller_config(params: dict):
+    """
+    OSCConfig/QPConfig from ``controller.*`` parameters; errors name the parameter.
+
+    Values that are None (declared but not set) keep the config's defaults.
+    """
+    kind = params.get(CONTROLLER_PREFIX + 'type', 'osc')
+    _choice(CONTROLLER_PREFIX + 'type', kind, sorted(CONFIG_TYPES))
+    cls = CONFIG_TYPES[kind]
+    data = {}
+    for name, value in params.items():
+        if not name.startswith(CONTROLLER_PREFIX) or name == CONTROLLER_PREFIX + 'type':
+            continue
+        if value is not None:
+            data[name[len(CONTROLLER_PREFIX):]] = value
+    try:
+        return cls.from_dict(data)
+    except (ConfigError, TypeError) as exc:
+        msg = str(exc).replace(f'{cls.__name__}.', CONTROLLER_PREFIX)
+        raise ParameterError(f'controller parameters ({kind}): {msg}') from None

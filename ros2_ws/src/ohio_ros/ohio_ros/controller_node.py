@@ -1,0 +1,165 @@
+"""
+controller_node: the 50 Hz OSC/QP effort controller.
+
+Subscribes ``/joint_states`` and ``ohio/ee_goal``; publishes ``effort_controller/commands``
+(the topic of a ros2_control forward effort controller) every control period and
+``/diagnostics`` every ``diagnostics_period``. Safety rules: ``ohio_ros.control_loop``.
+Parameters: ``ohio_ros.config.ControllerNodeConfig`` and ``controller.*``
+(``config/controller.yaml``).
+"""
+
+import time
+
+from controllers.goals import NonFiniteInputError
+from controllers.robot import PandaModel
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
+from ohio_core.data.collect import make_controller
+from ohio_ros import config as cfg
+from ohio_ros import convert, names, params, qos
+from ohio_ros.control_loop import ControlLoop
+from ohio_ros.loop_stats import LoopStats
+from ohio_ros.pending import take_pending
+from ohio_ros.runtime import run, set_realtime_priority
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+
+#: logged once, when the loop first publishes a command
+FIRST_COMMAND = 'first effort command published'
+
+
+class ControllerNode(Node):
+    """ROS wiring of ``ControlLoop``: callbacks convert messages, the timer steps the loop."""
+
+    def __init__(self, **kwargs):
+        super().__init__(names.CONTROLLER_NODE, **kwargs)
+        values = params.declare(self, cfg.ControllerNodeConfig.defaults())
+        self.config = cfg.ControllerNodeConfig.from_params(values)
+        self.controller_config, ctrl_names = params.declare_controller(self)
+        params.check_unknown(self, list(values) + ctrl_names)
+
+        c = self.config
+        if c.realtime_priority:
+            refused = set_realtime_priority(c.realtime_priority)
+            if refused:
+                self.get_logger().warning(f'realtime_priority {c.realtime_priority} not applied '
+                                          f'({refused}); default scheduling')
+        self.controller = make_controller(self.controller_config, PandaModel())
+        self.loop = ControlLoop(self.controller, c.goal_timeout, c.state_timeout, c.hold_damping)
+        period = self.controller_config.control_period
+        self.stats = LoopStats(period, keep_log=bool(c.timing_log))
+        self._joint_index = convert.JointIndex(c.joints)
+        self._layout = convert.effort_layout(c.joints)
+        self._diag_name = f'{self.get_name()}: control loop'
+
+        self.cmd_pub = self.create_publisher(Float64MultiArray, names.EFFORT_COMMANDS,
+                                             qos.RELIABLE)
+        self.diag_pub = self.create_publisher(DiagnosticArray, names.DIAGNOSTICS, qos.RELIABLE)
+        self.js_sub = self.create_subscription(JointState, names.JOINT_STATES,
+                                               self._on_joint_state, qos.LATEST)
+        self.create_subscription(PoseStamped, names.EE_GOAL, self._on_goal, qos.RELIABLE)
+        self.timer = self.create_timer(period, self._tick)
+        self.diag_timer = self.create_timer(c.diagnostics_period, self._publish_diagnostics)
+        self.get_logger().info(
+            f'{self.controller_config.kind} controller at {1.0 / period:g} Hz on '
+            f'{self.resolve_topic_name(names.JOINT_STATES)} + '
+            f'{self.resolve_topic_name(names.EE_GOAL)} -> '
+            f'{self.resolve_topic_name(names.EFFORT_COMMANDS)}')
+
+    def _now(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        try:
+            q, qd = convert.joint_state_arrays(msg, self._joint_index)
+        except NonFiniteInputError:
+            self.loop.reject('state', 'nonfinite')
+            return
+        except convert.MessageError as exc:
+            self.loop.reject('state', 'invalid')
+            self.get_logger().warning(f'joint state rejected: {exc}',
+                                      throttle_duration_sec=5.0)
+            return
+        self.loop.on_state(self._now(), q, qd, convert.stamp_ns(msg.header.stamp))
+
+    def _on_goal(self, msg: PoseStamped) -> None:
+        try:
+            goal = convert.pose_goal_from_msg(msg, self.config.goal_frame)
+        except NonFiniteInputError:
+            self.loop.reject('goal', 'nonfinite')
+            self.get_logger().warning('goal with NaN/inf rejected', throttle_duration_sec=5.0)
+            return
+        except convert.MessageError as exc:
+            self.loop.reject('goal', 'invalid')
+            self.get_logger().warning(f'goal rejected: {exc}', throttle_duration_sec=5.0)
+            return
+        self.loop.on_goal(self._now(), goal)
+
+    def _tick(self) -> None:
+        tick = time.monotonic_ns()
+        take_pending(self.js_sub, self._on_joint_state)    # the newest state, not the one before
+        t0 = time.perf_counter_ns()
+        cmd = self.loop.step(self._now())
+        compute = time.perf_counter_ns() - t0
+        latency = arrival = None
+        if cmd is not None:
+            self.cmd_pub.publish(convert.effort_command_msg(cmd.tau, self._layout))
+            latency = self._now() - cmd.state_stamp
+            arrival = cmd.state_arrival - cmd.state_stamp
+            if self.loop.counters.commands == 1:
+                self.get_logger().info(FIRST_COMMAND)
+        self.stats.record(tick, compute, latency, cmd is not None and cmd.saturated, arrival)
+
+    def diagnostics(self) -> tuple[str, str, dict]:
+        """(level, message, values) of the current diagnostics window."""
+        loop, c = self.loop, self.loop.counters
+        values = self.stats.window()
+        stale_goal = loop.goal is not None and not loop.goal_fresh(self._now())
+        values.update({
+            'controller': self.controller_config.kind,
+            'mode': loop.mode or 'no command',
+            'stale_goal': stale_goal,
+            'holding': loop.mode == 'hold',
+            'commands': c.commands,
+            'ticks_without_state': c.ticks_without_state,
+            'ticks_state_stale': c.ticks_state_stale,
+            'ticks_holding': c.ticks_holding,
+            'saturated_commands': c.saturated_commands,
+            'fallback_commands': c.fallback_commands,
+            'states_received': c.states_received,
+            'states_rejected': c.states_rejected,
+            'goals_received': c.goals_received,
+            'goals_rejected_nonfinite': c.goals_rejected_nonfinite,
+            'goals_rejected_invalid': c.goals_rejected_invalid,
+        })
+        qp_fallbacks = getattr(self.controller, 'fallbacks', None)
+        if qp_fallbacks is not None:
+            values['qp_fallbacks'] = qp_fallbacks
+        if loop.mode is None:
+            level = 'error'
+        elif loop.mode == 'hold' or values['saturated_fraction'] > 0 or c.fallback_commands:
+            level = 'warn'
+        else:
+            level = 'ok'
+        return level, loop.reason, values
+
+    def _publish_diagnostics(self) -> None:
+        level, message, values = self.diagnostics()
+        self.diag_pub.publish(convert.diagnostic_array(self._now(), self._diag_name, level,
+                                                       message, values))
+
+    def close(self) -> None:
+        """Write the timing log, if one was asked for."""
+        if self.config.timing_log:
+            self.stats.write_log(self.config.timing_log)
+
+
+def main(args=None) -> int:
+    """Run the controller node (console script ``controller_node``)."""
+    return run(ControllerNode, names.CONTROLLER_NODE, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,148 @@
+"""
+The high-level policy as the policy node runs it, without middleware.
+
+A ``HighLevelPolicy`` turns the latest joint state and task state into the 36-D task
+observation (``ohio_core.envs.arm.tasks.OBS_LAYOUT``; TCP pose by Pinocchio forward kinematics,
+the same function the bag reader uses), asks the policy for a normalized action and maps it onto
+an end-effector goal with the controller the policy was made for (``goal_from_action``), plus a
+gripper command 0.5 (a[6] + 1) where the action has one.
+
+Sources: a trained model (``ohio_core.learning.policy.load_policy``, imported only then) or the
+task's scripted expert (``ohio_core.policies.scripted.EXPERTS``).
+"""
+
+from dataclasses import dataclass
+
+from controllers.config import config_from_dict
+from controllers.goals import PoseGoal
+from controllers.robot import PandaModel
+import numpy as np
+from ohio_core.data.bags import task_observation
+from ohio_core.data.collect import make_controller
+from ohio_core.data.topics import TS
+from ohio_core.envs.arm.tasks import OBS_DIM, OBS_LAYOUT
+from ohio_ros.config import ParameterError
+
+ACTION_DIMS = {'reach': 6, 'lift': 7}
+
+
+def observation(q, qd, task_state: np.ndarray, model: PandaModel) -> np.ndarray:
+    """(36,) observation from arm joint states and an ohio/task_state row (TASK_STATE_FIELDS)."""
+    ts = np.asarray(task_state, dtype=float)
+    obs = task_observation(q, qd, ts[TS['finger_opening']],
+                           ts[TS['cube_x']:TS['cube_z'] + 1], ts[TS['cube_qx']:TS['cube_qw'] + 1],
+                           ts[TS['target_x']:TS['target_z'] + 1], model)
+    return obs.reshape(OBS_DIM)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One high-level step: the goal and the gripper command (None for tasks without one)."""
+
+    goal: PoseGoal
+    gripper: float | None
+    action: np.ndarray
+
+
+class HighLevelPolicy:
+    """A goal-level policy (obs -> normalized action), its task, k and controller."""
+
+    def __init__(self, act, task: str, k: int, controller, source: str):
+        self.act, self.task, self.k, self.controller = act, task, int(k), controller
+        self.source = source
+        self.action_dim = ACTION_DIMS[task]
+        self.model = controller.model
+
+    def reset(self) -> None:
+        """Reset the policy's internal state at the start of an episode, if it has one."""
+        reset = getattr(self.act, 'reset', None)
+        if reset is not None:
+            reset()
+
+    def decide(self, q, qd, task_state) -> Decision:
+        """Return the goal (and gripper command) for this state; ValueError for a bad action."""
+        obs = observation(q, qd, task_state, self.model)
+        if not np.isfinite(obs).all():
+            raise ValueError('observation is not finite (task state incomplete?)')
+        a = np.asarray(self.act(obs), dtype=float).reshape(-1)
+        if a.shape != (self.action_dim,):
+            raise ValueError(f'policy returned an action of shape {a.shape}, '
+                             f'expected ({self.action_dim},)')
+        if not np.isfinite(a).all():
+            raise ValueError(f'policy returned a non-finite action {a}')
+        goal = self.controller.goal_from_action(a[:6], q)
+        gripper = 0.5 * (float(np.clip(a[6], -1.0, 1.0)) + 1.0) if self.action_dim == 7 else None
+        return Decision(goal=goal, gripper=gripper, action=a)
+
+
+def scripted(task: str, k: int, controller_config, model: PandaModel | None = None):
+    """Return the scripted expert of ``task``, goals scaled by ``controller_config.output_max``."""
+    from ohio_core.policies.scripted import EXPERTS
+
+    controller = make_controller(controller_config, model or PandaModel())
+    expert = EXPERTS[task](controller_config.output_max)
+    return HighLevelPolicy(expert, task, k, controller, f'scripted {task} expert')
+
+
+class _ModelActor:
+    """Adapts a loaded model (``.act(obs)``) to a callable; models keep no episode state."""
+
+    def __init__(self, policy):
+        self.policy = policy
+
+    def __call__(self, obs):
+        return self.policy.act(obs)
+
+
+def from_model(policy, path: str = '<model>', model: PandaModel | None = None):
+    """
+    Wrap a loaded model (``.meta`` and ``.act(obs)``) after checking its meta.
+
+    Errors name ``model_path`` and say which field of the meta is wrong.
+    """
+    meta = getattr(policy, 'meta', None)
+    where = f"parameter 'model_path' ({path})"
+    if not isinstance(meta, dict):
+        raise ParameterError(f'{where}: the model has no meta dict')
+    missing = [k for k in ('task', 'k', 'controller', 'obs_layout', 'action_dim', 'level')
+               if k not in meta]
+    if missing:
+        raise ParameterError(f'{where}: model meta lacks {missing}')
+    task = meta['task']
+    if task not in ACTION_DIMS:
+        raise ParameterError(f'{where}: model task {task!r} is not one of {sorted(ACTION_DIMS)}')
+    if meta['level'] != 'goal':
+        raise ParameterError(f"{where}: model level is {meta['level']!r}; the policy node runs "
+                             'goal-level models')
+    layout = [tuple(x) for x in meta['obs_layout']]
+    if layout != [tuple(x) for x in OBS_LAYOUT]:
+        raise ParameterError(f'{where}: model observation layout {layout} differs from '
+                             f'{list(OBS_LAYOUT)}')
+    if int(meta['action_dim']) != ACTION_DIMS[task]:
+        raise ParameterError(f"{where}: model action_dim {meta['action_dim']} does not fit task "
+                             f'{task!r} ({ACTION_DIMS[task]})')
+    k = meta['k']
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ParameterError(f'{where}: model k must be an integer >= 1, got {k!r}')
+    try:
+        config = config_from_dict(dict(meta['controller']))
+    except (ValueError, TypeError) as exc:
+        raise ParameterError(f'{where}: model controller config: {exc}') from None
+    controller = make_controller(config, model or PandaModel())
+    return HighLevelPolicy(_ModelActor(policy), task, k, controller, f'model {path}')
+
+
+def load_model(path: str, model: PandaModel | None = None) -> HighLevelPolicy:
+    """Load a trained goal-level model with ``ohio_core.learning.policy.load_policy``."""
+    try:
+        from ohio_core.learning.policy import load_policy
+    except ImportError as exc:
+        raise ParameterError(f"parameter 'model_path': cannot load models here ({exc})") from None
+    try:
+        policy = load_policy(path)
+    except FileNotFoundError:
+        raise ParameterError(f"parameter 'model_path': no such model file: {path}") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise ParameterError(f"parameter 'model_path': cannot load {path}: "
+                             f'{type(exc).__name__}: {exc}') from None
+    return from_model(policy, path, model)

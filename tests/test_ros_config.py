@@ -1,0 +1,80 @@
+"""Typed node configurations: defaults are valid, every error names the parameter."""
+
+import pytest
+import yaml
+from controllers.config import OSCConfig, QPConfig
+
+from ohio_ros import config as cfg
+from ros_launch import PACKAGE
+
+CONFIGS = [cfg.ControllerNodeConfig, cfg.PolicyNodeConfig, cfg.SimNodeConfig, cfg.RecorderNodeConfig]
+
+
+@pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)
+def test_defaults_round_trip(cls):
+    """What a node declares (``defaults()``) builds the config's defaults."""
+    params = cls.defaults()
+    expected = cls() if cls is not cfg.PolicyNodeConfig else cls(policy="scripted")
+    if cls is cfg.PolicyNodeConfig:
+        params["policy"] = "scripted"        # the default 'model' needs a model_path
+    assert cls.from_params(params) == expected
+
+
+@pytest.mark.parametrize("cls, params, name", [
+    (cfg.ControllerNodeConfig, {"goal_timeout": -1.0}, "goal_timeout"),
+    (cfg.ControllerNodeConfig, {"state_timeout": "fast"}, "state_timeout"),
+    (cfg.ControllerNodeConfig, {"joints": ["a", "b"]}, "joints"),
+    (cfg.ControllerNodeConfig, {"goal_timout": 1.0}, "goal_timout"),
+    (cfg.ControllerNodeConfig, {"realtime_priority": 99}, "realtime_priority"),
+    (cfg.PolicyNodeConfig, {"policy": "model"}, "model_path"),
+    (cfg.PolicyNodeConfig, {"policy": "scripted", "model_path": "x.d3"}, "model_path"),
+    (cfg.PolicyNodeConfig, {"policy": "scripted", "task": "stack"}, "task"),
+    (cfg.PolicyNodeConfig, {"policy": "scripted", "k": 0}, "k"),
+    (cfg.PolicyNodeConfig, {"policy": "scripted", "k": 2.5}, "k"),
+    (cfg.SimNodeConfig, {"publish_rate": 70.0}, "publish_rate"),
+    (cfg.SimNodeConfig, {"publish_rate": 1000.0}, "publish_rate"),          # faster than the physics
+    (cfg.SimNodeConfig, {"real_time_factor": -1.0}, "real_time_factor"),
+    (cfg.SimNodeConfig, {"lockstep": "yes"}, "lockstep"),
+    (cfg.SimNodeConfig, {"horizon": -2}, "horizon"),
+    (cfg.RecorderNodeConfig, {"storage": "rosbag1"}, "storage"),
+], ids=lambda x: x if isinstance(x, str) else None)
+def test_errors_name_the_parameter(cls, params, name):
+    with pytest.raises(cfg.ParameterError, match=name):
+        cls.from_params(params)
+
+
+def test_integers_are_accepted_for_floats():
+    c = cfg.ControllerNodeConfig.from_params({"goal_timeout": 1, "diagnostics_period": 2})
+    assert c.goal_timeout == 1.0 and isinstance(c.goal_timeout, float)
+
+
+def test_controller_parameters_select_osc_or_qp():
+    osc = cfg.controller_config({"controller.type": "osc", "controller.kp": 100, "controller.torque_limits": None})
+    assert isinstance(osc, OSCConfig) and osc.kp == (100.0,) * 6 and osc.torque_limits is None
+    qp = cfg.controller_config({"controller.type": "qp", "controller.velocity_weight": 5.0})
+    assert isinstance(qp, QPConfig) and qp.velocity_weight == 5.0
+    assert set(cfg.controller_defaults("qp")) > set(cfg.controller_defaults("osc")) - {"controller.lambda_rcond"}
+
+
+@pytest.mark.parametrize("params, name", [
+    ({"controller.type": "pid"}, "controller.type"),
+    ({"controller.kp": -5.0}, "controller.kp"),
+    ({"controller.kp": [1.0, 2.0]}, "controller.kp"),
+    ({"controller.velocity_weight": 1.0}, "velocity_weight"),          # a QP field given to the OSC
+])
+def test_controller_errors_name_the_parameter(params, name):
+    with pytest.raises(cfg.ParameterError, match=name.replace(".", r"\.")):
+        cfg.controller_config(params)
+
+
+@pytest.mark.parametrize("node, cls", [("controller", cfg.ControllerNodeConfig), ("policy", cfg.PolicyNodeConfig),
+                                       ("mujoco_sim", cfg.SimNodeConfig), ("recorder", cfg.RecorderNodeConfig)])
+def test_shipped_params_files_build_valid_configs(node, cls):
+    """config/<node>.yaml: keyed by the node name, every key a parameter, values valid."""
+    data = yaml.safe_load((PACKAGE / "config" / f"{node}.yaml").read_text())
+    assert list(data) == [f"/**/{node}"]
+    params = dict(data[f"/**/{node}"]["ros__parameters"])
+    controller = {f"controller.{k}": v for k, v in params.pop("controller", {}).items()}
+    cls.from_params(params)
+    if controller:
+        cfg.controller_config(controller)

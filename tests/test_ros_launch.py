@@ -1,0 +1,171 @@
+"""Launch files, read statically (launch/launch_ros are not installable here, so ``ros2 launch``
+itself is not run), and the package that installs them: every executable is an entry point of
+setup.py, every parameters file exists and is keyed by the node's name with parameters that
+node declares; then each launch file's nodes are started as launch_ros would start them.
+"""
+
+import ast
+import importlib
+import subprocess
+
+import numpy as np
+import pytest
+import yaml
+from controllers.config import CONFIG_TYPES
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
+from ohio_core.data import topics as tp
+from ohio_core.envs.arm.description import Q_HOME
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+from ohio_ros import config as cfg
+from ohio_ros import convert
+from ros_harness import Processes, Spinner, probe, wait_for
+from ros_launch import LAUNCH_DIR, PACKAGE, REPO, LaunchReadError, command_line, read_launch
+
+LAUNCH_FILES = sorted(LAUNCH_DIR.glob("*.launch.py"))
+NODE_CONFIGS = {"controller_node": cfg.ControllerNodeConfig, "policy_node": cfg.PolicyNodeConfig,
+                "mujoco_sim_node": cfg.SimNodeConfig, "recorder_node": cfg.RecorderNodeConfig}
+WITH_CONTROLLER_PARAMS = {"controller_node", "policy_node"}
+
+
+def entry_points() -> dict:
+    """console_scripts of ohio_ros's setup.py: executable -> 'module:function'."""
+    tree = ast.parse((PACKAGE / "setup.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "entry_points":
+            scripts = ast.literal_eval(node.value)["console_scripts"]
+            return dict(s.replace(" ", "").split("=", 1) for s in scripts)
+    raise AssertionError("setup.py has no entry_points")
+
+
+def known_parameters(executable: str) -> set:
+    names = set(NODE_CONFIGS[executable].defaults()) | {"use_sim_time"}
+    if executable in WITH_CONTROLLER_PARAMS:
+        for kind in CONFIG_TYPES:
+            names |= set(cfg.controller_defaults(kind))
+    return names
+
+
+def flatten(params: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def test_there_are_the_three_launch_files():
+    assert {p.name for p in LAUNCH_FILES} == {"sim_arm.launch.py", "real_arm.launch.py", "record.launch.py"}
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_launch_file_is_consistent(path):
+    launch = read_launch(path)
+    scripts = entry_points()
+    assert launch.nodes, "no Node actions"
+    for node in launch.nodes:
+        assert node.package == "ohio_ros"
+        assert node.executable in scripts, f"{node.executable} is not a console script of setup.py"
+        module, func = scripts[node.executable].split(":")
+        assert callable(getattr(importlib.import_module(module), func))
+        files = [p for p in node.parameters if not isinstance(p, dict)]
+        assert files, f"{node.name}: no parameters file"
+        known = known_parameters(node.executable)
+        for f in files:
+            assert f.is_file(), f"{node.name}: parameters file {f} does not exist"
+            data = yaml.safe_load(f.read_text())
+            keys = set(data)
+            assert keys <= {f"/**/{node.name}", f"/{node.name}", node.name, "/**"}, (
+                f"{f.name}: keys {sorted(keys)} do not name node {node.name!r}")
+            for key in keys:
+                params = flatten(data[key]["ros__parameters"])
+                assert set(params) <= known, f"{f.name}: unknown parameters {sorted(set(params) - known)}"
+        for p in node.parameters:
+            if isinstance(p, dict):
+                assert set(p) <= known, f"{node.name}: unknown parameters {sorted(set(p) - known)}"
+
+
+def test_launch_arguments_are_checked():
+    with pytest.raises(LaunchReadError, match="no launch argument"):
+        read_launch(LAUNCH_DIR / "sim_arm.launch.py", {"tsk": "lift"})
+    launch = read_launch(LAUNCH_DIR / "sim_arm.launch.py", {"task": "lift", "record": "true", "bag": "/tmp/b"})
+    by_name = {n.name: n for n in launch.nodes}
+    assert by_name["recorder"].enabled and by_name["recorder"].parameters[1]["output"] == "/tmp/b"
+    assert by_name["policy"].parameters[1]["task"] == "lift" and by_name["policy"].parameters[1]["use_sim_time"] is True
+    assert not any(n.enabled for n in read_launch(LAUNCH_DIR / "sim_arm.launch.py").nodes if n.name == "recorder")
+    assert read_launch(LAUNCH_DIR / "sim_arm.launch.py").nodes[2].parameters[1]["model_path"] == ""
+
+
+def test_real_arm_has_no_simulator_and_remaps_the_driver_topics():
+    launch = read_launch(LAUNCH_DIR / "real_arm.launch.py",
+                         {"joint_states": "/franka/joint_states", "effort_commands": "/fr3/effort/commands"})
+    assert {n.executable for n in launch.nodes} == {"controller_node", "policy_node"}
+    ctl = next(n for n in launch.nodes if n.name == "controller")
+    assert dict(ctl.remappings) == {"/joint_states": "/franka/joint_states",
+                                    "effort_controller/commands": "/fr3/effort/commands"}
+    assert ctl.parameters[1] == {"use_sim_time": False}
+
+
+def test_package_manifest_and_install_rules():
+    xml = (PACKAGE / "package.xml").read_text()
+    for dep in ("rclpy", "sensor_msgs", "geometry_msgs", "std_msgs", "rosgraph_msgs", "diagnostic_msgs",
+                "launch", "launch_ros", "ohio_core", "controllers", "ament_flake8", "ament_pep257"):
+        assert f">{dep}</" in xml, dep
+    assert "<build_type>ament_python</build_type>" in xml
+    assert (PACKAGE / "resource" / "ohio_ros").is_file()
+    setup = (PACKAGE / "setup.py").read_text()
+    for rule in ("launch/*.launch.py", "config/*.yaml", "urdf/panda.urdf", "urdf/meshes/collision/*.stl"):
+        assert rule in setup, rule
+    assert (PACKAGE / "launch").resolve() == LAUNCH_DIR and (PACKAGE / "urdf").resolve() == REPO / "urdf"
+    for core in ("ohio_core", "controllers"):
+        pkg = REPO / "ros2_ws" / "src" / core
+        assert (pkg / core).resolve() == REPO / core and (pkg / "package.xml").is_file()
+
+
+# -- the nodes started as the launch files start them ----------------------------------------
+
+
+@pytest.mark.ros
+def test_invalid_parameters_stop_the_node_with_the_parameter_named(tmp_path):
+    node = next(n for n in read_launch(LAUNCH_DIR / "sim_arm.launch.py").nodes if n.name == "controller")
+    for extra, name in ((["-p", "goal_timeout:=-1.0"], "goal_timeout"), (["-p", "goal_timout:=1.0"], "goal_timout"),
+                        (["-p", "controller.kp:=-3.0"], "controller.kp")):
+        r = subprocess.run(command_line(node, tmp_path) + extra, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2, r.stderr[-2000:]
+        assert name in r.stderr
+
+
+@pytest.mark.ros
+def test_real_arm_nodes_on_remapped_driver_topics(tmp_path):
+    """controller + policy from real_arm.launch.py against a stand-in driver on other topics."""
+    launch = read_launch(LAUNCH_DIR / "real_arm.launch.py", {
+        "policy": "scripted", "joint_states": "/franka/joint_states", "effort_commands": "/franka/effort_commands"})
+    procs = Processes(tmp_path)
+    spinner = Spinner()
+    try:
+        _, inbox, pubs = probe(spinner, subscriptions=[(Float64MultiArray, "/franka/effort_commands"),
+                                                       (PoseStamped, "/ohio/ee_goal"), (DiagnosticArray, "/diagnostics")],
+                               publishers=[(JointState, "/franka/joint_states"), (Float64MultiArray, "/ohio/task_state")])
+        for node in launch.nodes:
+            procs.start(node.name, command_line(node, tmp_path))
+        row = np.zeros(len(tp.TASK_STATE_FIELDS))
+        row[tp.TS["cube_qw"]] = 1.0
+        row[tp.TS["target_x"]:tp.TS["target_z"] + 1] = (0.5, 0.1, 0.3)
+        js = convert.joint_state_msg(tp.ARM_JOINTS, Q_HOME, np.zeros(7), np.zeros(7), 0)
+
+        def flowing():
+            assert all(procs.alive(n.name) for n in launch.nodes), procs.report()
+            pubs["/franka/joint_states"].publish(js)
+            pubs["/ohio/task_state"].publish(convert.task_state_msg(row))
+            return len(inbox["/franka/effort_commands"]) >= 5 and len(inbox["/ohio/ee_goal"]) >= 2
+        wait_for(flowing, what="effort commands on the remapped topic and goals")
+        assert all(np.isfinite(m.data).all() and len(m.data) == 7 for m in inbox["/franka/effort_commands"].all())
+        assert all(m.header.frame_id == "world" for m in inbox["/ohio/ee_goal"].all())
+    finally:
+        spinner.close()
+        codes = procs.stop()
+    assert codes == {"controller": 0, "policy": 0}, procs.report()
