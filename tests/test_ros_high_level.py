@@ -125,3 +125,30 @@ def test_loading_a_missing_model_names_the_parameter(tmp_path, model):
     pytest.importorskip("ohio_core.learning.policy")
     with pytest.raises(ParameterError, match="model_path"):
         high_level.load_model(str(tmp_path / "missing.d3"), model)
+
+
+def test_a_trained_model_drives_the_policy_node_step(tmp_path, model):
+    """A real model from ohio train: the node's goal is the controller's goal for the model's action."""
+    from ohio_core.data.collect import collect
+    from ohio_core.learning.algos import TrainConfig
+    from ohio_core.learning.policy import load_policy
+    from ohio_core.learning.train import train
+    from ohio_core.pipeline.dataset import load_dataset, save_dataset
+    from ohio_core.pipeline.relabel import relabel
+
+    traj = collect("reach", "expert", OSCConfig(), episodes=1, seed=0, horizon=30)
+    data = relabel(traj, make_controller(OSCConfig(), model), 5, "analytical")
+    h5, _ = save_dataset(data, tmp_path / "ds", {"task": "reach", "k": 5, "controller": OSCConfig().to_dict()})
+    buffer, meta = load_dataset(h5)
+    path = train(buffer, meta, TrainConfig(algo="bc", steps=10, epochs=1, batch_size=8), tmp_path / "m",
+                 progress=False).model
+    pol = high_level.load_model(str(path), model)
+    assert (pol.task, pol.k) == ("reach", 5)
+    s = SimSession("reach", 0, 0, 0.02, 10)
+    pos, vel, _ = s.joint_state()
+    d = pol.decide(pos[:7], vel[:7], s.task_state_row())
+    a = load_policy(path).act(s.task.observation())
+    np.testing.assert_allclose(d.action, a, atol=1e-6)
+    expected = make_controller(OSCConfig(), model).goal_from_action(a, pos[:7])
+    np.testing.assert_allclose(d.goal.p, expected.p, atol=1e-9)
+    np.testing.assert_allclose(d.goal.R, expected.R, atol=1e-9)
