@@ -5,6 +5,9 @@
   and statically over the source with ``ast`` (which also sees imports inside functions).
 - ``ohio_core.envs`` sits below ``controllers`` and never imports it, directly or through
   another module. (``controllers`` may import ``ohio_core.envs.arm.description``.)
+- Inside ``ohio_core``, the offline layers point down: the data, inverse and pipeline packages
+  never import learning, experiments or the command-line front ends; learning never imports
+  experiments or the front ends.
 
 Modules are discovered from the files on disk, so new modules are covered without edits here.
 """
@@ -168,6 +171,17 @@ def test_envs_sources_do_not_import_controllers():
     violations = static_violations([ENVS_PACKAGE], "controllers")
     assert not violations, ("ohio_core.envs is below controllers and must not import it:\n"
                             + "\n".join(violations))
+
+
+UPPER = ("ohio_core.learning", "ohio_core.experiments", "ohio_core.cli", "ohio_core.demo", "ohio_core.bench")
+
+
+@pytest.mark.parametrize("package, forbidden", [
+    (low, up) for low in ("ohio_core.data", "ohio_core.inverse", "ohio_core.pipeline") for up in UPPER
+] + [("ohio_core.learning", up) for up in UPPER[1:]])
+def test_offline_layers_point_down(package, forbidden):
+    violations = static_violations([package], forbidden)
+    assert not violations, f"{package} sits below {forbidden} and must not import it:\n" + "\n".join(violations)
 
 
 def test_envs_modules_do_not_load_controllers(tmp_path):

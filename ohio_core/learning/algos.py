@@ -70,7 +70,7 @@ class TrainConfig:
 
 def build(config: TrainConfig):
     """The d3rlpy algorithm object for ``config``, on the CPU."""
-    from ohio_core.learning.d3 import import_d3rlpy
+    from ohio_core.pipeline.d3 import import_d3rlpy
 
     d3rlpy = import_d3rlpy()
 

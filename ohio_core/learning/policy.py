@@ -101,7 +101,7 @@ class Policy:
 
 
 def load_policy(path: str | Path) -> Policy:
-    from ohio_core.learning.d3 import import_d3rlpy
+    from ohio_core.pipeline.d3 import import_d3rlpy
 
     d3rlpy = import_d3rlpy()
 

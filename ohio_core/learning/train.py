@@ -47,7 +47,7 @@ def train(buffer, dataset_meta: dict, config: TrainConfig, out: str | Path, prog
     """Fit ``config.algo`` on ``buffer`` (a d3rlpy dataset) for ``config.steps`` updates; save to ``out``."""
     import torch
 
-    from ohio_core.learning.d3 import import_d3rlpy
+    from ohio_core.pipeline.d3 import import_d3rlpy
 
     d3rlpy = import_d3rlpy()
 

@@ -27,7 +27,7 @@ def paths(out: str | Path) -> tuple[Path, Path]:
 
 
 def to_mdp_dataset(data: HighLevelData):
-    from ohio_core.learning.d3 import import_d3rlpy
+    from ohio_core.pipeline.d3 import import_d3rlpy
 
     d3rlpy = import_d3rlpy()
 
@@ -72,7 +72,7 @@ def save_dataset(data: HighLevelData, out: str | Path, sidecar: dict) -> tuple[P
 
 def load_dataset(path: str | Path):
     """(d3rlpy ReplayBuffer, sidecar dict); refuses a dataset without its sidecar."""
-    from ohio_core.learning.d3 import import_d3rlpy
+    from ohio_core.pipeline.d3 import import_d3rlpy
 
     d3rlpy = import_d3rlpy()
 
