@@ -63,8 +63,7 @@ class RandomPolicy:
         return self.rng.uniform(-1.0, 1.0, self.dim)
 
 
-def _rollouts(make_env, make_policy, episode_seeds, desc: str | None) -> tuple[list, list]:
-    env = make_env()
+def _rollouts(env, make_policy, episode_seeds, desc: str | None) -> tuple[list, list]:
     returns, successes = [], []
     for s in tqdm(episode_seeds, desc=desc, unit="ep", disable=desc is None, dynamic_ncols=True, leave=False):
         r, ok = run_episode(env, make_policy(s), seed=s)
@@ -80,10 +79,10 @@ def reference(task: str, episodes: int, seed: int, k: int = 5, horizon: int | No
 
     tc = TaskConfig(name=task, k=k, horizon=horizon)
     ss = seeds(seed, episodes)
-    make_env = functools.partial(GoalArmEnv, make_controller(OSCConfig()), tc)
-    dim = make_env().action_space.shape[0]
-    r_rand, _ = _rollouts(make_env, lambda s: RandomPolicy(dim, s), ss, None)
-    r_exp, s_exp = _rollouts(make_env, lambda s: EXPERTS[task](), ss, None)
+    env = GoalArmEnv(make_controller(OSCConfig()), tc)
+    dim = env.action_space.shape[0]
+    r_rand, _ = _rollouts(env, lambda s: RandomPolicy(dim, s), ss, None)
+    r_exp, s_exp = _rollouts(env, lambda s: EXPERTS[task](), ss, None)
     return {"random_return": float(np.mean(r_rand)), "expert_return": float(np.mean(r_exp)),
             "expert_success_rate": float(np.mean(s_exp)), "episodes": episodes, "seed": seed}
 
@@ -106,10 +105,10 @@ def evaluate(policy: Policy, controller_config=None, episodes: int = 20, seed: i
     if policy.level == LEVEL_GOAL:
         tc = TaskConfig(name=policy.task, k=policy.k, horizon=horizon, control_period=config.control_period)
         controller = make_controller(config)
-        make_env = functools.partial(GoalArmEnv, controller, tc)
+        env = GoalArmEnv(controller, tc)
     else:
         tc = TaskConfig(name=policy.task, k=1, horizon=horizon)
-        make_env = functools.partial(TorqueArmEnv, tc)
+        env = TorqueArmEnv(tc)
     desc = f"eval {policy.task}/{policy.meta.get('method') or policy.level}" if progress else None
-    returns, successes = _rollouts(make_env, lambda s: policy, seeds(seed, episodes), desc)
+    returns, successes = _rollouts(env, lambda s: policy, seeds(seed, episodes), desc)
     return EvalResult(returns, [bool(s) for s in successes], normalize(returns, ref), ref)

@@ -9,11 +9,11 @@ model without its sidecar, and ``Policy.check`` refuses an environment the model
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from ohio_core.pipeline.sidecar import pair_paths, read_sidecar, write_pair
 
 FORMAT = "ohio_policy_v1"
 LEVEL_GOAL, LEVEL_TORQUE = "goal", "torque"
@@ -24,26 +24,13 @@ class PolicyMismatchError(ValueError):
 
 
 def model_paths(path: str | Path) -> tuple[Path, Path]:
-    path = Path(path)
-    base = path.with_suffix("") if path.suffix in (".d3", ".json") else path
-    return base.with_suffix(".d3"), base.with_suffix(".json")
+    return pair_paths(path, ".d3")
 
 
 def save_policy(algo, meta: dict, path: str | Path) -> tuple[Path, Path]:
     """Write ``algo`` (a fitted d3rlpy algorithm) and ``meta`` atomically, the sidecar last."""
     d3, js = model_paths(path)
-    d3.parent.mkdir(parents=True, exist_ok=True)
-    tmp_d3 = d3.with_name(f".{d3.name}.tmp{os.getpid()}")
-    tmp_js = js.with_name(f".{js.name}.tmp{os.getpid()}")
-    try:
-        algo.save(str(tmp_d3))
-        tmp_js.write_text(json.dumps({"format": FORMAT, **meta}, indent=1))
-        os.replace(tmp_d3, d3)
-        os.replace(tmp_js, js)
-    finally:
-        for t in (tmp_d3, tmp_js):
-            if t.exists():
-                t.unlink()
+    write_pair(d3, js, lambda tmp: algo.save(str(tmp)), {"format": FORMAT, **meta})
     return d3, js
 
 
@@ -106,12 +93,6 @@ def load_policy(path: str | Path) -> Policy:
     d3rlpy = import_d3rlpy()
 
     d3, js = model_paths(path)
-    if not d3.is_file():
-        raise FileNotFoundError(f"model not found: {d3}")
-    if not js.is_file():
-        raise FileNotFoundError(f"model sidecar missing: {js} (incomplete or foreign model)")
-    meta = json.loads(js.read_text())
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{js}: not an OHIO model sidecar (format {meta.get('format')!r})")
+    meta = read_sidecar(d3, js, "model", FORMAT)
     algo = d3rlpy.load_learnable(str(d3), device="cpu:0")
     return Policy(algo, meta, d3)

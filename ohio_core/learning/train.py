@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ohio_core.learning.algos import TrainConfig, build
-from ohio_core.learning.policy import LEVEL_GOAL, LEVEL_TORQUE, model_paths, save_policy
+from ohio_core.learning.policy import LEVEL_GOAL, LEVEL_TORQUE, save_policy
 
 REQUIRED_META = ("task", "level", "obs_layout")
 
@@ -99,8 +99,3 @@ def plot_curves(curves: dict, path: Path, title: str) -> Path | None:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
-
-
-def exists(out: str | Path) -> bool:
-    d3, js = model_paths(out)
-    return d3.is_file() and js.is_file()

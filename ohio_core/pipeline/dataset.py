@@ -8,22 +8,19 @@ sidecar last: a dataset without its sidecar is incomplete.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ohio_core.envs.arm.tasks import OBS_LAYOUT
 from ohio_core.pipeline.relabel import HighLevelData
+from ohio_core.pipeline.sidecar import pair_paths, read_sidecar, write_pair
 
 FORMAT = "ohio_hl_dataset_v1"
 
 
 def paths(out: str | Path) -> tuple[Path, Path]:
-    out = Path(out)
-    base = out.with_suffix("") if out.suffix in (".h5", ".json") else out
-    return base.with_suffix(".h5"), base.with_suffix(".json")
+    return pair_paths(out, ".h5")
 
 
 def to_mdp_dataset(data: HighLevelData):
@@ -48,25 +45,19 @@ def save_dataset(data: HighLevelData, out: str | Path, sidecar: dict) -> tuple[P
     if len(data.rewards) == 0:
         raise ValueError("no transitions to write: every segment was dropped (see the account)")
     h5, js = paths(out)
-    h5.parent.mkdir(parents=True, exist_ok=True)
     dataset = to_mdp_dataset(data)
-    tmp_h5 = h5.with_name(f".{h5.name}.tmp{os.getpid()}")
-    tmp_js = js.with_name(f".{js.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp_h5, "w+b") as f:    # h5py reads back while writing
+
+    def dump(tmp: Path) -> None:
+        with open(tmp, "w+b") as f:    # h5py reads back while writing
             dataset.dump(f)
-        meta = {"level": "goal", **sidecar}
-        meta.update({"format": FORMAT, "obs_layout": [[n, s] for n, s in OBS_LAYOUT], "transitions": int(len(data.rewards)), "account": data.account,
-                     "observation_dim": int(data.observations.shape[1]), "action_dim": int(data.actions.shape[1]),
-                     "episodes": int(len(np.unique(data.episode))),
-                     "residual_n_m": np.round(data.residual, 9).tolist()})
-        tmp_js.write_text(json.dumps(meta, indent=1))
-        os.replace(tmp_h5, h5)
-        os.replace(tmp_js, js)
-    finally:
-        for t in (tmp_h5, tmp_js):
-            if t.exists():
-                t.unlink()
+
+    meta = {"level": "goal", **sidecar}
+    meta.update({"format": FORMAT, "obs_layout": [[n, s] for n, s in OBS_LAYOUT],
+                 "transitions": int(len(data.rewards)), "account": data.account,
+                 "observation_dim": int(data.observations.shape[1]), "action_dim": int(data.actions.shape[1]),
+                 "episodes": int(len(np.unique(data.episode))),
+                 "residual_n_m": np.round(data.residual, 9).tolist()})
+    write_pair(h5, js, dump, meta)
     return h5, js
 
 
@@ -77,13 +68,7 @@ def load_dataset(path: str | Path):
     d3rlpy = import_d3rlpy()
 
     h5, js = paths(path)
-    if not h5.is_file():
-        raise FileNotFoundError(f"dataset not found: {h5}")
-    if not js.is_file():
-        raise FileNotFoundError(f"dataset sidecar missing: {js} (incomplete or foreign dataset)")
-    meta = json.loads(js.read_text())
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{js}: not an OHIO dataset sidecar (format {meta.get('format')!r})")
+    meta = read_sidecar(h5, js, "dataset", FORMAT)
     with open(h5, "rb") as f:
         buffer = d3rlpy.dataset.ReplayBuffer.load(f, d3rlpy.dataset.InfiniteBuffer())
     return buffer, meta
