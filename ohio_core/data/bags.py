@@ -1,4 +1,5 @@
-"""rosbag2 files <-> time-aligned trajectories, with ``rosbags`` (no ROS 2 installation needed).
+"""Writing rosbag2 files of this stack, with ``rosbags`` (no ROS 2 installation needed); the
+timing convention the writer produces and ``data.bag_read`` relies on for bags with a task state.
 
 Topics, types and the task-state layout: ``ohio_core.data.topics``. A bag is one rosbag2 folder
 (``metadata.yaml`` + one ``.mcap`` or ``.db3`` file), written with format version 9, readable by
@@ -48,9 +49,9 @@ forward kinematics (Pinocchio, ``controllers.robot.PandaModel``) and the start t
 (``task_observation``), so bag and memory agree exactly. Times in the returned ``Trajectories``
 are seconds since the episode's first task-state message.
 
-Every read returns an account in ``Trajectories.meta["account"]``: messages read per topic, rows
-built, rows dropped and why, messages left unused. Messages are deserialized one at a time into
-per-topic columns; the whole bag's rows are held in memory.
+Reading (``data.bag_read``) streams: messages are deserialized one at a time into per-topic columns,
+turned into rows a few episodes at a time. Every read returns an account: messages read per topic,
+rows built, rows dropped and why, messages left unused.
 
 MCAP bags are zstd chunk-compressed by default (``ros2 bag`` reads them natively); the collector's
 settings are in ``metadata.yaml`` ``custom_data`` (``ohio.collect``, ``ohio.task_state_layout``).
@@ -63,82 +64,24 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
-import yaml
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
-from rosbags.typesys import Stores, get_typestore
 
 from ohio_core.data import topics as tp
+from ohio_core.data.bag_common import NS as _NS
+from ohio_core.data.bag_common import BagError, default_model, task_observation, typestore
+from ohio_core.data.bag_read import iter_bag, read_bag
 from ohio_core.data.topics import TS, TopicMap
 from ohio_core.data.trajectory import Trajectories
-from ohio_core.envs.arm.tasks import OBS_DIM, obs_slices, rot6
+from ohio_core.envs.arm.tasks import OBS_DIM, obs_slices
+
+__all__ = ["BagError", "BagWriter", "EpisodeLog", "bag_size", "default_model", "iter_bag", "logs_from_trajectories",
+           "logs_to_trajectories", "read_bag", "task_observation", "typestore", "write_bag"]
 
 BASE_TIME_NS = 1_700_000_000 * 10**9
 EPISODE_GAP_S = 1.0
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
-_NS = 10**9
-_TS_FLAGS = ("success", "last", "timeout", "terminal")
 
 
-class BagError(ValueError):
-    """A bag cannot be written or read as asked; the message names the file and the problem."""
-
-
-_TYPESTORE = None
-_MODEL = None
-
-
-def typestore():
-    """The ROS 2 Jazzy message types (shared, built once)."""
-    global _TYPESTORE
-    if _TYPESTORE is None:
-        _TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
-    return _TYPESTORE
-
-
-def default_model():
-    """The Pinocchio Panda model used for forward kinematics (built once)."""
-    global _MODEL
-    if _MODEL is None:
-        from controllers.robot import PandaModel
-        _MODEL = PandaModel()
-    return _MODEL
-
-
-# --------------------------------------------------------------------------------------------
-# The observation, as a robot computes it from its logs
-# --------------------------------------------------------------------------------------------
-
-
-def task_observation(q, qd, finger_opening, cube_pos, cube_quat, target, model=None) -> np.ndarray:
-    """(N, OBS_DIM) task observations from logged quantities (rows: states).
-
-    The TCP pose comes from forward kinematics of q (Pinocchio); the cube orientation from its
-    quaternion (x, y, z, w). Layout: ``envs.arm.tasks.OBS_LAYOUT``.
-    """
-    from controllers.goals import quat_to_matrix
-
-    q, qd = np.atleast_2d(np.asarray(q, float)), np.atleast_2d(np.asarray(qd, float))
-    n = len(q)
-    model = model or default_model()
-    tcp_p, tcp_R = np.full((n, 3), np.nan), np.full((n, 3, 3), np.nan)
-    for i in range(n):
-        if np.isfinite(q[i]).all():
-            tcp_p[i], tcp_R[i] = model.tcp_pose(q[i])
-    s = obs_slices()
-    obs = np.empty((n, OBS_DIM))
-    obs[:, s["q"]] = q
-    obs[:, s["qd"]] = qd
-    obs[:, s["tcp_pos"]] = tcp_p
-    obs[:, s["tcp_rot6"]] = rot6(tcp_R)
-    obs[:, s["finger_opening"]] = np.asarray(finger_opening, float).reshape(n, 1)
-    obs[:, s["cube_pos"]] = np.asarray(cube_pos, float).reshape(n, 3)
-    obs[:, s["cube_rot6"]] = rot6(quat_to_matrix(np.asarray(cube_quat, float).reshape(n, 4)))
-    obs[:, s["target_pos"]] = np.asarray(target, float).reshape(n, 3)
-    return obs
-
-
-# --------------------------------------------------------------------------------------------
-# One episode as the topics carry it
 # --------------------------------------------------------------------------------------------
 
 
@@ -319,6 +262,9 @@ class BagWriter:
         if self.path.exists():
             raise BagError(f"{self.path}: exists already; a bag is written into a new folder (not overwriting)")
         self.topic_map = topic_map or TopicMap()
+        lacking = [r for r in tp.WRITER_ROLES if self.topic_map.topic(r) is None]
+        if lacking:
+            raise BagError(f"{self.path}: the topic map names no topic for {lacking}; the writer needs them")
         self.storage = storage
         self.arm_joints = tuple(joint_names) if joint_names is not None else self.topic_map.arm_joints
         self.custom_data = dict(custom_data or {})
@@ -351,7 +297,7 @@ class BagWriter:
         except Exception as exc:
             raise BagError(f"{self.path}: cannot create the bag: {exc}") from None
         self._open = True
-        for role in tp.REQUIRED_ROLES:
+        for role in tp.WRITER_ROLES:
             self._conn(role)
         return self
 
@@ -496,325 +442,3 @@ def bag_size(path: str | Path) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# Reading
-# --------------------------------------------------------------------------------------------
-
-
-class _Columns:
-    """Growing per-topic columns (Python lists), turned into arrays once at the end."""
-
-    def __init__(self, *names):
-        self.cols = {n: [] for n in names}
-
-    def add(self, **vals):
-        for k, v in vals.items():
-            self.cols[k].append(v)
-
-    def array(self, name, dtype=float, width=None):
-        v = self.cols[name]
-        if not v:
-            return np.zeros((0,) if width is None else (0, width), dtype)
-        return np.asarray(v, dtype)
-
-    def __len__(self):
-        return len(next(iter(self.cols.values())))
-
-
-def _open_reader(path: Path):
-    from rosbags.highlevel import AnyReader
-
-    if not path.exists():
-        raise BagError(f"{path}: no such bag (file or folder not found)")
-    if path.is_dir() and not (path / "metadata.yaml").is_file():
-        raise BagError(f"{path}: not a rosbag2 folder (no metadata.yaml)")
-    if path.is_file() and path.suffix not in (".mcap", ".db3", ".bag"):
-        raise BagError(f"{path}: not a rosbag2 bag: expected a folder with metadata.yaml, "
-                       f"a .mcap or a .db3 file")
-    try:
-        reader = AnyReader([path], default_typestore=typestore())
-        reader.open()
-    except BagError:
-        raise
-    except Exception as exc:
-        raise BagError(f"{path}: cannot open the bag (truncated or corrupt?): "
-                       f"{type(exc).__name__}: {exc}") from None
-    return reader
-
-
-def _custom_data(path: Path) -> dict:
-    meta = path / "metadata.yaml"
-    if not meta.is_file():
-        return {}
-    try:
-        info = yaml.safe_load(meta.read_text()).get("rosbag2_bagfile_information", {})
-        return dict(info.get("custom_data") or {})
-    except Exception:
-        return {}
-
-
-def _stamp_ns(header) -> int:
-    return int(header.stamp.sec) * _NS + int(header.stamp.nanosec)
-
-
-def read_bag(path: str | Path, topic_map: TopicMap | None = None, *, model=None,
-             max_state_age: float = 0.01) -> Trajectories:
-    """Read a rosbag2 bag (folder, ``.mcap`` or ``.db3``) into time-aligned rows (module docstring).
-
-    ``topic_map`` names the topics and joints (default: this stack's). ``max_state_age`` (s) is
-    how much older than a command its joint state may be. Raises ``BagError`` naming the file for
-    a missing/unreadable/corrupt bag, a missing topic, a topic of the wrong type, missing joints,
-    time going backwards, or malformed task-state messages. The account of the read is in
-    ``meta["account"]``.
-    """
-    path = Path(path)
-    tm = topic_map or TopicMap()
-    reader = _open_reader(path)
-    try:
-        return _read(reader, path, tm, model, max_state_age)
-    finally:
-        try:
-            reader.close()
-        except Exception:
-            pass
-
-
-def _read(reader, path: Path, tm: TopicMap, model, max_state_age: float) -> Trajectories:
-    in_bag: dict[str, set] = {}
-    for c in reader.connections:
-        in_bag.setdefault(c.topic, set()).add(c.msgtype)
-    listing = ", ".join(f"{t} ({'/'.join(sorted(ty))})" for t, ty in sorted(in_bag.items())) or "none"
-    role_of, conns = {}, []
-    for role, topic in tm.roles().items():
-        if topic not in in_bag:
-            if role in tp.REQUIRED_ROLES:
-                raise BagError(f"{path}: topic {topic!r} ({role}) is not in the bag; topics in the bag: {listing}")
-            continue
-        want = tp.ROLE_TYPES[role]
-        if in_bag[topic] != {want}:
-            raise BagError(f"{path}: topic {topic!r} ({role}) has message type {'/'.join(sorted(in_bag[topic]))}, "
-                           f"expected {want}")
-        role_of[topic] = role
-        conns += [c for c in reader.connections if c.topic == topic]
-
-    js = _Columns("ns", "pos", "vel")
-    cmd = _Columns("ns", "data")
-    ts = _Columns("ns", "row")
-    goal = _Columns("ns", "pose")
-    grip = _Columns("ns", "value")
-    counts = {t: 0 for t in role_of}
-    dropped: dict[str, int] = {}
-    goal_frames: set[str] = set()
-    js_index: dict[tuple, np.ndarray] = {}
-    cmd_index: dict[str, np.ndarray | None] = {}
-    ts_index: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
-    last_log = {t: -1 for t in role_of}
-    last_header = -1
-    arm = tm.arm_joints
-
-    def drop(reason: str, n: int = 1):
-        dropped[reason] = dropped.get(reason, 0) + n
-
-    try:
-        for conn, ns, raw in reader.messages(connections=conns):
-            topic = conn.topic
-            role = role_of[topic]
-            counts[topic] += 1
-            if ns < last_log[topic]:
-                raise BagError(f"{path}: time goes backwards on {topic!r}: message {counts[topic]} received at "
-                               f"{ns} ns, after one at {last_log[topic]} ns")
-            last_log[topic] = ns
-            msg = reader.deserialize(raw, conn.msgtype)
-            if role == "joint_states":
-                names = tuple(msg.name)
-                idx = js_index.get(names)
-                if idx is None:
-                    missing = [j for j in arm if j not in names]
-                    if missing:
-                        raise BagError(f"{path}: {topic!r} lacks the arm joint(s) {missing}; its messages name "
-                                       f"{list(names)} (set arm_joints in the topic map)")
-                    idx = js_index[names] = np.array([names.index(j) for j in arm])
-                if len(msg.position) != len(names) or len(msg.velocity) != len(names):
-                    raise BagError(f"{path}: {topic!r} message {counts[topic]} has {len(names)} names but "
-                                   f"{len(msg.position)} positions and {len(msg.velocity)} velocities")
-                stamp = _stamp_ns(msg.header)
-                if stamp < last_header:
-                    raise BagError(f"{path}: time goes backwards on {topic!r}: header stamp {stamp} ns of message "
-                                   f"{counts[topic]} is before the previous one ({last_header} ns)")
-                last_header = stamp
-                js.add(ns=ns, pos=msg.position[idx], vel=msg.velocity[idx])
-            elif role == "commands":
-                dims = msg.layout.dim
-                label = dims[0].label if dims else ""
-                if label not in cmd_index:
-                    order = None
-                    names = [s.strip() for s in label.split(",")] if "," in label else None
-                    if names is not None:
-                        if sorted(names) != sorted(arm):
-                            raise BagError(f"{path}: {topic!r} names joints {names}, expected {list(arm)} "
-                                           f"(set arm_joints in the topic map)")
-                        order = np.array([names.index(j) for j in arm])
-                    cmd_index[label] = order
-                order = cmd_index[label]
-                if len(msg.data) != 7:
-                    drop(f"malformed command ({topic}: not 7 values)")
-                    continue
-                cmd.add(ns=ns, data=msg.data if order is None else msg.data[order])
-            elif role == "task_state":
-                dims = msg.layout.dim
-                label = dims[0].label if dims else ""
-                if label not in ts_index:
-                    ts_index[label] = _task_state_index(path, topic, label, tm)
-                mine, theirs, need = ts_index[label]
-                if len(msg.data) < need:
-                    drop(f"malformed task_state ({topic}: {len(msg.data)} values, layout needs {need})")
-                    continue
-                row = np.full(len(tp.TASK_STATE_FIELDS), np.nan)
-                row[[TS[f] for f in _TS_FLAGS]] = 0.0
-                row[mine] = msg.data[theirs]
-                ts.add(ns=ns, row=row)
-            elif role == "ee_goal":
-                p, o = msg.pose.position, msg.pose.orientation
-                goal_frames.add(msg.header.frame_id)
-                goal.add(ns=ns, pose=(p.x, p.y, p.z, o.x, o.y, o.z, o.w))
-            elif role == "gripper":
-                grip.add(ns=ns, value=float(msg.data))
-    except BagError:
-        raise
-    except Exception as exc:
-        raise BagError(f"{path}: cannot read the bag's messages (truncated or corrupt?): "
-                       f"{type(exc).__name__}: {exc}") from None
-
-    account = {
-        "bag": str(path),
-        "messages": counts,
-        "topics_in_bag": {t: "/".join(sorted(ty)) for t, ty in sorted(in_bag.items())},
-        "rows": 0, "episodes": 0, "dropped": dropped,
-    }
-    rows = _assemble(path, tm, js, cmd, ts, goal, grip, account, max_state_age)
-    if goal_frames - {tp.GOAL_FRAME, ""}:
-        account["goal_frames"] = sorted(goal_frames)
-    meta = {"source": str(path), "topic_map": tm.to_dict(), "account": account,
-            "custom_data": _custom_data(path) if path.is_dir() else {},
-            "episode_start_ns": rows.pop("episode_start_ns")}
-    obs = task_observation(rows["q"], rows["qd"], rows.pop("finger_opening"), rows.pop("cube_pos"),
-                           rows.pop("cube_quat"), rows.pop("target"), model)
-    return Trajectories(obs=obs.reshape(len(rows["t"]), OBS_DIM), meta=meta, **rows)
-
-
-def _task_state_index(path: Path, topic: str, label: str, tm: TopicMap):
-    """(indices into our field order, indices into the message, values needed) for a layout label."""
-    if label:
-        try:
-            _, names = tp.parse_task_state_label(label)
-        except ValueError as exc:
-            raise BagError(f"{path}: {topic!r}: {exc}") from None
-    elif tm.task_state_fields is not None:
-        names = tm.task_state_fields
-    else:
-        raise BagError(f"{path}: {topic!r} messages carry no layout label; give the field names as "
-                       f"task_state_fields in the topic map")
-    missing = [f for f in tp.TASK_STATE_REQUIRED if f not in names]
-    if missing:
-        raise BagError(f"{path}: {topic!r} layout lacks the field(s) {missing} (label {label[:120]!r})")
-    mine = [TS[f] for f in names if f in TS]
-    theirs = [i for i, f in enumerate(names) if f in TS]
-    return np.array(mine), np.array(theirs), max(theirs) + 1
-
-
-def _assemble(path, tm, js, cmd, ts, goal, grip, account, max_state_age) -> dict:
-    """Pair the messages into rows (module docstring); fills the account."""
-    dropped = account["dropped"]
-
-    def drop(reason, n):
-        if n:
-            dropped[reason] = dropped.get(reason, 0) + int(n)
-
-    ts_ns, TSV = ts.array("ns", np.int64), ts.array("row", width=len(tp.TASK_STATE_FIELDS))
-    js_ns, js_pos, js_vel = js.array("ns", np.int64), js.array("pos", width=7), js.array("vel", width=7)
-    cmd_ns, cmd_data = cmd.array("ns", np.int64), cmd.array("data", width=7)
-    ep_f, st_f = TSV[:, TS["episode"]], TSV[:, TS["step"]]
-    bad = ~np.isfinite(ep_f) | ~np.isfinite(st_f) | (ep_f != np.round(ep_f)) | (st_f != np.round(st_f))
-    if bad.any():
-        m = int(np.flatnonzero(bad)[0])
-        raise BagError(f"{path}: {tm.task_state!r} message {m + 1}: episode/step must be integers, "
-                       f"got {ep_f[m]}, {st_f[m]}")
-    ep, st = ep_f.astype(np.int64), st_f.astype(np.int64)
-    # episodes: contiguous runs in time, steps increasing within each
-    run_start = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]]) if len(ep) else np.zeros(0, np.int64)
-    run_ep = ep[run_start]
-    uniq, first = np.unique(run_ep, return_index=True)
-    if len(uniq) != len(run_ep):
-        r = int(np.setdiff1d(np.arange(len(run_ep)), first)[0])
-        raise BagError(f"{path}: {tm.task_state!r}: episode {run_ep[r]} resumes at {ts_ns[run_start[r]]} ns "
-                       f"after episode {run_ep[r - 1]}: episodes interleave in time")
-    same = ep[1:] == ep[:-1]
-    back = np.flatnonzero(same & (st[1:] <= st[:-1]))
-    if back.size:
-        m = int(back[0])
-        raise BagError(f"{path}: time goes backwards on {tm.task_state!r}: episode {ep[m]} step {st[m + 1]} at "
-                       f"{ts_ns[m + 1]} ns comes after step {st[m]} at {ts_ns[m]} ns")
-    run_id = np.cumsum(np.r_[True, ~same]) - 1 if len(ep) else np.zeros(0, np.int64)
-    ep_start_ns = ts_ns[run_start][run_id] if len(ep) else np.zeros(0, np.int64)
-    jump = st[1:] - st[:-1]
-    drop("task_state missing (step skipped)", np.sum(np.where(same & (jump > 1), jump, 0)))
-    s_idx = np.flatnonzero(same & (jump == 1))
-    e_idx = s_idx + 1
-    # the command of each period: first in [start, end)
-    i0 = np.searchsorted(cmd_ns, ts_ns[s_idx], "left")
-    i1 = np.searchsorted(cmd_ns, ts_ns[e_idx], "left")
-    n_cmd = i1 - i0
-    ok = n_cmd >= 1
-    drop("no command in the period", np.sum(~ok))
-    c = np.minimum(i0, max(len(cmd_ns) - 1, 0))
-    c_ns = cmd_ns[c] if len(cmd_ns) else np.zeros(len(s_idx), np.int64)
-    # the joint state: latest at or before the command, not older than max_state_age
-    j = np.searchsorted(js_ns, c_ns, "right") - 1
-    jj = np.maximum(j, 0)
-    ok_js = (j >= 0) & (c_ns - (js_ns[jj] if len(js_ns) else 0) <= int(round(max_state_age * 1e9)))
-    drop("no joint_states within max_state_age at or before the command", np.sum(ok & ~ok_js))
-    keep = ok & ok_js
-    s_idx, e_idx, c, jj, c_ns = s_idx[keep], e_idx[keep], c[keep], jj[keep], c_ns[keep]
-    account["commands_unused"] = int(len(cmd_ns) - len(np.unique(c)))
-    account["joint_states_unused"] = int(len(js_ns) - len(np.unique(jj)))
-    start_ns = ep_start_ns[s_idx]
-
-    def held(col: _Columns, name: str, width: int):
-        if len(col) == 0:
-            return None
-        ns, val = col.array("ns", np.int64), col.array(name, width=width if width > 1 else None)
-        g = np.searchsorted(ns, c_ns, "right") - 1
-        valid = (g >= 0) & (ns[np.maximum(g, 0)] >= start_ns)
-        out = np.where(valid.reshape(-1, *([1] * (val.ndim - 1))), val[np.maximum(g, 0)], np.nan)
-        return out
-
-    END = TSV[e_idx]
-    START = TSV[s_idx]
-    timeout, terminal = END[:, TS["timeout"]] > 0.5, END[:, TS["terminal"]] > 0.5
-    timeout |= (END[:, TS["last"]] > 0.5) & ~terminal & ~timeout
-    rep = ep[s_idx]
-    step = st[s_idx]
-    # episode ends and gaps: the last row of each run of consecutive steps must close it
-    n = len(s_idx)
-    run_end = np.ones(n, bool)
-    if n > 1:
-        run_end[:-1] = (rep[1:] != rep[:-1]) | (step[1:] != step[:-1] + 1)
-    open_end = run_end & ~(timeout | terminal)
-    if open_end.any():
-        is_ep_end = np.r_[rep[1:] != rep[:-1], True] if n else np.zeros(0, bool)
-        account["episodes_not_closed"] = sorted(int(e) for e in rep[open_end & is_ep_end])
-        account["gaps_closed_by_timeout"] = int(np.sum(open_end & ~is_ep_end))
-        timeout |= open_end
-    account["rows"] = n
-    account["episodes"] = int(len(np.unique(rep)))
-    eps_start = {int(e): int(s) for e, s in zip(run_ep, ts_ns[run_start])}
-    return {
-        "t": (js_ns[jj] - start_ns) * 1e-9,
-        "q": js_pos[jj], "qd": js_vel[jj], "tau": cmd_data[c],
-        "reward": END[:, TS["reward"]], "success": END[:, TS["success"]] > 0.5,
-        "episode": rep, "step": step, "timeout": timeout, "terminal": terminal,
-        "finger_opening": START[:, TS["finger_opening"]],
-        "cube_pos": START[:, TS["cube_x"]:TS["cube_z"] + 1], "cube_quat": START[:, TS["cube_qx"]:TS["cube_qw"] + 1],
-        "target": START[:, TS["target_x"]:TS["target_z"] + 1],
-        "goal": held(goal, "pose", 7), "gripper": held(grip, "value", 1),
-        "episode_start_ns": eps_start,
-    }

@@ -4,11 +4,19 @@
 role (``TopicMap`` field)     default topic                    type
 ============================  ===============================  ==========================================
 ``joint_states``              ``/joint_states``                ``sensor_msgs/msg/JointState``
-``commands``                  ``/effort_controller/commands``  ``std_msgs/msg/Float64MultiArray``
-``task_state``                ``/ohio/task_state``             ``std_msgs/msg/Float64MultiArray``
+``commands`` (optional)       ``/effort_controller/commands``  ``std_msgs/msg/Float64MultiArray``
+``task_state`` (optional)     ``/ohio/task_state``             ``std_msgs/msg/Float64MultiArray``
 ``ee_goal`` (optional)        ``/ohio/ee_goal``                ``geometry_msgs/msg/PoseStamped`` (frame ``world``)
 ``gripper`` (optional)        ``/ohio/gripper_command``        ``std_msgs/msg/Float64`` (0 open .. 1 closed)
 ============================  ===============================  ==========================================
+
+Every role given a topic must be in the bag, except ``ee_goal`` and ``gripper`` (read when present).
+Without ``task_state`` (a robot driver's log), rows are resampled to the control period and the
+observation is the arm's own state (``ohio_core.data.resample``). ``effort_source`` says where the
+torque of each period comes from: ``commands`` (the commanded efforts, held over the period),
+``joint_states`` (the measured ``effort`` field) or ``none`` (no torques: goals are recovered by
+state matching). Ready-made maps: ``config/topics/ohio.yaml`` (this stack) and
+``config/topics/ros2_control.yaml`` (joint_state_broadcaster + a forward effort controller).
 
 Joint states are matched by joint NAME (``TopicMap.arm_joints``, default ``panda_joint1..7``);
 extra joints (the fingers) are ignored by the reader. Effort commands carry one torque per arm
@@ -66,8 +74,13 @@ ROLE_TYPES = {
     "ee_goal": POSE_STAMPED,
     "gripper": FLOAT64,
 }
+ROLES = ("joint_states", "commands", "task_state", "ee_goal", "gripper")
+#: roles whose topic must be in a bag when the topic map names one
 REQUIRED_ROLES = ("joint_states", "commands", "task_state")
 OPTIONAL_ROLES = ("ee_goal", "gripper")
+#: roles ``BagWriter`` writes in every bag
+WRITER_ROLES = ("joint_states", "commands", "task_state")
+EFFORT_SOURCES = ("commands", "joint_states", "none")
 
 TASK_STATE_VERSION = 1
 TASK_STATE_PREFIX = "ohio_task_state_v"
@@ -102,23 +115,26 @@ class TopicMapError(ValueError):
 class TopicMap:
     """Which topics of a bag hold what, and the arm's joint names.
 
-    ``ee_goal`` and ``gripper`` may be None (not recorded). ``task_state_fields`` is the field
-    layout to assume for task-state messages that carry no layout label (None: require a label).
+    ``commands``, ``task_state``, ``ee_goal`` and ``gripper`` may be None (not recorded).
+    ``effort_source``: ``commands``, ``joint_states`` (measured effort) or ``none``.
+    ``task_state_fields`` is the field layout to assume for task-state messages that carry no
+    layout label (None: require a label).
     """
 
     joint_states: str = JOINT_STATES
-    commands: str = EFFORT_COMMANDS
-    task_state: str = TASK_STATE
+    commands: str | None = EFFORT_COMMANDS
+    task_state: str | None = TASK_STATE
     ee_goal: str | None = EE_GOAL
     gripper: str | None = GRIPPER
     arm_joints: tuple[str, ...] = ARM_JOINTS
     finger_joints: tuple[str, ...] = FINGER_JOINTS
     task_state_fields: tuple[str, ...] | None = None
+    effort_source: str = "commands"
 
     def __post_init__(self):
-        for role in REQUIRED_ROLES + OPTIONAL_ROLES:
+        for role in ROLES:
             v = getattr(self, role)
-            if v is None and role in OPTIONAL_ROLES:
+            if v is None and role != "joint_states":
                 continue
             if not isinstance(v, str) or not v.strip():
                 raise TopicMapError(f"TopicMap.{role} must be a topic name, got {v!r}")
@@ -131,7 +147,13 @@ class TopicMap:
             object.__setattr__(self, name, tuple(v))
         if len(self.arm_joints) != 7 or len(set(self.arm_joints)) != 7:
             raise TopicMapError(f"TopicMap.arm_joints must name 7 distinct joints, got {list(self.arm_joints)}")
-        used = [getattr(self, r) for r in REQUIRED_ROLES + OPTIONAL_ROLES if getattr(self, r) is not None]
+        if self.effort_source not in EFFORT_SOURCES:
+            raise TopicMapError(f"TopicMap.effort_source must be one of {list(EFFORT_SOURCES)}, "
+                                f"got {self.effort_source!r}")
+        if self.effort_source == "commands" and self.commands is None:
+            raise TopicMapError("TopicMap.effort_source is 'commands' but no commands topic is given; "
+                                "use effort_source: joint_states (measured efforts) or none (state matching)")
+        used = [getattr(self, r) for r in ROLES if getattr(self, r) is not None]
         if len(set(used)) != len(used):
             raise TopicMapError(f"TopicMap assigns one topic to two roles: {used}")
         if self.task_state_fields is not None:
@@ -144,7 +166,7 @@ class TopicMap:
 
     def roles(self) -> dict[str, str]:
         """role -> topic name, for the roles that have a topic."""
-        return {r: getattr(self, r) for r in REQUIRED_ROLES + OPTIONAL_ROLES if getattr(self, r) is not None}
+        return {r: getattr(self, r) for r in ROLES if getattr(self, r) is not None}
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "TopicMap":

@@ -11,8 +11,9 @@ state and held over the period, and what the task reported at its end::
 An episode's rows are contiguous, in time order; its last row carries ``last = True``
 (``timeout[i]`` tells whether it ended by the horizon, ``terminal[i]`` by a terminal state).
 ``goal`` (absolute TCP pose goal, position + quaternion xyzw) and ``gripper`` are present when the
-behavior policy had them; ``obs`` is the task observation (``envs.arm.tasks.OBS_LAYOUT``) at the
-start of the period.
+behavior policy had them; ``obs`` is the observation at the start of the period, in the layout
+``meta["obs_layout"]`` (default ``envs.arm.tasks.OBS_LAYOUT``; a log without task state has the
+arm's part only). ``stamp`` is the bag time of each row, when the rows were read from a bag.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Trajectories:
     terminal: np.ndarray     # (T,) bool
     gripper: np.ndarray | None = None    # (T,) gripper command 0 open .. 1 closed
     goal: np.ndarray | None = None       # (T, 7) logged goal (x, y, z, qx, qy, qz, qw), if any
+    stamp: np.ndarray | None = None      # (T,) int64 bag time (ns) of the row's state, when read from a bag
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self):

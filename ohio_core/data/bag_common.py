@@ -1,0 +1,77 @@
+"""What the bag writer and reader share: the error type, the message types, and the observation
+a robot computes from its logs (forward kinematics of the logged joint positions)."""
+
+from __future__ import annotations
+
+import numpy as np
+from rosbags.typesys import Stores, get_typestore
+
+from ohio_core.envs.arm.tasks import OBS_DIM, OBS_LAYOUT, obs_slices, rot6
+
+NS = 10**9
+#: observation of a log without a task state: the arm's own part of ``OBS_LAYOUT``
+ARM_OBS_LAYOUT: tuple[tuple[str, int], ...] = OBS_LAYOUT[:4]
+ARM_OBS_DIM = sum(n for _, n in ARM_OBS_LAYOUT)
+
+
+class BagError(ValueError):
+    """A bag cannot be written or read as asked; the message names the file and the problem."""
+
+
+_TYPESTORE = None
+_MODEL = None
+
+
+def typestore():
+    """The ROS 2 Jazzy message types (shared, built once)."""
+    global _TYPESTORE
+    if _TYPESTORE is None:
+        _TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
+    return _TYPESTORE
+
+
+def default_model():
+    """The Pinocchio Panda model used for forward kinematics (built once per process)."""
+    global _MODEL
+    if _MODEL is None:
+        from controllers.robot import PandaModel
+        _MODEL = PandaModel()
+    return _MODEL
+
+
+def stamp_ns(header) -> int:
+    """A message header's stamp in nanoseconds."""
+    return int(header.stamp.sec) * NS + int(header.stamp.nanosec)
+
+
+def arm_observation(q, qd, model=None) -> np.ndarray:
+    """(N, ARM_OBS_DIM) = [q, qd, p_tcp(q), rot6(R_tcp(q))] (Pinocchio forward kinematics; NaN
+    where q is not finite)."""
+    q, qd = np.atleast_2d(np.asarray(q, float)), np.atleast_2d(np.asarray(qd, float))
+    n = len(q)
+    model = model or default_model()
+    tcp_p, tcp_R = np.full((n, 3), np.nan), np.full((n, 3, 3), np.nan)
+    for i in range(n):
+        if np.isfinite(q[i]).all():
+            tcp_p[i], tcp_R[i] = model.tcp_pose(q[i])
+    return np.concatenate([q, qd, tcp_p, rot6(tcp_R)], 1)
+
+
+def task_observation(q, qd, finger_opening, cube_pos, cube_quat, target, model=None) -> np.ndarray:
+    """(N, OBS_DIM) task observations from logged quantities (rows: states).
+
+    The TCP pose comes from forward kinematics of q (Pinocchio); the cube orientation from its
+    quaternion (x, y, z, w). Layout: ``envs.arm.tasks.OBS_LAYOUT``.
+    """
+    from controllers.goals import quat_to_matrix
+
+    arm = arm_observation(q, qd, model)
+    n = len(arm)
+    s = obs_slices()
+    obs = np.empty((n, OBS_DIM))
+    obs[:, :ARM_OBS_DIM] = arm
+    obs[:, s["finger_opening"]] = np.asarray(finger_opening, float).reshape(n, 1)
+    obs[:, s["cube_pos"]] = np.asarray(cube_pos, float).reshape(n, 3)
+    obs[:, s["cube_rot6"]] = rot6(quat_to_matrix(np.asarray(cube_quat, float).reshape(n, 4)))
+    obs[:, s["target_pos"]] = np.asarray(target, float).reshape(n, 3)
+    return obs
