@@ -28,6 +28,14 @@ def add_parser(sub) -> None:
     i.add_argument("--seed", type=int, default=0)
     i.add_argument("--json", action="store_true", help="end with one JSON object")
     i.set_defaults(func=run_inverse)
+    rl = bsub.add_parser("relabel", help="relabel one hour of 50 Hz bags: seconds, messages/s, peak memory")
+    rl.add_argument("--hours", type=float, default=1.0, help="hours of 50 Hz data (simulated once, cached in --cache)")
+    rl.add_argument("--bags", type=int, default=4, help="bags the data is split into")
+    rl.add_argument("--workers", type=int, default=2, help="processes (one bag each at a time)")
+    rl.add_argument("--cache", type=Path, default=Path("out/bench"), help="folder for the simulated bags")
+    rl.add_argument("--seed", type=int, default=0)
+    rl.add_argument("--json", action="store_true", help="end with one JSON object")
+    rl.set_defaults(func=run_relabel)
     r = bsub.add_parser("ros", help="ROS 2 closed loop over DDS: controller period jitter and latency")
     r.add_argument("--seconds", type=float, default=20.0, help="measured seconds of closed loop")
     r.add_argument("--warmup", type=float, default=2.0, help="seconds after the first command left out")
@@ -77,6 +85,27 @@ def run_inverse(args: argparse.Namespace) -> int:
           f"{result['segments_with_saturation']:.1%} of segments with saturation; recovery = within 1 mm and "
           f"0.01 rad (command: ohio bench inverse --segments {args.segments} --k {args.k} "
           f"--velocity-std {args.velocity_std:g} --workers {args.workers} --seed {args.seed})")
+    if args.json:
+        emit_json(result)
+    return 0
+
+
+def run_relabel(args: argparse.Namespace) -> int:
+    from ohio_core.bench import relabel
+
+    if args.hours <= 0 or args.bags < 1 or args.workers < 1:
+        raise SystemExit("ohio bench relabel: --hours must be > 0, --bags and --workers >= 1")
+    try:
+        result = relabel.run(args.hours, args.bags, args.workers, args.seed, args.cache)
+    except RuntimeError as exc:
+        raise SystemExit(f"ohio bench relabel: {exc}") from None
+    print(table(check_targets(result, relabel.TARGETS), ["metric", "value", "target", "met"]))
+    print(f"{result['hours_of_data']:.2f} h of 50 Hz data ({result['control_steps']} control steps, "
+          f"{result['messages']} messages in {result['bags']} bags): {result['seconds']:.1f} s, "
+          f"{result['messages_per_s']:.0f} messages/s, peak memory {result['peak_rss_mb']:.0f} MB "
+          f"(main {result['peak_rss_mb_main']:.0f} MB, largest worker {result['peak_rss_mb_worker']:.0f} MB), "
+          f"{result['segments_written']} transitions (command: ohio bench relabel --hours {args.hours:g} "
+          f"--bags {args.bags} --workers {args.workers} --seed {args.seed})")
     if args.json:
         emit_json(result)
     return 0

@@ -3,11 +3,14 @@
     ohio demo               simulate both controllers on the arm tasks and report tracking
     ohio collect            run behavior policies in the simulator, record rosbag2 files
     ohio relabel            recover the high-level goals from bags, write a d3rlpy dataset
+    ohio pipeline           bags -> relabeled dataset -> trained policy, in one run
     ohio train              train a policy offline with d3rlpy
     ohio eval               run a trained policy in the simulator and score it
     ohio experiment mismatch   OHIO vs baselines under changed controllers
     ohio bench controllers  controller step time and simulator real-time factor
     ohio bench inverse      speed and recovery rate of every inverse method
+    ohio bench relabel      relabel one hour of 50 Hz bags: seconds, messages/s, peak memory
+    ohio bench ros          ROS 2 closed loop over DDS: period jitter and latency
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import sys
 # MuJoCo picks its OpenGL backend at import: headless EGL unless the user chose one.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from ohio_core.cli import bench, collect, demo, evaluate, experiment, relabel, train  # noqa: E402
+from ohio_core.cli import bench, collect, demo, evaluate, experiment, pipeline, relabel, train  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_parser(sub)
     collect.add_parser(sub)
     relabel.add_parser(sub)
+    pipeline.add_parser(sub)
     train.add_parser(sub)
     evaluate.add_parser(sub)
     experiment.add_parser(sub)

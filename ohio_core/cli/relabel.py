@@ -8,79 +8,144 @@ from pathlib import Path
 
 from ohio_core.cli.output import emit_json, table
 
+TOPIC_MAPS = {"ohio": "config/topics/ohio.yaml", "ros2_control": "config/topics/ros2_control.yaml"}
 
-def add_parser(sub) -> None:
-    p = sub.add_parser("relabel", help="recover high-level goals from bags and write a d3rlpy dataset")
-    p.add_argument("bags", nargs="+", type=Path, help="rosbag2 folders (or .mcap/.db3 files)")
+
+def add_relabel_arguments(p: argparse.ArgumentParser) -> None:
+    """The options ``ohio relabel`` and ``ohio pipeline`` share."""
+    from ohio_core.pipeline.bag_relabel import METHODS
+
+    p.add_argument("bags", nargs="+", type=Path,
+                   help="rosbag2 bags (folders, .mcap or .db3 files), or folders to search for bags")
     p.add_argument("--controller", type=Path, default=None,
                    help="DEPLOYMENT controller config (YAML, osc or qp); default: the OSC defaults")
     p.add_argument("--k", type=int, default=5, help="control periods per high-level step")
-    p.add_argument("--method", default="auto",
-                   choices=["auto", "analytical", "numerical", "cem", "qp", "naive", "state_matching"],
-                   help="inverse method (auto: closed form, numerical where that is ill-posed)")
-    p.add_argument("--topics", type=Path, default=None, help="topic map (YAML); default: this stack's topics")
+    p.add_argument("--method", default="auto", choices=METHODS,
+                   help="inverse method (auto: closed form, numerical where that is ill-posed; state matching "
+                        "for bags without torques)")
+    p.add_argument("--topics", default=None,
+                   help=f"topic map: a YAML file or one of {sorted(TOPIC_MAPS)} (default: ohio, this stack's topics)")
     p.add_argument("--max-residual", type=float, default=1.0, help="drop segments above this RMS torque residual (N m)")
-    p.add_argument("--workers", type=int, default=1, help="processes for the inverse")
+    p.add_argument("--max-gap", type=float, default=None,
+                   help="logs without task state: a longer gap (s) between joint states ends a piece (default 0.1)")
+    p.add_argument("--out-of-range", choices=["clip", "drop"], default="clip",
+                   help="goals outside the deployment controller's range: clip to it (counted) or drop the segment")
+    p.add_argument("--joint-limit-margin", type=float, default=0.05,
+                   help="drop segments whose joints are beyond the URDF limits by more than this (rad)")
     p.add_argument("--task", choices=["reach", "lift"], default=None,
                    help="the task the bags record (default: read from bags written by `ohio collect`)")
+    p.add_argument("--workers", type=int, default=None, help="processes, one bag each (default: one per CPU)")
+    p.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="run the per-bag jobs on an existing Ray cluster (e.g. 10.0.0.5:6379) instead of local processes")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="report and skip bags that cannot be read instead of stopping at the first")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("relabel", help="recover high-level goals from bags and write a d3rlpy dataset",
+                       description="Recover the goals the deployment controller would have needed from recorded "
+                                   "bags (one streaming job per bag, in parallel) and write a d3rlpy dataset with "
+                                   "a JSON sidecar holding the account of the run.")
+    add_relabel_arguments(p)
     p.add_argument("--out", type=Path, required=True, help="dataset path (writes OUT.h5 and OUT.json)")
     p.add_argument("--json", action="store_true", help="end with one JSON object")
     p.set_defaults(func=run)
 
 
+def relabel_config(args: argparse.Namespace, prog: str):
+    """``RelabelConfig`` from the shared options; bad values exit with a message naming them."""
+    from ohio_core.data.bag_read import ReadOptions
+    from ohio_core.data.collect import controller_config
+    from ohio_core.data.topics import TopicMap, TopicMapError
+    from ohio_core.pipeline.bag_relabel import RelabelConfig
+
+    try:
+        config = controller_config(args.controller)
+        topics = TOPIC_MAPS.get(args.topics, args.topics)
+        if topics in TOPIC_MAPS.values():
+            topics = Path(__file__).resolve().parents[2] / topics
+        topic_map = TopicMap.load(topics) if topics else TopicMap()
+        read = ReadOptions(control_period=config.control_period,
+                           **({"max_gap": args.max_gap} if args.max_gap is not None else {}))
+        return RelabelConfig(controller=config, k=args.k, method=args.method, max_residual=args.max_residual,
+                             out_of_range=args.out_of_range, joint_limit_margin=args.joint_limit_margin,
+                             topic_map=topic_map, read=read, task=args.task)
+    except (TopicMapError, ValueError, FileNotFoundError) as exc:
+        raise SystemExit(f"{prog}: {exc}") from None
+
+
+def relabel_run(args: argparse.Namespace, prog: str):
+    """Relabel the bags of ``args``; prints the account; exits with a message on errors."""
+    from ohio_core.data.bag_common import BagError
+    from ohio_core.pipeline.bag_relabel import RelabelError, expand_bags, relabel_bags
+    from ohio_core.pipeline.parallel import ParallelError
+
+    config = relabel_config(args, prog)
+    if args.workers is not None and args.workers < 1:
+        raise SystemExit(f"{prog}: --workers must be >= 1")
+    try:
+        bags = expand_bags(args.bags)
+        run = relabel_bags(bags, config, workers=args.workers, ray_address=args.ray, skip_bad=args.skip_bad)
+    except (BagError, RelabelError, ParallelError) as exc:
+        raise SystemExit(f"{prog}: {exc}") from None
+    print_account(run)
+    if run.data is None:
+        raise SystemExit(f"{prog}: no transitions to write: every segment was dropped or every bag skipped "
+                         f"(see the account above)")
+    if run.task is None:
+        raise SystemExit(f"{prog}: the bags do not say which task they record; pass --task")
+    return run, config, bags
+
+
+def print_account(run) -> None:
+    acc = run.account
+    rows = []
+    for r in run.bags:
+        a = r.account
+        rd = a["read"]
+        rows.append([Path(r.bag).name, f"{rd.get('storage')} x{rd.get('files')}", sum(rd["messages"].values()),
+                     rd["rows"], a["segments_built"], a["segments_written"],
+                     sum(a["segments_dropped"].values()) + sum(rd["dropped"].values()), "ok"])
+    for bag, err in run.skipped.items():
+        rows.append([Path(bag).name, "-", "-", "-", "-", "-", "-", f"SKIPPED: {err[:90]}"])
+    print(table(rows, ["bag", "storage", "messages", "rows", "segments", "written", "dropped", "status"]))
+    lines = [["bags read / skipped", f"{acc['bags_read']} / {len(acc['bags_skipped'])}"],
+             ["messages read", sum(acc["messages"].values())],
+             ["control steps", acc["control_steps_in"]], ["segments built", acc["segments_built"]],
+             ["segments written", acc["segments_written"]],
+             ["goals clipped to the controller's range", acc["actions_clipped"]],
+             ["episode pieces ended by a drop", acc["pieces_ended_by_drop"]]]
+    lines += [[f"rows dropped at read: {r}", n] for r, n in acc["rows_dropped_at_read"].items()]
+    lines += [[f"segments dropped: {r}", n] for r, n in acc["segments_dropped"].items()]
+    lines += [[f"rows not in a segment: {r}", n] for r, n in acc["rows_not_in_segments"].items()]
+    print(table(lines, ["account", "count"]))
+    for r in run.bags:
+        ranges = {**r.account["read"].get("drop_time_ranges_s", {}), **r.account["segments_dropped_time_ranges_s"]}
+        for reason, spans in ranges.items():
+            shown = ", ".join(f"{a:.2f}-{b:.2f}" for a, b in spans[:5]) + (" ..." if len(spans) > 5 else "")
+            print(f"  {Path(r.bag).name}: {reason}: {shown} s")
+    res = acc["residual_n_m"]
+    if res.get("count"):
+        print(f"residual (N m): median {res['median']:.3g}, p95 {res['p95']:.3g}, max {res['max']:.3g}")
+    for r in run.bags[:1]:
+        al = r.account["read"]["alignment"]
+        print(f"alignment ({al['rule']}): state {al['state_ms'].get('p95_ms', '-')} ms p95, command age "
+              f"{al['command_age_ms'].get('p95_ms', '-')} ms p95 (first bag; every bag's in the sidecar); "
+              f"velocities {r.account['read']['velocities']}; efforts {r.account['read']['efforts']}")
+
+
 def run(args: argparse.Namespace) -> int:
-    from ohio_core.data.bags import BagError, read_bag
-    from ohio_core.data.collect import controller_config, make_controller
-    from ohio_core.data.topics import TopicMap
-    from ohio_core.data.trajectory import Trajectories
     from ohio_core.pipeline.dataset import save_dataset
-    from ohio_core.pipeline.relabel import relabel
 
     t0 = time.perf_counter()
-    config = controller_config(args.controller)
-    controller = make_controller(config)
-    topic_map = TopicMap.load(args.topics) if args.topics else None
-    parts, per_bag, tasks = [], {}, set()
-    offset = 0
-    for bag in args.bags:
-        try:
-            traj = read_bag(bag, topic_map)
-        except BagError as exc:
-            raise SystemExit(f"ohio relabel: {exc}") from None
-        traj.episode = traj.episode + offset        # episode ids unique across bags
-        offset = int(traj.episode.max()) + 1 if len(traj) else offset
-        per_bag[str(bag)] = traj.meta.get("account", {})
-        tasks.add(args.task or _recorded_task(traj, bag))
-        parts.append(traj)
-    if len(tasks) != 1:
-        raise SystemExit(f"ohio relabel: the bags record different tasks {sorted(tasks)}; relabel them separately")
-    traj = Trajectories.concatenate(parts)
-    data = relabel(traj, controller, args.k, args.method, max_residual=args.max_residual, workers=args.workers)
-    h5, js = save_dataset(data, args.out, {
-        "task": tasks.pop(), "level": "goal", "controller": config.to_dict(), "k": args.k, "method": args.method, "source_bags": [str(b) for b in args.bags],
-        "bag_accounts": per_bag, "command": "ohio relabel " + " ".join(str(b) for b in args.bags)
-        + f" --k {args.k} --method {args.method} --out {args.out}"})
-    acc = data.account
-    print(table([[k, v] for k, v in (
-        ("bags", len(args.bags)), ("control steps read", acc["control_steps_in"]), ("episodes", acc["episodes_in"]),
-        ("segments built", acc["segments_built"]), ("segments written", acc["segments_written"]),
-        ("actions clipped to [-1, 1]", acc["actions_clipped"]), ("episode pieces ended by a drop", acc["pieces_ended_by_drop"]),
-    )] + [[f"dropped: {r}", n] for r, n in {**acc["segments_dropped"], **acc["rows_not_in_segments"]}.items()],
-        ["account", "count"]))
-    r = acc["residual_n_m"]
-    if r.get("count"):
-        print(f"residual (N m): median {r['median']:.3g}, p95 {r['p95']:.3g}, max {r['max']:.3g}")
+    result, config, bags = relabel_run(args, "ohio relabel")
+    h5, js = save_dataset(result.data, args.out, {
+        "task": result.task, "level": "goal", "controller": config.controller.to_dict(), "k": config.k,
+        "method": result.account["method"], "source_bags": [str(b) for b in bags],
+        "command": "ohio relabel " + " ".join(str(b) for b in args.bags) + f" --k {args.k} --method {args.method}"
+        + (f" --topics {args.topics}" if args.topics else "") + f" --out {args.out}"})
     print(f"wrote {h5} and {js} in {time.perf_counter() - t0:.1f} s")
     if args.json:
-        emit_json({"dataset": str(h5), "sidecar": str(js), **acc})
+        emit_json({"dataset": str(h5), "sidecar": str(js),
+                   **{k: v for k, v in result.account.items() if k != "per_bag"}})
     return 0
-
-
-def _recorded_task(traj, bag: Path) -> str:
-    """The task named by ``ohio collect`` in the bag's metadata."""
-    import json
-
-    info = traj.meta.get("custom_data", {}).get("ohio.collect")
-    if not info:
-        raise SystemExit(f"ohio relabel: {bag} does not say which task it records; pass --task")
-    return json.loads(info)["task"]

@@ -217,7 +217,7 @@ class BagStream:
             "rows": 0, "episodes": 0, "dropped": self.drops.counts,
             "row_rule": "task_state periods" if episodic else f"resampled to {opt.control_period:g} s",
         }
-        self.js = _Columns("ns", "pos", "vel", "eff", "seq")
+        self.js = _Columns("ns", "pos", "vel", "eff")
         self.cmd = _Columns("ns", "data")
         self.ts = _Columns("ns", "row")
         self.goal = _Columns("ns", "pose")
@@ -225,7 +225,7 @@ class BagStream:
         self._state = {"js_index": {}, "cmd_index": {}, "ts_index": {}, "last_header": -1, "goal_frames": set(),
                        "seen_episodes": set(), "episodes": set(), "piece": 0, "grid_next": None,
                        "js_read": 0, "vel_missing": 0, "eff_missing": 0, "state_err": [], "cmd_age": [], "js_used": 0,
-                       "cmd_used": 0, "last_js_used": -1, "ts_episode": None, "ts_rows": 0}
+                       "cmd_used": 0, "last_js": -1, "last_cmd": -1, "cuts": 0, "ts_episode": None, "ts_rows": 0}
         last_log = {t: -1 for t in role_of}
         try:
             for conn, ns, raw in reader.messages(connections=conns):
@@ -286,7 +286,7 @@ class BagStream:
             st["js_read"] += 1
             st["vel_missing"] += not len(msg.velocity)
             st["eff_missing"] += not len(msg.effort)
-            self.js.add(ns=ns, pos=msg.position[idx], vel=vel, eff=eff, seq=n)
+            self.js.add(ns=ns, pos=msg.position[idx], vel=vel, eff=eff)
         elif role == "commands":
             dims = msg.layout.dim
             label = dims[0].label if dims else ""
@@ -327,7 +327,12 @@ class BagStream:
     def _finish(self) -> None:
         acc, st, tm = self.account, self._state, self.tm
         n_js = acc["messages"].get(tm.joint_states, 0)
-        acc["joint_states_unused"] = int(n_js - st["js_used"])
+        if tm.task_state is not None:
+            acc["joint_states_unused"] = int(n_js - st["js_used"])
+        else:
+            acc["pieces_cut_at_max_piece"] = st["cuts"]
+            if acc["duration_s"]:
+                acc["joint_state_rate_hz"] = round(n_js / acc["duration_s"], 1)
         if tm.effort_source == "commands":
             acc["commands_unused"] = int(acc["messages"].get(tm.commands, 0) - st["cmd_used"])
         acc["episodes"] = len(st["episodes"])
@@ -360,13 +365,6 @@ class BagStream:
         if src == "joint_states" and st["js_read"] and st["eff_missing"] == st["js_read"]:
             return "none"
         return src
-
-    def _count_js_used(self, seqs: np.ndarray) -> None:
-        u = np.unique(seqs)
-        st = self._state
-        st["js_used"] += len(u) - int(len(u) > 0 and u[0] == st["last_js_used"])
-        if len(u):
-            st["last_js_used"] = int(u[-1])
 
     def _trajectories(self, rows: dict, layout) -> Trajectories:
         n = len(rows["t"])
@@ -402,7 +400,7 @@ class BagStream:
         if len(ts_ns) == 0:
             return None
         js_ns, js_pos, js_vel = js.array("ns", np.int64), js.array("pos", width=7), js.array("vel", width=7)
-        js_eff, js_seq = js.array("eff", width=7), js.array("seq", np.int64)
+        js_eff = js.array("eff", width=7)
         cmd_ns, cmd_data = cmd.array("ns", np.int64), cmd.array("data", width=7)
         ep_f, st_f = TSV[:, TS["episode"]], TSV[:, TS["step"]]
         bad = ~np.isfinite(ep_f) | ~np.isfinite(st_f) | (ep_f != np.round(ep_f)) | (st_f != np.round(st_f))
@@ -457,7 +455,7 @@ class BagStream:
         keep = ok & ok_js
         s_idx, e_idx, c, jj, anchor, age = s_idx[keep], e_idx[keep], c[keep], jj[keep], anchor[keep], age[keep]
         if efforts == "commands":
-            st["cmd_used"] += int(len(np.unique(c)))
+            self._count_used("cmd", cmd_ns[c])
             tau = cmd_data[c]
         elif efforts == "joint_states":
             # measured: the first joint state after the period's start, at or before its end
@@ -471,7 +469,7 @@ class BagStream:
             s_idx, e_idx, jj, anchor, age, tau = (x[valid] for x in (s_idx, e_idx, jj, anchor, age, tau))
         else:
             tau = np.full((len(s_idx), 7), np.nan)
-        self._count_js_used(js_seq[jj])
+        self._count_used("js", js_ns[jj])
         st["state_err"].append(age)
         if efforts == "commands":
             st["cmd_age"].append(np.zeros(len(c), np.int64))
@@ -542,7 +540,7 @@ class BagStream:
                 if done_until is None:
                     break
                 consumed = done_until
-                if closed or st["grid_next"] is None:
+                if st["grid_next"] is None:
                     break
         if consumed is not None:
             self._consume(consumed)
@@ -586,8 +584,7 @@ class BagStream:
             rs.interpolate(jn, js["vel"], times)[0]
         if efforts == "commands":
             tau, age = rs.hold(cmd["ns"], cmd["data"], times, gap)
-            used = np.searchsorted(cmd["ns"], times, "right") - 1
-            st["cmd_used"] += int(len(np.unique(used[age >= 0])))
+            self._count_used("cmd", (times - age)[age >= 0])
             st["cmd_age"].append(age[age >= 0])
             missing = age < 0
             drops.add(f"no command within max_gap ({opt.max_gap:g} s) before the period", int(missing.sum()),
@@ -604,6 +601,7 @@ class BagStream:
         st["piece"] += 1
         more = len(rs.grid(start, t_last, T)) > len(times)
         if more:
+            st["cuts"] += 1
             st["grid_next"] = int(times[-1] + T)
             done_until = st["grid_next"] - gap
         else:
@@ -630,10 +628,21 @@ class BagStream:
         return rows, done_until
 
     def _consume(self, until_ns: int) -> None:
-        """Forget buffered messages received before ``until_ns``, keeping the latest of each topic
-        before it (context for holding and interpolating)."""
-        for col in (self.js, self.cmd, self.goal, self.grip):
+        """Forget buffered messages received before ``until_ns``, keeping the latest command, goal
+        and gripper command before it (held into the next piece)."""
+        self.js.split(until_ns)
+        for col in (self.cmd, self.goal, self.grip):
             col.split(until_ns, keep_before=1)
+
+    def _count_used(self, kind: str, ns: np.ndarray) -> None:
+        """Count the distinct messages (by receive time) used for rows; a context message used by
+        two chunks counts once."""
+        st = self._state
+        u = np.unique(ns)
+        u = u[u > st[f"last_{kind}"]]
+        st[f"{kind}_used"] += len(u)
+        if len(u):
+            st[f"last_{kind}"] = int(u[-1])
 
 
 _NAN7 = np.full(7, np.nan)

@@ -61,6 +61,7 @@ def invert(segments: Segments, controller: OSC, iterations: int = 6, fd_eps: flo
     if "differentiable" not in getattr(controller, "inverse_capabilities", ()):
         raise ValueError(f"state matching needs the OSC's batched twin, got {type(controller).__name__}")
     n, k = len(segments), segments.k
+    segments = Segments(segments.q, segments.qd, None, segments.q_next, segments.qd_next)   # torques unused
     finite, seg = segments.sanitized(need_next=True)
     # initial goal: closed form on inverse-dynamics torque estimates at the first period
     tau_est = np.clip(inverse_dynamics_torques(controller, seg)[:, 0], -controller.tau_max, controller.tau_max)

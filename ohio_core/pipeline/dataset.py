@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ohio_core.envs.arm.tasks import OBS_LAYOUT
 from ohio_core.pipeline.relabel import HighLevelData
 from ohio_core.pipeline.sidecar import pair_paths, read_sidecar, write_pair
 
@@ -52,7 +51,7 @@ def save_dataset(data: HighLevelData, out: str | Path, sidecar: dict) -> tuple[P
             dataset.dump(f)
 
     meta = {"level": "goal", **sidecar}
-    meta.update({"format": FORMAT, "obs_layout": [[n, s] for n, s in OBS_LAYOUT],
+    meta.update({"format": FORMAT, "obs_layout": [list(x) for x in data.obs_layout],
                  "transitions": int(len(data.rewards)), "account": data.account,
                  "observation_dim": int(data.observations.shape[1]), "action_dim": int(data.actions.shape[1]),
                  "episodes": int(len(np.unique(data.episode))),

@@ -3,9 +3,13 @@
 For every segment of k control periods: s_t = the observation at its start, g_t = the goal the
 DEPLOYMENT controller would have needed (an inverse method, normalized to [-1, 1] by that
 controller's output scale; for lift the logged gripper command is appended in [-1, 1]),
-r_t = the sum of the k rewards. Segments the inverse could not solve, or solved with a residual
-above ``max_residual``, are dropped and counted; the transition before a dropped segment ends its
-piece of episode with a timeout, so no transition spans missing data.
+r_t = the sum of the k rewards. Segments are dropped and counted, per reason, when the inverse
+could not solve them (non-finite data, singular, ...), their residual is above ``max_residual``,
+a joint left its limits by more than ``joint_limit_margin`` (when given), or, with
+``out_of_range="drop"``, the goal lies outside the deployment controller's range (else it is clipped
+to [-1, 1] and counted). The transition before a dropped segment ends its piece of episode with a
+timeout, so no transition spans missing data. Where the rows carry bag times, the account lists
+the time ranges of each drop reason.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ohio_core.data.account import Drops
 from ohio_core.data.trajectory import Trajectories
+from ohio_core.envs.arm.tasks import OBS_LAYOUT
 from ohio_core.inverse import Status, invert
 from ohio_core.inverse.base import InverseResult
 from ohio_core.pipeline.segments import build_segments, segment_starts
@@ -30,6 +36,8 @@ class HighLevelData:
     episode: np.ndarray        # (N,) source episode id
     residual: np.ndarray       # (N,)
     account: dict = field(default_factory=dict)
+    obs_layout: list = field(default_factory=lambda: [list(x) for x in OBS_LAYOUT])
+    drops: Drops = field(default_factory=Drops)   # dropped segments per reason, with bag time ranges
 
 
 def _gripper_action(traj: Trajectories, rows: np.ndarray) -> np.ndarray | None:
@@ -39,19 +47,51 @@ def _gripper_action(traj: Trajectories, rows: np.ndarray) -> np.ndarray | None:
     return 2.0 * g - 1.0
 
 
+OUT_OF_RANGE = ("clip", "drop")
+#: inverse methods that compare with the state after the segment
+NEEDS_NEXT_STATE = ("state_matching", "naive")
+
+
 def relabel(traj: Trajectories, controller, k: int, method: str = "auto", max_residual: float = 1.0,
-            gripper: bool | None = None, workers: int = 1, **options) -> HighLevelData:
+            gripper: bool | None = None, workers: int = 1, out_of_range: str = "clip",
+            joint_limit_margin: float | None = None, **options) -> HighLevelData:
     """Relabel ``traj`` for ``controller`` (the deployment controller) with inverse ``method``."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    if out_of_range not in OUT_OF_RANGE:
+        raise ValueError(f"out_of_range must be one of {OUT_OF_RANGE}, got {out_of_range!r}")
     index = segment_starts(traj, k)
     segs = build_segments(traj, index, k)
     res: InverseResult = invert(method, segs, controller, workers=workers, **options)
-    keep = res.ok & (res.residual <= max_residual)
-    reasons = {f"inverse: {Status(s).name.lower()}": int(np.sum(res.status == s)) for s in Status if s != Status.OK}
-    reasons[f"residual above {max_residual:g} N m"] = int(np.sum(res.ok & (res.residual > max_residual)))
-    return assemble(traj, index.start, index.dropped, k, res.action, keep, reasons, res.residual, res.clipped,
-                    method, gripper)
+    drops = Drops()
+    keep = np.ones(len(index.start), bool)
+    period_ns = int(round(controller.config.control_period * 1e9))
+    stamp = traj.stamp
+    span = (lambda m: (stamp[index.start[m]], stamp[index.start[m] + k - 1] + period_ns)) if stamp is not None \
+        else (lambda m: (None, None))
+
+    def drop(reason: str, mask: np.ndarray) -> None:
+        mask = mask & keep
+        drops.add(reason, int(mask.sum()), *span(mask))
+        keep[mask] = False
+
+    if method in NEEDS_NEXT_STATE:
+        drop("no state after the segment (the method needs it)", ~np.isfinite(segs.q_next).all(-1))
+    for s in Status:
+        if s != Status.OK:
+            drop(f"inverse: {Status(s).name.lower()}", res.status == s)
+    if joint_limit_margin is not None:
+        model = controller.model
+        q = segs.q
+        beyond = ((q < model.q_min - joint_limit_margin) | (q > model.q_max + joint_limit_margin)).any((1, 2))
+        drop(f"joint limit violation (beyond {joint_limit_margin:g} rad)", beyond)
+    drop(f"residual above {max_residual:g} N m", res.residual > max_residual)
+    if out_of_range == "drop":
+        drop("goal outside the deployment controller's range", res.clipped)
+    data = assemble(traj, index.start, index.dropped, k, res.action, keep, dict(drops.counts), res.residual,
+                    res.clipped, method, gripper)
+    data.drops = drops
+    return data
 
 
 def assemble(traj: Trajectories, starts: np.ndarray, rows_dropped: dict, k: int, actions: np.ndarray,
@@ -87,16 +127,18 @@ def assemble(traj: Trajectories, starts: np.ndarray, rows_dropped: dict, k: int,
         "rows_not_in_segments": rows_dropped,
         "actions_clipped": int(clipped[keep].sum()),
         "pieces_ended_by_drop": int(open_end.sum()),
-        "residual_n_m": _stats(residual[keep]),
+        "residual_n_m": residual_stats(residual[keep]),
         "method": method,
         "k": k,
     }
     return HighLevelData(observations=traj.obs[starts][keep].astype(np.float32), actions=actions[keep].astype(np.float32),
                          rewards=rewards[keep].astype(np.float32), terminals=terminals[keep], timeouts=timeouts[keep],
-                         episode=traj.episode[starts][keep], residual=residual[keep], account=account)
+                         episode=traj.episode[starts][keep], residual=residual[keep], account=account,
+                         obs_layout=[list(x) for x in traj.meta.get("obs_layout", OBS_LAYOUT)])
 
 
-def _stats(x: np.ndarray) -> dict:
+def residual_stats(x: np.ndarray) -> dict:
+    """Count, mean, median, p95 and max of residuals (N m)."""
     if len(x) == 0:
         return {"count": 0}
     return {"count": int(len(x)), "mean": float(np.mean(x)), "median": float(np.median(x)),

@@ -1,0 +1,245 @@
+"""Relabel many bags: one streaming job per bag, run in parallel, one account for the run.
+
+``relabel_bag`` reads one bag chunk by chunk (``data.bag_read.BagStream``) and relabels each chunk
+as it comes, so a worker holds one chunk of messages and the (much smaller) high-level transitions
+made so far. ``relabel_bags`` runs it over many bags with ``pipeline.parallel.map_items``: local
+processes by default, or an existing Ray cluster (``ray_address``). A bag that fails is reported
+with its error; with ``skip_bad`` the others still make the dataset, without it the run stops
+with that error.
+
+Without torques in a bag (``effort_source: none`` or empty measured efforts) the goals can only
+come from state matching: ``method="auto"`` switches to it and says so; a method that needs
+torques is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from controllers.config import OSCConfig, QPConfig
+from ohio_core.data.account import Drops
+from ohio_core.data.bag_common import BagError
+from ohio_core.data.bag_read import BagStream, ReadOptions, custom_data
+from ohio_core.data.topics import TopicMap
+from ohio_core.pipeline.relabel import OUT_OF_RANGE, HighLevelData, relabel, residual_stats
+
+METHODS = ("auto", "analytical", "numerical", "cem", "qp", "naive", "state_matching")
+#: methods that need no logged torques
+TORQUE_FREE = ("state_matching", "naive")
+
+
+class RelabelError(RuntimeError):
+    """A relabel run cannot go on (a bad bag without ``skip_bad``, nothing left to write, ...)."""
+
+
+@dataclass(frozen=True)
+class RelabelConfig:
+    """Everything a per-bag job needs (picklable; validated on construction)."""
+
+    controller: OSCConfig | QPConfig = field(default_factory=OSCConfig)
+    k: int = 5
+    method: str = "auto"
+    max_residual: float = 1.0
+    out_of_range: str = "clip"          # goals outside the controller's range: clip (and count) or drop
+    joint_limit_margin: float = 0.05    # rad beyond the URDF limits before a segment is dropped
+    topic_map: TopicMap = field(default_factory=TopicMap)
+    read: ReadOptions | None = None     # None: defaults with the controller's control period
+    task: str | None = None             # None: read from the bags (``ohio collect`` writes it)
+
+    def __post_init__(self):
+        if not isinstance(self.k, int) or self.k < 1:
+            raise ValueError(f"k must be a positive integer, got {self.k!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"unknown inverse method {self.method!r}; expected one of {list(METHODS)}")
+        if self.out_of_range not in OUT_OF_RANGE:
+            raise ValueError(f"out_of_range must be one of {list(OUT_OF_RANGE)}, got {self.out_of_range!r}")
+        if not self.max_residual > 0 or not self.joint_limit_margin >= 0:
+            raise ValueError("max_residual must be > 0 and joint_limit_margin >= 0")
+        if self.read is None:
+            object.__setattr__(self, "read", ReadOptions(control_period=self.controller.control_period))
+        elif abs(self.read.control_period - self.controller.control_period) > 1e-12:
+            raise ValueError(f"ReadOptions.control_period ({self.read.control_period} s) differs from the controller's "
+                             f"({self.controller.control_period} s)")
+
+
+@dataclass
+class BagResult:
+    """One bag's transitions (None when it failed) and account."""
+
+    bag: str
+    data: HighLevelData | None
+    account: dict
+    task: str | None = None
+
+
+_CONTROLLERS: dict = {}
+
+
+def _controller(config):
+    key = json.dumps(config.to_dict(), sort_keys=True)
+    if key not in _CONTROLLERS:
+        from ohio_core.data.collect import make_controller
+        _CONTROLLERS[key] = make_controller(config)
+    return _CONTROLLERS[key]
+
+
+def recorded_task(path: Path) -> str | None:
+    """The task ``ohio collect`` recorded in a bag's metadata (None if not said)."""
+    info = custom_data(path).get("ohio.collect")
+    try:
+        return json.loads(info)["task"] if info else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def relabel_bag(bag: str | Path, config: RelabelConfig) -> BagResult:
+    """Read ``bag`` chunk by chunk and relabel every chunk for ``config.controller`` (module docstring)."""
+    path = Path(bag)
+    controller = _controller(config.controller)
+    stream = BagStream(path, config.topic_map, config.read)
+    parts, drops, method = [], Drops(), config.method
+    for chunk in stream:
+        if len(chunk) and not np.isfinite(chunk.tau).any():
+            if method == "auto":
+                method = "state_matching"
+            elif method not in TORQUE_FREE:
+                raise BagError(f"{path}: the bag has no torques ({stream.account.get('efforts') or 'none'}); "
+                               f"method {method!r} needs them: use --method state_matching (or auto)")
+        data = relabel(chunk, controller, config.k, method, max_residual=config.max_residual,
+                       out_of_range=config.out_of_range, joint_limit_margin=config.joint_limit_margin)
+        drops.merge(data.drops)
+        parts.append(data)
+    read = stream.account
+    account = {"read": read, **_merge_accounts([p.account for p in parts], config, method)}
+    account["segments_dropped_time_ranges_s"] = drops.ranges_s(read.get("start_ns", 0))
+    task = config.task or recorded_task(path) or (None if config.topic_map.task_state is not None else "arm")
+    data = concat(parts) if parts and sum(len(p.rewards) for p in parts) else None
+    if data is not None:
+        data.account = account
+    return BagResult(str(path), data, account, task)
+
+
+def _merge_accounts(accounts: list[dict], config: RelabelConfig, method: str) -> dict:
+    out = {"control_steps_in": 0, "segments_built": 0, "segments_written": 0, "actions_clipped": 0,
+           "pieces_ended_by_drop": 0, "segments_dropped": {}, "rows_not_in_segments": {}}
+    for acc in accounts:
+        for key in ("control_steps_in", "segments_built", "segments_written", "actions_clipped", "pieces_ended_by_drop"):
+            out[key] += acc[key]
+        for key in ("segments_dropped", "rows_not_in_segments"):
+            for reason, n in acc[key].items():
+                out[key][reason] = out[key].get(reason, 0) + n
+    out.update({"method": method, "k": config.k})
+    return out
+
+
+def concat(parts: list[HighLevelData]) -> HighLevelData:
+    """One ``HighLevelData`` from several (episode ids made distinct: each part's follow the previous)."""
+    parts = [p for p in parts if len(p.rewards)]
+    if not parts:
+        raise ValueError("no transitions to concatenate")
+    offset, episodes = 0, []
+    for p in parts:
+        uniq, inv = np.unique(p.episode, return_inverse=True)
+        episodes.append(offset + inv)
+        offset += len(uniq)
+    cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+    layouts = {json.dumps(p.obs_layout) for p in parts}
+    if len(layouts) != 1:
+        raise ValueError(f"the parts have different observation layouts: {sorted(layouts)}")
+    widths = {p.actions.shape[1] for p in parts}
+    if len(widths) != 1:
+        raise ValueError("some parts have a gripper action and some do not; relabel them separately")
+    return HighLevelData(observations=cat("observations"), actions=cat("actions"), rewards=cat("rewards"),
+                         terminals=cat("terminals"), timeouts=cat("timeouts"), episode=np.concatenate(episodes),
+                         residual=cat("residual"), account={}, obs_layout=parts[0].obs_layout)
+
+
+@dataclass
+class RunResult:
+    """What ``relabel_bags`` made: the transitions of all good bags, and the accounts."""
+
+    data: HighLevelData | None
+    bags: list[BagResult]
+    skipped: dict[str, str]          # bag -> error
+    task: str | None
+    account: dict
+
+
+def relabel_bags(bags: list[str | Path], config: RelabelConfig, workers: int | None = None,
+                 ray_address: str | None = None, skip_bad: bool = False, progress: bool = True) -> RunResult:
+    """``relabel_bag`` over every bag in parallel (module docstring); results in the bags' order."""
+    from functools import partial
+
+    from ohio_core.pipeline.parallel import map_items
+
+    bags = [str(b) for b in bags]
+    if not bags:
+        raise RelabelError("no bags given")
+    outcomes = sorted(map_items(partial(relabel_bag, config=config), bags, workers=workers,
+                                ray_address=ray_address, progress=progress, desc="bags"),
+                      key=lambda o: o.index)
+    results, skipped = [], {}
+    for o in outcomes:
+        if o.error is not None:
+            if not skip_bad:
+                raise RelabelError(f"{o.item}: {_strip(o.error, o.item)} (use --skip-bad to relabel the other bags)")
+            skipped[o.item] = _strip(o.error, o.item)
+        else:
+            results.append(o.value)
+    tasks = {r.task for r in results if r.data is not None}
+    if len(tasks) > 1:
+        raise RelabelError(f"the bags record different tasks {sorted(map(str, tasks))}; relabel them separately")
+    parts = [r.data for r in results if r.data is not None]
+    data = concat(parts) if parts else None
+    account = total_account(results, skipped, config)
+    if data is not None:
+        data.account = account
+    return RunResult(data, results, skipped, tasks.pop() if tasks else None, account)
+
+
+def _strip(error: str, bag: str) -> str:
+    """An error text without the exception type, and without a leading repeat of the bag path."""
+    text = error.split(": ", 1)[1] if error.split(": ", 1)[0].isidentifier() and ": " in error else error
+    return text[len(bag) + 2:] if text.startswith(bag + ": ") else text
+
+
+def total_account(results: list[BagResult], skipped: dict[str, str], config: RelabelConfig) -> dict:
+    """The run's account: totals over the bags, and each bag's own."""
+    accs = [r.account for r in results]
+    total = _merge_accounts(accs, config, ",".join(sorted({a["method"] for a in accs})) or config.method)
+    messages: dict[str, int] = {}
+    for a in accs:
+        for topic, n in a["read"]["messages"].items():
+            messages[topic] = messages.get(topic, 0) + n
+    rows_dropped: dict[str, int] = {}
+    for a in accs:
+        for reason, n in a["read"]["dropped"].items():
+            rows_dropped[reason] = rows_dropped.get(reason, 0) + n
+    residual = np.concatenate([r.data.residual for r in results if r.data is not None] or [np.zeros(0)])
+    total.update({
+        "bags_read": len(results), "bags_skipped": skipped, "messages": messages,
+        "rows_dropped_at_read": rows_dropped, "episodes_in": sum(a["read"]["episodes"] for a in accs),
+        "residual_n_m": residual_stats(residual), "per_bag": {r.bag: r.account for r in results},
+    })
+    return total
+
+
+def expand_bags(paths: list[str | Path]) -> list[Path]:
+    """Bags named directly, or found in folders (every sub-folder holding a metadata.yaml, and loose
+    .mcap/.db3 files), sorted; a path that is neither is an error."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir() and not (p / "metadata.yaml").is_file():
+            found = sorted({m.parent for m in p.rglob("metadata.yaml")})
+            loose = sorted(f for f in p.rglob("*") if f.suffix in (".mcap", ".db3") and
+                           not any(f.is_relative_to(b) for b in found))
+            if not found and not loose:
+                raise BagError(f"{p}: no rosbag2 bags in this folder (no metadata.yaml, .mcap or .db3 below it)")
+            out += found + loose
+        else:
+            out.append(p)
+    return out

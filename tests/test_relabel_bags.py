@@ -1,0 +1,224 @@
+"""Relabeling real-robot-style bags: streaming per-bag jobs, resampled driver logs, fallbacks,
+accounts with drop reasons and time ranges, bad bags, parallel runs and the CLI.
+
+Bags are written from simulator trajectories (``collect``): this stack's bags by ``BagWriter``, and
+driver-style bags (no task state, joint states at another rate in another joint order, unlabeled
+effort commands) by ``tests/bagmaker.py``. Goals recovered from a clean bag must equal those
+recovered from the in-memory trajectories exactly.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from controllers.config import OSCConfig
+from ohio_core.cli.main import main
+from ohio_core.data.bag_read import BagStream, ReadOptions, read_bag
+from ohio_core.data.bags import write_bag
+from ohio_core.data.collect import collect, iter_episodes, make_controller
+from ohio_core.data.topics import TopicMap
+from ohio_core.pipeline.bag_relabel import RelabelConfig, RelabelError, relabel_bag, relabel_bags
+from ohio_core.pipeline.dataset import load_dataset
+from ohio_core.pipeline.relabel import relabel
+from bagmaker import write_driver_bag
+
+ROOT = Path(__file__).resolve().parents[1]
+DRIVER = TopicMap.load(ROOT / "config/topics/ros2_control.yaml")
+SETTINGS = dict(episodes=3, seed=11, horizon=50, k=5)
+FIELDS = ("observations", "actions", "rewards", "terminals", "timeouts", "residual")
+
+
+@pytest.fixture(scope="module")
+def logs():
+    return list(iter_episodes("reach", "expert", **SETTINGS))
+
+
+@pytest.fixture(scope="module")
+def traj():
+    return collect("reach", "expert", **SETTINGS, progress=False)
+
+
+@pytest.fixture(scope="module")
+def controller():
+    return make_controller(OSCConfig())
+
+
+@pytest.fixture(scope="module")
+def bags(tmp_path_factory, logs):
+    root = tmp_path_factory.mktemp("bags")
+    out = {}
+    for storage in ("mcap", "sqlite3"):
+        write_bag(root / storage, logs, storage=storage, custom_data={"ohio.collect": json.dumps({"task": "reach"})})
+        out[storage] = root / storage
+    return out
+
+
+def assert_same(a, b):
+    for name in FIELDS:
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_clean_bag_goals_equal_in_memory_goals_exactly(bags, traj, controller, storage):
+    config = RelabelConfig(read=ReadOptions(chunk_rows=60))          # a chunk per episode or so
+    result = relabel_bag(bags[storage], config)
+    memory = relabel(traj, controller, 5, "auto", joint_limit_margin=config.joint_limit_margin)
+    assert len(memory.actions) == 30
+    assert_same(result.data, memory)
+    acc = result.account
+    assert acc["read"]["rows"] == 150 and acc["read"]["episodes"] == 3
+    assert acc["segments_written"] == 30 and acc["segments_dropped"] == {}
+    assert acc["read"]["storage"] == storage and acc["read"]["metadata_version"] == 9
+    assert result.task == "reach"
+
+
+def test_stream_holds_a_chunk_not_the_bag(bags):
+    stream = BagStream(bags["mcap"], options=ReadOptions(chunk_rows=60))
+    sizes = [len(chunk) for chunk in stream]
+    # a chunk is cut at the first episode start after 60 buffered task states: at most 2 episodes
+    assert len(sizes) >= 2 and sum(sizes) == 150 and max(sizes) <= 100
+
+
+def test_driver_bag_is_resampled_and_gives_the_same_goals(tmp_path, traj, controller):
+    info = write_driver_bag(tmp_path / "driver", traj, js_per_period=3)
+    config = RelabelConfig(topic_map=DRIVER)
+    result = relabel_bag(tmp_path / "driver", config)
+    memory = relabel(traj, controller, 5, "auto", joint_limit_margin=config.joint_limit_margin)
+    np.testing.assert_array_equal(result.data.actions, memory.actions)
+    np.testing.assert_array_equal(result.data.observations, memory.observations[:, :23])   # the arm's part
+    read = result.account["read"]
+    assert read["row_rule"] == "resampled to 0.02 s" and read["rows"] == 150 and read["episodes"] == 3
+    assert read["commands_unused"] == 0 and read["alignment"]["state_ms"]["max_ms"] == 0.0
+    # the 1 s pauses between episodes are gaps, counted in control periods with their time ranges
+    gap = "gap longer than max_gap (0.1 s) in the joint states"
+    assert read["dropped"][gap] == 2 * 49
+    assert read["drop_time_ranges_s"][gap] == [[1.0, 1.98], [2.98, 3.96]]
+    assert result.task == "arm" and result.data.obs_layout[-1] == ["tcp_rot6", 6]
+    assert info["messages"] == sum(read["messages"].values())
+
+
+def test_long_pieces_are_cut_and_chunks_stay_small(tmp_path, traj):
+    write_driver_bag(tmp_path / "driver", traj, js_per_period=2)
+    stream = BagStream(tmp_path / "driver", DRIVER, ReadOptions(max_piece=0.2))
+    sizes = [len(chunk) for chunk in stream]
+    assert sizes == [10] * 15 and stream.account["pieces_cut_at_max_piece"] == 12
+
+
+def test_missing_velocities_are_differentiated(tmp_path, traj, controller):
+    write_driver_bag(tmp_path / "nov", traj, js_per_period=1, velocities=False)
+    rows = read_bag(tmp_path / "nov", DRIVER)
+    assert rows.meta["account"]["velocities"].startswith("Savitzky-Golay")
+    inner = np.abs(rows.qd - traj.qd)[np.r_[3:47, 53:97, 103:147]]    # away from the piece ends
+    assert np.median(inner) < 0.01 and np.abs(rows.qd - traj.qd).max() < 0.5
+    a = relabel(rows, controller, 5).actions
+    b = relabel(traj, controller, 5).actions
+    assert np.median(np.abs(a - b)) < 0.01
+
+
+def test_empty_effort_falls_back_to_state_matching(tmp_path, traj, controller):
+    write_driver_bag(tmp_path / "noeff", traj, efforts="empty", commands=False)
+    measured = TopicMap.from_dict({**DRIVER.to_dict(), "effort_source": "joint_states"})
+    result = relabel_bag(tmp_path / "noeff", RelabelConfig(topic_map=measured))
+    assert result.account["method"] == "state_matching"
+    assert result.account["read"]["efforts"].startswith("none (297 of 297 joint states have no effort)")
+    built = result.account["segments_built"]
+    assert built == 30 and result.account["segments_written"] + sum(result.account["segments_dropped"].values()) == built
+    with pytest.raises(Exception, match=r"noeff: the bag has no torques .* method 'analytical' needs them"):
+        relabel_bag(tmp_path / "noeff", RelabelConfig(topic_map=measured, method="analytical"))
+
+
+def test_measured_efforts_are_read_from_joint_states(tmp_path, traj):
+    info = write_driver_bag(tmp_path / "meas", traj, js_per_period=2, commands=False)
+    measured = TopicMap.from_dict({**DRIVER.to_dict(), "commands": None, "effort_source": "joint_states"})
+    rows = read_bag(tmp_path / "meas", measured)
+    keep = np.isin(info["row_ns"], rows.stamp)
+    # the last row of each piece has no joint state after it: its torque is unknown
+    assert rows.meta["account"]["dropped"]["no measured effort within the period"] == 3 and keep.sum() == 147
+    np.testing.assert_array_equal(rows.tau, traj.tau[keep])
+
+
+def test_jittered_stamps_report_the_alignment_error(tmp_path, traj):
+    write_driver_bag(tmp_path / "jit", traj, js_per_period=4, jitter_ns=2_000_000)
+    rows = read_bag(tmp_path / "jit", DRIVER)
+    al = rows.meta["account"]["alignment"]
+    assert 0 < al["state_ms"]["p95_ms"] <= 5.0 + 1e-9
+    np.testing.assert_allclose(rows.q, traj.q, atol=2e-3)
+
+
+def test_joint_limit_violations_and_out_of_range_goals_are_dropped_with_time_ranges(tmp_path, traj):
+    bad = traj.select(np.ones(len(traj), bool))
+    bad.q = bad.q.copy()
+    bad.q[60:63, 3] = 0.5                              # panda_joint4 has an upper limit of -0.07 rad
+    write_driver_bag(tmp_path / "lim", bad, js_per_period=1)
+    result = relabel_bag(tmp_path / "lim", RelabelConfig(topic_map=DRIVER))
+    reason = "joint limit violation (beyond 0.05 rad)"
+    assert result.account["segments_dropped"][reason] == 1
+    assert result.account["segments_dropped_time_ranges_s"][reason] == [[2.18, 2.28]]   # episode 1 starts at 1.98 s; rows 10-14
+    # a deployment controller with a tenth of the range: far goals leave it
+    narrow = OSCConfig(output_max=(0.005, 0.005, 0.005, 0.05, 0.05, 0.05))
+    clip = relabel_bag(tmp_path / "lim", RelabelConfig(controller=narrow, topic_map=DRIVER))
+    drop = relabel_bag(tmp_path / "lim", RelabelConfig(controller=narrow, topic_map=DRIVER, out_of_range="drop"))
+    n = drop.account["segments_dropped"]["goal outside the deployment controller's range"]
+    assert n > 0 and clip.account["actions_clipped"] >= n
+    assert drop.account["segments_written"] == clip.account["segments_written"] - n
+
+
+def _truncate(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    mcap = next(dst.glob("*.mcap"))
+    data = mcap.read_bytes()
+    mcap.write_bytes(data[: len(data) * 6 // 10])
+    return dst
+
+
+def test_a_bad_bag_stops_the_run_or_is_skipped(tmp_path, bags, traj, controller):
+    bad = _truncate(bags["mcap"], tmp_path / "truncated")
+    order = [bags["mcap"], bad, bags["sqlite3"]]
+    with pytest.raises(RelabelError, match=r"truncated: .*truncated or corrupt.*--skip-bad"):
+        relabel_bags(order, RelabelConfig(), workers=1, progress=False)
+    run = relabel_bags(order, RelabelConfig(), workers=1, skip_bad=True, progress=False)
+    assert list(run.skipped) == [str(bad)] and "truncated or corrupt" in run.skipped[str(bad)]
+    assert run.account["bags_read"] == 2 and run.account["segments_written"] == 60
+    memory = relabel(traj, controller, 5, joint_limit_margin=0.05)
+    np.testing.assert_array_equal(run.data.actions, np.concatenate([memory.actions] * 2))
+    assert len(np.unique(run.data.episode)) == 6            # episode ids distinct across bags
+
+
+def test_parallel_run_equals_inline(bags):
+    order = [bags["mcap"], bags["sqlite3"]]
+    a = relabel_bags(order, RelabelConfig(), workers=1, progress=False)
+    b = relabel_bags(order, RelabelConfig(), workers=2, progress=False)
+    assert_same(a.data, b.data)
+    np.testing.assert_array_equal(a.data.episode, b.data.episode)
+    assert a.account["messages"] == b.account["messages"]
+
+
+def test_cli_relabel_writes_an_accounted_dataset_and_pipeline_trains(tmp_path, bags, capsys):
+    out = tmp_path / "ds"
+    assert main(["relabel", str(bags["mcap"].parent), "--workers", "1", "--out", str(out), "--json"]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads(printed.strip().splitlines()[-1])
+    assert summary["bags_read"] == 2 and summary["segments_written"] == 60
+    assert "segments written" in printed and "alignment" in printed
+    _, meta = load_dataset(out)
+    assert meta["transitions"] == 60 and set(meta["account"]["per_bag"]) == {str(bags["mcap"]), str(bags["sqlite3"])}
+    model = tmp_path / "model"
+    assert main(["pipeline", str(bags["mcap"]), "--workers", "1", "--algo", "bc", "--steps", "20",
+                 "--out", str(model), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["transitions"] == 30 and Path(result["model"]).is_file()
+    assert Path(str(model) + "_dataset.h5").is_file()
+
+
+def test_cli_names_the_bad_bag_and_writes_nothing(tmp_path, bags):
+    bad = _truncate(bags["mcap"], tmp_path / "cut")
+    with pytest.raises(SystemExit, match=r"ohio relabel: .*cut: .*truncated or corrupt"):
+        main(["relabel", str(bags["mcap"]), str(bad), "--workers", "1", "--out", str(tmp_path / "ds")])
+    assert not list(tmp_path.glob("ds*"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match=r"empty: no rosbag2 bags in this folder"):
+        main(["relabel", str(tmp_path / "empty"), "--out", str(tmp_path / "x")])
