@@ -1,0 +1,137 @@
+"""The committed golden bags (tests/golden/bags) read as tests/golden/expected.json says.
+
+The bags are the rosbag2 variants users bring: both storages, zstd per file and per message, a
+bag split in two files, metadata of older rosbag2 releases, permuted joints, a gap, a cut MCAP,
+a broken database, a recording without torques, and one recorded by this stack's recorder node.
+``tests/golden/make_golden.py`` writes them and describes each. Every bag reads to its expected
+account (and the variants of the clean episodes to the clean rows, exactly) or fails with a
+``BagError`` naming the bag and the expected problem.
+"""
+
+import json
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from rosbags.rosbag2 import Reader
+
+from ohio_core.data import topics as tp
+from ohio_core.data.bags import BagError, read_bag, typestore
+from test_bags import assert_same_rows
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+BAGS = GOLDEN / "bags"
+EXPECTED = json.loads((GOLDEN / "expected.json").read_text())["bags"]
+
+
+@cache
+def read(name: str):
+    return read_bag(BAGS / name)
+
+
+def metadata(name: str) -> dict:
+    return yaml.safe_load((BAGS / name / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+
+
+def test_expected_json_and_the_bag_folders_list_the_same_bags():
+    assert sorted(EXPECTED) == sorted(p.name for p in BAGS.iterdir() if p.is_dir())
+    for name, entry in EXPECTED.items():
+        assert sum(k in entry for k in ("account", "error", "structural")) == 1, name
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_golden_bag_reads_as_expected(name):
+    want = EXPECTED[name]
+    path = BAGS / name
+    if "error" in want:
+        with pytest.raises(BagError) as exc:
+            read_bag(path)
+        assert want["error"] in str(exc.value) and str(path) in str(exc.value)
+        return
+    traj = read(name)
+    account = traj.meta["account"]
+    assert account["bag"] == str(path) and len(traj) == account["rows"]
+    if "structural" in want:
+        facts = want["structural"]
+        assert account["topics_in_bag"] == facts["topics_in_bag"]
+        assert account["episodes"] == facts["episodes"] and account["rows"] >= facts["min_rows"]
+        return
+    assert {k: v for k, v in account.items() if k != "bag"} == want["account"]
+    if want.get("same_rows_as"):
+        assert_same_rows(traj, read(want["same_rows_as"]))        # exactly
+
+
+def test_gap_drops_the_rows_it_spans_and_closes_the_piece_before_it():
+    clean, gap = read("clean_mcap"), read("gap")
+    acc = gap.meta["account"]
+    # episode 0 loses the rows whose start or end state fell in the gap; the row before the gap
+    # ends a piece (marked timeout), so that no transition spans the missing data
+    lost = (clean.episode == 0) & ~np.isin(clean.step, gap.step[gap.episode == 0])
+    assert lost.sum() == acc["dropped"]["task_state missing (step skipped)"] == len(clean) - len(gap)
+    assert acc["gaps_closed_by_timeout"] == 1 and acc["episodes_not_closed"] == []
+    kept = clean.select(~lost)
+    before_gap = np.flatnonzero((gap.episode == 0) & (gap.step < clean.step[lost].min()))[-1]
+    assert gap.timeout[before_gap] and not kept.timeout[before_gap]
+    gap.timeout[before_gap] = False
+    # the goals published in the gap are lost too: after it, the episode's rows hold the last goal
+    # received before it (the latest at or before each command) until a new one arrives
+    after = (gap.episode == 0) & (gap.step > gap.step[before_gap])
+    assert after.any() and not np.array_equal(gap.goal[after], kept.goal[after])
+    np.testing.assert_array_equal(gap.goal[after], np.broadcast_to(gap.goal[before_gap], gap.goal[after].shape))
+    gap.goal[after] = kept.goal[after]
+    assert_same_rows(gap, kept)
+
+
+def test_recorder_bag_is_a_closed_loop_recording():
+    traj = read("recorder_mcap")
+    custom = traj.meta["custom_data"]
+    assert json.loads(custom["ohio.record"])["use_sim_time"] is True
+    assert custom["ohio.task_state_layout"] == tp.TASK_STATE_LABEL
+    assert np.all(np.abs(traj.tau) <= np.array([87.0] * 4 + [12.0] * 3))
+    assert {0, 1} <= set(traj.episode.tolist())
+
+
+def first_message(name: str, topic: str):
+    with Reader(BAGS / name) as r:
+        conns = [c for c in r.connections if c.topic == topic]
+        c, _, raw = next(r.messages(connections=conns))
+        return typestore().deserialize_cdr(raw, c.msgtype)
+
+
+def test_the_bags_are_the_variants_they_stand_for():
+    """Checks on the files themselves, so that regenerating them cannot lose a variant."""
+    for name, mode in (("sqlite3_zstd_file", "file"), ("sqlite3_zstd_message", "message")):
+        with Reader(BAGS / name) as r:
+            assert r.compression_format == "zstd" and r.compression_mode == mode
+    assert metadata("sqlite3_zstd_file")["relative_file_paths"] == ["sqlite3_zstd_file_0.db3.zstd"]
+    # split: two files, one episode each, the counts of each file in metadata.yaml
+    split = metadata("split_mcap")
+    assert split["relative_file_paths"] == ["split_mcap_0.mcap", "split_mcap_1.mcap"]
+    assert [f["path"] for f in split["files"]] == split["relative_file_paths"]
+    assert sum(f["message_count"] for f in split["files"]) == split["message_count"]
+    for n, f in enumerate(split["files"]):
+        part = read_bag(BAGS / "split_mcap" / f["path"])
+        assert set(part.episode.tolist()) == {n}
+        assert sum(part.meta["account"]["messages"].values()) == f["message_count"]
+    # metadata versions, with the keys each adds, and QoS as a string before version 9
+    for name, version in (("sqlite3_v4_foxy", 4), ("mcap_v5_humble", 5), ("sqlite3_v6", 6),
+                          ("mcap_v8_iron", 8), ("clean_mcap", 9), ("split_mcap", 9)):
+        info = metadata(name)
+        topic = info["topics_with_message_count"][0]["topic_metadata"]
+        assert info["version"] == version, name
+        assert ("files" in info) == (version >= 5) and ("custom_data" in info) == (version >= 6), name
+        assert ("type_description_hash" in topic) == (version >= 7), name
+        assert ("ros_distro" in info) == (version >= 8), name
+        assert isinstance(topic["offered_qos_profiles"], str if version < 9 else list), name
+    # joints named in permuted orders
+    js = first_message("shuffled_joints", tp.JOINT_STATES)
+    assert sorted(js.name) == sorted(tp.ARM_JOINTS + tp.FINGER_JOINTS)
+    assert list(js.name) != list(tp.ARM_JOINTS + tp.FINGER_JOINTS)
+    assert "finger" in js.name[1]
+    label = first_message("shuffled_joints", tp.EFFORT_COMMANDS).layout.dim[0].label.split(",")
+    assert sorted(label) == sorted(tp.ARM_JOINTS) and label != list(tp.ARM_JOINTS)
+    # a driver without torque sensing
+    js = first_message("empty_effort", tp.JOINT_STATES)
+    assert list(js.name) == list(tp.ARM_JOINTS) and len(js.effort) == 0 and len(js.position) == 7
