@@ -135,3 +135,20 @@ def test_the_bags_are_the_variants_they_stand_for():
     # a driver without torque sensing
     js = first_message("empty_effort", tp.JOINT_STATES)
     assert list(js.name) == list(tp.ARM_JOINTS) and len(js.effort) == 0 and len(js.position) == 7
+
+
+def test_empty_effort_reads_without_torques_and_relabels_by_state_matching():
+    """With the measured-effort map, a driver without torque sensing still gives goals."""
+    from ohio_core.data.topics import TopicMap
+    from ohio_core.pipeline.bag_relabel import RelabelConfig, relabel_bag
+
+    measured = TopicMap(effort_source="joint_states")
+    traj = read_bag(BAGS / "empty_effort", measured)
+    acc = traj.meta["account"]
+    assert len(traj) == 40 and np.isnan(traj.tau).all()
+    assert acc["efforts"].startswith("none (42 of 42 joint states have no effort)")
+    result = relabel_bag(BAGS / "empty_effort", RelabelConfig(topic_map=measured))
+    assert result.account["method"] == "state_matching" and result.account["segments_built"] == 8
+    assert result.account["segments_written"] + sum(result.account["segments_dropped"].values()) == 8
+    # the segment before each episode's end has no next state in the bag: counted, not lost silently
+    assert result.account["segments_dropped"].get("no state after the segment (the method needs it)", 0) == 2

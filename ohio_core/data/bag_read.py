@@ -252,11 +252,26 @@ class BagStream:
         except Exception as exc:
             raise BagError(f"{path}: cannot read the bag's messages (truncated or corrupt?): "
                            f"{type(exc).__name__}: {exc}") from None
+        self._check_counts(conns, counts)
         if episodic:
             yield from self._flush_episodic(None)
         else:
             yield from self._flush_resampled(final=True)
         self._finish()
+
+    def _check_counts(self, conns, counts: dict) -> None:
+        """Messages read against the counts the bag's metadata states: a topic the metadata says
+        has messages but that yields none is an error; fewer than stated is counted."""
+        stated: dict[str, int] = {}
+        for c in conns:
+            stated[c.topic] = stated.get(c.topic, 0) + int(getattr(c, "msgcount", 0) or 0)
+        short = {t: n - counts.get(t, 0) for t, n in stated.items() if counts.get(t, 0) < n}
+        for topic, n in short.items():
+            if counts.get(topic, 0) == 0:
+                raise BagError(f"{self.path}: the bag's metadata states {n} messages on {topic!r} but none could "
+                               f"be read (offered QoS or type in metadata.yaml differs from the data file?)")
+        if short:
+            self.account["messages_missing_vs_metadata"] = short
 
     def _add(self, role: str, topic: str, ns: int, msg, n: int) -> None:
         path, st, arm = self.path, self._state, self.tm.arm_joints
@@ -427,7 +442,7 @@ class BagStream:
         ep_start_ns = ts_ns[run_start][run_id]
         jump = step_all[1:] - step_all[:-1]
         skipped = np.flatnonzero(same & (jump > 1))
-        drops.add("task_state missing (step skipped)", int(np.sum(jump[skipped] - 1)), ts_ns[skipped],
+        drops.add("task_state missing (step skipped)", int(np.sum(jump[skipped])), ts_ns[skipped],
                   ts_ns[skipped + 1])
         s_idx = np.flatnonzero(same & (jump == 1))
         e_idx = s_idx + 1

@@ -11,6 +11,7 @@ Regenerate (from the repository root, in the project's virtual environment)::
     python tests/golden/make_golden.py                    # every bag, then expected.json
     python tests/golden/make_golden.py --only gap         # one bag (repeat --only for more)
     python tests/golden/make_golden.py --skip-ros         # every bag but recorder_mcap
+    python tests/golden/make_golden.py --expected-only    # keep the bags, record expected.json anew
 
 Only ``recorder_mcap`` needs ROS 2 (rclpy and the ohio_ros console scripts, as the ROS tests
 do); everything else runs the MuJoCo simulator or copies messages with ``rosbags``. The bags
@@ -86,7 +87,9 @@ empty_effort
     What a driver without torque sensing records: ``/joint_states`` with the 7 arm joints'
     position and velocity and an empty ``effort`` array, at the clean joint-state stamps
     (50 Hz), plus ``/ohio/task_state`` copied from the clean bag, and no effort-command topic.
-    Today's reader needs the commands (expected: the missing-topic error).
+    With this stack's topic map the commands are required (expected: the missing-topic error);
+    with ``effort_source: joint_states`` it reads with no torques and relabels by state matching
+    (``tests/test_golden_bags.py``).
 recorder_mcap
     Recorded by ``recorder_node`` in a short closed loop over DDS (mujoco_sim_node,
     controller_node, policy_node, recorder_node as ``launch/sim_arm.launch.py`` starts them,
@@ -680,12 +683,14 @@ def main(argv=None) -> int:
     ap.add_argument("--only", action="append", choices=sorted(BUILDERS), metavar="NAME",
                     help=f"rebuild only this bag (repeatable); one of {', '.join(BUILDERS)}")
     ap.add_argument("--skip-ros", action="store_true", help="leave recorder_mcap as it is")
+    ap.add_argument("--expected-only", action="store_true",
+                    help="build no bag; record what the reader gives for the bags on disk")
     args = ap.parse_args(argv)
     names = [n for n in BUILDERS if (not args.only or n in args.only)
              and not (args.skip_ros and BUILDERS[n]["needs_ros"])]
     BAGS.mkdir(parents=True, exist_ok=True)
     expected = json.loads(EXPECTED.read_text())["bags"] if EXPECTED.exists() else {}
-    for name in names:
+    for name in [] if args.expected_only else names:
         print(f"[golden] {name}", flush=True)
         with tempfile.TemporaryDirectory(prefix=f"golden_{name}_") as work:
             BUILDERS[name]["fn"](BAGS / name, Path(work))
