@@ -64,7 +64,8 @@ def write_driver_bag(path: Path, traj, js_per_period: int = 2, velocities: bool 
                 full = np.zeros((3, len(NAMES)))
                 full[0, order], full[1, order], full[2, order] = pos, vel, eff
                 msgs.append((t, 0, JS(header=Header(stamp=Time(sec=t // 10**9, nanosec=t % 10**9), frame_id=""),
-                                      name=list(NAMES), position=full[0], velocity=full[1] if velocities else np.zeros(0),
+                                      name=list(NAMES), position=full[0],
+                                      velocity=full[1] if velocities else np.zeros(0),
                                       effort={"measured": full[2], "empty": np.zeros(0),
                                               "zero": np.zeros(len(NAMES))}[efforts])))
             if commands:

@@ -124,7 +124,8 @@ def test_empty_effort_falls_back_to_state_matching(tmp_path, traj, controller):
     assert result.account["method"] == "state_matching"
     assert result.account["read"]["efforts"].startswith("none (297 of 297 joint states have no effort)")
     built = result.account["segments_built"]
-    assert built == 30 and result.account["segments_written"] + sum(result.account["segments_dropped"].values()) == built
+    assert built == 30
+    assert result.account["segments_written"] + sum(result.account["segments_dropped"].values()) == built
     with pytest.raises(Exception, match=r"noeff: the bag has no torques .* method 'analytical' needs them"):
         relabel_bag(tmp_path / "noeff", RelabelConfig(topic_map=measured, method="analytical"))
 
@@ -155,7 +156,8 @@ def test_joint_limit_violations_and_out_of_range_goals_are_dropped_with_time_ran
     result = relabel_bag(tmp_path / "lim", RelabelConfig(topic_map=DRIVER))
     reason = "joint limit violation (beyond 0.05 rad)"
     assert result.account["segments_dropped"][reason] == 1
-    assert result.account["segments_dropped_time_ranges_s"][reason] == [[2.18, 2.28]]   # episode 1 starts at 1.98 s; rows 10-14
+    # episode 1 starts at 1.98 s; its rows 10-14 make the segment
+    assert result.account["segments_dropped_time_ranges_s"][reason] == [[2.18, 2.28]]
     # a deployment controller with a tenth of the range: far goals leave it
     narrow = OSCConfig(output_max=(0.005, 0.005, 0.005, 0.05, 0.05, 0.05))
     clip = relabel_bag(tmp_path / "lim", RelabelConfig(controller=narrow, topic_map=DRIVER))

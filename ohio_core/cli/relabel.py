@@ -36,7 +36,8 @@ def add_relabel_arguments(p: argparse.ArgumentParser) -> None:
                    help="the task the bags record (default: read from bags written by `ohio collect`)")
     p.add_argument("--workers", type=int, default=None, help="processes, one bag each (default: one per CPU)")
     p.add_argument("--ray", metavar="ADDRESS", default=None,
-                   help="run the per-bag jobs on an existing Ray cluster (e.g. 10.0.0.5:6379) instead of local processes")
+                   help="run the per-bag jobs on an existing Ray cluster (e.g. 10.0.0.5:6379) instead of "
+                        "local processes")
     p.add_argument("--skip-bad", action="store_true",
                    help="report and skip bags that cannot be read instead of stopping at the first")
 

@@ -54,7 +54,7 @@ class ReadOptions:
 
     control_period: float = 0.02   # the deployment controller's period (grid of logs without task state)
     max_state_age: float = 0.01    # task state: a joint state may be this much older than its command
-    max_gap: float = 0.1           # no task state: longer gaps between joint states end a piece; older commands are missing
+    max_gap: float = 0.1           # no task state: longer joint-state gaps end a piece; older commands are missing
     max_piece: float = 60.0        # no task state: longest piece (s)
     chunk_rows: int = 5000         # task state: rows buffered before whole episodes are handed on
 
@@ -209,7 +209,7 @@ class BagStream:
         episodic = tm.task_state is not None
         self.start_ns = int(reader.start_time) if reader.message_count else 0
         counts = {t: 0 for t in role_of}
-        self.account = acc = {
+        self.account = {
             "bag": str(path), **bag_info(path), "messages": counts,
             "topics_in_bag": {t: "/".join(sorted(ty)) for t, ty in sorted(in_bag.items())},
             "start_ns": self.start_ns, "duration_s": round((int(reader.end_time) - self.start_ns) * 1e-9, 3)
@@ -285,7 +285,8 @@ class BagStream:
                                    f"{list(names)} (set arm_joints in the topic map)")
                 idx = st["js_index"][names] = np.array([names.index(j) for j in arm])
             if len(msg.position) != len(names):
-                raise BagError(f"{path}: {topic!r} message {n} has {len(names)} names but {len(msg.position)} positions")
+                raise BagError(f"{path}: {topic!r} message {n} has {len(names)} names but "
+                               f"{len(msg.position)} positions")
             for field in ("velocity", "effort"):
                 k = len(getattr(msg, field))
                 if k not in (0, len(names)):

@@ -64,8 +64,9 @@ def next_within(ns: np.ndarray, x: np.ndarray, t: np.ndarray, window_ns: int) ->
     i = np.searchsorted(ns, t, "right")
     ok = i < len(ns)
     ok[ok] &= ns[i[ok]] <= t[ok] + window_ns
-    return np.where(ok[:, None], x[np.minimum(i, len(ns) - 1)], np.nan) if len(ns) else np.full((len(t), x.shape[1]),
-                                                                                                 np.nan)
+    if not len(ns):
+        return np.full((len(t), x.shape[1]), np.nan)
+    return np.where(ok[:, None], x[np.minimum(i, len(ns) - 1)], np.nan)
 
 
 def differentiate(q: np.ndarray, period: float, piece: np.ndarray) -> np.ndarray:

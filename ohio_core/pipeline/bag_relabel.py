@@ -127,7 +127,8 @@ def _merge_accounts(accounts: list[dict], config: RelabelConfig, method: str) ->
     out = {"control_steps_in": 0, "segments_built": 0, "segments_written": 0, "actions_clipped": 0,
            "pieces_ended_by_drop": 0, "segments_dropped": {}, "rows_not_in_segments": {}}
     for acc in accounts:
-        for key in ("control_steps_in", "segments_built", "segments_written", "actions_clipped", "pieces_ended_by_drop"):
+        for key in ("control_steps_in", "segments_built", "segments_written", "actions_clipped",
+                    "pieces_ended_by_drop"):
             out[key] += acc[key]
         for key in ("segments_dropped", "rows_not_in_segments"):
             for reason, n in acc[key].items():
@@ -146,7 +147,10 @@ def concat(parts: list[HighLevelData]) -> HighLevelData:
         uniq, inv = np.unique(p.episode, return_inverse=True)
         episodes.append(offset + inv)
         offset += len(uniq)
-    cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in parts])
+
     layouts = {json.dumps(p.obs_layout) for p in parts}
     if len(layouts) != 1:
         raise ValueError(f"the parts have different observation layouts: {sorted(layouts)}")

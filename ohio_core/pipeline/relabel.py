@@ -131,7 +131,8 @@ def assemble(traj: Trajectories, starts: np.ndarray, rows_dropped: dict, k: int,
         "method": method,
         "k": k,
     }
-    return HighLevelData(observations=traj.obs[starts][keep].astype(np.float32), actions=actions[keep].astype(np.float32),
+    return HighLevelData(observations=traj.obs[starts][keep].astype(np.float32),
+                         actions=actions[keep].astype(np.float32),
                          rewards=rewards[keep].astype(np.float32), terminals=terminals[keep], timeouts=timeouts[keep],
                          episode=traj.episode[starts][keep], residual=residual[keep], account=account,
                          obs_layout=[list(x) for x in traj.meta.get("obs_layout", OBS_LAYOUT)])
