@@ -212,8 +212,9 @@ def test_cli_relabel_writes_an_accounted_dataset_and_pipeline_trains(tmp_path, b
     assert main(["pipeline", str(bags["mcap"]), "--workers", "1", "--algo", "bc", "--steps", "20",
                  "--out", str(model), "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["transitions"] == 30 and Path(result["model"]).is_file()
-    assert Path(str(model) + "_dataset.h5").is_file()
+    assert Path(result["model"]).is_file() and result["account"]["segments_written"] == 30
+    _, meta = load_dataset(str(model) + "_dataset")
+    assert meta["transitions"] == 30 and meta["command"].startswith("ohio pipeline ")
 
 
 def test_cli_names_the_bad_bag_and_writes_nothing(tmp_path, bags):
