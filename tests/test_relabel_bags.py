@@ -225,3 +225,18 @@ def test_cli_names_the_bad_bag_and_writes_nothing(tmp_path, bags):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match=r"empty: no rosbag2 bags in this folder"):
         main(["relabel", str(tmp_path / "empty"), "--out", str(tmp_path / "x")])
+
+
+def test_a_run_killed_while_writing_leaves_no_dataset(tmp_path):
+    """The process dies (no clean-up runs) half way through the data file: nothing at the final names."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys; from pathlib import Path; from ohio_core.pipeline.sidecar import write_pair\n"
+            "def half(tmp):\n    tmp.write_bytes(b'x' * 1000); os._exit(9)\n"
+            "out = Path(sys.argv[1]); write_pair(out.with_suffix('.h5'), out.with_suffix('.json'), half, {})\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "ds")], cwd=ROOT)
+    assert proc.returncode == 9
+    assert not (tmp_path / "ds.h5").exists() and not (tmp_path / "ds.json").exists()
+    with pytest.raises(FileNotFoundError, match="dataset not found"):
+        load_dataset(tmp_path / "ds")
