@@ -361,3 +361,10 @@ def test_messages_decode_with_ros2_type_support(reach_bag):
                 assert ros.header.frame_id == "world" and ros.pose.orientation.w == ours.pose.orientation.w
             seen.add(c.topic)
     assert seen == {tp.JOINT_STATES, tp.EFFORT_COMMANDS, tp.TASK_STATE, tp.EE_GOAL}
+
+
+@pytest.mark.parametrize("name", ["ohio", "ros2_control"])
+def test_shipped_topic_maps_are_the_presets(name):
+    assert TopicMap.load(ROOT / "config" / "topics" / f"{name}.yaml") == TopicMap.preset(name)
+    with pytest.raises(TopicMapError, match="unknown topic map 'nope'"):
+        TopicMap.preset("nope")

@@ -8,11 +8,10 @@ from pathlib import Path
 
 from ohio_core.cli.output import emit_json, table
 
-TOPIC_MAPS = {"ohio": "config/topics/ohio.yaml", "ros2_control": "config/topics/ros2_control.yaml"}
-
 
 def add_relabel_arguments(p: argparse.ArgumentParser) -> None:
     """The options ``ohio relabel`` and ``ohio pipeline`` share."""
+    from ohio_core.data.topics import PRESETS
     from ohio_core.pipeline.bag_relabel import METHODS
 
     p.add_argument("bags", nargs="+", type=Path,
@@ -24,7 +23,8 @@ def add_relabel_arguments(p: argparse.ArgumentParser) -> None:
                    help="inverse method (auto: closed form, numerical where that is ill-posed; state matching "
                         "for bags without torques)")
     p.add_argument("--topics", default=None,
-                   help=f"topic map: a YAML file or one of {sorted(TOPIC_MAPS)} (default: ohio, this stack's topics)")
+                   help=f"topic map: a YAML file or one of {sorted(PRESETS)} (as in config/topics/; default: ohio, "
+                        "this stack's topics)")
     p.add_argument("--max-residual", type=float, default=1.0, help="drop segments above this RMS torque residual (N m)")
     p.add_argument("--max-gap", type=float, default=None,
                    help="logs without task state: a longer gap (s) between joint states ends a piece (default 0.1)")
@@ -57,15 +57,15 @@ def relabel_config(args: argparse.Namespace, prog: str):
     """``RelabelConfig`` from the shared options; bad values exit with a message naming them."""
     from ohio_core.data.bag_read import ReadOptions
     from ohio_core.data.collect import controller_config
-    from ohio_core.data.topics import TopicMap, TopicMapError
+    from ohio_core.data.topics import PRESETS, TopicMap, TopicMapError
     from ohio_core.pipeline.bag_relabel import RelabelConfig
 
     try:
         config = controller_config(args.controller)
-        topics = TOPIC_MAPS.get(args.topics, args.topics)
-        if topics in TOPIC_MAPS.values():
-            topics = Path(__file__).resolve().parents[2] / topics
-        topic_map = TopicMap.load(topics) if topics else TopicMap()
+        if args.topics is None or args.topics in PRESETS:
+            topic_map = TopicMap.preset(args.topics or "ohio")
+        else:
+            topic_map = TopicMap.load(args.topics)
         read = ReadOptions(control_period=config.control_period,
                            **({"max_gap": args.max_gap} if args.max_gap is not None else {}))
         return RelabelConfig(controller=config, k=args.k, method=args.method, max_residual=args.max_residual,

@@ -186,9 +186,24 @@ class TopicMap:
         except (TopicMapError, TypeError) as exc:
             raise TopicMapError(f"{path}: {exc}") from None
 
+    @classmethod
+    def preset(cls, name: str) -> "TopicMap":
+        """A ready-made map by name (``PRESETS``); the same as its file in ``config/topics/``."""
+        if name not in PRESETS:
+            raise TopicMapError(f"unknown topic map {name!r}; ready-made maps: {sorted(PRESETS)} (or give a YAML file)")
+        return cls.from_dict(PRESETS[name])
+
     def to_dict(self) -> dict:
         out = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             out[f.name] = list(v) if isinstance(v, tuple) else v
         return out
+
+
+#: ready-made topic maps (mirrored by ``config/topics/<name>.yaml``)
+PRESETS: dict[str, dict] = {
+    "ohio": {},
+    "ros2_control": {"commands": "/forward_effort_controller/commands", "effort_source": "commands",
+                     "task_state": None, "ee_goal": None, "gripper": None},
+}
