@@ -128,11 +128,18 @@ def print_account(run) -> None:
     res = acc["residual_n_m"]
     if res.get("count"):
         print(f"residual (N m): median {res['median']:.3g}, p95 {res['p95']:.3g}, max {res['max']:.3g}")
-    for r in run.bags[:1]:
-        al = r.account["read"]["alignment"]
-        print(f"alignment ({al['rule']}): state {al['state_ms'].get('p95_ms', '-')} ms p95, command age "
-              f"{al['command_age_ms'].get('p95_ms', '-')} ms p95 (first bag; every bag's in the sidecar); "
-              f"velocities {r.account['read']['velocities']}; efforts {r.account['read']['efforts']}")
+    for kind in ("state_ms", "command_age_ms"):
+        worst = [(r.account["read"]["alignment"][kind], Path(r.bag).name) for r in run.bags
+                 if r.account["read"]["alignment"][kind].get("count")]
+        if worst:
+            (stats, name) = max(worst, key=lambda w: w[0]["max_ms"])
+            label = "joint state to row time" if kind == "state_ms" else "command age"
+            print(f"alignment, {label}: p95 {stats['p95_ms']:g} ms, max {stats['max_ms']:g} ms (worst bag: {name})")
+    rules = {r.account["read"]["alignment"]["rule"] for r in run.bags}
+    rules |= {f"velocities {r.account['read']['velocities']}" for r in run.bags}
+    rules |= {f"efforts {r.account['read']['efforts']}" for r in run.bags}
+    for rule in sorted(rules):
+        print(f"  rule: {rule}")
 
 
 def run(args: argparse.Namespace) -> int:
