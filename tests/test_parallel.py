@@ -1,0 +1,214 @@
+"""ohio_core.pipeline.parallel: inline, a local process pool and a Ray cluster give the same outcomes.
+
+The functions mapped are stdlib ones (``json.loads``, ``math.factorial``, ``operator.call``,
+``os._exit``, ``time.sleep``): spawned workers and Ray workers import them by name, which a
+function defined here would not allow. The Ray tests start a head node of their own, bound to the loopback
+interface, and stop it afterwards.
+"""
+
+import json
+import math
+import multiprocessing
+import operator
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ohio_core.pipeline.parallel import Outcome, ParallelError, map_items
+
+ROOT = Path(__file__).resolve().parents[1]
+RAY = Path(sys.executable).parent / "ray"   # the CLI of the ray package in this venv
+
+TEXTS = ["1", "[2, 3]", "{bad", '"x"', "null", '{"a": 4}']
+BAD = 2   # index of the text json.loads rejects
+
+
+def run(fn, items, **kw) -> list[Outcome]:
+    """All outcomes, sorted by index; each item exactly once."""
+    outcomes = sorted(map_items(fn, items, progress=False, **kw), key=lambda o: o.index)
+    assert [o.index for o in outcomes] == list(range(len(items)))
+    assert [o.item for o in outcomes] == list(items)
+    return outcomes
+
+
+def check_json(outcomes: list[Outcome]) -> None:
+    for o in outcomes:
+        if o.index == BAD:
+            assert o.value is None
+            assert o.error is not None and o.error.startswith("JSONDecodeError: Expecting property name")
+        else:
+            assert o.error is None, o.error
+            assert o.value == json.loads(o.item)
+        assert o.seconds >= 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- local ------------------------------------------------------------------------------
+
+
+def test_inline_and_pool_agree():
+    inline = run(json.loads, TEXTS, workers=1)
+    pool = run(json.loads, TEXTS, workers=2)
+    check_json(inline)
+    check_json(pool)
+    assert [(o.value, o.error) for o in pool] == [(o.value, o.error) for o in inline]
+
+
+def test_pool_more_items_than_in_flight():
+    items = [*range(12), -1, 20]   # 14 items, at most 4 in flight with 2 workers
+    outcomes = run(math.factorial, items, workers=2)
+    assert [o.value for o in outcomes] == [math.factorial(n) if n >= 0 else None for n in items]
+    assert [o.error is not None for o in outcomes] == [n < 0 for n in items]
+    assert outcomes[12].error.startswith("ValueError: ")
+
+
+def test_default_workers_and_one_item():
+    assert [o.value for o in run(math.factorial, [5, 3, 4])] == [120, 6, 24]
+    assert [o.value for o in run(math.factorial, [6], workers=8)] == [720]
+    assert run(math.factorial, []) == []
+    with pytest.raises(ValueError, match="workers"):
+        list(map_items(math.factorial, [1], workers=0))
+
+
+def test_where_items_run():
+    here = os.getpid()
+    assert [o.value for o in run(operator.call, [os.getpid] * 2, workers=1)] == [here] * 2
+    assert [o.value for o in run(operator.call, [os.getpid], workers=4)] == [here]   # one item: inline
+    pids = {o.value for o in run(operator.call, [os.getpid] * 4, workers=2)}
+    assert here not in pids and 1 <= len(pids) <= 2
+
+
+def test_dead_worker_fails_its_items_and_a_new_pool_takes_the_rest():
+    # os._exit kills the worker process: every item fails, none is lost, the call returns
+    outcomes = run(os._exit, [3] * 6, workers=2)
+    assert all(o.value is None and o.error.startswith("BrokenProcessPool: ") for o in outcomes)
+
+
+def test_interrupt_stops_the_pool():
+    main = threading.main_thread().ident
+    timer = threading.Timer(1.5, signal.pthread_kill, (main, signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            list(map_items(time.sleep, [60] * 4, workers=2, progress=False))
+    finally:
+        timer.cancel()
+    for _ in range(100):   # terminated workers are gone at once; a running sleep would last 60 s
+        if not multiprocessing.active_children():
+            break
+        time.sleep(0.1)
+    assert not multiprocessing.active_children()
+
+
+def test_importing_does_not_import_ray():
+    code = "import sys, ohio_core.pipeline.parallel; print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+# --- Ray --------------------------------------------------------------------------------
+
+
+def session_processes(sid: int) -> list[int]:
+    """Processes in session ``sid``, from /proc/PID/stat (field 6)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit():
+                stat = (entry / "stat").read_text()
+                if int(stat[stat.rindex(")") + 2:].split()[3]) == sid:
+                    pids.append(int(entry.name))
+        except (OSError, ValueError, IndexError):   # gone meanwhile
+            pass
+    return pids
+
+
+def kill_session(sid: int, timeout_s: float = 10.0) -> None:
+    """SIGKILL to every process of session ``sid`` (as ``ray stop --force`` sends to every Ray
+    process); returns once none is left or after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while (pids := set(session_processes(sid)) - {os.getpid()}) and time.monotonic() < deadline:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """Address of a Ray head (2 CPUs) started for these tests, on 127.0.0.1 only.
+
+    ``ray start`` runs in a session of its own, which all the head's processes (and its workers)
+    stay in; teardown kills that session. ``ray stop`` would also stop any other Ray instance of
+    the machine (it has no option to pick one)."""
+    import ray   # a missing ray fails here: the Ray path is part of the stack
+    from ray._private import ray_constants
+
+    temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")   # socket paths must stay < 107 chars
+    # Ray replaces a loopback node address by the machine's outward one unless this variable is 0
+    # (despite its name, on Linux too). The head's processes inherit it; the driver (this process)
+    # reads it when ray is imported, hence the constant as well.
+    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_USAGE_STATS_ENABLED="0")
+    port = free_port()
+    start = [str(RAY), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+             "--include-dashboard=false", f"--temp-dir={temp_dir}", "--disable-usage-stats"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        mp.setenv("RAY_USAGE_STATS_ENABLED", "0")
+        mp.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
+        proc = subprocess.Popen(start, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+        try:
+            out, _ = proc.communicate(timeout=120)
+            assert proc.returncode == 0, f"ray start failed:\n{out[-4000:]}"
+            yield f"127.0.0.1:{port}"
+        finally:
+            if ray.is_initialized():
+                ray.shutdown()
+            kill_session(proc.pid)   # the session's id is its leader's pid
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_ray_outcomes_match_inline(ray_head):
+    import ray
+
+    outcomes = run(json.loads, TEXTS, ray_address=ray_head)
+    check_json(outcomes)
+    assert [(o.value, o.error) for o in outcomes] == [(o.value, o.error) for o in run(json.loads, TEXTS, workers=1)]
+    assert not ray.is_initialized()   # this call connected, so it disconnected too
+
+    # connected by the caller: used as it is and left connected
+    ray.init(address=ray_head, log_to_driver=False, configure_logging=False)
+    try:
+        items = [*range(7), -2]   # more items than 2 x 2 CPUs in flight
+        outcomes = run(math.factorial, items, ray_address=ray_head)
+        assert [o.value for o in outcomes] == [math.factorial(n) for n in range(7)] + [None]
+        assert outcomes[-1].error.startswith("ValueError: ")
+        pids = {o.value for o in run(operator.call, [os.getpid] * 3, ray_address=ray_head)}
+        assert os.getpid() not in pids   # ran in Ray workers
+        assert ray.is_initialized()
+    finally:
+        ray.shutdown()
+
+
+def test_ray_unreachable_address():
+    address = f"127.0.0.1:{free_port()}"   # nothing listens there
+    with pytest.raises(ParallelError, match=f"cannot connect to Ray at {address}: ConnectionRefusedError"):
+        list(map_items(json.loads, TEXTS, ray_address=address, progress=False))
