@@ -212,3 +212,24 @@ def test_ray_unreachable_address():
     address = f"127.0.0.1:{free_port()}"   # nothing listens there
     with pytest.raises(ParallelError, match=f"cannot connect to Ray at {address}: ConnectionRefusedError"):
         list(map_items(json.loads, TEXTS, ray_address=address, progress=False))
+
+
+def test_relabel_on_ray_equals_the_local_run(ray_head, tmp_path, capsys):
+    """``ohio relabel --ray ADDRESS``: the same per-bag jobs on the cluster, the same dataset."""
+    import numpy as np
+
+    from ohio_core.cli.main import main
+    from ohio_core.pipeline.bag_relabel import RelabelConfig, relabel_bags
+    from ohio_core.pipeline.dataset import load_dataset
+
+    bags = [ROOT / "tests/golden/bags" / name for name in ("clean_mcap", "clean_sqlite3", "split_mcap")]
+    local = relabel_bags(bags, RelabelConfig(), workers=1, progress=False)
+    remote = relabel_bags(bags, RelabelConfig(), ray_address=ray_head, progress=False)
+    for name in ("observations", "actions", "rewards", "timeouts", "episode"):
+        np.testing.assert_array_equal(getattr(remote.data, name), getattr(local.data, name), err_msg=name)
+    assert remote.account["messages"] == local.account["messages"] and remote.account["segments_written"] == 24
+    out = tmp_path / "ds"
+    assert main(["relabel", *map(str, bags), "--ray", ray_head, "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["segments_written"] == 24
+    _, meta = load_dataset(out)
+    assert meta["transitions"] == 24
