@@ -1,0 +1,488 @@
+"""Routing scenarios: regions, travel times, trip demand and prices over time, and a fleet.
+
+A ``Scenario`` is discrete in time (steps of ``step_minutes``) and space (``n`` regions):
+
+- ``travel_time[i, j]``: steps a vehicle needs from region i to j (int >= 1), for trips and for
+  rebalancing alike; the diagonal is the duration of trips inside a region.
+- ``demand[t, i, j]``: Poisson rate of trip requests from i to j issued at step t.
+- ``price[t, i, j]``: revenue of one served trip from i to j requested at step t.
+- ``vehicles`` (fleet size), ``horizon`` (steps per episode, <= T), ``op_cost`` (cost per
+  vehicle-step of travel, loaded or empty), ``start_hour`` (clock hour of step 0), ``positions``.
+
+Scenario JSON (the format of the public AMoD simulators, e.g. ``data/scenario_nyc4x4.json``)
+=============================================================================================
+
+Times in the file are minutes or hours of the day; the loader bins them into steps of
+``json_tstep`` minutes starting at hour ``json_hr`` (step k = floor((time_stamp - 60 json_hr) /
+json_tstep)), as the public simulators do. Records before the start are ignored.
+
+================  =========================================  ================================================
+key               content (units)                            when absent
+================  =========================================  ================================================
+``demand``        list of records ``{"time_stamp": minute    required. Per step and OD pair the rate is the
+                  of day, "origin": i, "destination": j,     sum of its records' ``demand`` (times
+                  "demand": trips, "travel_time": minutes,   ``demand_scale``); ``price`` is their demand-
+                  "price": revenue per trip}``               weighted mean (0 where the rate is 0: no trip
+                                                             can be requested there). ``travel_time`` only
+                                                             fills pairs that ``rebTime`` lacks.
+``rebTime``       list of ``{"time_stamp": hour, "origin":   travel times come from the demand records
+                  i, "destination": j, "reb_time":           (demand-weighted mean over all steps).
+                  minutes}``; the records of hour            Pairs missing in both are completed by
+                  ``json_hr`` are used (else of the          shortest paths over the known pairs; a pair
+                  nearest hour present)                      still unreachable is an error. Steps =
+                                                             max(1, round(minutes / json_tstep)).
+``totalAcc``      list of ``{"hour": h, "acc": vehicles}``;  ``ceil(1.2 * mean_t sum_ij demand t_ij)``
+                  the record of hour ``json_hr +                 (the fleet that Little's law needs to carry
+                  round(json_tstep tf / 120)`` (mid-         the mean demand, plus 20%)
+                  episode) is used, else the nearest
+``region``        number of regions n (regions 0..n-1),      ``topology_graph`` (largest index + 1), then
+                  or the list ``[0, ..., n-1]``              ``nlat * nlon``, then the largest index in
+                                                             ``demand`` / ``rebTime`` + 1
+``topology_graph`` list of ``{"i": i, "j": j}`` edges        complete graph. Only counts regions here:
+                                                             every pair is a direct move with its travel time
+``nlat``,         grid rows / columns of the regions         ``positions`` stay unknown (``None``)
+``nlon``          (region i at column i % nlat, row i //
+                  nlat, as the public simulators index)
+``json_hr``       hour of step 0 (the simulators take it     hour of the earliest demand record
+                  as an argument)
+``json_tstep``    minutes per step (simulators' argument)    3
+``tf``            steps per episode (simulators' argument)   every step with demand records
+``op_cost``       cost per vehicle-step of travel            ``0.5 * json_tstep`` (the simulators'
+                                                             default of 0.5 per vehicle-minute)
+``name``          scenario name                              the file name without extension
+``positions``     n x 2 region coordinates (plots)           from ``nlat``/``nlon`` if they count n regions
+================  =========================================  ================================================
+
+``json_hr``, ``json_tstep``, ``tf``, ``op_cost``, ``name`` and ``positions`` extend the public
+format (which passes the first three on the command line); ``save_scenario`` writes them and the
+public simulators ignore them. Keyword arguments of ``load_scenario`` override the file. Other
+keys are ignored. Malformed input raises ``ScenarioError`` naming the file, the key and the
+record index.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from scipy.sparse import csgraph
+
+#: Cost of travel per vehicle-minute when a file gives none (the public simulators' default).
+DEFAULT_BETA = 0.5
+DEFAULT_STEP_MINUTES = 3.0
+FLEET_FACTOR = 1.2
+
+# Synthetic cities: a unit square; driving 1 unit takes MINUTES_PER_UNIT minutes, plus an access
+# time per trip. Fares grow with the trip's minutes; travel costs COST_PER_MINUTE per vehicle.
+MINUTES_PER_UNIT = 20.0
+ACCESS_MINUTES = 2.0
+FARE_BASE = 2.5
+FARE_PER_MINUTE = 0.6
+COST_PER_MINUTE = 0.2
+LAYOUTS = ("grid", "geometric")
+
+
+class ScenarioError(ValueError):
+    """A scenario is malformed (bad shape, range or type; a scenario file with a bad key)."""
+
+
+# --- the scenario ----------------------------------------------------------------------------
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, copy=True)
+    a.flags.writeable = False
+    return a
+
+
+def _float_array(name: str, value: Any, ndim: int) -> np.ndarray:
+    try:
+        a = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ScenarioError(f"Scenario.{name} must be a numeric array, got {type(value).__name__}") from None
+    if a.ndim != ndim:
+        raise ScenarioError(f"Scenario.{name} must have {ndim} dimensions, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ScenarioError(f"Scenario.{name} must be finite")
+    return a
+
+
+def _integer(name: str, value: Any, low: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating)):
+        raise ScenarioError(f"Scenario.{name} must be an integer, got {value!r}")
+    if not float(value).is_integer() or value < low:
+        raise ScenarioError(f"Scenario.{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _number(name: str, value: Any, positive: bool) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating)):
+        raise ScenarioError(f"Scenario.{name} must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise ScenarioError(f"Scenario.{name} must be finite and {'> 0' if positive else '>= 0'}, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, eq=False)
+class Scenario:
+    """A city for fleet rebalancing; arrays are copied and read-only. See the module docstring."""
+
+    name: str
+    travel_time: np.ndarray            # (n, n) int steps >= 1
+    demand: np.ndarray                 # (T, n, n) Poisson rate of requests per step
+    price: np.ndarray                  # (T, n, n) revenue per served trip
+    vehicles: int
+    horizon: int                       # steps per episode, <= T
+    step_minutes: float = DEFAULT_STEP_MINUTES
+    op_cost: float = DEFAULT_BETA * DEFAULT_STEP_MINUTES   # per vehicle-step of travel
+    positions: np.ndarray | None = None   # (n, 2)
+    start_hour: int = 7                # clock hour of step 0
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ScenarioError(f"Scenario.name must be a non-empty string, got {self.name!r}")
+        tt = _float_array("travel_time", self.travel_time, 2)
+        n = tt.shape[0]
+        if tt.shape != (n, n) or n < 2:
+            raise ScenarioError(f"Scenario.travel_time must be square (n, n) with n >= 2, got shape {tt.shape}")
+        if (tt != np.rint(tt)).any() or (tt < 1).any():
+            bad = np.argwhere((tt != np.rint(tt)) | (tt < 1))[0]
+            raise ScenarioError(f"Scenario.travel_time must hold integers >= 1 (steps); "
+                                f"entry {tuple(bad.tolist())} is {tt[tuple(bad)]}")
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
+        set_("travel_time", _frozen(tt.astype(np.int64)))
+        for key in ("demand", "price"):
+            a = _float_array(key, getattr(self, key), 3)
+            if a.shape[1:] != (n, n) or a.shape[0] < 1:
+                raise ScenarioError(f"Scenario.{key} must have shape (T, {n}, {n}), got {a.shape}")
+            if (a < 0).any():
+                raise ScenarioError(f"Scenario.{key} must be >= 0; min is {a.min()}")
+            set_(key, _frozen(a))
+        if self.price.shape != self.demand.shape:
+            raise ScenarioError(f"Scenario.price shape {self.price.shape} != demand shape {self.demand.shape}")
+        set_("vehicles", _integer("vehicles", self.vehicles, 1))
+        set_("horizon", _integer("horizon", self.horizon, 1))
+        if self.horizon > self.demand.shape[0]:
+            raise ScenarioError(f"Scenario.horizon ({self.horizon}) exceeds the steps with demand "
+                                f"(T = {self.demand.shape[0]})")
+        set_("step_minutes", _number("step_minutes", self.step_minutes, positive=True))
+        set_("op_cost", _number("op_cost", self.op_cost, positive=False))
+        set_("start_hour", _integer("start_hour", self.start_hour, 0))
+        if self.start_hour > 23:
+            raise ScenarioError(f"Scenario.start_hour must be in 0..23, got {self.start_hour}")
+        if self.positions is not None:
+            pos = _float_array("positions", self.positions, 2)
+            if pos.shape != (n, 2):
+                raise ScenarioError(f"Scenario.positions must have shape ({n}, 2), got {pos.shape}")
+            set_("positions", _frozen(pos))
+
+    @property
+    def regions(self) -> int:
+        return self.travel_time.shape[0]
+
+    @property
+    def steps(self) -> int:
+        """T, the steps with demand (>= horizon)."""
+        return self.demand.shape[0]
+
+    def replace(self, **changes) -> "Scenario":
+        return dataclasses.replace(self, **changes)
+
+
+def fleet_for(demand: np.ndarray, travel_time: np.ndarray, factor: float = FLEET_FACTOR) -> int:
+    """Fleet size from Little's law: ``ceil(factor * mean_t sum_ij demand[t,i,j] t_ij)``, at least 1."""
+    return max(1, int(math.ceil(factor * float((demand * travel_time).sum((1, 2)).mean()))))
+
+
+# --- synthetic cities ------------------------------------------------------------------------
+
+
+def _grid(n: int) -> tuple[np.ndarray, np.ndarray]:
+    side = math.ceil(math.sqrt(n))
+    idx = np.arange(n)
+    pos = np.stack([(idx % side + 0.5) / side, (idx // side + 0.5) / side], axis=1)
+    return pos, np.abs(pos[:, None, :] - pos[None, :, :]).sum(-1)          # Manhattan road distance
+
+
+def _geometric(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    pos = rng.random((n, 2))
+    euclid = np.linalg.norm(pos[:, None, :] - pos[None, :, :], axis=-1)
+    radius = min(1.0, 1.5 * math.sqrt(math.log(max(n, 2)) / (math.pi * n)))
+    roads = np.where(euclid <= radius, euclid, 0.0)
+    tree = csgraph.minimum_spanning_tree(sparse.csr_array(euclid)).toarray()   # keeps the graph connected
+    roads = np.maximum(roads, np.maximum(tree, tree.T))
+    return pos, csgraph.shortest_path(sparse.csr_array(roads), method="D", directed=False)
+
+
+def synthetic(regions: int, vehicles: int | None = None, layout: str = "grid", horizon: int = 60,
+              step_minutes: float = DEFAULT_STEP_MINUTES, seed: int = 0, peaks: bool = True, *,
+              trips_per_region: float = 3.0, name: str | None = None) -> Scenario:
+    """A synthetic city on the unit square, deterministic in ``seed``.
+
+    Regions lie on a grid (Manhattan roads) or at random points joined by a random geometric graph
+    (roads between points closer than ``1.5 sqrt(ln n / (pi n))``, plus a spanning tree; road
+    distance = shortest path). ``travel_time = max(1, round((2 + 20 d_ij) / step_minutes))``, diagonal 1.
+    Demand is a gravity model with a morning and an evening peak over the episode (s = (t+0.5)/T):
+
+        lambda_t = B + 1.5 (m(s) M + e(s) M^T),  B_ij = p_i p_j exp(-t_ij / tbar),
+        M_ij = p_i (1 - c_i) c_j p_j exp(-t_ij / tbar),  m, e = Gaussians at s = 0.3, 0.75 (sd 0.08)
+
+    with centrality ``c_i = exp(-(r_i / 0.5)^2)`` (r_i: distance to the centre over the largest one),
+    populations ``p_i = (0.5 + c_i) LogNormal(0, 0.25)``, B scaled to ``trips_per_region`` requests per
+    region and step and M to B's total (peaks: inbound in the morning, outbound in the evening).
+    Prices ``(2.5 + 0.6 minutes_ij) LogNormal(0, 0.1)`` per OD pair; ``op_cost = 0.2 step_minutes``.
+    ``vehicles`` defaults to ``fleet_for(demand, travel_time)``.
+    """
+    n = _integer("regions", regions, 2)
+    if layout not in LAYOUTS:
+        raise ScenarioError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
+    horizon = _integer("horizon", horizon, 1)
+    step_minutes = _number("step_minutes", step_minutes, positive=True)
+    rng = np.random.default_rng(seed)
+    pos, dist = _grid(n) if layout == "grid" else _geometric(n, rng)
+    minutes = ACCESS_MINUTES + MINUTES_PER_UNIT * dist
+    tt = np.maximum(1, np.rint(minutes / step_minutes)).astype(np.int64)
+    np.fill_diagonal(tt, 1)
+
+    r = np.linalg.norm(pos - 0.5 * (pos.min(0) + pos.max(0)), axis=1)
+    central = np.exp(-(r / max(r.max(), 1e-12) / 0.5) ** 2)
+    pop = (0.5 + central) * rng.lognormal(0.0, 0.25, n)
+    off = ~np.eye(n, dtype=bool)
+    decay = np.exp(-tt / tt[off].mean())
+    base = np.outer(pop, pop) * decay
+    base[~off] *= 0.3                                   # fewer trips inside a region
+    base *= n * trips_per_region / base.sum()
+    inbound = np.outer(pop * (1.0 - central), pop * central) * decay
+    inbound *= base.sum() / inbound.sum()
+    s = (np.arange(horizon) + 0.5) / horizon
+    bump = lambda mu: np.exp(-0.5 * ((s - mu) / 0.08) ** 2)[:, None, None]  # noqa: E731
+    demand = np.broadcast_to(base, (horizon, n, n)).copy()
+    if peaks:
+        demand += 1.5 * (bump(0.3) * inbound + bump(0.75) * inbound.T)
+    fare = (FARE_BASE + FARE_PER_MINUTE * tt * step_minutes) * rng.lognormal(0.0, 0.1, (n, n))
+    price = np.broadcast_to(fare, (horizon, n, n))
+    return Scenario(name=name or f"synthetic-{layout}{n}-seed{seed}", travel_time=tt, demand=demand, price=price,
+                    vehicles=fleet_for(demand, tt) if vehicles is None else vehicles, horizon=horizon,
+                    step_minutes=step_minutes, op_cost=COST_PER_MINUTE * step_minutes, positions=pos)
+
+
+# --- the public AMoD JSON format ---------------------------------------------------------------
+
+
+def _field(path: Path, key: str, index: int | None, record: Any, name: str, *, integer: bool = False,
+           low: float | None = 0.0) -> float:
+    where = f"{path}: {key}" + (f"[{index}]" if index is not None else "")
+    if not isinstance(record, dict):
+        raise ScenarioError(f"{where} must be an object, got {type(record).__name__}")
+    if name not in record:
+        raise ScenarioError(f"{where}: missing key {name!r}")
+    value = record[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ScenarioError(f"{where}: {name!r} must be a finite number, got {value!r}")
+    if integer and not float(value).is_integer():
+        raise ScenarioError(f"{where}: {name!r} must be an integer, got {value!r}")
+    if low is not None and value < low:
+        raise ScenarioError(f"{where}: {name!r} must be >= {low:g}, got {value!r}")
+    return value
+
+
+def _records(path: Path, data: dict, key: str, fields: tuple[str, ...], integer: tuple[str, ...],
+             required: bool) -> np.ndarray | None:
+    """The list under ``key`` as an array (records, fields); errors name the record."""
+    if key not in data:
+        if required:
+            raise ScenarioError(f"{path}: missing key {key!r}")
+        return None
+    items = data[key]
+    if not isinstance(items, list):
+        raise ScenarioError(f"{path}: {key!r} must be a list of records, got {type(items).__name__}")
+    rows = [[_field(path, key, k, rec, f, integer=f in integer) for f in fields] for k, rec in enumerate(items)]
+    return np.asarray(rows, dtype=float).reshape(len(rows), len(fields))
+
+
+def _count_regions(path: Path, data: dict, indices: list[np.ndarray]) -> int:
+    if "region" in data:
+        region = data["region"]
+        if isinstance(region, list):
+            if region != list(range(len(region))):
+                raise ScenarioError(f"{path}: 'region' must list the regions 0..n-1 in order")
+            return len(region)
+        if isinstance(region, bool) or not isinstance(region, int) or region < 2:
+            raise ScenarioError(f"{path}: 'region' must be an integer >= 2 or a list of regions, got {region!r}")
+        return region
+    if "topology_graph" in data:
+        edges = _records(path, data, "topology_graph", ("i", "j"), ("i", "j"), True)
+        if len(edges):
+            return int(edges.max()) + 1
+    if "nlat" in data and "nlon" in data:
+        return int(_field(path, "nlat", None, data, "nlat", integer=True, low=1)
+                   * _field(path, "nlon", None, data, "nlon", integer=True, low=1))
+    used = np.concatenate([a.ravel() for a in indices]) if indices else np.zeros(0)
+    if used.size == 0:
+        raise ScenarioError(f"{path}: cannot tell the number of regions (no 'region', 'topology_graph', "
+                            "'nlat'/'nlon' or records)")
+    return int(used.max()) + 1
+
+
+def _check_regions(path: Path, key: str, od: np.ndarray, n: int) -> None:
+    bad = np.flatnonzero((od >= n).any(1)) if od.size else np.zeros(0, int)
+    if bad.size:
+        raise ScenarioError(f"{path}: {key}[{bad[0]}]: region {int(od[bad[0]].max())} out of range "
+                            f"(the file has {n} regions)")
+
+
+def _nearest(values: np.ndarray, target: float) -> float:
+    return float(values[np.argmin(np.abs(values - target) + 1e-9 * values)])  # ties: the earlier hour
+
+
+def load_scenario(path: str | Path, *, start_hour: int | None = None, step_minutes: float | None = None,
+                  horizon: int | None = None, vehicles: int | None = None, op_cost: float | None = None,
+                  demand_scale: float = 1.0, name: str | None = None) -> Scenario:
+    """Read a scenario in the public AMoD JSON format (table in the module docstring)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ScenarioError(f"scenario file not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path}: invalid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}: expected a JSON object of scenario keys, got {type(data).__name__}")
+    opt = lambda key, low, integer=False: (_field(path, key, None, data, key, integer=integer, low=low)  # noqa: E731
+                                           if key in data else None)
+
+    dem = _records(path, data, "demand", ("time_stamp", "origin", "destination", "demand", "travel_time", "price"),
+                   ("origin", "destination"), required=True)
+    reb = _records(path, data, "rebTime", ("time_stamp", "origin", "destination", "reb_time"),
+                   ("origin", "destination"), required=False)
+    acc = _records(path, data, "totalAcc", ("hour", "acc"), ("acc",), required=False)
+    n = _count_regions(path, data, [dem[:, 1:3]] + ([reb[:, 1:3]] if reb is not None else []))
+    _check_regions(path, "demand", dem[:, 1:3], n)
+    if reb is not None:
+        _check_regions(path, "rebTime", reb[:, 1:3], n)
+
+    tstep = step_minutes if step_minutes is not None else opt("json_tstep", 0.0)
+    tstep = DEFAULT_STEP_MINUTES if tstep is None else tstep
+    if not tstep > 0:
+        raise ScenarioError(f"{path}: minutes per step must be > 0, got {tstep}")
+    hour = start_hour if start_hour is not None else opt("json_hr", 0.0, integer=True)
+    if hour is None:
+        if not len(dem):
+            raise ScenarioError(f"{path}: 'demand' is empty and no 'json_hr' says when the scenario starts")
+        hour = math.floor(dem[:, 0].min() / 60.0)
+    hour = int(hour)
+    tf = horizon if horizon is not None else opt("tf", 1.0, integer=True)
+
+    step = np.floor((dem[:, 0] - 60.0 * hour) / tstep + 1e-9).astype(np.int64)
+    keep = step >= 0
+    if not keep.any():
+        raise ScenarioError(f"{path}: no demand record falls after the start (hour {hour})")
+    dem, step = dem[keep], step[keep]
+    T = max(int(step.max()) + 1, 0 if tf is None else int(tf))
+    o, d = dem[:, 1].astype(np.int64), dem[:, 2].astype(np.int64)
+    v = dem[:, 3] * demand_scale
+    rate, revenue = np.zeros((T, n, n)), np.zeros((T, n, n))
+    np.add.at(rate, (step, o, d), v)
+    np.add.at(revenue, (step, o, d), v * dem[:, 5])
+    price = np.divide(revenue, rate, out=np.zeros_like(rate), where=rate > 0)
+    count = np.zeros((T, n, n), dtype=np.int64)
+    np.add.at(count, (step, o, d), 1)
+    single = (count[step, o, d] == 1) & (v > 0)          # one record: its price as written, not (p v) / v
+    price[step[single], o[single], d[single]] = dem[single, 5]
+
+    minutes = np.full((n, n), np.nan)
+    trip_w, trip_min = np.zeros((n, n)), np.zeros((n, n))
+    np.add.at(trip_w, (o, d), v)
+    np.add.at(trip_min, (o, d), v * dem[:, 4])
+    has_trip = trip_w > 0
+    minutes[has_trip] = trip_min[has_trip] / trip_w[has_trip]
+    if reb is not None and len(reb):
+        hours = np.unique(reb[:, 0])
+        use = reb[:, 0] == (hour if hour in hours else _nearest(hours, hour))
+        ro, rd = reb[use, 1].astype(np.int64), reb[use, 2].astype(np.int64)
+        total, count = np.zeros((n, n)), np.zeros((n, n))
+        np.add.at(total, (ro, rd), reb[use, 3])
+        np.add.at(count, (ro, rd), 1.0)
+        minutes = np.where(count > 0, total / np.maximum(count, 1.0), minutes)
+    off = ~np.eye(n, dtype=bool)
+    if np.isnan(minutes[off]).any():
+        known = np.where(np.isnan(minutes) | ~off, 0.0, np.maximum(minutes, 1e-9))
+        paths = csgraph.shortest_path(sparse.csr_array(known), method="D", directed=True)
+        minutes = np.where(np.isnan(minutes) & off, paths, minutes)
+        if not np.isfinite(minutes[off]).all():
+            i, j = np.argwhere(~np.isfinite(minutes) & off)[0]
+            raise ScenarioError(f"{path}: no travel time from region {i} to {j} ('rebTime' and 'demand' "
+                                "records do not connect them)")
+    travel_time = np.maximum(1, np.rint(np.nan_to_num(minutes, nan=tstep) / tstep)).astype(np.int64)
+
+    if vehicles is None and acc is not None and len(acc):
+        target = hour + round(tstep / 2 * (T if tf is None else tf) / 60)
+        vehicles = int(acc[acc[:, 0] == _nearest(np.unique(acc[:, 0]), target), 1][0])
+    if vehicles is None:
+        vehicles = fleet_for(rate, travel_time)
+    cost = op_cost if op_cost is not None else opt("op_cost", 0.0)
+    positions = data.get("positions")
+    if positions is None and "nlat" in data and "nlon" in data:
+        nlat = int(_field(path, "nlat", None, data, "nlat", integer=True, low=1))
+        if nlat * int(_field(path, "nlon", None, data, "nlon", integer=True, low=1)) == n:
+            positions = np.stack([np.arange(n) % nlat, np.arange(n) // nlat], axis=1).astype(float)
+    label = name if name is not None else data.get("name", path.stem)
+    try:
+        return Scenario(name=label, travel_time=travel_time, demand=rate, price=price, vehicles=vehicles,
+                        horizon=T if tf is None else int(tf), step_minutes=tstep,
+                        op_cost=DEFAULT_BETA * tstep if cost is None else cost, positions=positions, start_hour=hour)
+    except ScenarioError as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
+
+
+def _grid_shape(positions: np.ndarray | None, n: int) -> tuple[int, int]:
+    if positions is None:
+        return n, 1
+    nx, ny = len(np.unique(positions[:, 0])), len(np.unique(positions[:, 1]))
+    return (nx, ny) if nx * ny == n else (n, 1)
+
+
+def _number_json(x: float, decimals: int | None):
+    x = float(x) if decimals is None else round(float(x), decimals)
+    return int(x) if x.is_integer() and abs(x) < 2 ** 53 else x
+
+
+def save_scenario(scenario: Scenario, path: str | Path, *, decimals: int | None = None) -> Path:
+    """Write ``scenario`` in the public AMoD JSON format (one record per line).
+
+    One ``demand`` record per step and OD pair with a positive rate; one ``rebTime`` record per
+    pair (hour ``json_hr``); one ``totalAcc`` record at the hour the public loaders read. Values are
+    written exactly unless ``decimals`` rounds demand rates and prices. ``load_scenario`` gives the
+    scenario back (prices where the rate is 0 are not stored and load as 0).
+    """
+    s, path = scenario, Path(path)
+    n, tstep, hour = s.regions, s.step_minutes, s.start_hour
+    num = lambda x, dec=None: _number_json(x, dec)  # noqa: E731
+    tt_min = s.travel_time * tstep
+    t_idx, o_idx, d_idx = np.nonzero(s.demand > 0)
+    demand = [{"time_stamp": num(60 * hour + t * tstep), "origin": int(i), "destination": int(j),
+               "demand": num(s.demand[t, i, j], decimals), "travel_time": num(tt_min[i, j]),
+               "price": num(s.price[t, i, j], decimals)} for t, i, j in zip(t_idx, o_idx, d_idx)]
+    reb = [{"time_stamp": hour, "origin": i, "destination": j, "reb_time": num(tt_min[i, j])}
+           for i in range(n) for j in range(n)]
+    nlat, nlon = _grid_shape(s.positions, n)
+    header = {"name": s.name, "region": n, "nlat": nlat, "nlon": nlon, "json_hr": hour, "json_tstep": num(tstep),
+              "tf": s.horizon, "op_cost": num(s.op_cost),
+              "totalAcc": [{"hour": hour + round(tstep / 2 * s.horizon / 60), "acc": s.vehicles}]}
+    if s.positions is not None:
+        header["positions"] = [[num(x), num(y)] for x, y in s.positions]
+    parts = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in header.items()]
+    for key, records in (("demand", demand), ("rebTime", reb)):
+        body = ",\n".join(f"    {json.dumps(r)}" for r in records)
+        parts.append(f"  {json.dumps(key)}: [\n{body}\n  ]" if records else f"  {json.dumps(key)}: []")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("{\n" + ",\n".join(parts) + "\n}\n")
+    tmp.replace(path)
+    return path
