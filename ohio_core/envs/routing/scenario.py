@@ -58,6 +58,9 @@ format (which passes the first three on the command line); ``save_scenario`` wri
 public simulators ignore them. Keyword arguments of ``load_scenario`` override the file. Other
 keys are ignored. Malformed input raises ``ScenarioError`` naming the file, the key and the
 record index.
+
+The shipped example ``config/routing/example_4x4.json`` is
+``save_scenario(synthetic(16, horizon=10, name="example_4x4"), path, decimals=3)``.
 """
 
 from __future__ import annotations
@@ -269,7 +272,7 @@ def synthetic(regions: int, vehicles: int | None = None, layout: str = "grid", h
     price = np.broadcast_to(fare, (horizon, n, n))
     return Scenario(name=name or f"synthetic-{layout}{n}-seed{seed}", travel_time=tt, demand=demand, price=price,
                     vehicles=fleet_for(demand, tt) if vehicles is None else vehicles, horizon=horizon,
-                    step_minutes=step_minutes, op_cost=COST_PER_MINUTE * step_minutes, positions=pos)
+                    step_minutes=step_minutes, op_cost=round(COST_PER_MINUTE * step_minutes, 9), positions=pos)
 
 
 # --- the public AMoD JSON format ---------------------------------------------------------------
