@@ -1,0 +1,180 @@
+"""The fleet-rebalancing low level: pure functions of (idle vehicles, desired counts, travel times).
+
+The high level chooses a desired distribution ``p`` of idle vehicles over the n regions; the low
+level turns it into integer counts (``desired_counts``) and moves vehicles at least travel cost
+(``rebalance``), the linear program
+
+    min_x  sum_ij t_ij x_ij
+    s.t.   sum_j (x_ji - x_ij) >= d_i - a_i    (region i ends with at least d_i vehicles)
+           sum_j x_ij <= a_i                   (it sends at most its a_i idle vehicles)
+           x >= 0,  x_ii = 0
+
+with a = idle counts, d = desired counts (sum d <= sum a). It is a min-cost network flow (as a
+transportation problem from a_i vehicles to d_j slots with the stays x_ii = a_i - sum_j x_ij its
+constraint matrix is totally unimodular), so integer data give an integral optimal vertex.
+``project_flows`` (the feasibility projection of flat per-edge policies) lives with the simulator
+and is re-exported here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from scipy.optimize import linprog
+
+from controllers.config import ConfigError
+from ohio_core.envs.routing.sim import project_flows, round_to_total
+
+__all__ = ["RebalancingConfig", "RebalancingError", "Rebalancer", "desired_counts", "rebalance", "flow_cost",
+           "project_flows", "SOLVERS"]
+
+SOLVERS = ("highs", "highs-ds", "highs-ipm")
+INTEGRALITY_TOL = 1e-6
+
+
+class RebalancingError(RuntimeError):
+    """The rebalancing LP failed (solver status not optimal, or a non-integral optimum)."""
+
+
+@dataclass(frozen=True)
+class RebalancingConfig:
+    """Rebalancing LP settings.
+
+    ``cost_weight`` scales the objective ``w sum_ij t_ij x_ij`` (the reported LP cost; a positive
+    scale leaves the optimal flows unchanged). ``solver``: a HiGHS method of
+    ``scipy.optimize.linprog``: ``highs`` (HiGHS chooses), ``highs-ds`` (dual simplex) or
+    ``highs-ipm`` (interior point with crossover to a vertex).
+    """
+
+    kind = "rebalancing"
+    cost_weight: float = 1.0
+    solver: str = "highs"
+
+    def __post_init__(self):
+        w = self.cost_weight
+        number = isinstance(w, (int, float, np.integer, np.floating)) and not isinstance(w, bool)
+        if not number or not np.isfinite(w) or w <= 0:
+            raise ConfigError(f"RebalancingConfig.cost_weight must be a finite number > 0, got {w!r}")
+        object.__setattr__(self, "cost_weight", float(w))
+        if self.solver not in SOLVERS:
+            raise ConfigError(f"RebalancingConfig.solver must be one of {SOLVERS}, got {self.solver!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "RebalancingConfig":
+        data = dict(data or {})
+        kind = data.pop("type", None)
+        if kind is not None and kind != cls.kind:
+            raise ConfigError(f"config has type {kind!r}, expected {cls.kind!r}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown key(s) {unknown} for {cls.__name__}; known keys: {sorted(known)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        return {"type": self.kind, **dataclasses.asdict(self)}
+
+    def replace(self, **changes) -> "RebalancingConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def desired_counts(distribution, idle_total) -> np.ndarray:
+    """Integer desired counts from a distribution over regions, (n,) or (N, n).
+
+    ``d = round_to_total(p * A, A)`` with ``p = w / sum(w)`` and A = ``idle_total`` (scalar or (N,)):
+    largest-remainder rounding, so ``sum d = A`` exactly and ``|d - p A| < 1``. ``w`` must be finite,
+    >= 0, with a positive sum per row (a ValueError otherwise).
+    """
+    w = np.asarray(distribution, dtype=float)
+    if w.ndim not in (1, 2) or w.shape[-1] < 1:
+        raise ValueError(f"distribution must have shape (n,) or (N, n), got {w.shape}")
+    if not np.isfinite(w).all():
+        raise ValueError("distribution must be finite")
+    if (w < 0).any():
+        raise ValueError(f"distribution must be >= 0; min is {w.min()}")
+    total = w.sum(-1)
+    if (total <= 0).any():
+        raise ValueError("distribution must have a positive sum (got all zeros)")
+    a = np.asarray(idle_total)
+    af = a.astype(float)
+    if not np.isfinite(af).all() or (af != np.rint(af)).any() or (af < 0).any():
+        raise ValueError(f"idle_total must hold integers >= 0, got {a.tolist()}")
+    a = np.broadcast_to(a.astype(np.int64), total.shape)
+    return round_to_total(w / total[..., None] * a[..., None], a)
+
+
+@functools.lru_cache(maxsize=32)
+def lp_structure(n: int) -> tuple[np.ndarray, np.ndarray, sparse.csr_array]:
+    """(src, dst, A) of the LP over the n (n - 1) off-diagonal edges: rows 0..n-1 hold
+    ``sum_j x_ij - sum_j x_ji`` (outflow - inflow), rows n..2n-1 the outflow ``sum_j x_ij``."""
+    src, dst = np.nonzero(~np.eye(n, dtype=bool))
+    m = src.size
+    cols = np.tile(np.arange(m), 3)
+    rows = np.concatenate([src, dst, n + src])
+    vals = np.concatenate([np.ones(m), -np.ones(m), np.ones(m)])
+    A = sparse.csr_array((vals, (rows, cols)), shape=(2 * n, m))
+    src.flags.writeable = dst.flags.writeable = False
+    return src, dst, A
+
+
+def flow_cost(flows: np.ndarray, travel_time: np.ndarray) -> np.ndarray:
+    """``sum_ij t_ij x_ij`` (vehicle-steps) of flows (..., n, n)."""
+    return (np.asarray(flows) * travel_time).sum((-2, -1))
+
+
+def _counts(name: str, value, n: int | None = None) -> np.ndarray:
+    a = np.asarray(value)
+    af = a.astype(float)
+    if a.ndim != 1 or (n is not None and a.shape != (n,)):
+        raise ValueError(f"{name} must have shape ({n if n is not None else 'n'},), got {a.shape}")
+    if not np.isfinite(af).all() or (af != np.rint(af)).any() or (af < 0).any():
+        raise ValueError(f"{name} must hold integers >= 0, got {a.tolist()}")
+    return a.astype(np.int64)
+
+
+def rebalance(idle, desired, travel_time, config: RebalancingConfig = RebalancingConfig()) -> np.ndarray:
+    """Optimal integer flows (n, n) of the rebalancing LP (module docstring), solved with HiGHS on a
+    sparse constraint matrix. Regions already holding their desired count send nothing when no
+    region lacks vehicles (no solve). Errors: ValueError for bad input or ``sum d > sum a``
+    (infeasible), RebalancingError when the solver fails or its optimum is not integral."""
+    a = _counts("idle", idle)
+    n = a.shape[0]
+    d = _counts("desired", desired, n)
+    tt = np.asarray(travel_time, dtype=float)
+    if tt.shape != (n, n) or not np.isfinite(tt).all() or (tt < 0).any():
+        raise ValueError(f"travel_time must be a finite (n, n) = ({n}, {n}) array >= 0, got shape {tt.shape}")
+    if d.sum() > a.sum():
+        raise ValueError(f"infeasible: {d.sum()} vehicles desired but only {a.sum()} idle")
+    flows = np.zeros((n, n), dtype=np.int64)
+    if (d <= a).all():
+        return flows
+    src, dst, A = lp_structure(n)
+    res = linprog(config.cost_weight * tt[src, dst], A_ub=A, b_ub=np.concatenate([a - d, a]).astype(float),
+                  bounds=(0, None), method=config.solver)
+    if res.status != 0 or res.x is None:
+        raise RebalancingError(f"rebalancing LP failed ({config.solver}, status {res.status}): {res.message}")
+    x = np.rint(res.x)
+    gap = float(np.abs(res.x - x).max(initial=0.0))
+    if gap > INTEGRALITY_TOL:
+        raise RebalancingError(f"rebalancing LP optimum is not integral (largest gap {gap:.3g}); "
+                               "integer idle and desired counts give an integral vertex")
+    flows[src, dst] = x.astype(np.int64)
+    return flows
+
+
+class Rebalancer:
+    """The low-level controller as an object, the interface ``RoutingEnv`` takes:
+    ``goal_from_action(p, idle) -> desired counts`` and ``act(idle, desired, travel_time) -> flows``."""
+
+    def __init__(self, config: RebalancingConfig = RebalancingConfig()):
+        self.config = config
+
+    def goal_from_action(self, distribution, idle) -> np.ndarray:
+        return desired_counts(distribution, int(np.sum(idle)))
+
+    def act(self, idle, desired, travel_time) -> np.ndarray:
+        return rebalance(idle, desired, travel_time, self.config)
