@@ -8,6 +8,8 @@
 - Inside ``ohio_core``, the offline layers point down: the data, inverse and pipeline packages
   never import learning, experiments or the command-line front ends; learning never imports
   experiments or the front ends.
+- ``controllers`` and ``ohio_core.envs`` import none of data, inverse, pipeline, policies, learning,
+  experiments or the front ends.
 
 Modules are discovered from the files on disk, so new modules are covered without edits here.
 """
@@ -180,6 +182,19 @@ UPPER = ("ohio_core.learning", "ohio_core.experiments", "ohio_core.cli", "ohio_c
     (low, up) for low in ("ohio_core.data", "ohio_core.inverse", "ohio_core.pipeline") for up in UPPER
 ] + [("ohio_core.learning", up) for up in UPPER[1:]])
 def test_offline_layers_point_down(package, forbidden):
+    violations = static_violations([package], forbidden)
+    assert not violations, f"{package} sits below {forbidden} and must not import it:\n" + "\n".join(violations)
+
+
+OFFLINE = ("ohio_core.data", "ohio_core.inverse", "ohio_core.pipeline", "ohio_core.policies")
+
+
+@pytest.mark.parametrize("package, forbidden", [
+    (low, up) for low in ("controllers", ENVS_PACKAGE) for up in OFFLINE + UPPER
+])
+def test_controllers_and_envs_sit_below_the_offline_layers(package, forbidden):
+    """Controllers and simulators are the bottom of the stack: no data, inverse, pipeline, policies,
+    learning or front ends in them (the routing env takes its rebalancing controller as an argument)."""
     violations = static_violations([package], forbidden)
     assert not violations, f"{package} sits below {forbidden} and must not import it:\n" + "\n".join(violations)
 
