@@ -7,7 +7,8 @@ A ``Scenario`` is discrete in time (steps of ``step_minutes``) and space (``n`` 
 - ``demand[t, i, j]``: Poisson rate of trip requests from i to j issued at step t.
 - ``price[t, i, j]``: revenue of one served trip from i to j requested at step t.
 - ``vehicles`` (fleet size), ``horizon`` (steps per episode, <= T), ``op_cost`` (cost per
-  vehicle-step of travel, loaded or empty), ``start_hour`` (clock hour of step 0), ``positions``.
+  vehicle-step of travel, with or without a passenger), ``start_hour`` (clock hour of step 0),
+  ``positions`` (for plots).
 
 Scenario JSON (the format of the public AMoD simulators, e.g. ``data/scenario_nyc4x4.json``)
 =============================================================================================
@@ -16,42 +17,47 @@ Times in the file are minutes or hours of the day; the loader bins them into ste
 ``json_tstep`` minutes starting at hour ``json_hr`` (step k = floor((time_stamp - 60 json_hr) /
 json_tstep)), as the public simulators do. Records before the start are ignored.
 
-================  =========================================  ================================================
-key               content (units)                            when absent
-================  =========================================  ================================================
-``demand``        list of records ``{"time_stamp": minute    required. Per step and OD pair the rate is the
-                  of day, "origin": i, "destination": j,     sum of its records' ``demand`` (times
-                  "demand": trips, "travel_time": minutes,   ``demand_scale``); ``price`` is their demand-
-                  "price": revenue per trip}``               weighted mean (0 where the rate is 0: no trip
-                                                             can be requested there). ``travel_time`` only
-                                                             fills pairs that ``rebTime`` lacks.
-``rebTime``       list of ``{"time_stamp": hour, "origin":   travel times come from the demand records
-                  i, "destination": j, "reb_time":           (demand-weighted mean over all steps).
-                  minutes}``; the records of hour            Pairs missing in both are completed by
-                  ``json_hr`` are used (else of the          shortest paths over the known pairs; a pair
-                  nearest hour present)                      still unreachable is an error. Steps =
-                                                             max(1, round(minutes / json_tstep)).
-``totalAcc``      list of ``{"hour": h, "acc": vehicles}``;  ``ceil(1.2 * mean_t sum_ij demand t_ij)``
-                  the record of hour ``json_hr +                 (the fleet that Little's law needs to carry
-                  round(json_tstep tf / 120)`` (mid-         the mean demand, plus 20%)
-                  episode) is used, else the nearest
-``region``        number of regions n (regions 0..n-1),      ``topology_graph`` (largest index + 1), then
-                  or the list ``[0, ..., n-1]``              ``nlat * nlon``, then the largest index in
-                                                             ``demand`` / ``rebTime`` + 1
-``topology_graph`` list of ``{"i": i, "j": j}`` edges        complete graph. Only counts regions here:
-                                                             every pair is a direct move with its travel time
-``nlat``,         grid rows / columns of the regions         ``positions`` stay unknown (``None``)
-``nlon``          (region i at column i % nlat, row i //
-                  nlat, as the public simulators index)
-``json_hr``       hour of step 0 (the simulators take it     hour of the earliest demand record
-                  as an argument)
-``json_tstep``    minutes per step (simulators' argument)    3
-``tf``            steps per episode (simulators' argument)   every step with demand records
-``op_cost``       cost per vehicle-step of travel            ``0.5 * json_tstep`` (the simulators'
-                                                             default of 0.5 per vehicle-minute)
-``name``          scenario name                              the file name without extension
-``positions``     n x 2 region coordinates (plots)           from ``nlat``/``nlon`` if they count n regions
-================  =========================================  ================================================
+==================  =========================================  ==============================================
+key                 content (units)                            when absent
+==================  =========================================  ==============================================
+``demand``          list of records ``{"time_stamp": minute    required. Per step and OD pair the rate is the
+                    of day, "origin": i, "destination": j,     sum of its records' ``demand`` (times
+                    "demand": trips, "travel_time": minutes,   ``demand_scale``); ``price`` is their demand-
+                    "price": revenue per trip}``               weighted mean (0 where the rate is 0: no trip
+                                                               is ever requested there). ``travel_time`` only
+                                                               fills pairs that ``rebTime`` lacks.
+``rebTime``         list of ``{"time_stamp": hour, "origin":   travel times from the demand records (demand-
+                    i, "destination": j, "reb_time":           weighted mean over all steps). Pairs missing
+                    minutes}``; the records of hour            in both are completed by shortest paths over
+                    ``json_hr`` are used (else those of the    the known pairs; a pair still unreachable is
+                    nearest hour present)                      an error. Steps = max(1, round(minutes /
+                                                               json_tstep)).
+``totalAcc``        list of ``{"hour": h, "acc": vehicles}``;  ``ceil(1.2 mean_t sum_ij demand[t,i,j] t_ij)``
+                    the record of hour ``json_hr +             (the fleet Little's law needs for the mean
+                    round(json_tstep tf / 120)`` (mid-         demand, plus 20%)
+                    episode) is used, else the nearest hour
+``region``          number of regions n (regions 0..n-1),      ``topology_graph`` (largest index + 1), then
+                    or the list ``[0, ..., n-1]``              ``nlat * nlon``, then the largest region index
+                                                               in ``demand`` / ``rebTime`` + 1
+``topology_graph``  list of ``{"i": i, "j": j}`` edges         complete graph. Only counts regions here:
+                                                               every pair is a direct move with its travel
+                                                               time
+``nlat``, ``nlon``  grid size of the regions (region i at      ``positions`` stay unknown (``None``)
+                    column i % nlat, row i // nlat, as the
+                    public simulators index them)
+``json_hr``         hour of step 0 (the simulators take it     hour of the earliest demand record
+                    as an argument)
+``json_tstep``      minutes per step (simulators' argument)    3
+``tf``              steps per episode (simulators' argument)   up to the last step with demand records
+                                                               (T = max(tf, last such step + 1))
+``op_cost``         cost per vehicle-step of travel            ``0.5 json_tstep`` (the simulators' default
+                                                               of 0.5 per vehicle-minute)
+``name``            scenario name                              the file name without extension
+``positions``       n x 2 region coordinates (plots)           from ``nlat``/``nlon`` if they count n regions
+==================  =========================================  ==============================================
+
+One travel-time matrix times trips and rebalancing alike (the public simulators time trips by the
+demand records' ``travel_time`` per step; here those only fill pairs that ``rebTime`` lacks).
 
 ``json_hr``, ``json_tstep``, ``tf``, ``op_cost``, ``name`` and ``positions`` extend the public
 format (which passes the first three on the command line); ``save_scenario`` writes them and the
