@@ -17,6 +17,8 @@ from ohio_core.pipeline.sidecar import pair_paths, read_sidecar, write_pair
 
 FORMAT = "ohio_policy_v1"
 LEVEL_GOAL, LEVEL_TORQUE = "goal", "torque"
+#: routing: per-edge flows (the flat end-to-end policy); its goal level is LEVEL_GOAL (distributions)
+LEVEL_FLOWS = "flows"
 
 
 class PolicyMismatchError(ValueError):

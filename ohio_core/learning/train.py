@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ohio_core.learning.algos import TrainConfig, build
-from ohio_core.learning.policy import LEVEL_GOAL, LEVEL_TORQUE, save_policy
+from ohio_core.learning.policy import LEVEL_FLOWS, LEVEL_GOAL, LEVEL_TORQUE, save_policy
 
 REQUIRED_META = ("task", "level", "obs_layout")
 
@@ -34,8 +34,8 @@ def model_meta(dataset_meta: dict, config: TrainConfig, transitions: int) -> dic
     if missing:
         raise ValueError(f"dataset sidecar lacks {missing}: relabel it again with this version of ohio")
     level = dataset_meta["level"]
-    if level not in (LEVEL_GOAL, LEVEL_TORQUE):
-        raise ValueError(f"dataset level must be {LEVEL_GOAL!r} or {LEVEL_TORQUE!r}, got {level!r}")
+    if level not in (LEVEL_GOAL, LEVEL_TORQUE, LEVEL_FLOWS):
+        raise ValueError(f"dataset level must be {LEVEL_GOAL!r}, {LEVEL_TORQUE!r} or {LEVEL_FLOWS!r}, got {level!r}")
     return {"task": dataset_meta["task"], "level": level, "k": int(dataset_meta.get("k", 1)),
             "controller": dataset_meta.get("controller") if level == LEVEL_GOAL else None,
             "obs_layout": dataset_meta["obs_layout"], "action_dim": int(dataset_meta["action_dim"]),

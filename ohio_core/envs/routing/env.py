@@ -76,6 +76,11 @@ class ObsLayout:
     def size(self) -> int:
         return self.regions * (2 + self.lookahead) + 3
 
+    def as_list(self) -> list[list]:
+        """[[block, size], ...] in order (the form dataset and model sidecars record)."""
+        n, L = self.regions, self.lookahead
+        return [["idle", n], ["arrivals", L * n], ["demand", n], ["time", 3]]
+
     def split(self, obs: np.ndarray) -> dict[str, np.ndarray]:
         """The blocks of observations (..., size); arrivals as (..., L, n)."""
         obs = np.asarray(obs)

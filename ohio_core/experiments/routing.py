@@ -1,0 +1,266 @@
+"""The routing experiment: OHIO against the flat end-to-end policy and the behavior heuristics.
+
+For a city (``envs.routing.scenario.synthetic``), per behavior dataset (heuristics run through the
+low level they act on: the LP for distribution policies, directly for the greedy dispatcher):
+
+1. roll out ``episodes`` episodes of the behavior policy (``envs.routing.env.rollout``);
+2. relabel: OHIO recovers the desired distribution from the logged flows
+   (``pipeline.routing``); the flat baseline keeps the per-edge flows;
+3. train both with d3rlpy (``learning``) and evaluate them on the same ``eval_episodes`` seeds as
+   every behavior policy: OHIO through the LP (``RoutingEnv``), flat through the feasibility
+   projection (``FlatRoutingEnv``);
+4. normalized score = 100 (R - R_random) / (R_best - R_random), R_random the random-distribution
+   policy's mean return and R_best the best behavior heuristic's, on the evaluation seeds.
+
+The scaling study repeats OHIO on the demand-proportional data for growing cities and reports
+the inverse time, the training time and the score.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+BEHAVIORS = ("demand_proportional", "random_distribution", "greedy_dispatcher")
+REFERENCE_RANDOM = "random_distribution"
+METHODS = ("ohio", "flat")
+
+
+@dataclass(frozen=True)
+class RoutingExperimentConfig:
+    """Settings of ``run`` (validated on construction)."""
+
+    regions: int = 16
+    layout: str = "grid"
+    horizon: int = 60
+    episodes: int = 20                       # per behavior dataset
+    behaviors: tuple = BEHAVIORS
+    algo: str = "iql"
+    steps: int = 5000
+    eval_episodes: int = 10
+    seed: int = 0
+    scaling: tuple = ()                      # region counts of the scaling study (OHIO only)
+    scaling_episodes: int = 5
+    flat_max_regions: int = 40               # the flat policy's n^2 actions: not trained beyond this
+
+    def __post_init__(self):
+        from ohio_core.learning.algos import ALGOS
+        from ohio_core.policies.routing import POLICIES
+
+        unknown = [b for b in self.behaviors if b not in POLICIES]
+        if unknown:
+            raise ValueError(f"unknown behavior policies {unknown}; known: {sorted(POLICIES)}")
+        if self.algo not in ALGOS:
+            raise ValueError(f"unknown algorithm {self.algo!r}; expected one of {list(ALGOS)}")
+        for name in ("regions", "horizon", "episodes", "steps", "eval_episodes", "scaling_episodes"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if any(int(r) < 2 for r in self.scaling):
+            raise ValueError(f"scaling region counts must be >= 2, got {list(self.scaling)}")
+
+
+@dataclass
+class PolicyScore:
+    returns: list
+    normalized: list = field(default_factory=list)
+
+    def summary(self) -> dict:
+        n = np.asarray(self.normalized, float)
+        se = float(np.std(n, ddof=1) / np.sqrt(len(n))) if len(n) > 1 else 0.0
+        return {"mean": float(n.mean()), "se": se, "return_mean": float(np.mean(self.returns))}
+
+
+def _city(config: RoutingExperimentConfig, regions: int):
+    from ohio_core.envs.routing.scenario import synthetic
+
+    return synthetic(regions, layout=config.layout, horizon=config.horizon, seed=config.seed)
+
+
+def _envs(scenario):
+    from controllers.rebalancing import RebalancingConfig, Rebalancer
+    from ohio_core.envs.routing.env import FlatRoutingEnv, RoutingEnv
+
+    return RoutingEnv(scenario, Rebalancer(RebalancingConfig())), FlatRoutingEnv(scenario)
+
+
+def _returns(env, policy, episodes: int, seed: int) -> list:
+    from ohio_core.envs.routing.env import rollout
+
+    return [float(r) for r in rollout(env, policy, episodes, seed).returns()]
+
+
+class _Learned:
+    """A trained d3rlpy policy as a routing policy: obs -> decoded action."""
+
+    def __init__(self, algo, level: str, n: int, idle_slice: slice, vehicles: int):
+        self.algo, self.level, self.n, self.idle, self.vehicles = algo, level, n, idle_slice, vehicles
+
+    def __call__(self, obs):
+        from ohio_core.pipeline.routing import decode_distribution, decode_flows
+
+        a = np.clip(self.algo.predict(np.asarray(obs, np.float32)[None])[0].astype(float), -1.0, 1.0)
+        if self.level == "goal":
+            return decode_distribution(a)
+        idle = np.rint(np.asarray(obs)[self.idle] * self.vehicles)
+        return decode_flows(a, idle)
+
+
+def _train(data, config: RoutingExperimentConfig, out: Path, name: str, level: str, scenario):
+    """Fit ``config.algo`` on ``data``; the model is saved to ``out/name`` (d3 + sidecar)."""
+    from ohio_core.learning.algos import TrainConfig
+    from ohio_core.learning.train import train
+    from ohio_core.pipeline.dataset import load_dataset, save_dataset
+
+    save_dataset(data, out / "datasets" / name, {"task": "routing", "level": level, "k": 1,
+                                                  "regions": scenario.regions, "method": data.account["method"]})
+    buffer, meta = load_dataset(out / "datasets" / name)
+    tc = TrainConfig(algo=config.algo, steps=config.steps, seed=config.seed)
+    t0 = time.perf_counter()
+    res = train(buffer, meta, tc, out / "models" / name, progress=False)
+    from ohio_core.learning.policy import load_policy
+
+    return load_policy(res.model).algo, time.perf_counter() - t0
+
+
+def _reward_scale(scenario) -> float:
+    """Rewards are divided by the fleet size for training (revenue per vehicle and step)."""
+    return 1.0 / max(scenario.vehicles, 1)
+
+
+def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True) -> dict:
+    """The whole experiment; writes ``out/result.json`` and ``out/scores.png``; returns the result."""
+    from ohio_core.envs.routing.env import rollout
+    from ohio_core.inverse.routing import invert_flows
+    from ohio_core.pipeline.routing import relabel_routing
+    from ohio_core.policies.routing import make_routing_policy
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    scenario = _city(config, config.regions)
+    env, flat_env = _envs(scenario)
+    eval_seed = config.seed + 1000
+    refs = {}
+    for name in sorted(set(config.behaviors) | {REFERENCE_RANDOM}):
+        pol = make_routing_policy(name, scenario)
+        refs[name] = _returns(flat_env if pol.level == "flows" else env, pol, config.eval_episodes, eval_seed)
+    r_random = float(np.mean(refs[REFERENCE_RANDOM]))
+    r_best = max(float(np.mean(refs[b])) for b in config.behaviors)
+    if r_best <= r_random:
+        raise ValueError(f"the best behavior heuristic ({r_best:.1f}) does not beat the random distribution "
+                         f"policy ({r_random:.1f}): no score scale")
+
+    def norm(returns):
+        return [100.0 * (r - r_random) / (r_best - r_random) for r in returns]
+
+    n = scenario.regions
+    idle_slice = env.layout.idle
+    datasets, accounts, timings = {}, {}, {}
+    for behavior in config.behaviors:
+        pol = make_routing_policy(behavior, scenario)
+        log = rollout(flat_env if pol.level == "flows" else env, pol, config.episodes, config.seed)
+        log.meta["obs_layout"] = env.layout.as_list()
+        scores = {b: PolicyScore(refs[b], norm(refs[b])).summary() for b in config.behaviors}
+        for method in METHODS:
+            if method == "flat" and n > config.flat_max_regions:
+                continue
+            data = relabel_routing(log, scenario.travel_time, method)
+            data.rewards = data.rewards * _reward_scale(scenario)
+            level = "goal" if method == "ohio" else "flows"
+            algo, seconds = _train(data, config, out, f"{behavior}_{method}", level, scenario)
+            learned = _Learned(algo, level, n, idle_slice, scenario.vehicles)
+            returns = _returns(env if method == "ohio" else flat_env, learned, config.eval_episodes, eval_seed)
+            scores[method] = PolicyScore(returns, norm(returns)).summary()
+            accounts[f"{behavior}/{method}"] = data.account
+            timings[f"{behavior}/{method}"] = round(seconds, 2)
+            if progress:
+                print(f"[routing] {behavior}/{method}: {scores[method]['mean']:.1f} +- {scores[method]['se']:.1f}",
+                      flush=True)
+        datasets[behavior] = scores
+
+    scaling = []
+    for regions in config.scaling:
+        city = _city(config, int(regions))
+        env_s, flat_s = _envs(city)
+        pol = make_routing_policy("demand_proportional", city)
+        log = rollout(env_s, pol, config.scaling_episodes, config.seed)
+        log.meta["obs_layout"] = env_s.layout.as_list()
+        t0 = time.perf_counter()
+        invert_flows(log.idle, log.flows, city.travel_time)
+        inverse_s = time.perf_counter() - t0
+        data = relabel_routing(log, city.travel_time, "ohio")
+        data.rewards = data.rewards * _reward_scale(city)
+        algo, train_s = _train(data, config, out / f"scaling_{regions}", "ohio", "goal", city)
+        ref_r = _returns(env_s, make_routing_policy(REFERENCE_RANDOM, city), config.eval_episodes, eval_seed)
+        ref_b = _returns(env_s, pol, config.eval_episodes, eval_seed)
+        got = _returns(env_s, _Learned(algo, "goal", city.regions, env_s.layout.idle, city.vehicles),
+                       config.eval_episodes, eval_seed)
+        span = np.mean(ref_b) - np.mean(ref_r)
+        score = float(100.0 * (np.mean(got) - np.mean(ref_r)) / span) if span > 0 else float("nan")
+        scaling.append({"regions": int(regions), "vehicles": int(city.vehicles), "transitions": int(len(log)),
+                        "inverse_s": inverse_s, "inverse_per_transition_us": 1e6 * inverse_s / max(len(log), 1),
+                        "train_s": train_s, "ohio_score": score})
+        if progress:
+            print(f"[routing] scaling {regions} regions: inverse {inverse_s:.3f} s, train {train_s:.1f} s, "
+                  f"OHIO {score:.1f}", flush=True)
+
+    result = {"datasets": datasets, "scaling": scaling,
+              "references": {"random_return": r_random, "best_behavior_return": r_best,
+                             "behavior_returns": {b: float(np.mean(v)) for b, v in refs.items()}},
+              "accounts": accounts, "train_seconds": timings, "config": asdict(config),
+              "scenario": {"regions": n, "vehicles": int(scenario.vehicles), "horizon": scenario.horizon},
+              "seconds": round(time.perf_counter() - t_start, 1)}
+    (out / "result.json").write_text(json.dumps(result, indent=1, default=list))
+    plot_scores(result, out / "scores.png")
+    return result
+
+
+def summary_json(result: dict) -> dict:
+    """The one-line JSON of ``ohio experiment routing --json``."""
+    return {"datasets": {d: {m: {"mean": s["mean"], "se": s["se"]} for m, s in v.items()}
+                         for d, v in result["datasets"].items()},
+            "scaling": [{k: row[k] for k in ("regions", "inverse_s", "train_s", "ohio_score")}
+                        for row in result["scaling"]]}
+
+
+def table_rows(result: dict) -> tuple[list, list]:
+    datasets = list(result["datasets"])
+    methods = []
+    for v in result["datasets"].values():
+        methods += [m for m in v if m not in methods]
+    rows = [[m] + [f"{result['datasets'][d][m]['mean']:6.1f} +- {result['datasets'][d][m]['se']:4.1f}"
+                   if m in result["datasets"][d] else "-" for d in datasets] for m in methods]
+    return rows, ["method"] + [f"data: {d}" for d in datasets]
+
+
+def plot_scores(result: dict, path: Path) -> Path | None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    datasets = list(result["datasets"])
+    methods = []
+    for v in result["datasets"].values():
+        methods += [m for m in v if m not in methods]
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(datasets), 3.6))
+    width = 0.8 / max(len(methods), 1)
+    for i, m in enumerate(methods):
+        xs = [j + i * width for j, d in enumerate(datasets) if m in result["datasets"][d]]
+        ys = [result["datasets"][d][m]["mean"] for d in datasets if m in result["datasets"][d]]
+        es = [result["datasets"][d][m]["se"] for d in datasets if m in result["datasets"][d]]
+        ax.bar(xs, ys, width, yerr=es, label=m, capsize=2)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(datasets))], datasets, fontsize=8)
+    ax.axhline(100, color="k", lw=0.6, ls="--")
+    ax.set_ylabel("normalized score")
+    ax.set_title(f"routing, {result['scenario']['regions']} regions: policies trained on each dataset", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,90 @@
+"""Routing logs -> high-level datasets: OHIO goals recovered from the flows, and the flat baseline.
+
+A ``RoutingLog`` holds, per step, what the policy saw, the idle vehicles a_t and the flows x_t the
+low level sent, never the goal. OHIO recovers the desired distribution the rebalancing LP needed
+(``inverse.routing.invert_flows``: d = a + inflow - outflow, p = d / sum a) whatever produced the
+flows (the LP under any goal, a greedy dispatcher, a flat policy); the flat baseline keeps the
+flows as per-edge actions.
+
+Actions for d3rlpy live in [-1, 1]:
+
+    goal:  a_i = 2 p_i / max_j p_j - 1        decoded as weights w = (a + 1) / 2 (the env normalizes)
+    flows: a_ij = 2 x_ij / max(a_i, 1) - 1    decoded as x_ij = (a_ij + 1) / 2 * a_i (then projected)
+
+Samples the inverse cannot use are dropped and counted: no idle vehicles (every goal gives the
+same empty flows), infeasible or non-finite flows. Flows the LP would not have chosen (NOT_OPTIMAL:
+it reaches the same distribution at lower cost) are kept and counted, with their excess cost as
+the residual.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ohio_core.data.account import Drops
+from ohio_core.inverse.routing import FlowStatus, invert_flows
+from ohio_core.pipeline.relabel import HighLevelData, residual_stats
+
+METHODS = ("ohio", "flat")
+
+
+def encode_distribution(p: np.ndarray) -> np.ndarray:
+    """a = 2 p / max p - 1 per row (rows of zeros -> all +1, i.e. uniform)."""
+    p = np.asarray(p, float)
+    top = p.max(-1, keepdims=True)
+    return np.where(top > 0, 2.0 * p / np.where(top > 0, top, 1.0) - 1.0, 1.0)
+
+
+def decode_distribution(a: np.ndarray) -> np.ndarray:
+    """Nonnegative weights w = (clip(a, -1, 1) + 1) / 2 (``RoutingEnv`` normalizes them)."""
+    return (np.clip(np.asarray(a, float), -1.0, 1.0) + 1.0) / 2.0
+
+
+def encode_flows(flows: np.ndarray, idle: np.ndarray) -> np.ndarray:
+    """a_ij = 2 x_ij / max(a_i, 1) - 1, flattened row-major to (N, n * n)."""
+    flows, idle = np.asarray(flows, float), np.asarray(idle, float)
+    frac = flows / np.maximum(idle, 1.0)[..., :, None]
+    return (2.0 * frac - 1.0).reshape(flows.shape[:-2] + (-1,))
+
+
+def decode_flows(a: np.ndarray, idle: np.ndarray) -> np.ndarray:
+    """Raw per-edge flows x_ij = (a_ij + 1) / 2 * a_i, (n * n,) row-major (``FlatRoutingEnv`` projects them)."""
+    a = np.clip(np.asarray(a, float), -1.0, 1.0)
+    n = int(round(np.sqrt(a.shape[-1])))
+    idle = np.asarray(idle, float)
+    return ((a.reshape(a.shape[:-1] + (n, n)) + 1.0) / 2.0 * idle[..., :, None]).reshape(a.shape)
+
+
+def relabel_routing(log, travel_time: np.ndarray, method: str = "ohio") -> HighLevelData:
+    """High-level transitions (obs_t, a_t, r_t) of a routing log for ``method`` (module docstring)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown routing relabel method {method!r}; expected one of {list(METHODS)}")
+    n = log.idle.shape[1]
+    drops = Drops()
+    if method == "ohio":
+        res = invert_flows(log.idle, log.flows, travel_time)
+        keep = np.isin(res.status, (FlowStatus.OK, FlowStatus.NOT_OPTIMAL))
+        for s in (FlowStatus.ILL_POSED, FlowStatus.INFEASIBLE, FlowStatus.NON_FINITE):
+            drops.add(f"inverse: {s.name.lower()}", int(np.sum(res.status == s)))
+        actions = encode_distribution(np.nan_to_num(res.distribution))
+        residual = np.nan_to_num(res.residual)
+        not_optimal = int(np.sum(res.status == FlowStatus.NOT_OPTIMAL))
+    else:
+        keep = np.ones(len(log), bool)
+        actions = encode_flows(log.flows, log.idle)
+        residual = np.zeros(len(log))
+        not_optimal = 0
+    timeouts = log.timeout.astype(np.float32)
+    # a dropped step ends its piece of episode: the step before it times out
+    nxt = np.r_[keep[1:], False] & np.r_[log.episode[1:] == log.episode[:-1], False]
+    open_end = keep & ~nxt & ~log.timeout & ~log.terminal
+    timeouts = np.where(open_end, 1.0, timeouts).astype(np.float32)
+    account = {"steps_in": int(len(log)), "episodes_in": int(log.episodes), "transitions_written": int(keep.sum()),
+               "dropped": dict(drops.counts), "flows_not_lp_optimal_kept": not_optimal,
+               "pieces_ended_by_drop": int(open_end.sum()), "method": method, "regions": n,
+               "residual_vehicle_steps": residual_stats(residual[keep])}
+    layout = log.meta.get("obs_layout") or [["obs", int(log.obs.shape[1])]]
+    return HighLevelData(observations=log.obs[keep].astype(np.float32), actions=actions[keep].astype(np.float32),
+                         rewards=log.reward[keep].astype(np.float32), terminals=log.terminal[keep].astype(np.float32),
+                         timeouts=timeouts[keep], episode=log.episode[keep], residual=residual[keep],
+                         account=account, obs_layout=[list(x) for x in layout], drops=drops)
