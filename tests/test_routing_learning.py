@@ -1,0 +1,104 @@
+"""Routing: relabeling logged flows into high-level datasets, and the experiment end to end.
+
+The logs come from real rollouts of the heuristics through the LP (``RoutingEnv``) and through the
+flows interface (the greedy dispatcher, ``FlatRoutingEnv``). The recovered distributions must
+give the logged desired counts back exactly, and the experiment must run (tiny budgets) and
+report its JSON shape.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from controllers.rebalancing import RebalancingConfig, Rebalancer, desired_counts
+from ohio_core.cli.main import main
+from ohio_core.envs.routing.env import FlatRoutingEnv, RoutingEnv, rollout
+from ohio_core.envs.routing.scenario import synthetic
+from ohio_core.envs.routing.sim import project_flows
+from ohio_core.experiments.routing import RoutingExperimentConfig, run
+from ohio_core.pipeline.routing import (decode_distribution, decode_flows, encode_distribution, encode_flows,
+                                        relabel_routing)
+from ohio_core.policies.routing import make_routing_policy
+
+
+@pytest.fixture(scope="module")
+def city():
+    return synthetic(9, horizon=12, seed=3)
+
+
+@pytest.fixture(scope="module")
+def lp_log(city):
+    env = RoutingEnv(city, Rebalancer(RebalancingConfig()))
+    log = rollout(env, make_routing_policy("random_distribution", city), 3, seed=5)
+    log.meta["obs_layout"] = env.layout.as_list()
+    return log
+
+
+def test_action_encodings_round_trip(rng=np.random.default_rng(0)):
+    p = rng.dirichlet(np.ones(7), size=20)
+    w = decode_distribution(encode_distribution(p))
+    np.testing.assert_allclose(w / w.sum(1, keepdims=True), p, atol=1e-12)
+    assert encode_distribution(p).max() == 1.0 and encode_distribution(p).min() >= -1.0
+    idle = rng.integers(0, 30, size=(20, 4))
+    flows = np.stack([project_flows(rng.uniform(0, 10, (4, 4)), a) for a in idle])
+    raw = decode_flows(encode_flows(flows, idle), idle)
+    back = np.stack([project_flows(r.reshape(4, 4), a) for r, a in zip(raw, idle)])
+    np.testing.assert_array_equal(back, flows)
+
+
+def test_ohio_relabel_recovers_the_logged_goals_exactly(city, lp_log):
+    data = relabel_routing(lp_log, city.travel_time, "ohio")
+    assert data.account["transitions_written"] == len(lp_log) == 36 and data.account["dropped"] == {}
+    w = decode_distribution(data.actions.astype(float))
+    recovered = desired_counts(w / w.sum(1, keepdims=True), lp_log.idle.sum(1))
+    np.testing.assert_array_equal(recovered, lp_log.desired)
+    np.testing.assert_array_equal(data.rewards, lp_log.reward.astype(np.float32))
+    assert data.account["flows_not_lp_optimal_kept"] == 0 and data.obs_layout[0] == ["idle", 9]
+
+
+def test_dispatcher_flows_are_relabeled_and_their_extra_cost_counted(city):
+    log = rollout(FlatRoutingEnv(city), make_routing_policy("greedy_dispatcher", city), 2, seed=1)
+    ohio = relabel_routing(log, city.travel_time, "ohio")
+    flat = relabel_routing(log, city.travel_time, "flat")
+    assert ohio.account["transitions_written"] == flat.account["transitions_written"] == len(log)
+    assert flat.actions.shape == (len(log), 81) and ohio.actions.shape == (len(log), 9)
+    # the LP reaches each recovered distribution at most at the dispatcher's cost
+    assert (ohio.residual >= 0).all()
+    assert ohio.account["flows_not_lp_optimal_kept"] == int((ohio.residual > 1e-9).sum())
+
+
+def test_steps_without_idle_vehicles_are_dropped_and_end_the_piece(city, lp_log):
+    log = lp_log
+    idle, flows = log.idle.copy(), log.flows.copy()
+    idle[5], flows[5] = 0, 0
+    broken = type(log)(**{**{k: getattr(log, k) for k in log.__dataclass_fields__}, "idle": idle, "flows": flows})
+    data = relabel_routing(broken, city.travel_time, "ohio")
+    assert data.account["dropped"] == {"inverse: ill_posed": 1} and data.account["pieces_ended_by_drop"] == 1
+    assert data.timeouts[4] == 1.0 and len(data.rewards) == len(log) - 1
+    with pytest.raises(ValueError, match="unknown routing relabel method"):
+        relabel_routing(log, city.travel_time, "naive")
+
+
+def test_experiment_runs_and_reports_every_method(tmp_path, capsys):
+    config = RoutingExperimentConfig(regions=6, horizon=12, episodes=2, algo="bc", steps=30, eval_episodes=2,
+                                     scaling=(5,), scaling_episodes=2)
+    result = run(config, tmp_path / "exp", progress=False)
+    for name, scores in result["datasets"].items():
+        assert set(scores) == {"ohio", "flat", "demand_proportional", "random_distribution", "greedy_dispatcher"}
+        assert abs(scores["random_distribution"]["mean"]) < 1e-9
+        assert max(scores[b]["mean"] for b in config.behaviors) == pytest.approx(100.0)
+    assert result["scaling"][0]["regions"] == 5 and result["scaling"][0]["inverse_s"] > 0
+    assert (tmp_path / "exp" / "scores.png").is_file() and (tmp_path / "exp" / "result.json").is_file()
+    with pytest.raises(ValueError, match="unknown behavior policies"):
+        RoutingExperimentConfig(behaviors=("psychic",))
+
+
+def test_cli_prints_the_table_and_the_json(tmp_path, capsys):
+    assert main(["experiment", "routing", "--regions", "5", "--episodes", "1", "--steps", "10", "--algo", "bc",
+                 "--eval-episodes", "2", "--out", str(tmp_path / "o"), "--json"]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert set(summary) == {"datasets", "scaling"} and "ohio" in summary["datasets"]["demand_proportional"]
+    assert set(summary["datasets"]["demand_proportional"]["ohio"]) == {"mean", "se"}
+    assert "0 = random distribution, 100 = best heuristic" in out
