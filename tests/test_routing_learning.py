@@ -18,7 +18,7 @@ from ohio_core.envs.routing.scenario import synthetic
 from ohio_core.envs.routing.sim import project_flows
 from ohio_core.experiments.routing import RoutingExperimentConfig, run
 from ohio_core.pipeline.routing import (decode_distribution, decode_flows, encode_distribution, encode_flows,
-                                        relabel_routing)
+                                        idle_distribution, relabel_routing)
 from ohio_core.policies.routing import make_routing_policy
 
 
@@ -30,16 +30,19 @@ def city():
 @pytest.fixture(scope="module")
 def lp_log(city):
     env = RoutingEnv(city, Rebalancer(RebalancingConfig()))
-    log = rollout(env, make_routing_policy("random_distribution", city), 3, seed=5)
+    log = rollout(env, make_routing_policy("demand_proportional", city), 3, seed=5)
     log.meta["obs_layout"] = env.layout.as_list()
     return log
 
 
 def test_action_encodings_round_trip(rng=np.random.default_rng(0)):
-    p = rng.dirichlet(np.ones(7), size=20)
-    w = decode_distribution(encode_distribution(p))
+    q = rng.dirichlet(np.ones(7), size=20)
+    p = np.clip(q + rng.normal(0, 0.05, q.shape), 0, None)
+    p /= p.sum(1, keepdims=True)
+    a = encode_distribution(p, q)
+    w = decode_distribution(a, q)
     np.testing.assert_allclose(w / w.sum(1, keepdims=True), p, atol=1e-12)
-    assert encode_distribution(p).max() == 1.0 and encode_distribution(p).min() >= -1.0
+    assert np.abs(a).max() <= 1.0 and (decode_distribution(np.zeros(7), q[0]) == q[0]).all()   # a = 0: stay
     idle = rng.integers(0, 30, size=(20, 4))
     flows = np.stack([project_flows(rng.uniform(0, 10, (4, 4)), a) for a in idle])
     raw = decode_flows(encode_flows(flows, idle), idle)
@@ -50,8 +53,9 @@ def test_action_encodings_round_trip(rng=np.random.default_rng(0)):
 def test_ohio_relabel_recovers_the_logged_goals_exactly(city, lp_log):
     data = relabel_routing(lp_log, city.travel_time, "ohio")
     assert data.account["transitions_written"] == len(lp_log) == 36 and data.account["dropped"] == {}
-    w = decode_distribution(data.actions.astype(float))
+    w = decode_distribution(data.actions.astype(np.float64), idle_distribution(lp_log.idle))
     recovered = desired_counts(w / w.sum(1, keepdims=True), lp_log.idle.sum(1))
+    assert data.account["goals_clipped_to_span"] == 0
     np.testing.assert_array_equal(recovered, lp_log.desired)
     np.testing.assert_array_equal(data.rewards, lp_log.reward.astype(np.float32))
     assert data.account["flows_not_lp_optimal_kept"] == 0 and data.obs_layout[0] == ["idle", 9]

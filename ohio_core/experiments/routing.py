@@ -100,11 +100,11 @@ class _Learned:
         self.algo, self.level, self.n, self.idle, self.vehicles = algo, level, n, idle_slice, vehicles
 
     def __call__(self, obs):
-        from ohio_core.pipeline.routing import decode_distribution, decode_flows
+        from ohio_core.pipeline.routing import decode_distribution, decode_flows, idle_distribution
 
         a = np.clip(self.algo.predict(np.asarray(obs, np.float32)[None])[0].astype(float), -1.0, 1.0)
         if self.level == "goal":
-            return decode_distribution(a)
+            return decode_distribution(a, idle_distribution(np.asarray(obs)[self.idle]))
         idle = np.rint(np.asarray(obs)[self.idle] * self.vehicles)
         return decode_flows(a, idle)
 

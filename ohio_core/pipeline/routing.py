@@ -6,10 +6,14 @@ low level sent, never the goal. OHIO recovers the desired distribution the rebal
 flows (the LP under any goal, a greedy dispatcher, a flat policy); the flat baseline keeps the
 flows as per-edge actions.
 
-Actions for d3rlpy live in [-1, 1]:
+Actions for d3rlpy live in [-1, 1]. A goal is the change of the idle distribution q = a / sum a the
+policy asks for (so "keep the vehicles where they are", which costs nothing, is a = 0):
 
-    goal:  a_i = 2 p_i / max_j p_j - 1        decoded as weights w = (a + 1) / 2 (the env normalizes)
-    flows: a_ij = 2 x_ij / max(a_i, 1) - 1    decoded as x_ij = (a_ij + 1) / 2 * a_i (then projected)
+    goal:  a_i = clip((p_i - q_i) / S, -1, 1)        decoded as w = max(q + S a, 0) (the env normalizes)
+    flows: a_ij = 2 x_ij / max(a_i, 1) - 1           decoded as x_ij = (a_ij + 1) / 2 * a_i (then projected)
+
+with S = ``GOAL_SPAN`` = 1, so every change of a share (at most 1) is representable and a = p - q;
+``goals_clipped_to_span`` in the account stays 0 unless S is lowered.
 
 Samples the inverse cannot use are dropped and counted: no idle vehicles (every goal gives the
 same empty flows), infeasible or non-finite flows. Flows the LP would not have chosen (NOT_OPTIMAL:
@@ -26,18 +30,26 @@ from ohio_core.inverse.routing import FlowStatus, invert_flows
 from ohio_core.pipeline.relabel import HighLevelData, residual_stats
 
 METHODS = ("ohio", "flat")
+GOAL_SPAN = 1.0
 
 
-def encode_distribution(p: np.ndarray) -> np.ndarray:
-    """a = 2 p / max p - 1 per row (rows of zeros -> all +1, i.e. uniform)."""
-    p = np.asarray(p, float)
-    top = p.max(-1, keepdims=True)
-    return np.where(top > 0, 2.0 * p / np.where(top > 0, top, 1.0) - 1.0, 1.0)
+def idle_distribution(idle: np.ndarray) -> np.ndarray:
+    """q = a / sum a per row (uniform where no vehicle is idle); ``idle`` in vehicles or fleet fractions."""
+    idle = np.asarray(idle, float)
+    total = idle.sum(-1, keepdims=True)
+    return np.where(total > 0, idle / np.where(total > 0, total, 1.0), 1.0 / idle.shape[-1])
 
 
-def decode_distribution(a: np.ndarray) -> np.ndarray:
-    """Nonnegative weights w = (clip(a, -1, 1) + 1) / 2 (``RoutingEnv`` normalizes them)."""
-    return (np.clip(np.asarray(a, float), -1.0, 1.0) + 1.0) / 2.0
+def encode_distribution(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """a = clip((p - q) / S, -1, 1) (module docstring)."""
+    p, q = np.asarray(p, float), np.asarray(q, float)
+    return np.clip((p - q) / GOAL_SPAN, -1.0, 1.0)
+
+
+def decode_distribution(a: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Nonnegative weights w = max(q + S clip(a, -1, 1), 0) (``RoutingEnv`` normalizes them)."""
+    a = np.clip(np.asarray(a, float), -1.0, 1.0)
+    return np.maximum(np.asarray(q, float) + GOAL_SPAN * a, 0.0)
 
 
 def encode_flows(flows: np.ndarray, idle: np.ndarray) -> np.ndarray:
@@ -66,11 +78,15 @@ def relabel_routing(log, travel_time: np.ndarray, method: str = "ohio") -> HighL
         keep = np.isin(res.status, (FlowStatus.OK, FlowStatus.NOT_OPTIMAL))
         for s in (FlowStatus.ILL_POSED, FlowStatus.INFEASIBLE, FlowStatus.NON_FINITE):
             drops.add(f"inverse: {s.name.lower()}", int(np.sum(res.status == s)))
-        actions = encode_distribution(np.nan_to_num(res.distribution))
+        q = idle_distribution(log.idle)
+        raw = (np.nan_to_num(res.distribution) - q) / GOAL_SPAN
+        actions = encode_distribution(np.nan_to_num(res.distribution), q)
+        clipped = int(np.sum(keep & (np.abs(raw) > 1 + 1e-9).any(-1)))
         residual = np.nan_to_num(res.residual)
         not_optimal = int(np.sum(res.status == FlowStatus.NOT_OPTIMAL))
     else:
         keep = np.ones(len(log), bool)
+        clipped = 0
         actions = encode_flows(log.flows, log.idle)
         residual = np.zeros(len(log))
         not_optimal = 0
@@ -81,6 +97,7 @@ def relabel_routing(log, travel_time: np.ndarray, method: str = "ohio") -> HighL
     timeouts = np.where(open_end, 1.0, timeouts).astype(np.float32)
     account = {"steps_in": int(len(log)), "episodes_in": int(log.episodes), "transitions_written": int(keep.sum()),
                "dropped": dict(drops.counts), "flows_not_lp_optimal_kept": not_optimal,
+               "goals_clipped_to_span": clipped,
                "pieces_ended_by_drop": int(open_end.sum()), "method": method, "regions": n,
                "residual_vehicle_steps": residual_stats(residual[keep])}
     layout = log.meta.get("obs_layout") or [["obs", int(log.obs.shape[1])]]
