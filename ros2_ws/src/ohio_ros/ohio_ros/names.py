@@ -18,3 +18,13 @@ CONTROLLER_NODE = 'controller'
 POLICY_NODE = 'policy'
 SIM_NODE = 'mujoco_sim'
 RECORDER_NODE = 'recorder'
+
+ROUTING_STATE = 'routing/state'
+ROUTING_FLOWS = 'routing/flows'
+ROUTING_DISTRIBUTION = 'routing/desired_distribution'
+ROUTING_STEP_INFO = 'routing/step_info'
+ROUTING_TRAVEL_TIME = 'routing/travel_time'
+
+ROUTING_SIM_NODE = 'routing_sim'
+REBALANCING_NODE = 'rebalancing'
+ROUTING_POLICY_NODE = 'routing_policy'
