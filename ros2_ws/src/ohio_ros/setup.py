@@ -33,6 +33,9 @@ setup(
             'policy_node = ohio_ros.policy_node:main',
             'mujoco_sim_node = ohio_ros.mujoco_sim_node:main',
             'recorder_node = ohio_ros.recorder_node:main',
+            'routing_sim_node = ohio_ros.routing_sim_node:main',
+            'rebalancing_node = ohio_ros.rebalancing_node:main',
+            'routing_policy_node = ohio_ros.routing_policy_node:main',
         ],
     },
 )
