@@ -7,7 +7,10 @@ and return a ``LaunchDescription`` built from the substitutions and actions list
 arguments take their declared defaults unless overridden, and each ``Node`` becomes the command
 line launch_ros builds for it: ``<executable> [arguments] --ros-args -r __node:=NAME
 [-r __ns:=NS] --params-file FILE... -r FROM:=TO...``, a parameter dict becoming a temporary
-``/**: ros__parameters`` file as launch_ros writes it.
+``/**: ros__parameters`` file as launch_ros writes it. An executable is the console script pip
+installed beside this Python; one that is not installed there yet (an entry point added to
+setup.py since the environment was built; ``./run.sh`` reinstalls the package) is run as
+``python -m <module>`` of its entry point: the same ``main()``, and the same arguments.
 """
 
 from __future__ import annotations
@@ -244,14 +247,38 @@ def read_launch(path: Path, overrides: dict | None = None) -> Launch:
     return Launch(path=path, arguments=arguments, values=values, nodes=nodes)
 
 
+def entry_points() -> dict:
+    """console_scripts of ohio_ros's setup.py: executable -> 'module:function'."""
+    tree = ast.parse((PACKAGE / "setup.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "entry_points":
+            scripts = ast.literal_eval(node.value)["console_scripts"]
+            return dict(s.replace(" ", "").split("=", 1) for s in scripts)
+    raise LaunchReadError("setup.py has no entry_points")
+
+
 def executable_path(executable: str) -> Path:
     """The console script pip installed for an entry point of ohio_ros (beside this Python)."""
     return Path(sys.executable).parent / executable
 
 
+def executable_command(executable: str) -> list[str]:
+    """The console script, or ``python -m MODULE`` of its entry point while it is not installed."""
+    path = executable_path(executable)
+    if path.is_file():
+        return [str(path)]
+    scripts = entry_points()
+    if executable not in scripts:
+        raise LaunchReadError(f"{executable} is not a console script of ohio_ros's setup.py")
+    module, func = scripts[executable].split(":")
+    if func != "main":
+        raise LaunchReadError(f"{executable}: entry point {scripts[executable]} is not a module's main()")
+    return [sys.executable, "-m", module]
+
+
 def command_line(node: Node, tmp_dir: Path) -> list[str]:
     """The command launch_ros runs for ``node`` (parameter dicts written under ``tmp_dir``)."""
-    cmd = [str(executable_path(node.executable)), *node.arguments, "--ros-args", "-r", f"__node:={node.name}"]
+    cmd = [*executable_command(node.executable), *node.arguments, "--ros-args", "-r", f"__node:={node.name}"]
     if node.namespace:
         cmd += ["-r", f"__ns:={node.namespace}"]
     for i, p in enumerate(node.parameters):

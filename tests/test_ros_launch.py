@@ -4,7 +4,6 @@ setup.py, every parameters file exists and is keyed by the node's name with para
 node declares; then each launch file's nodes are started as launch_ros would start them.
 """
 
-import ast
 import importlib
 import subprocess
 
@@ -22,22 +21,14 @@ from std_msgs.msg import Float64MultiArray
 from ohio_ros import config as cfg
 from ohio_ros import convert
 from ros_harness import Processes, Spinner, probe, wait_for
-from ros_launch import LAUNCH_DIR, PACKAGE, REPO, LaunchReadError, command_line, read_launch
+from ros_launch import LAUNCH_DIR, PACKAGE, REPO, LaunchReadError, command_line, entry_points, read_launch
 
 LAUNCH_FILES = sorted(LAUNCH_DIR.glob("*.launch.py"))
 NODE_CONFIGS = {"controller_node": cfg.ControllerNodeConfig, "policy_node": cfg.PolicyNodeConfig,
-                "mujoco_sim_node": cfg.SimNodeConfig, "recorder_node": cfg.RecorderNodeConfig}
+                "mujoco_sim_node": cfg.SimNodeConfig, "recorder_node": cfg.RecorderNodeConfig,
+                "routing_sim_node": cfg.RoutingSimNodeConfig, "rebalancing_node": cfg.RebalancingNodeConfig,
+                "routing_policy_node": cfg.RoutingPolicyNodeConfig}
 WITH_CONTROLLER_PARAMS = {"controller_node", "policy_node"}
-
-
-def entry_points() -> dict:
-    """console_scripts of ohio_ros's setup.py: executable -> 'module:function'."""
-    tree = ast.parse((PACKAGE / "setup.py").read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.keyword) and node.arg == "entry_points":
-            scripts = ast.literal_eval(node.value)["console_scripts"]
-            return dict(s.replace(" ", "").split("=", 1) for s in scripts)
-    raise AssertionError("setup.py has no entry_points")
 
 
 def known_parameters(executable: str) -> set:
@@ -45,6 +36,8 @@ def known_parameters(executable: str) -> set:
     if executable in WITH_CONTROLLER_PARAMS:
         for kind in CONFIG_TYPES:
             names |= set(cfg.controller_defaults(kind))
+    if executable == "rebalancing_node":
+        names |= set(cfg.rebalancing_defaults())
     return names
 
 
@@ -58,8 +51,9 @@ def flatten(params: dict, prefix: str = "") -> dict:
     return out
 
 
-def test_there_are_the_three_launch_files():
-    assert {p.name for p in LAUNCH_FILES} == {"sim_arm.launch.py", "real_arm.launch.py", "record.launch.py"}
+def test_there_are_the_four_launch_files():
+    assert {p.name for p in LAUNCH_FILES} == {"sim_arm.launch.py", "real_arm.launch.py", "record.launch.py",
+                                              "routing.launch.py"}
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
@@ -67,6 +61,7 @@ def test_launch_file_is_consistent(path):
     launch = read_launch(path)
     scripts = entry_points()
     assert launch.nodes, "no Node actions"
+    executables = {n.name: n.executable for n in launch.nodes}
     for node in launch.nodes:
         assert node.package == "ohio_ros"
         assert node.executable in scripts, f"{node.executable} is not a console script of setup.py"
@@ -78,12 +73,19 @@ def test_launch_file_is_consistent(path):
         for f in files:
             assert f.is_file(), f"{node.name}: parameters file {f} does not exist"
             data = yaml.safe_load(f.read_text())
-            keys = set(data)
-            assert keys <= {f"/**/{node.name}", f"/{node.name}", node.name, "/**"}, (
-                f"{f.name}: keys {sorted(keys)} do not name node {node.name!r}")
-            for key in keys:
+            # a file may hold the sections of several nodes of the launch file (one per node name)
+            sections = {}
+            for key in data:
+                name = key.removeprefix("/**/").removeprefix("/")
+                assert key == "/**" or name in executables, (
+                    f"{f.name}: key {key!r} names no node of {path.name} ({sorted(executables)})")
+                sections[key] = node.executable if key == "/**" else executables[name]
+            assert f"/**/{node.name}" in data or f"/{node.name}" in data or node.name in data or "/**" in data, (
+                f"{f.name}: no section for node {node.name!r}")
+            for key, executable in sections.items():
                 params = flatten(data[key]["ros__parameters"])
-                assert set(params) <= known, f"{f.name}: unknown parameters {sorted(set(params) - known)}"
+                unknown = set(params) - known_parameters(executable)
+                assert not unknown, f"{f.name}: {key}: unknown parameters {sorted(unknown)}"
         for p in node.parameters:
             if isinstance(p, dict):
                 assert set(p) <= known, f"{node.name}: unknown parameters {sorted(set(p) - known)}"
