@@ -9,7 +9,9 @@ Sources:
   does, so the node's distributions are those of a rollout with the same seed;
 - a trained routing goal model (``ohio_core.learning.policy.load_policy``, imported only then):
   task ``routing``, level ``goal``, observation layout an ``ObsLayout`` and one action per
-  region, decoded with ``ohio_core.pipeline.routing.decode_distribution``. A model is refused at
+  region, decoded with ``ohio_core.pipeline.routing.decode_distribution`` around the state's
+  idle distribution (the action is the change of it), as the routing experiment evaluates
+  models. A model is refused at
   start if its task, level or layout is not that of a routing goal model, and a state whose
   observation layout differs from the model's gets no distribution (an error).
 """
@@ -124,12 +126,13 @@ class ModelPolicy(RoutingPolicy):
 
     def decide(self, state: RoutingState) -> np.ndarray:
         """Return the decoded action of the model for the state's observation."""
-        from ohio_core.pipeline.routing import decode_distribution
+        from ohio_core.pipeline.routing import decode_distribution, idle_distribution
 
         if state.obs_layout != self.obs_layout:
             raise PolicyMismatch(f'the state has observation layout {state.obs_layout}, the model '
                                  f'{self.path} expects {self.obs_layout}')
-        return decode_distribution(self.policy.act(state.obs))
+        q = idle_distribution(state.obs[state.layout.idle])
+        return decode_distribution(self.policy.act(state.obs), q)
 
 
 def load_model(path: str) -> ModelPolicy:
