@@ -243,8 +243,7 @@ def test_rebalancing_rules(city, session):
     loop.on_state(state)
     assert loop.flows(state) == (None, "no_travel_time")
     loop.set_travel_time(city.travel_time)
-    flows, status = loop.flows(state)
-    assert status == rl.NO_GOAL and not flows.any()
+    assert loop.flows(state) == (None, rl.NO_GOAL)               # no goal yet: no flows at all
     w = np.arange(1.0, REGIONS + 1)
     loop.on_goal(w, (0, 0))
     expected = Rebalancer().act(state.idle, Rebalancer().goal_from_action(w / w.sum(), state.idle), city.travel_time)
@@ -277,7 +276,7 @@ class StandIn:
         self.meta = {"task": "routing", "level": "goal", "obs_layout": layout, "action_dim": REGIONS, **meta}
 
     def act(self, obs):
-        return np.linspace(-1.0, 1.0, REGIONS)
+        return np.linspace(-0.5, 0.5, REGIONS)
 
 
 @pytest.mark.parametrize("meta, match", [
@@ -294,7 +293,9 @@ def test_models_that_do_not_fit_are_refused(meta, match):
 
 def test_model_policy_decodes_and_refuses_other_layouts(session):
     policy = hl.ModelPolicy(StandIn(), "m.d3")
-    np.testing.assert_allclose(policy.decide(session.state()), np.linspace(0.0, 1.0, REGIONS))
+    state = session.state()
+    q = state.idle / state.idle.sum()                # the action changes the idle distribution
+    np.testing.assert_allclose(policy.decide(state), np.maximum(q + np.linspace(-0.5, 0.5, REGIONS), 0.0))
     other = RoutingSession(synthetic(5, horizon=3), 4, 0).state()
     with pytest.raises(hl.PolicyMismatch, match="expects"):
         policy.decide(other)
@@ -340,9 +341,13 @@ def test_rebalancing_node_flows_stale_goal_and_nan_goal(spinner, city, session):
         msg = wait_for(inbox[FLOWS].last, what=f"flows for step {s.step}")
         return rc.flows_from_msg(msg, REGIONS)
 
+    # before the first goal: no flows at all (the simulator would offer the state again)
+    pubs[STATE].publish(rc.state_msg(state))
+    wait_for(lambda: node.loop.counters.by_status.get(rl.NO_GOAL) == 1, what="a state without a goal")
+    assert len(inbox[FLOWS]) == 0
     pubs[GOAL].publish(rc.distribution_msg(w, 0, 0))
     wait_for(lambda: node.loop.goal is not None, what="the goal")
-    flows, stamp = flows_for(state)
+    flows, stamp = flows_for(state)                           # the state offered again
     assert stamp == (0, 0)
     np.testing.assert_array_equal(flows, expected)
     # a NaN goal is rejected and counted; the last good goal is still used one step later
@@ -356,7 +361,7 @@ def test_rebalancing_node_flows_stale_goal_and_nan_goal(spinner, city, session):
     # two steps after its state the goal is stale (max_goal_age_steps 1): zero flows, counted
     flows, stamp = flows_for(rc.RoutingState(0, 2, state.idle, state.obs, 4))
     assert stamp == (0, 2) and not flows.any()
-    assert node.loop.counters.by_status == {rl.CURRENT: 1, rl.OLDER: 1, rl.STALE: 1}
+    assert node.loop.counters.by_status == {rl.NO_GOAL: 1, rl.CURRENT: 1, rl.OLDER: 1, rl.STALE: 1}
     d = wait_for(lambda: (m := inbox["/diagnostics"].last()) and convert.diagnostic_values(m)
                  ["rebalancing: rebalancing"].get("stale_goal") == "1" and m, what="diagnostics")
     assert convert.diagnostic_values(d)["rebalancing: rebalancing"]["goals_rejected"] == "1"
@@ -506,7 +511,7 @@ def test_closed_loop_earns_the_rewards_of_rollout(tmp_path, city):
     returns = [sum(i["reward"] for i in infos if i["episode"] == e) for e in range(2)]
     expected = rollout(RoutingEnv(city5, Rebalancer()), make_routing_policy("demand_proportional", city5), 2,
                        seed=5).returns()
-    np.testing.assert_allclose(returns, expected, rtol=1e-9)
+    np.testing.assert_allclose(returns, expected, rtol=1e-9, err_msg=procs.report() + str(infos))
     data = json.loads(report.read_text())
     assert data["flows_applied"] == 2 * HORIZON and data["held_timeout"] == data["held_rejected"] == 0
     assert [e["return"] for e in data["episodes"]] == pytest.approx(list(expected), rel=1e-9)
@@ -537,7 +542,7 @@ def routing_model(tmp_path_factory, city):
 @pytest.mark.ros
 def test_a_trained_model_drives_the_loop(tmp_path, routing_model):
     from ohio_core.learning.policy import load_policy
-    from ohio_core.pipeline.routing import decode_distribution
+    from ohio_core.pipeline.routing import decode_distribution, idle_distribution
 
     procs = Processes(tmp_path)
     spinner = Spinner()
@@ -562,7 +567,9 @@ def test_a_trained_model_drives_the_loop(tmp_path, routing_model):
     goals = [rc.distribution_from_msg(m) for m in inbox[GOAL].all()]
     assert [stamp for _, stamp in goals] == [(0, t) for t in range(HORIZON)]
     for weights, stamp in goals:
-        np.testing.assert_allclose(weights, decode_distribution(model.act(states[stamp].obs)), atol=1e-6)
+        s = states[stamp]
+        expected = decode_distribution(model.act(s.obs), idle_distribution(s.obs[s.layout.idle]))
+        np.testing.assert_allclose(weights, expected, atol=1e-6)
     infos = [rc.step_info_from_msg(m) for m in inbox[INFO].all()]
     assert all(i["hold"] == rc.HOLD_NONE for i in infos) and sum(i["moved"] for i in infos) > 0
     assert "current_goal': 10" in procs.output("rebalancing")

@@ -8,8 +8,11 @@ Rules:
 - weights that are non-finite, negative or of the wrong size are rejected and counted; they
   never replace the latest good goal;
 - for the state of step t the goal made for step s of the same episode is used while
-  ``0 <= t - s <= max_goal_age_steps``; an older goal (or one of another episode, or none) is
-  stale: the flows are zero (the fleet holds), counted;
+  ``0 <= t - s <= max_goal_age_steps``; an older goal (or one of another episode) is stale: the
+  flows are zero (the fleet holds), counted;
+- before the first goal has arrived there are no flows at all (counted): the simulator offers
+  its state again or holds after its step timeout, and the policy answers a state offered again
+  with its goal again, so a goal lost while the nodes discover each other is sent once more;
 - flows are those of ``RoutingEnv.step``: the weights are normalized (all zero: uniform), the
   controller's ``goal_from_action`` turns them into desired counts of the idle vehicles and
   ``act`` into flows (``controllers.rebalancing.Rebalancer``: the LP); should it fail, the
@@ -26,7 +29,7 @@ from ohio_ros.routing_convert import RoutingState
 CURRENT = 'current_goal'            # the goal made for this state
 OLDER = 'older_goal'                # an older goal, within max_goal_age_steps
 STALE = 'stale_goal'                # zero flows: the latest goal is too old
-NO_GOAL = 'no_goal'                 # zero flows: no goal yet
+NO_GOAL = 'no_goal'                 # no flows: no goal has arrived yet
 FAILED = 'lp_failed'                # zero flows: the controller failed
 
 
@@ -136,7 +139,7 @@ class RebalancingLoop:
         """
         Flows (n, n) int for ``state`` and how they came about (CURRENT, OLDER, STALE, ...).
 
-        None (no flows at all) while the travel times are unknown.
+        None (no flows at all) while the travel times are unknown or before the first goal.
         """
         c = self.counters
         if self.travel_time is None or self.travel_time.shape != (state.regions,) * 2:
@@ -144,6 +147,9 @@ class RebalancingLoop:
             return None, 'no_travel_time'
         n = state.regions
         status = self.goal_status(state)
+        if status == NO_GOAL:
+            c.by_status[status] = c.by_status.get(status, 0) + 1
+            return None, status
         flows = np.zeros((n, n), dtype=np.int64)
         if status in (CURRENT, OLDER):
             try:

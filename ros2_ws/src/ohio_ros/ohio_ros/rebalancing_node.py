@@ -5,8 +5,9 @@ Subscribes ``routing/state``, ``routing/desired_distribution`` and ``routing/tra
 (latched); for every new state it publishes ``routing/flows`` for that state: the flows of the
 LP (``controllers.rebalancing.Rebalancer``) from the state's idle vehicles to the goal made for
 that state, waiting at most ``goal_wait`` seconds for it; then the latest goal of at most
-``max_goal_age_steps`` steps before is used, and with none the flows are zero (the fleet
-holds). Rules: ``ohio_ros.rebalancing_loop``. Also ``/diagnostics``.
+``max_goal_age_steps`` steps before is used, and with an older one the flows are zero (the fleet
+holds); before the first goal (and the travel times) it publishes no flows. Rules:
+``ohio_ros.rebalancing_loop``. Also ``/diagnostics``.
 Parameters: ``ohio_ros.config.RebalancingNodeConfig`` and ``rebalancing.*``
 (``config/routing.yaml``).
 """
@@ -116,10 +117,11 @@ class RebalancingNode(Node):
         flows, status = self.loop.flows(state)
         self.last_status = status
         if flows is None:
-            self.get_logger().warning('no travel times yet (routing/travel_time): no flows',
+            what = 'no goal yet' if status == rl.NO_GOAL else 'no travel times yet'
+            self.get_logger().warning(f'step {state.step}: {what}, no flows',
                                       throttle_duration_sec=5.0)
             return
-        if status in (rl.STALE, rl.NO_GOAL, rl.FAILED):
+        if status in (rl.STALE, rl.FAILED):
             self.get_logger().warning(f'step {state.step}: {status.replace("_", " ")}, '
                                       'zero flows (the fleet holds)', throttle_duration_sec=5.0)
         msg = rc.flows_msg(flows, state.episode, state.step)
