@@ -471,13 +471,13 @@ def start_loop(procs, tmp_path, overrides, sim_extra, report, probe_node, probe_
     probe's subscriptions) are up; it starts when they subscribe its states. Generous waits: a
     stale step would change the rewards."""
     nodes = {n.name: n for n in read_launch(LAUNCH, overrides).nodes}
-    procs.start("rebalancing", command_line(nodes["rebalancing"], tmp_path) + ["-p", "goal_wait:=5.0"])
+    procs.start("rebalancing", command_line(nodes["rebalancing"], tmp_path) + ["-p", "goal_wait:=3.0"])
     procs.start("routing_policy", command_line(nodes["routing_policy"], tmp_path))
     if GOAL in probe_topics:
         wait_for(lambda: procs.alive("routing_policy") and probe_node.count_publishers(GOAL),
                  what=f"the policy node up {procs.report()}")
     procs.start("routing_sim", command_line(nodes["routing_sim"], tmp_path) + [
-        "-p", f"regions:={REGIONS}", "-p", f"horizon:={HORIZON}", "-p", "step_timeout:=10.0",
+        "-p", f"regions:={REGIONS}", "-p", f"horizon:={HORIZON}", "-p", "step_timeout:=6.0",
         "-p", f"report_path:={report}", "-p", "start_subscribers:=3", *sim_extra])
     wait_for(lambda: all(probe_node.count_publishers(t) for t in probe_topics), what="the probe's topics")
 
@@ -504,7 +504,9 @@ def test_closed_loop_earns_the_rewards_of_rollout(tmp_path, city):
     infos = [rc.step_info_from_msg(m) for m in inbox[INFO].all()]
     states = [rc.state_from_msg(m) for m in inbox[STATE].all()]
     assert [(i["episode"], i["step"]) for i in infos] == [(e, t) for e in range(2) for t in range(HORIZON)]
-    assert [s.stamp for s in states] == [(e, t) for e in range(2) for t in range(HORIZON)]
+    # the first state comes again if the loop was not complete when it was offered (wait_for_flows)
+    again = sum(1 for a, b in zip(states, states[1:]) if a.stamp == b.stamp)
+    assert [s.stamp for s in states][again:] == [(e, t) for e in range(2) for t in range(HORIZON)]
     assert all(i["hold"] == rc.HOLD_NONE for i in infos), procs.report()
     assert all(i["idle_next"] + i["in_transit_next"] == city5.vehicles for i in infos)
     assert all(s.idle.sum() <= city5.vehicles for s in states) and sum(i["moved"] for i in infos) > 0
@@ -514,6 +516,7 @@ def test_closed_loop_earns_the_rewards_of_rollout(tmp_path, city):
     np.testing.assert_allclose(returns, expected, rtol=1e-9, err_msg=procs.report() + str(infos))
     data = json.loads(report.read_text())
     assert data["flows_applied"] == 2 * HORIZON and data["held_timeout"] == data["held_rejected"] == 0
+    assert data["states_republished"] == again
     assert [e["return"] for e in data["episodes"]] == pytest.approx(list(expected), rel=1e-9)
     assert "current_goal': 20" in procs.output("rebalancing")
 
@@ -565,7 +568,8 @@ def test_a_trained_model_drives_the_loop(tmp_path, routing_model):
     model = load_policy(routing_model)
     states = {rc.state_from_msg(m).stamp: rc.state_from_msg(m) for m in inbox[STATE].all()}
     goals = [rc.distribution_from_msg(m) for m in inbox[GOAL].all()]
-    assert [stamp for _, stamp in goals] == [(0, t) for t in range(HORIZON)]
+    stamps = [stamp for _, stamp in goals]           # (a goal for a state offered again comes again)
+    assert sorted(set(stamps)) == [(0, t) for t in range(HORIZON)] and stamps == sorted(stamps)
     for weights, stamp in goals:
         s = states[stamp]
         expected = decode_distribution(model.act(s.obs), idle_distribution(s.obs[s.layout.idle]))
