@@ -128,7 +128,7 @@ class RoutingSimNode(Node):
             if c.max_episodes and s.episode + 1 >= c.max_episodes:
                 self.finished = True
                 self.step_timer.cancel()
-                self.get_logger().info(f'{c.max_episodes} episodes done: stepping stopped')
+                self.get_logger().info(f'max_episodes ({c.max_episodes}) reached: stepping stops')
                 return
             s.next_episode()
         self._publish_state()
