@@ -43,9 +43,9 @@ def add_parser(sub) -> None:
                                   "behavior heuristic. --scaling adds OHIO on larger cities.")
     r.add_argument("--regions", type=int, default=16)
     r.add_argument("--layout", choices=["grid", "geometric"], default="grid")
-    r.add_argument("--episodes", type=int, default=20, help="behavior episodes per dataset")
+    r.add_argument("--episodes", type=int, default=100, help="behavior episodes per dataset")
     r.add_argument("--algo", choices=ALGOS, default="iql")
-    r.add_argument("--steps", type=int, default=5000, help="updates per policy")
+    r.add_argument("--steps", type=int, default=10000, help="updates per policy")
     r.add_argument("--eval-episodes", type=int, default=10)
     r.add_argument("--scaling", type=int, nargs="*", default=[], metavar="N",
                    help="region counts of the scaling study, e.g. 10 50 100 200")

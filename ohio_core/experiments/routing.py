@@ -13,7 +13,8 @@ low level they act on: the LP for distribution policies, directly for the greedy
    policy's mean return and R_best the best behavior heuristic's, on the evaluation seeds.
 
 The scaling study repeats OHIO on the demand-proportional data for growing cities and reports
-the inverse time, the training time and the score.
+the inverse time, the training time and the score, normalized there between the random
+distribution policy (0) and the demand-proportional behavior itself (100).
 """
 
 from __future__ import annotations
@@ -37,14 +38,15 @@ class RoutingExperimentConfig:
     regions: int = 16
     layout: str = "grid"
     horizon: int = 60
-    episodes: int = 20                       # per behavior dataset
+    episodes: int = 100                      # per behavior dataset
     behaviors: tuple = BEHAVIORS
     algo: str = "iql"
-    steps: int = 5000
+    steps: int = 10000
     eval_episodes: int = 10
     seed: int = 0
     scaling: tuple = ()                      # region counts of the scaling study (OHIO only)
-    scaling_episodes: int = 5
+    scaling_episodes: int = 20
+    scaling_eval_episodes: int = 5
     flat_max_regions: int = 40               # the flat policy's n^2 actions: not trained beyond this
 
     def __post_init__(self):
@@ -134,7 +136,7 @@ def _reward_scale(scenario) -> float:
 def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True) -> dict:
     """The whole experiment; writes ``out/result.json`` and ``out/scores.png``; returns the result."""
     from ohio_core.envs.routing.env import rollout
-    from ohio_core.inverse.routing import invert_flows
+    from ohio_core.inverse.routing import desired_from_flows, invert_flows
     from ohio_core.pipeline.routing import relabel_routing
     from ohio_core.policies.routing import make_routing_policy
 
@@ -190,19 +192,23 @@ def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True)
         log = rollout(env_s, pol, config.scaling_episodes, config.seed)
         log.meta["obs_layout"] = env_s.layout.as_list()
         t0 = time.perf_counter()
+        desired_from_flows(log.idle, log.flows)
+        closed_form_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
         invert_flows(log.idle, log.flows, city.travel_time)
         inverse_s = time.perf_counter() - t0
         data = relabel_routing(log, city.travel_time, "ohio")
         data.rewards = data.rewards * _reward_scale(city)
         algo, train_s = _train(data, config, out / f"scaling_{regions}", "ohio", "goal", city)
-        ref_r = _returns(env_s, make_routing_policy(REFERENCE_RANDOM, city), config.eval_episodes, eval_seed)
-        ref_b = _returns(env_s, pol, config.eval_episodes, eval_seed)
+        n_eval = min(config.eval_episodes, config.scaling_eval_episodes)
+        ref_r = _returns(env_s, make_routing_policy(REFERENCE_RANDOM, city), n_eval, eval_seed)
+        ref_b = _returns(env_s, pol, n_eval, eval_seed)
         got = _returns(env_s, _Learned(algo, "goal", city.regions, env_s.layout.idle, city.vehicles),
-                       config.eval_episodes, eval_seed)
+                       n_eval, eval_seed)
         span = np.mean(ref_b) - np.mean(ref_r)
         score = float(100.0 * (np.mean(got) - np.mean(ref_r)) / span) if span > 0 else float("nan")
         scaling.append({"regions": int(regions), "vehicles": int(city.vehicles), "transitions": int(len(log)),
-                        "inverse_s": inverse_s, "inverse_per_transition_us": 1e6 * inverse_s / max(len(log), 1),
+                        "inverse_s": inverse_s, "closed_form_s": closed_form_s, "inverse_per_transition_us": 1e6 * inverse_s / max(len(log), 1),
                         "train_s": train_s, "ohio_score": score})
         if progress:
             print(f"[routing] scaling {regions} regions: inverse {inverse_s:.3f} s, train {train_s:.1f} s, "
