@@ -208,7 +208,8 @@ def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True)
         span = np.mean(ref_b) - np.mean(ref_r)
         score = float(100.0 * (np.mean(got) - np.mean(ref_r)) / span) if span > 0 else float("nan")
         scaling.append({"regions": int(regions), "vehicles": int(city.vehicles), "transitions": int(len(log)),
-                        "inverse_s": inverse_s, "closed_form_s": closed_form_s, "inverse_per_transition_us": 1e6 * inverse_s / max(len(log), 1),
+                        "inverse_s": inverse_s, "closed_form_s": closed_form_s,
+                        "inverse_per_transition_us": 1e6 * inverse_s / max(len(log), 1),
                         "train_s": train_s, "ohio_score": score})
         if progress:
             print(f"[routing] scaling {regions} regions: inverse {inverse_s:.3f} s, train {train_s:.1f} s, "
