@@ -74,13 +74,7 @@ def run_mismatch(args: argparse.Namespace) -> int:
           f"{cfg.algo}, data from the original controller:")
     print(table(rows, header))
     print(f"\nwrote {out}/result.json and {out}/scores.png ({result['seconds']['total']:.0f} s)")
-    summary = mismatch.summary_json(result)
-    if args.json is not None and str(args.json) != "-":
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=1))
-    if args.json is not None:
-        emit_json(summary)
-    return 0
+    return _emit(mismatch.summary_json(result), args.json)
 
 
 def run_routing(args: argparse.Namespace) -> int:
@@ -104,10 +98,14 @@ def run_routing(args: argparse.Namespace) -> int:
                      for s in result["scaling"]],
                     ["regions", "vehicles", "transitions", "inverse s", "us/transition", "train s", "OHIO score"]))
     print(f"\nwrote {out}/result.json and {out}/scores.png ({result['seconds']:.0f} s)")
-    summary = routing.summary_json(result)
-    if args.json is not None and str(args.json) != "-":
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=1))
-    if args.json is not None:
+    return _emit(routing.summary_json(result), args.json)
+
+
+def _emit(summary: dict, json_out: Path | None) -> int:
+    """``--json [OUT]``: write the summary to OUT (unless "-") and end with it as one JSON line."""
+    if json_out is not None and str(json_out) != "-":
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(summary, indent=1))
+    if json_out is not None:
         emit_json(summary)
     return 0
