@@ -58,6 +58,20 @@ def _scalar(name: str, value: Any, kind: str) -> float:
     return float(arr)
 
 
+def config_fields(cls, data: dict | None) -> dict:
+    """The fields of config class ``cls`` in ``data``: an optional ``type`` must be ``cls.kind``, and an
+    unknown key is a ``ConfigError`` that names it."""
+    data = dict(data or {})
+    kind = data.pop("type", None)
+    if kind is not None and kind != cls.kind:
+        raise ConfigError(f"config has type {kind!r}, expected {cls.kind!r}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} for {cls.__name__}; known keys: {sorted(known)}")
+    return data
+
+
 @dataclass(frozen=True)
 class _Base:
     def __post_init__(self):
@@ -74,17 +88,10 @@ class _Base:
                 object.__setattr__(self, f.name, _scalar(name, value, f.metadata["scalar"]))
         if not 0.0 < self.control_period <= 0.1:
             raise ConfigError(f"{type(self).__name__}.control_period must be in (0, 0.1] s, got {self.control_period}")
+
     @classmethod
     def from_dict(cls, data: dict | None):
-        data = dict(data or {})
-        kind = data.pop("type", None)
-        if kind is not None and kind != cls.kind:
-            raise ConfigError(f"config has type {kind!r}, expected {cls.kind!r}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown key(s) {unknown} for {cls.__name__}; known keys: {sorted(known)}")
-        return cls(**data)
+        return cls(**config_fields(cls, data))
 
     def to_dict(self) -> dict:
         out = {"type": self.kind}

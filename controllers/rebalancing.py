@@ -26,7 +26,7 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import linprog
 
-from controllers.config import ConfigError
+from controllers.config import ConfigError, config_fields
 from ohio_core.envs.routing.sim import project_flows, round_to_total
 
 __all__ = ["RebalancingConfig", "RebalancingError", "Rebalancer", "desired_counts", "rebalance", "flow_cost",
@@ -65,15 +65,7 @@ class RebalancingConfig:
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "RebalancingConfig":
-        data = dict(data or {})
-        kind = data.pop("type", None)
-        if kind is not None and kind != cls.kind:
-            raise ConfigError(f"config has type {kind!r}, expected {cls.kind!r}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown key(s) {unknown} for {cls.__name__}; known keys: {sorted(known)}")
-        return cls(**data)
+        return cls(**config_fields(cls, data))
 
     def to_dict(self) -> dict:
         return {"type": self.kind, **dataclasses.asdict(self)}
