@@ -583,14 +583,11 @@ class BagStream:
                 start = int(cmd["ns"][i])
             else:
                 start = t_first
-        times = rs.grid(start, t_last, T)
-        if not closed:
-            if len(times) < piece_rows or times[piece_rows - 1] + T + gap > t_last:
-                st["grid_next"] = start
-                return None, None
-            times = times[:piece_rows]
-        else:
-            times = times[:piece_rows] if len(times) > piece_rows else times
+        span = rs.grid(start, t_last, T)
+        if not closed and (len(span) < piece_rows or span[piece_rows - 1] + T + gap > t_last):
+            st["grid_next"] = start
+            return None, None
+        times = span[:piece_rows]
         if len(times) == 0:
             st["grid_next"] = None
             return None, t_last + 1
@@ -615,8 +612,7 @@ class BagStream:
         st["state_err"].append(err)
         episode = st["piece"]
         st["piece"] += 1
-        more = len(rs.grid(start, t_last, T)) > len(times)
-        if more:
+        if len(span) > len(times):
             st["cuts"] += 1
             st["grid_next"] = int(times[-1] + T)
             done_until = st["grid_next"] - gap
