@@ -96,15 +96,15 @@ def _returns(env, policy, episodes: int, seed: int) -> list:
 
 
 class _Learned:
-    """A trained d3rlpy policy as a routing policy: obs -> decoded action."""
+    """A trained policy (``learning.policy.Policy``) as a routing policy: obs -> decoded action."""
 
-    def __init__(self, algo, level: str, n: int, idle_slice: slice, vehicles: int):
-        self.algo, self.level, self.n, self.idle, self.vehicles = algo, level, n, idle_slice, vehicles
+    def __init__(self, policy, idle_slice: slice, vehicles: int):
+        self.policy, self.level, self.idle, self.vehicles = policy, policy.level, idle_slice, vehicles
 
     def __call__(self, obs):
         from ohio_core.pipeline.routing import decode_distribution, decode_flows, idle_distribution
 
-        a = np.clip(self.algo.predict(np.asarray(obs, np.float32)[None])[0].astype(float), -1.0, 1.0)
+        a = self.policy.act(obs)
         if self.level == "goal":
             return decode_distribution(a, idle_distribution(np.asarray(obs)[self.idle]))
         idle = np.rint(np.asarray(obs)[self.idle] * self.vehicles)
@@ -112,7 +112,7 @@ class _Learned:
 
 
 def _train(data, config: RoutingExperimentConfig, out: Path, name: str, level: str, scenario):
-    """Fit ``config.algo`` on ``data``; the model is saved to ``out/name`` (d3 + sidecar)."""
+    """Fit ``config.algo`` on ``data``; the model is saved to ``out/name`` (d3 + sidecar) and loaded back."""
     from ohio_core.learning.algos import TrainConfig
     from ohio_core.learning.train import train
     from ohio_core.pipeline.dataset import load_dataset, save_dataset
@@ -125,7 +125,7 @@ def _train(data, config: RoutingExperimentConfig, out: Path, name: str, level: s
     res = train(buffer, meta, tc, out / "models" / name, progress=False)
     from ohio_core.learning.policy import load_policy
 
-    return load_policy(res.model).algo, time.perf_counter() - t0
+    return load_policy(res.model), time.perf_counter() - t0
 
 
 def _reward_scale(scenario) -> float:
@@ -173,8 +173,8 @@ def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True)
             data = relabel_routing(log, scenario.travel_time, method)
             data.rewards = data.rewards * _reward_scale(scenario)
             level = "goal" if method == "ohio" else "flows"
-            algo, seconds = _train(data, config, out, f"{behavior}_{method}", level, scenario)
-            learned = _Learned(algo, level, n, idle_slice, scenario.vehicles)
+            policy, seconds = _train(data, config, out, f"{behavior}_{method}", level, scenario)
+            learned = _Learned(policy, idle_slice, scenario.vehicles)
             returns = _returns(env if method == "ohio" else flat_env, learned, config.eval_episodes, eval_seed)
             scores[method] = PolicyScore(returns, norm(returns)).summary()
             accounts[f"{behavior}/{method}"] = data.account
@@ -199,11 +199,11 @@ def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True)
         inverse_s = time.perf_counter() - t0
         data = relabel_routing(log, city.travel_time, "ohio")
         data.rewards = data.rewards * _reward_scale(city)
-        algo, train_s = _train(data, config, out / f"scaling_{regions}", "ohio", "goal", city)
+        policy, train_s = _train(data, config, out / f"scaling_{regions}", "ohio", "goal", city)
         n_eval = min(config.eval_episodes, config.scaling_eval_episodes)
         ref_r = _returns(env_s, make_routing_policy(REFERENCE_RANDOM, city), n_eval, eval_seed)
         ref_b = _returns(env_s, pol, n_eval, eval_seed)
-        got = _returns(env_s, _Learned(algo, "goal", city.regions, env_s.layout.idle, city.vehicles),
+        got = _returns(env_s, _Learned(policy, env_s.layout.idle, city.vehicles),
                        n_eval, eval_seed)
         span = np.mean(ref_b) - np.mean(ref_r)
         score = float(100.0 * (np.mean(got) - np.mean(ref_r)) / span) if span > 0 else float("nan")
