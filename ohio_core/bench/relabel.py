@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,7 +42,6 @@ def make_data(cache: Path, hours: float, bags: int, seed: int, workers: int) -> 
     folder.mkdir(parents=True, exist_ok=True)
     for p in paths:
         if p.exists():
-            import shutil
             shutil.rmtree(p)
     per = [episodes // bags + (i < episodes % bags) for i in range(bags)]
     print(f"simulating {episodes} episodes ({hours:g} h at 50 Hz) into {bags} bags in {folder} (once; cached)",

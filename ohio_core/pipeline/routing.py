@@ -78,10 +78,9 @@ def relabel_routing(log, travel_time: np.ndarray, method: str = "ohio") -> HighL
         keep = np.isin(res.status, (FlowStatus.OK, FlowStatus.NOT_OPTIMAL))
         for s in (FlowStatus.ILL_POSED, FlowStatus.INFEASIBLE, FlowStatus.NON_FINITE):
             drops.add(f"inverse: {s.name.lower()}", int(np.sum(res.status == s)))
-        q = idle_distribution(log.idle)
-        raw = (np.nan_to_num(res.distribution) - q) / GOAL_SPAN
-        actions = encode_distribution(np.nan_to_num(res.distribution), q)
-        clipped = int(np.sum(keep & (np.abs(raw) > 1 + 1e-9).any(-1)))
+        p, q = np.nan_to_num(res.distribution), idle_distribution(log.idle)
+        actions = encode_distribution(p, q)
+        clipped = int(np.sum(keep & (np.abs(p - q) > GOAL_SPAN + 1e-9).any(-1)))
         residual = np.nan_to_num(res.residual)
         not_optimal = int(np.sum(res.status == FlowStatus.NOT_OPTIMAL))
     else:
