@@ -88,6 +88,11 @@ def test_experiment_runs_and_reports_every_method(tmp_path, capsys):
     config = RoutingExperimentConfig(regions=6, horizon=12, episodes=2, algo="bc", steps=30, eval_episodes=2,
                                      scaling=(5,), scaling_episodes=2)
     result = run(config, tmp_path / "exp", progress=False)
+    assert list(result["datasets"]) == [*config.behaviors, "mixed"]
+    pooled = result["accounts"]["mixed/ohio"]["parts"]
+    assert len(pooled) == len(config.behaviors)
+    assert sum(part["transitions_written"] for part in pooled) == sum(
+        result["accounts"][f"{b}/ohio"]["transitions_written"] for b in config.behaviors)
     for name, scores in result["datasets"].items():
         assert set(scores) == {"ohio", "flat", "demand_proportional", "random_distribution", "greedy_dispatcher"}
         assert abs(scores["random_distribution"]["mean"]) < 1e-9

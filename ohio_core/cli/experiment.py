@@ -39,8 +39,9 @@ def add_parser(sub) -> None:
     r = ex.add_parser("routing", help="fleet rebalancing: OHIO vs the flat policy and the behavior heuristics",
                       description="Per behavior dataset (demand-proportional, random distributions, greedy "
                                   "dispatcher): relabel with OHIO, train OHIO and the flat per-edge-flow policy, "
-                                  "evaluate against the heuristics. 0 = random distribution policy, 100 = the best "
-                                  "behavior heuristic. --scaling adds OHIO on larger cities.")
+                                  "evaluate against the heuristics; then the same on the three datasets pooled ('mixed'). "
+                                  "0 = random distribution policy, 100 = the best behavior heuristic. --scaling adds "
+                                  "OHIO on larger cities.")
     r.add_argument("--regions", type=int, default=16)
     r.add_argument("--layout", choices=["grid", "geometric"], default="grid")
     r.add_argument("--episodes", type=int, default=100, help="behavior episodes per dataset")
@@ -49,6 +50,8 @@ def add_parser(sub) -> None:
     r.add_argument("--eval-episodes", type=int, default=10)
     r.add_argument("--scaling", type=int, nargs="*", default=[], metavar="N",
                    help="region counts of the scaling study, e.g. 10 50 100 200")
+    r.add_argument("--scaling-episodes", type=int, default=100, help="behavior episodes per city of the scaling study")
+    r.add_argument("--no-mixed", action="store_true", help="skip the dataset that pools every behavior dataset")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", type=Path, default=None, help="output folder (default out/experiments/routing-N)")
     r.add_argument("--json", nargs="?", type=Path, const=Path("-"), default=None, metavar="OUT",
@@ -83,7 +86,8 @@ def run_routing(args: argparse.Namespace) -> int:
     try:
         cfg = routing.RoutingExperimentConfig(
             regions=args.regions, layout=args.layout, episodes=args.episodes, algo=args.algo, steps=args.steps,
-            eval_episodes=args.eval_episodes, seed=args.seed, scaling=tuple(args.scaling))
+            eval_episodes=args.eval_episodes, seed=args.seed, scaling=tuple(args.scaling),
+            scaling_episodes=args.scaling_episodes, mixed=not args.no_mixed)
     except ValueError as exc:
         raise SystemExit(f"ohio experiment routing: {exc}") from None
     out = args.out or Path("out/experiments") / f"routing-{args.regions}"

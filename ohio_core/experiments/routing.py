@@ -12,6 +12,10 @@ low level they act on: the LP for distribution policies, directly for the greedy
 4. normalized score = 100 (R - R_random) / (R_best - R_random), R_random the random-distribution
    policy's mean return and R_best the best behavior heuristic's, on the evaluation seeds.
 
+With ``mixed`` (the default) both methods are also trained on the behavior datasets pooled into one
+(dataset ``mixed``): data in which some actions are better than others, which offline RL can
+improve on, where each single-heuristic dataset holds one behavior only.
+
 The scaling study repeats OHIO on the demand-proportional data for growing cities and reports
 the inverse time, the training time and the score, normalized there between the random
 distribution policy (0) and the demand-proportional behavior itself (100).
@@ -29,6 +33,7 @@ import numpy as np
 BEHAVIORS = ("demand_proportional", "random_distribution", "greedy_dispatcher")
 REFERENCE_RANDOM = "random_distribution"
 METHODS = ("ohio", "flat")
+MIXED = "mixed"                             # the dataset pooling every behavior dataset
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,8 @@ class RoutingExperimentConfig:
     eval_episodes: int = 10
     seed: int = 0
     scaling: tuple = ()                      # region counts of the scaling study (OHIO only)
-    scaling_episodes: int = 20
+    mixed: bool = True                       # also train on the pooled behavior datasets
+    scaling_episodes: int = 100
     scaling_eval_episodes: int = 5
     flat_max_regions: int = 40               # the flat policy's n^2 actions: not trained beyond this
 
@@ -128,6 +134,15 @@ def _train(data, config: RoutingExperimentConfig, out: Path, name: str, level: s
     return load_policy(res.model), time.perf_counter() - t0
 
 
+def _pooled(parts: list):
+    """The relabeled behavior datasets as one (``pipeline.relabel.concat``), accounts kept per part."""
+    from ohio_core.pipeline.relabel import concat
+
+    data = concat(parts)
+    data.account = {"method": parts[0].account["method"], "parts": [p.account for p in parts]}
+    return data
+
+
 def _reward_scale(scenario) -> float:
     """Rewards are divided by the fleet size for training (revenue per vehicle and step)."""
     return 1.0 / max(scenario.vehicles, 1)
@@ -162,27 +177,38 @@ def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True)
     n = scenario.regions
     idle_slice = env.layout.idle
     datasets, accounts, timings = {}, {}, {}
+    relabeled = {m: [] for m in METHODS}
+
+    def fit_and_score(name: str, data_by_method: dict) -> None:
+        scores = {b: PolicyScore(refs[b], norm(refs[b])).summary() for b in config.behaviors}
+        for method, data in data_by_method.items():
+            level = "goal" if method == "ohio" else "flows"
+            policy, seconds = _train(data, config, out, f"{name}_{method}", level, scenario)
+            learned = _Learned(policy, idle_slice, scenario.vehicles)
+            returns = _returns(env if method == "ohio" else flat_env, learned, config.eval_episodes, eval_seed)
+            scores[method] = PolicyScore(returns, norm(returns)).summary()
+            accounts[f"{name}/{method}"] = data.account
+            timings[f"{name}/{method}"] = round(seconds, 2)
+            if progress:
+                print(f"[routing] {name}/{method}: {scores[method]['mean']:.1f} +- {scores[method]['se']:.1f}",
+                      flush=True)
+        datasets[name] = scores
+
     for behavior in config.behaviors:
         pol = make_routing_policy(behavior, scenario)
         log = rollout(flat_env if pol.level == "flows" else env, pol, config.episodes, config.seed)
         log.meta["obs_layout"] = env.layout.as_list()
-        scores = {b: PolicyScore(refs[b], norm(refs[b])).summary() for b in config.behaviors}
+        data_by_method = {}
         for method in METHODS:
             if method == "flat" and n > config.flat_max_regions:
                 continue
             data = relabel_routing(log, scenario.travel_time, method)
             data.rewards = data.rewards * _reward_scale(scenario)
-            level = "goal" if method == "ohio" else "flows"
-            policy, seconds = _train(data, config, out, f"{behavior}_{method}", level, scenario)
-            learned = _Learned(policy, idle_slice, scenario.vehicles)
-            returns = _returns(env if method == "ohio" else flat_env, learned, config.eval_episodes, eval_seed)
-            scores[method] = PolicyScore(returns, norm(returns)).summary()
-            accounts[f"{behavior}/{method}"] = data.account
-            timings[f"{behavior}/{method}"] = round(seconds, 2)
-            if progress:
-                print(f"[routing] {behavior}/{method}: {scores[method]['mean']:.1f} +- {scores[method]['se']:.1f}",
-                      flush=True)
-        datasets[behavior] = scores
+            data_by_method[method] = data
+            relabeled[method].append(data)
+        fit_and_score(behavior, data_by_method)
+    if config.mixed and len(config.behaviors) > 1:
+        fit_and_score(MIXED, {m: _pooled(parts) for m, parts in relabeled.items() if parts})
 
     scaling = []
     for regions in config.scaling:

@@ -25,7 +25,7 @@ from ohio_core.data.account import Drops
 from ohio_core.data.bag_common import BagError
 from ohio_core.data.bag_read import BagStream, ReadOptions, custom_data
 from ohio_core.data.topics import TopicMap
-from ohio_core.pipeline.relabel import OUT_OF_RANGE, HighLevelData, relabel, residual_stats
+from ohio_core.pipeline.relabel import OUT_OF_RANGE, HighLevelData, concat, relabel, residual_stats
 
 METHODS = ("auto", "analytical", "numerical", "cem", "qp", "naive", "state_matching")
 #: methods that need no logged torques
@@ -135,31 +135,6 @@ def _merge_accounts(accounts: list[dict], config: RelabelConfig, method: str) ->
                 out[key][reason] = out[key].get(reason, 0) + n
     out.update({"method": method, "k": config.k})
     return out
-
-
-def concat(parts: list[HighLevelData]) -> HighLevelData:
-    """One ``HighLevelData`` from several (episode ids made distinct: each part's follow the previous)."""
-    parts = [p for p in parts if len(p.rewards)]
-    if not parts:
-        raise ValueError("no transitions to concatenate")
-    offset, episodes = 0, []
-    for p in parts:
-        uniq, inv = np.unique(p.episode, return_inverse=True)
-        episodes.append(offset + inv)
-        offset += len(uniq)
-
-    def cat(name: str) -> np.ndarray:
-        return np.concatenate([getattr(p, name) for p in parts])
-
-    layouts = {json.dumps(p.obs_layout) for p in parts}
-    if len(layouts) != 1:
-        raise ValueError(f"the parts have different observation layouts: {sorted(layouts)}")
-    widths = {p.actions.shape[1] for p in parts}
-    if len(widths) != 1:
-        raise ValueError("some parts have a gripper action and some do not; relabel them separately")
-    return HighLevelData(observations=cat("observations"), actions=cat("actions"), rewards=cat("rewards"),
-                         terminals=cat("terminals"), timeouts=cat("timeouts"), episode=np.concatenate(episodes),
-                         residual=cat("residual"), account={}, obs_layout=parts[0].obs_layout)
 
 
 @dataclass

@@ -14,6 +14,7 @@ the time ranges of each drop reason.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -144,3 +145,28 @@ def residual_stats(x: np.ndarray) -> dict:
         return {"count": 0}
     return {"count": int(len(x)), "mean": float(np.mean(x)), "median": float(np.median(x)),
             "p95": float(np.percentile(x, 95)), "max": float(np.max(x))}
+
+
+def concat(parts: list[HighLevelData]) -> HighLevelData:
+    """One ``HighLevelData`` from several (episode ids made distinct: each part's follow the previous)."""
+    parts = [p for p in parts if len(p.rewards)]
+    if not parts:
+        raise ValueError("no transitions to concatenate")
+    offset, episodes = 0, []
+    for p in parts:
+        uniq, inv = np.unique(p.episode, return_inverse=True)
+        episodes.append(offset + inv)
+        offset += len(uniq)
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in parts])
+
+    layouts = {json.dumps(p.obs_layout) for p in parts}
+    if len(layouts) != 1:
+        raise ValueError(f"the parts have different observation layouts: {sorted(layouts)}")
+    widths = {p.actions.shape[1] for p in parts}
+    if len(widths) != 1:
+        raise ValueError("some parts have a gripper action and some do not; relabel them separately")
+    return HighLevelData(observations=cat("observations"), actions=cat("actions"), rewards=cat("rewards"),
+                         terminals=cat("terminals"), timeouts=cat("timeouts"), episode=np.concatenate(episodes),
+                         residual=cat("residual"), account={}, obs_layout=parts[0].obs_layout)
