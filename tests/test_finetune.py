@@ -164,3 +164,15 @@ def test_cli_experiment_finetune_routing_tiny(tmp_path, capsys):
     assert (out / "routing.png").is_file()
     assert main(args) == 0                      # the offline models are reused
     assert "reusing the offline models" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_cli_experiment_finetune_arm_tiny(tmp_path, capsys):
+    assert main(["experiment", "finetune", "--domain", "arm", "--episodes", "3", "--offline-steps", "30",
+                 "--steps", "10", "--eval-every", "5", "--eval-episodes", "1", "--horizon", "30",
+                 "--out", str(tmp_path), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["domains"]["arm"]
+    assert set(rows) == {"ohio_qp", "ohio_original", "flat"}
+    assert rows["flat"]["periods"] == 10 and rows["ohio_qp"]["periods"] == rows["ohio_original"]["periods"] == 50
+    assert all(r["violations"]["torque"] == 0 for r in rows.values())     # no command passes the torque limits
+    assert (tmp_path / "arm.png").is_file()

@@ -42,7 +42,7 @@ class FinetuneExperimentConfig:
     task: str = "reach"
     arm_controllers: tuple = ("qp", "original")   # OHIO's controllers (names of experiments.configs)
     arm_episodes: int = 150                    # behavior episodes (expert, noisy0.1, noisy0.3)
-    arm_offline_steps: int = 10000
+    arm_offline_steps: int = 5000
     horizon: int | None = None                 # arm episode length in control periods (None: task default)
     regions: int = 16
     routing_behavior: str = "demand_proportional"
