@@ -176,3 +176,14 @@ def test_cli_experiment_finetune_arm_tiny(tmp_path, capsys):
     assert rows["flat"]["periods"] == 10 and rows["ohio_qp"]["periods"] == rows["ohio_original"]["periods"] == 50
     assert all(r["violations"]["torque"] == 0 for r in rows.values())     # no command passes the torque limits
     assert (tmp_path / "arm.png").is_file()
+
+
+def test_calql_model_finetunes_with_its_own_algorithm(models, tmp_path):
+    h5 = load_policy(models["ohio"]).meta["dataset"]
+    buffer, meta = load_dataset(h5)
+    model = train(buffer, meta, TrainConfig(algo="calql", steps=20, epochs=1, batch_size=32), tmp_path / "calql",
+                  progress=False, extra_meta={"dataset": h5}).model
+    res = finetune(model, FinetuneConfig(steps=10, algo="calql", eval_every=10, **TINY), tmp_path / "ft",
+                   progress=False)
+    assert [p["step"] for p in res.curve] == [0, 10]
+    assert load_policy(res.model).meta["finetune"]["algo"] == "calql"
