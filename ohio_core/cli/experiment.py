@@ -72,6 +72,8 @@ def add_finetune_parser(ex) -> None:
     f.add_argument("--steps", type=int, default=C.steps, help="online steps per method")
     f.add_argument("--eval-every", type=int, default=C.eval_every)
     f.add_argument("--eval-episodes", type=int, default=C.eval_episodes)
+    f.add_argument("--online-ratio", type=float, default=C.online_ratio,
+                   help="share of each mini-batch drawn from the online transitions (the rest: offline data)")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--task", choices=["reach", "lift"], default=C.task, help="arm task")
     f.add_argument("--controllers", nargs="+", default=list(C.arm_controllers),
@@ -139,7 +141,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     try:
         cfg = finetune.FinetuneExperimentConfig(
             domain=args.domain, algo=args.algo, steps=args.steps, eval_every=args.eval_every,
-            eval_episodes=args.eval_episodes, seed=args.seed, task=args.task, arm_controllers=tuple(args.controllers),
+            eval_episodes=args.eval_episodes, online_ratio=args.online_ratio, seed=args.seed, task=args.task,
+            arm_controllers=tuple(args.controllers),
             arm_episodes=args.episodes, arm_offline_steps=args.offline_steps, horizon=args.horizon,
             regions=args.regions, routing_episodes=args.routing_episodes,
             routing_offline_steps=args.routing_offline_steps)

@@ -24,6 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument("--algo", choices=ONLINE_ALGOS, default=None, help="must be the model's own (default: it)")
     p.add_argument("--eval-every", type=int, default=FinetuneConfig.eval_every)
     p.add_argument("--eval-episodes", type=int, default=FinetuneConfig.eval_episodes)
+    p.add_argument("--online-ratio", type=float, default=FinetuneConfig.online_ratio,
+                   help="share of each mini-batch drawn from the online transitions (the rest: offline data)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--horizon", type=int, default=None, help="arm episode length in control periods (default: task's)")
     p.add_argument("--dataset", type=Path, default=None,
@@ -39,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = FinetuneConfig(steps=args.steps, algo=args.algo, eval_every=args.eval_every,
-                                eval_episodes=args.eval_episodes, seed=args.seed, horizon=args.horizon)
+                                eval_episodes=args.eval_episodes, seed=args.seed, horizon=args.horizon,
+                                online_ratio=args.online_ratio)
         task = load_policy(args.model).task
         if task != args.task:
             raise ValueError(f"model {args.model} was trained for task {task!r}, not {args.task!r}")

@@ -38,6 +38,7 @@ class FinetuneExperimentConfig:
     steps: int = 3000                          # online steps per method
     eval_every: int = 500
     eval_episodes: int = 10
+    online_ratio: float = 0.5                  # share of each mini-batch from the online transitions
     seed: int = 0
     task: str = "reach"
     arm_controllers: tuple = ("qp", "original")   # OHIO's controllers (names of experiments.configs)
@@ -73,6 +74,7 @@ class FinetuneExperimentConfig:
             raise ValueError(f"arm_episodes must cover the three behavior policies, got {self.arm_episodes}")
         if self.regions < 2:
             raise ValueError(f"regions must be >= 2, got {self.regions}")
+        self.finetune_config()
 
     @property
     def domains(self) -> tuple:
@@ -82,7 +84,8 @@ class FinetuneExperimentConfig:
         from ohio_core.learning.finetune import FinetuneConfig
 
         return FinetuneConfig(steps=self.steps, algo=self.algo, eval_every=self.eval_every,
-                              eval_episodes=self.eval_episodes, seed=self.seed, horizon=self.horizon)
+                              eval_episodes=self.eval_episodes, seed=self.seed, horizon=self.horizon,
+                              online_ratio=self.online_ratio)
 
 
 # ------------------------------------------------------------------------------ offline models
