@@ -1,4 +1,5 @@
-"""``ohio experiment mismatch --task {reach,lift} [--json [OUT]]``, ``ohio experiment routing [--regions N]``."""
+"""``ohio experiment mismatch --task {reach,lift} [--json [OUT]]``, ``ohio experiment routing [--regions N]``,
+``ohio experiment finetune [--domain arm|routing|both]``."""
 
 from __future__ import annotations
 
@@ -57,6 +58,39 @@ def add_parser(sub) -> None:
     r.add_argument("--json", nargs="?", type=Path, const=Path("-"), default=None, metavar="OUT",
                    help="end with the result as one JSON line; with OUT, also write it there")
     r.set_defaults(func=run_routing)
+    add_finetune_parser(ex)
+
+
+def add_finetune_parser(ex) -> None:
+    from ohio_core.experiments.finetune import FinetuneExperimentConfig as C
+
+    f = ex.add_parser("finetune", help="online fine-tuning of OHIO and the flat policy: scores and violations",
+                      description="Train (or reuse) offline OHIO and flat models on a small behavior dataset, "
+                                  "fine-tune each online with the same budget, and report the start, minimum and "
+                                  "final normalized score and the constraint violations of the exploration "
+                                  "(arm: joint position, joint velocity, torque limits; routing: flows above the "
+                                  "idle vehicles, negative flows).")
+    f.add_argument("--domain", choices=["arm", "routing", "both"], default=C.domain)
+    f.add_argument("--algo", choices=["iql", "calql"], default=C.algo)
+    f.add_argument("--steps", type=int, default=C.steps, help="online steps per method")
+    f.add_argument("--eval-every", type=int, default=C.eval_every)
+    f.add_argument("--eval-episodes", type=int, default=C.eval_episodes)
+    f.add_argument("--online-ratio", type=float, default=C.online_ratio,
+                   help="share of each mini-batch drawn from the online transitions (the rest: offline data)")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--task", choices=["reach", "lift"], default=C.task, help="arm task")
+    f.add_argument("--controllers", nargs="+", default=list(C.arm_controllers),
+                   help="OHIO's arm controllers (default: qp original)")
+    f.add_argument("--episodes", type=int, default=C.arm_episodes, help="arm behavior episodes")
+    f.add_argument("--offline-steps", type=int, default=C.arm_offline_steps, help="arm offline updates")
+    f.add_argument("--horizon", type=int, default=None, help="arm episode length in control periods")
+    f.add_argument("--regions", type=int, default=C.regions)
+    f.add_argument("--routing-episodes", type=int, default=C.routing_episodes)
+    f.add_argument("--routing-offline-steps", type=int, default=C.routing_offline_steps)
+    f.add_argument("--out", type=Path, default=Path("out/experiments/finetune"), help="output folder")
+    f.add_argument("--json", nargs="?", type=Path, const=Path("-"), default=None, metavar="OUT",
+                   help="end with the result as one JSON line; with OUT, also write it there")
+    f.set_defaults(func=run_finetune)
 
 
 def run_mismatch(args: argparse.Namespace) -> int:
@@ -103,6 +137,30 @@ def run_routing(args: argparse.Namespace) -> int:
                     ["regions", "vehicles", "transitions", "inverse s", "us/transition", "train s", "OHIO score"]))
     print(f"\nwrote {out}/result.json and {out}/scores.png ({result['seconds']:.0f} s)")
     return _emit(routing.summary_json(result), args.json)
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    from ohio_core.experiments import finetune
+
+    try:
+        cfg = finetune.FinetuneExperimentConfig(
+            domain=args.domain, algo=args.algo, steps=args.steps, eval_every=args.eval_every,
+            eval_episodes=args.eval_episodes, online_ratio=args.online_ratio, seed=args.seed, task=args.task,
+            arm_controllers=tuple(args.controllers),
+            arm_episodes=args.episodes, arm_offline_steps=args.offline_steps, horizon=args.horizon,
+            regions=args.regions, routing_episodes=args.routing_episodes,
+            routing_offline_steps=args.routing_offline_steps)
+    except ValueError as exc:
+        raise SystemExit(f"ohio experiment finetune: {exc}") from None
+    result = finetune.run(cfg, args.out)
+    rows, header = finetune.table_rows(result)
+    print(f"\nOnline fine-tuning, {cfg.steps} steps per method ({cfg.algo}); normalized score (mean +- s.e. over "
+          f"{cfg.eval_episodes} episodes) every {cfg.eval_every} steps; violations: exploration control periods "
+          f"(arm) or steps (routing) with a violated constraint:")
+    print(table(rows, header))
+    plots = ", ".join(f"{args.out}/{d}.png" for d in result["domains"])
+    print(f"\nwrote {args.out}/result.json and {plots} ({result['seconds']:.0f} s)")
+    return _emit(finetune.summary_json(result), args.json)
 
 
 def _emit(summary: dict, json_out: Path | None) -> int:

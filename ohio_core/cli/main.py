@@ -6,7 +6,9 @@
     ohio pipeline           bags -> relabeled dataset -> trained policy, in one run
     ohio train              train a policy offline with d3rlpy
     ohio eval               run a trained policy in the simulator and score it
+    ohio finetune           continue training a model online, with its score and constraint violations
     ohio experiment mismatch   OHIO vs baselines under changed controllers
+    ohio experiment finetune   online fine-tuning of OHIO and the flat policy: scores and violations
     ohio bench controllers  controller step time and simulator real-time factor
     ohio bench inverse      speed and recovery rate of every inverse method
     ohio bench relabel      relabel one hour of 50 Hz bags: seconds, messages/s, peak memory
@@ -22,7 +24,7 @@ import sys
 # MuJoCo picks its OpenGL backend at import: headless EGL unless the user chose one.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from ohio_core.cli import bench, collect, demo, evaluate, experiment, pipeline, relabel, train  # noqa: E402
+from ohio_core.cli import bench, collect, demo, evaluate, experiment, finetune, pipeline, relabel, train  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.add_parser(sub)
     train.add_parser(sub)
     evaluate.add_parser(sub)
+    finetune.add_parser(sub)
     experiment.add_parser(sub)
     return parser
 
