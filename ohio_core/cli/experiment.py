@@ -56,6 +56,7 @@ def add_parser(sub) -> None:
                    help="end with the result as one JSON line; with OUT, also write it there")
     r.set_defaults(func=run_routing)
     _add_noise_parser(ex)
+    _add_mixed_parser(ex)
 
 
 def run_mismatch(args: argparse.Namespace) -> int:
@@ -157,6 +158,51 @@ def run_noise(args: argparse.Namespace) -> int:
         print(table(*noise.score_rows(result)))
     print(f"\nwrote {out}/result.json, recovery.png and scores.png ({result['seconds']['total']:.0f} s)")
     return _emit(noise.summary_json(result), args.json)
+
+
+def _add_mixed_parser(ex) -> None:
+    from ohio_core.experiments.mixed import RELABELINGS, MixedConfig
+
+    d = MixedConfig()
+    m = ex.add_parser("mixed", help="data mixing OSC, QP and flat-policy parts: per-part vs deployment relabeling",
+                      description="Collect parts with the original OSC (kp 150), the QP controller and the flat torque "
+                                  "policy; relabel per part with its source controller's inverse where known "
+                                  "(source) or everything with the deployment config's inverse (deployment); train "
+                                  "and evaluate with the standard and flat baselines under each deployment config.")
+    m.add_argument("--task", choices=["reach", "lift"], default=d.task)
+    m.add_argument("--episodes", type=int, default=d.episodes, help="behavior episodes over all parts")
+    m.add_argument("--shares", type=float, nargs=3, default=list(d.shares), metavar=("OSC", "QP", "FLAT"),
+                   help="shares of the episodes per part")
+    m.add_argument("--deploy", nargs="+", default=list(d.deploy), help="deployment configs (damping3, qp, ...)")
+    m.add_argument("--relabelings", nargs="+", default=list(RELABELINGS), choices=RELABELINGS)
+    m.add_argument("--algo", choices=ALGOS, default=d.algo)
+    m.add_argument("--steps", type=int, default=None, help="updates per policy (default: per task)")
+    m.add_argument("--eval-episodes", type=int, default=d.eval_episodes)
+    m.add_argument("--seed", type=int, default=d.seed)
+    m.add_argument("--workers", type=int, default=d.workers)
+    m.add_argument("--out", type=Path, default=None, help="output folder (default out/experiments/mixed)")
+    _json_arg(m)
+    m.set_defaults(func=run_mixed)
+
+
+def run_mixed(args: argparse.Namespace) -> int:
+    from ohio_core.experiments import mixed
+
+    try:
+        cfg = mixed.MixedConfig(task=args.task, episodes=args.episodes, shares=tuple(args.shares),
+                                deploy=tuple(args.deploy), relabelings=tuple(args.relabelings), algo=args.algo,
+                                steps=args.steps, eval_episodes=args.eval_episodes, seed=args.seed,
+                                workers=args.workers)
+    except ValueError as exc:
+        raise SystemExit(f"ohio experiment mixed: {exc}") from None
+    out = args.out or Path("out/experiments/mixed")
+    result = mixed.run(cfg, out)
+    parts = ", ".join(f"{p} {v['episodes']}" for p, v in result["parts"].items())
+    print(f"\nNormalized score, mean +- s.e. over {cfg.eval_episodes} episodes (success rate); task {cfg.task}, "
+          f"{cfg.algo}, mixed data ({parts} episodes):")
+    print(table(*mixed.table_rows(result)))
+    print(f"\nwrote {out}/result.json and {out}/scores.png ({result['seconds']['total']:.0f} s)")
+    return _emit(mixed.summary_json(result), args.json)
 
 
 def _emit(summary: dict, json_out: Path | None) -> int:
