@@ -230,7 +230,8 @@ def run(cfg: NoiseConfig, out: str | Path, progress: bool = True) -> dict:
 
 
 def summary_json(result: dict) -> dict:
-    """``{"task", "deploy", "recovery": {level: {method: stats}}, "scores": {level: {method: {mean, se, success_rate}}}}``."""
+    """``{"task", "deploy", "recovery": {level: {method: stats}},
+    "scores": {level: {method: {mean, se, success_rate}}}}``."""
     return {k: result[k] for k in ("task", "deploy", "recovery", "scores")}
 
 
@@ -268,7 +269,8 @@ def plot_recovery(result: dict, path: Path) -> Path:
     plt = _plt()
     levels = [float(lv) for lv in result["recovery"]]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for ax, (key, scale, unit) in zip(axes, (("pos", 1e3, "position error (mm)"), ("rot", 1.0, "rotation error (rad)"))):
+    panels = (("pos", 1e3, "position error (mm)"), ("rot", 1.0, "rotation error (rad)"))
+    for ax, (key, scale, unit) in zip(axes, panels):
         for i, m in enumerate(INVERSES):
             rows = [result["recovery"][lv][m] for lv in result["recovery"]]
             color = f"C{i}"

@@ -110,7 +110,8 @@ def solve(segments: Segments, controller: OSC, iterations: int = 50, tol: float 
     torques (n, k, 7) to per-entry weights w (None: w = 1). ``residual`` is the unweighted RMS torque
     mismatch over the logged unsaturated entries."""
     if "differentiable" not in getattr(controller, "inverse_capabilities", ()):
-        raise ValueError(f"the {method} inverse needs a differentiable controller (OSC), got {type(controller).__name__}")
+        raise ValueError(f"the {method} inverse needs a differentiable controller (OSC), "
+                         f"got {type(controller).__name__}")
     n = len(segments)
     finite, seg = segments.sanitized()
     q, qd, tau = seg.q, seg.qd, seg.tau
