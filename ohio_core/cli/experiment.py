@@ -121,6 +121,10 @@ def _add_noise_parser(ex) -> None:
     n.add_argument("--task", choices=["reach", "lift"], default=d.task)
     n.add_argument("--levels", type=float, nargs="+", default=list(d.levels), help="recovery noise fractions f")
     n.add_argument("--segments", type=int, default=d.segments, help="recovery segments per level")
+    n.add_argument("--action-scale", type=float, default=d.action_scale,
+                   help="recovery goals: uniform normalized actions times this")
+    n.add_argument("--velocity-std", type=float, default=d.velocity_std,
+                   help="recovery start states: joint velocity std, rad/s (2.5 saturates many torques)")
     n.add_argument("--bc-levels", type=float, nargs="*", default=list(d.bc_levels),
                    help="noise fractions with trained policies (none: recovery only)")
     n.add_argument("--episodes", type=int, default=d.episodes, help="behavior episodes per policy level")
@@ -142,6 +146,7 @@ def run_noise(args: argparse.Namespace) -> int:
 
     try:
         cfg = noise.NoiseConfig(task=args.task, levels=tuple(args.levels), segments=args.segments,
+                                action_scale=args.action_scale, velocity_std=args.velocity_std,
                                 bc_levels=tuple(args.bc_levels), episodes=args.episodes, deploy=args.deploy,
                                 censored=args.censored, algo=args.algo, steps=args.steps,
                                 eval_episodes=args.eval_episodes, seed=args.seed, workers=args.workers)

@@ -1,8 +1,9 @@
 """Maximum-likelihood inverse of a stochastic OSC low level (Gaussian action noise).
 
 The low level is tau_j = clip(pi_LL(s_j, g) + eps_j), eps_j ~ N(0, diag(sigma^2)), independent per
-control period. For a goal held over the k periods of a segment, the negative log-likelihood of the
-logged torques, up to a constant, is on the unsaturated entries::
+control period, with pi_LL the (clipped) OSC law (``envs.arm.noise``). For a goal held over the k
+periods of a segment, the negative log-likelihood of the logged torques, up to a constant, is on
+the unsaturated entries::
 
     -log p(tau | g) = 1/2 sum_j || tau_j - pi_LL(s_j, g) ||^2_{Sigma^-1}
                     = 1/2 sum_j sum_i (tau_ji - pi_LL,i(s_j, g))^2 / sigma_i^2
