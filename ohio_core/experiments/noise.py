@@ -273,19 +273,22 @@ def _plt():
 
 
 def plot_recovery(result: dict, path: Path) -> Path:
-    """Median (line) and p95 (dashed) goal errors vs noise level, position and rotation."""
+    """Median (line) and p95 (dashed) goal errors vs noise level > 0, position and rotation (log scale;
+    at f = 0 every inverse that solves a segment is exact to round-off, see the table)."""
     plt = _plt()
-    levels = [float(lv) for lv in result["recovery"]]
+    keys = [lv for lv in result["recovery"] if float(lv) > 0] or list(result["recovery"])
+    levels = [float(lv) for lv in keys]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     panels = (("pos", 1e3, "position error (mm)"), ("rot", 1.0, "rotation error (rad)"))
     for ax, (key, scale, unit) in zip(axes, panels):
         for i, m in enumerate(INVERSES):
-            rows = [result["recovery"][lv][m] for lv in result["recovery"]]
+            rows = [result["recovery"][lv][m] for lv in keys]
             color = f"C{i}"
             ax.plot(levels, [scale * r[f"{key}_median"] for r in rows], "o-", color=color, label=f"{m} median")
             ax.plot(levels, [scale * r[f"{key}_p95"] for r in rows], "s--", color=color, alpha=0.6, label=f"{m} p95")
         ax.set_xlabel("torque noise std / torque limit")
         ax.set_ylabel(unit)
+        ax.set_yscale("log")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle(f"goal recovery under action noise (k = {result['settings']['k']}, true goals known)", fontsize=9)
