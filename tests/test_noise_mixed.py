@@ -134,15 +134,23 @@ def test_mixed_config_refuses_bad_settings():
         mixed.MixedConfig(relabelings=("nope",))
 
 
+@pytest.mark.slow
 def test_experiment_noise_cli(tmp_path, capsys):
-    argv = ["experiment", "noise", "--levels", "0", "0.02", "--segments", "20", "--bc-levels", "0.02",
+    argv = ["experiment", "noise", "--levels", "0", "0.02", "--segments", "20", "--bc-levels", "0", "0.02",
             "--episodes", "3", "--steps", "10", "--eval-episodes", "1", "--workers", "1",
             "--out", str(tmp_path / "run"), "--json"]
     assert main(argv) == 0
     out = last_json(capsys.readouterr().out)
-    assert set(out["recovery"]) == {"0", "0.02"} and set(out["scores"]) == {"0.02"}
+    assert set(out["recovery"]) == {"0", "0.02"} and set(out["scores"]) == {"0", "0.02"}
     assert set(out["scores"]["0.02"]) == {"analytical", "numerical", "ml", "standard"}
     assert out["recovery"]["0"]["ml"]["pos_median"] < 1e-8 < out["recovery"]["0.02"]["ml"]["pos_median"]
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    # one dataset and one model per level: the noisy level's relabel leaves a residual, the clean one none
+    assert len(set(result["models"].values())) == 8
+    assert result["accounts"]["ml-f0"]["residual_n_m"]["median"] < 1e-6
+    assert result["accounts"]["ml-f0p02"]["residual_n_m"]["median"] > 0.05
+    sidecar = json.loads((tmp_path / "run" / "datasets" / "ml-f0p02.json").read_text())
+    assert sidecar["torque_noise"] == 0.02
     for name in ("result.json", "recovery.png", "scores.png"):
         assert (tmp_path / "run" / name).stat().st_size > 0
 

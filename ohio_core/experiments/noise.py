@@ -169,7 +169,7 @@ def build_datasets(cfg: NoiseConfig, out: Path, progress: bool = True):
                 data = relabel(traj, controller, cfg.k, method, max_residual=float("inf"), workers=cfg.workers,
                                **inverse_options(method, level, controller.tau_max, cfg))
                 meta = {"controller": deploy.to_dict(), "method": method}
-            name = f"{method}-f{key}"
+            name = f"{method}-f{key.replace('.', 'p')}"       # no dot: file names take their suffix after it
             path = out / "datasets" / name
             save_dataset(data, path, {"task": cfg.task, "level": "goal", "k": cfg.k, "torque_noise": level, **meta})
             art.datasets[name] = str(path.with_suffix(".h5"))
