@@ -94,6 +94,16 @@ def test_torque_noise_in_collection_is_seeded_and_logged():
     assert clean_res < 1e-6 and noisy_res > 0.05
 
 
+def test_torque_noise_reaches_the_bag(tmp_path):
+    from ohio_core.data.bags import read_bag
+    from ohio_core.data.collect import collect_bag
+
+    collect_bag(tmp_path / "bag", "reach", "expert", OSCConfig(), 1, seed=2, horizon=10, progress=False,
+                torque_noise=0.02)
+    mem = collect("reach", "expert", OSCConfig(), 1, seed=2, horizon=10, torque_noise=0.02)
+    np.testing.assert_allclose(read_bag(tmp_path / "bag").tau, mem.tau, atol=1e-12)
+
+
 def test_mixed_dataset_accounts_for_every_part():
     cfg = mixed.MixedConfig(episodes=5, shares=(2, 2, 1), deploy=("damping3",))
     assert mixed.part_episodes(cfg) == {"osc": 2, "qp": 2, "flat": 1}
