@@ -28,6 +28,9 @@ def add_parser(sub) -> None:
     p.add_argument("--topics", type=Path, default=None, metavar="TOPICS.yaml",
                    help="topic map to write with (default: this stack's, config/topics/ohio.yaml)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--torque-noise", type=float, default=0.0, metavar="F",
+                   help="stochastic low level: torque noise std as a fraction F of the torque limits, per control "
+                        "period (goal-level policies; the bag logs the applied noisy torque)")
     p.add_argument("--k", type=int, default=5, help="control periods per high-level goal")
     p.add_argument("--horizon", type=int, default=None, help="control steps per episode (default: the task's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -55,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
         compress = {"auto": None, "zstd": True, "none": False}[args.compress]
         summary = collect_bag(args.out, args.task, args.policy, args.controller, args.episodes, args.seed,
                               args.k, args.horizon, args.storage, topic_map, progress=not args.no_progress,
-                              compress=compress)
-    except (BagError, ConfigError, TopicMapError) as exc:
+                              compress=compress, torque_noise=args.torque_noise)
+    except (BagError, ConfigError, TopicMapError, ValueError) as exc:
         raise SystemExit(f"ohio collect: {exc}") from None
     rows = [["episodes", summary["episodes"]], ["control steps", summary["control_steps"]],
             ["success rate", summary["success_rate"]], ["mean return", summary["return_mean"]],

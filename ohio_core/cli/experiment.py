@@ -1,5 +1,5 @@
 """``ohio experiment mismatch --task {reach,lift} [--json [OUT]]``, ``ohio experiment routing [--regions N]``,
-``ohio experiment finetune [--domain arm|routing|both]``."""
+``ohio experiment finetune [--domain arm|routing|both]``, ``ohio experiment noise``, ``ohio experiment mixed``."""
 
 from __future__ import annotations
 
@@ -59,6 +59,8 @@ def add_parser(sub) -> None:
                    help="end with the result as one JSON line; with OUT, also write it there")
     r.set_defaults(func=run_routing)
     add_finetune_parser(ex)
+    _add_noise_parser(ex)
+    _add_mixed_parser(ex)
 
 
 def add_finetune_parser(ex) -> None:
@@ -161,6 +163,112 @@ def run_finetune(args: argparse.Namespace) -> int:
     plots = ", ".join(f"{args.out}/{d}.png" for d in result["domains"])
     print(f"\nwrote {args.out}/result.json and {plots} ({result['seconds']:.0f} s)")
     return _emit(finetune.summary_json(result), args.json)
+
+
+def _json_arg(p) -> None:
+    p.add_argument("--json", nargs="?", type=Path, const=Path("-"), default=None, metavar="OUT",
+                   help="end with the result as one JSON line; with OUT, also write it there")
+
+
+def _add_noise_parser(ex) -> None:
+    from ohio_core.experiments.noise import NoiseConfig
+
+    d = NoiseConfig()
+    n = ex.add_parser("noise", help="stochastic low level: goal recovery and policies vs torque noise",
+                      description="Torque noise eps ~ N(0, (f tau_max)^2) per control period on the original OSC. "
+                                  "Recovery of known goals by the analytical, numerical and maximum-likelihood (ml) "
+                                  "inverses per noise level f, then policies trained on data relabeled at the "
+                                  "--bc-levels, evaluated under the deployment controller without noise.")
+    n.add_argument("--task", choices=["reach", "lift"], default=d.task)
+    n.add_argument("--levels", type=float, nargs="+", default=list(d.levels), help="recovery noise fractions f")
+    n.add_argument("--segments", type=int, default=d.segments, help="recovery segments per level")
+    n.add_argument("--action-scale", type=float, default=d.action_scale,
+                   help="recovery goals: uniform normalized actions times this")
+    n.add_argument("--velocity-std", type=float, default=d.velocity_std,
+                   help="recovery start states: joint velocity std, rad/s (2.5 saturates many torques)")
+    n.add_argument("--bc-levels", type=float, nargs="*", default=list(d.bc_levels),
+                   help="noise fractions with trained policies (none: recovery only)")
+    n.add_argument("--episodes", type=int, default=d.episodes, help="behavior episodes per policy level")
+    n.add_argument("--deploy", default=d.deploy, help="deployment config (original, damping3, ...)")
+    n.add_argument("--censored", choices=["hinge", "exclude"], default=d.censored,
+                   help="ml: saturated entries as a one-sided residual (hinge) or left out")
+    n.add_argument("--algo", choices=ALGOS, default=d.algo)
+    n.add_argument("--steps", type=int, default=None, help="updates per policy (default: per task)")
+    n.add_argument("--eval-episodes", type=int, default=d.eval_episodes)
+    n.add_argument("--seed", type=int, default=d.seed)
+    n.add_argument("--workers", type=int, default=d.workers)
+    n.add_argument("--out", type=Path, default=None, help="output folder (default out/experiments/noise)")
+    _json_arg(n)
+    n.set_defaults(func=run_noise)
+
+
+def run_noise(args: argparse.Namespace) -> int:
+    from ohio_core.experiments import noise
+
+    try:
+        cfg = noise.NoiseConfig(task=args.task, levels=tuple(args.levels), segments=args.segments,
+                                action_scale=args.action_scale, velocity_std=args.velocity_std,
+                                bc_levels=tuple(args.bc_levels), episodes=args.episodes, deploy=args.deploy,
+                                censored=args.censored, algo=args.algo, steps=args.steps,
+                                eval_episodes=args.eval_episodes, seed=args.seed, workers=args.workers)
+    except ValueError as exc:
+        raise SystemExit(f"ohio experiment noise: {exc}") from None
+    out = args.out or Path("out/experiments/noise")
+    result = noise.run(cfg, out)
+    print(f"\nGoal recovery against the true goals, {cfg.segments} segments per level (k = {cfg.k}); "
+          f"noise std = f * torque limit per joint:")
+    print(table(*noise.table_rows(result)))
+    if result["scores"]:
+        print(f"\nNormalized score, mean +- s.e. over {cfg.eval_episodes} episodes (success rate); task {cfg.task}, "
+              f"{cfg.algo}, data from the noisy original OSC, deployed under {cfg.deploy} without noise:")
+        print(table(*noise.score_rows(result)))
+    print(f"\nwrote {out}/result.json, recovery.png and scores.png ({result['seconds']['total']:.0f} s)")
+    return _emit(noise.summary_json(result), args.json)
+
+
+def _add_mixed_parser(ex) -> None:
+    from ohio_core.experiments.mixed import RELABELINGS, MixedConfig
+
+    d = MixedConfig()
+    m = ex.add_parser("mixed", help="data mixing OSC, QP and flat-policy parts: per-part vs deployment relabeling",
+                      description="Collect parts with the original OSC (kp 150), the QP controller and the flat torque "
+                                  "policy; relabel per part with its source controller's inverse where known "
+                                  "(source) or everything with the deployment config's inverse (deployment); train "
+                                  "and evaluate with the standard and flat baselines under each deployment config.")
+    m.add_argument("--task", choices=["reach", "lift"], default=d.task)
+    m.add_argument("--episodes", type=int, default=d.episodes, help="behavior episodes over all parts")
+    m.add_argument("--shares", type=float, nargs=3, default=list(d.shares), metavar=("OSC", "QP", "FLAT"),
+                   help="shares of the episodes per part")
+    m.add_argument("--deploy", nargs="+", default=list(d.deploy), help="deployment configs (damping3, qp, ...)")
+    m.add_argument("--relabelings", nargs="+", default=list(RELABELINGS), choices=RELABELINGS)
+    m.add_argument("--algo", choices=ALGOS, default=d.algo)
+    m.add_argument("--steps", type=int, default=None, help="updates per policy (default: per task)")
+    m.add_argument("--eval-episodes", type=int, default=d.eval_episodes)
+    m.add_argument("--seed", type=int, default=d.seed)
+    m.add_argument("--workers", type=int, default=d.workers)
+    m.add_argument("--out", type=Path, default=None, help="output folder (default out/experiments/mixed)")
+    _json_arg(m)
+    m.set_defaults(func=run_mixed)
+
+
+def run_mixed(args: argparse.Namespace) -> int:
+    from ohio_core.experiments import mixed
+
+    try:
+        cfg = mixed.MixedConfig(task=args.task, episodes=args.episodes, shares=tuple(args.shares),
+                                deploy=tuple(args.deploy), relabelings=tuple(args.relabelings), algo=args.algo,
+                                steps=args.steps, eval_episodes=args.eval_episodes, seed=args.seed,
+                                workers=args.workers)
+    except ValueError as exc:
+        raise SystemExit(f"ohio experiment mixed: {exc}") from None
+    out = args.out or Path("out/experiments/mixed")
+    result = mixed.run(cfg, out)
+    parts = ", ".join(f"{p} {v['episodes']}" for p, v in result["parts"].items())
+    print(f"\nNormalized score, mean +- s.e. over {cfg.eval_episodes} episodes (success rate); task {cfg.task}, "
+          f"{cfg.algo}, mixed data ({parts} episodes):")
+    print(table(*mixed.table_rows(result)))
+    print(f"\nwrote {out}/result.json and {out}/scores.png ({result['seconds']['total']:.0f} s)")
+    return _emit(mixed.summary_json(result), args.json)
 
 
 def _emit(summary: dict, json_out: Path | None) -> int:

@@ -7,6 +7,11 @@ recovered). Behavior policies: ``policies.behavior``.
 Seeding: episode e draws everything (initial state, action noise, the ``mix`` choice) from
 ``SeedSequence(seed).spawn(...)[e]``, so an episode's data depend only on (seed, e, settings),
 not on how many episodes are collected.
+
+``torque_noise`` (a fraction f of the torque limits) makes the goal-level low level stochastic,
+tau = clip(pi_LL(s, g) + eps), eps ~ N(0, diag((f tau_max)^2)) per control period
+(``envs.arm.noise``); the logged torque is the applied noisy one. The noise draws from a child of
+the episode's seed sequence, so the rest of an episode's randomness does not change with f.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from ohio_core.data.topics import TopicMap
 from ohio_core.data.trajectory import Trajectories
 from ohio_core.envs.arm.description import FINGER_JOINTS
 from ohio_core.envs.arm.env import GoalArmEnv, TorqueArmEnv
+from ohio_core.envs.arm.noise import NoisyController, torque_sigma
 from ohio_core.envs.arm.tasks import TaskConfig, obs_slices
 from ohio_core.policies.behavior import LEVEL_GOAL, MixPolicy, make_policy
 
@@ -140,12 +146,17 @@ def _rollout_torque(env: TorqueArmEnv, rec: _Recorder, policy, rng: np.random.Ge
 
 
 class _Collector:
-    def __init__(self, task: str, policy: str, config, k: int, horizon: int | None, model=None):
+    def __init__(self, task: str, policy: str, config, k: int, horizon: int | None, model=None,
+                 torque_noise: float = 0.0):
         self.config = controller_config(config)
         self.task_config = TaskConfig(name=task, horizon=horizon, k=k, control_period=self.config.control_period)
         self.controller = make_controller(self.config, model)
-        self.goal_env = GoalArmEnv(self.controller, self.task_config)
-        self.goal_env.controller = _Recorder(self.controller, self.goal_env.sim)
+        self.torque_noise = float(torque_noise)
+        sigma = torque_sigma(self.torque_noise, self.controller.tau_max)
+        self.noisy = NoisyController(self.controller, sigma) if self.torque_noise > 0 else None
+        low_level = self.noisy or self.controller
+        self.goal_env = GoalArmEnv(low_level, self.task_config)
+        self.goal_env.controller = _Recorder(low_level, self.goal_env.sim)
         self._torque_env = None
         self.policy = make_policy(policy, task, self.controller, self.goal_env.sim.tau_max, k)
 
@@ -160,24 +171,27 @@ class _Collector:
         rng = np.random.default_rng(ss)
         env_seed = int(rng.integers(2**31))
         pol = self.policy.choose(rng) if isinstance(self.policy, MixPolicy) else self.policy
+        if self.noisy is not None:
+            self.noisy.reset(np.random.default_rng(ss.spawn(1)[0]))
         if pol.level == LEVEL_GOAL:
             return _rollout_goal(self.goal_env, pol, rng, env_seed, episode)
         env, rec = self.torque_env
         return _rollout_torque(env, rec, pol, rng, env_seed, episode)
 
     def meta(self, policy: str, seed: int, episodes: int) -> dict:
-        return {"task": self.task_config.name, "policy": policy, "controller": self.config.to_dict(),
+        meta = {"task": self.task_config.name, "policy": policy, "controller": self.config.to_dict(),
                 "k": self.task_config.k, "horizon": self.task_config.steps, "seed": seed, "episodes": episodes,
                 "control_period": self.task_config.control_period}
+        return {**meta, "torque_noise": self.torque_noise} if self.torque_noise > 0 else meta
 
 
 def iter_episodes(task: str, policy: str, controller_config=None, episodes: int = 1, seed: int = 0, k: int = 5,
                   horizon: int | None = None, first_episode: int = 0, progress: bool = False,
-                  model: PandaModel | None = None) -> Iterator[EpisodeLog]:
+                  model: PandaModel | None = None, torque_noise: float = 0.0) -> Iterator[EpisodeLog]:
     """Roll out ``episodes`` episodes of ``policy`` on ``task``; yields one ``EpisodeLog`` each."""
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
-    col = _Collector(task, policy, controller_config, k, horizon, model)
+    col = _Collector(task, policy, controller_config, k, horizon, model, torque_noise)
     yield from _episodes(col, policy, episodes, seed, first_episode, progress)
 
 
@@ -196,10 +210,10 @@ def _episodes(col: _Collector, policy: str, episodes: int, seed: int, first_epis
 
 def collect(task: str, policy: str, controller_config=None, episodes: int = 1, seed: int = 0, k: int = 5,
             horizon: int | None = None, first_episode: int = 0, progress: bool = False,
-            model: PandaModel | None = None) -> Trajectories:
+            model: PandaModel | None = None, torque_noise: float = 0.0) -> Trajectories:
     """Collect in memory: the rows ``read_bag`` would return for the bag ``collect_bag`` writes
     with the same arguments. ``meta`` records the settings and each episode's behavior policy."""
-    col = _Collector(task, policy, controller_config, k, horizon, model)
+    col = _Collector(task, policy, controller_config, k, horizon, model, torque_noise)
     logs = list(_episodes(col, policy, episodes, seed, first_episode, progress))
     meta = col.meta(policy, seed, episodes)
     meta["episode_policy"] = [lg.policy for lg in logs]
@@ -208,7 +222,8 @@ def collect(task: str, policy: str, controller_config=None, episodes: int = 1, s
 
 def collect_bag(out: str | Path, task: str, policy: str, controller_config=None, episodes: int = 1, seed: int = 0,
                 k: int = 5, horizon: int | None = None, storage: str = "mcap", topic_map: TopicMap | None = None,
-                progress: bool = True, model: PandaModel | None = None, compress: bool | None = None) -> dict:
+                progress: bool = True, model: PandaModel | None = None, compress: bool | None = None,
+                torque_noise: float = 0.0) -> dict:
     """Collect into a new rosbag2 folder ``out`` (an empty existing folder is reused; a non-empty
     one is refused). ``compress``: see ``BagWriter``. Returns a summary: episodes, control steps,
     success rate, mean return, messages per topic, bag size."""
@@ -218,7 +233,7 @@ def collect_bag(out: str | Path, task: str, policy: str, controller_config=None,
     if out.exists():
         if not out.is_dir() or any(out.iterdir()):
             raise BagError(f"{out}: exists and is not an empty folder; refusing to overwrite (choose a new --out)")
-    col = _Collector(task, policy, controller_config, k, horizon, model)
+    col = _Collector(task, policy, controller_config, k, horizon, model, torque_noise)
     meta = col.meta(policy, seed, episodes)
     if out.exists():
         out.rmdir()             # rosbags creates the folder itself

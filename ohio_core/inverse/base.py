@@ -165,4 +165,4 @@ def concatenate_results(parts: list[InverseResult]) -> InverseResult:
 
 
 def _load_all() -> None:
-    from ohio_core.inverse import analytical, auto, cem, kkt, naive, numerical, state_matching  # noqa: F401
+    from ohio_core.inverse import analytical, auto, cem, kkt, ml, naive, numerical, state_matching  # noqa: F401

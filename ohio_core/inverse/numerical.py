@@ -23,21 +23,24 @@ from ohio_core.inverse.segment_terms import osc_segment_terms
 _EYE3 = np.eye(3)
 
 
-def _residual(terms, goal_p, goal_R, tau, tau_max):
-    """Clipped prediction minus log (N, k, 7), the unclipped prediction, and the cost per segment."""
+def _residual(terms, goal_p, goal_R, tau, tau_max, w=None):
+    """Weighted clipped prediction minus log, w (clip(pred) - tau) (N, k, 7), the unclipped
+    prediction, and the cost per segment (w = 1 when None)."""
     e = task_error(PoseGoal.unchecked(goal_p[:, None], goal_R[:, None]), terms.p, terms.R)
     pred = (terms.B @ e[..., None])[..., 0] + terms.c
     r = np.clip(pred, -tau_max, tau_max) - tau
+    if w is not None:
+        r = r * w
     return r, pred, (r ** 2).sum((1, 2))
 
 
-def _jacobian(terms, goal_R, pred, tau, tau_max, sat_tol):
+def _jacobian(terms, goal_R, pred, tau, tau_max, sat_tol, w=None):
     A = goal_R[:, None] @ np.swapaxes(terms.R, -1, -2)
     E = 0.5 * (np.trace(A, axis1=-2, axis2=-1)[..., None, None] * _EYE3 - A)
     Jr = np.concatenate([terms.B[..., :3], terms.B[..., 3:] @ E], -1)          # (N, k, 7, 6)
     lim = tau_max * (1.0 - sat_tol)
     dead = (np.abs(pred) >= lim) & (np.abs(tau) >= lim) & (np.sign(pred) == np.sign(tau))
-    return Jr * ~dead[..., None]
+    return Jr * (~dead if w is None else w * ~dead)[..., None]
 
 
 def _initial_goal(terms, tau, tau_max):
@@ -56,14 +59,16 @@ def _initial_goal(terms, tau, tau_max):
     return goal_p, goal_R
 
 
-def _solve_chunk(terms, tau, tau_max, iterations, tol, ftol=1e-10):
+def _solve_chunk(terms, tau, tau_max, iterations, tol, ftol=1e-10, w=None):
+    """Levenberg-Marquardt on sum_j ||w_j (clip(pred_j(g)) - tau_j)||^2 (w: per-entry weights
+    (N, k, 7), or None for 1)."""
     n, k = tau.shape[:2]
     goal_p, goal_R = _initial_goal(terms, tau, tau_max)
     mu = np.full(n, 1e-3)
-    r, pred, cost = _residual(terms, goal_p, goal_R, tau, tau_max)
+    r, pred, cost = _residual(terms, goal_p, goal_R, tau, tau_max, w)
     done, converged = np.zeros(n, bool), np.zeros(n, bool)
     for _ in range(iterations):
-        Jr = _jacobian(terms, goal_R, pred, tau, tau_max, 1e-6).reshape(n, 7 * k, 6)
+        Jr = _jacobian(terms, goal_R, pred, tau, tau_max, 1e-6, w).reshape(n, 7 * k, 6)
         H = np.swapaxes(Jr, 1, 2) @ Jr
         g = (np.swapaxes(Jr, 1, 2) @ r.reshape(n, 7 * k, 1))[..., 0]
         Hd = H + (mu[:, None, None] * (np.diagonal(H, axis1=1, axis2=2)[:, None, :] * _EYE6 + 1e-9 * _EYE6))
@@ -71,7 +76,7 @@ def _solve_chunk(terms, tau, tau_max, iterations, tol, ftol=1e-10):
         step[done] = 0.0
         cand_p = goal_p + step[:, :3]
         cand_R = so3_exp(step[:, 3:]) @ goal_R
-        r_c, pred_c, cost_c = _residual(terms, cand_p, cand_R, tau, tau_max)
+        r_c, pred_c, cost_c = _residual(terms, cand_p, cand_R, tau, tau_max, w)
         better = cost_c < cost
         stalled = better & (cost - cost_c <= ftol * cost)       # relative decrease below ftol: a minimum
         goal_p = np.where(better[:, None], cand_p, goal_p)
@@ -96,8 +101,17 @@ _EYE6 = np.eye(6)
 @register("numerical")
 def invert(segments: Segments, controller: OSC, iterations: int = 50, tol: float = 1e-12,
            chunk: int = 4096) -> InverseResult:
+    return solve(segments, controller, iterations, tol, chunk)
+
+
+def solve(segments: Segments, controller: OSC, iterations: int = 50, tol: float = 1e-12, chunk: int = 4096,
+          weights=None, method: str = "numerical") -> InverseResult:
+    """The batched solve behind ``numerical`` (and ``ml``): ``weights(tau)`` maps a chunk's logged
+    torques (n, k, 7) to per-entry weights w (None: w = 1). ``residual`` is the unweighted RMS torque
+    mismatch over the logged unsaturated entries."""
     if "differentiable" not in getattr(controller, "inverse_capabilities", ()):
-        raise ValueError(f"the numerical inverse needs a differentiable controller (OSC), got {type(controller).__name__}")
+        raise ValueError(f"the {method} inverse needs a differentiable controller (OSC), "
+                         f"got {type(controller).__name__}")
     n = len(segments)
     finite, seg = segments.sanitized()
     q, qd, tau = seg.q, seg.qd, seg.tau
@@ -109,11 +123,14 @@ def invert(segments: Segments, controller: OSC, iterations: int = 50, tol: float
     for s in range(0, n, chunk):
         sl = slice(s, min(n, s + chunk))
         terms = osc_segment_terms(controller, q[sl], qd[sl])
-        gp, gR, cost, done = _solve_chunk(terms, tau[sl], tau_max, iterations, tol)
+        w = None if weights is None else weights(tau[sl])
+        gp, gR, cost, done = _solve_chunk(terms, tau[sl], tau_max, iterations, tol, w=w)
         goal_p[sl], goal_R[sl] = gp, gR
         p0[sl], R0[sl] = terms.p[:, 0], terms.R[:, 0]
-        used = np.maximum(1, (unsaturated(tau[sl], tau_max)).sum((1, 2)))
-        residual[sl] = np.sqrt(cost / used)
+        used = unsaturated(tau[sl], tau_max)
+        if w is not None:
+            cost = (_residual(terms, gp, gR, tau[sl], tau_max)[0] ** 2 * used).sum((1, 2))
+        residual[sl] = np.sqrt(cost / np.maximum(1, used.sum((1, 2))))
         converged[sl] = done
         cond[sl] = terms.cond.max(1)
         singular[sl] = near_singular(terms.cond, controller.config.lambda_rcond).any(1)
@@ -122,4 +139,4 @@ def invert(segments: Segments, controller: OSC, iterations: int = 50, tol: float
     status[singular] = Status.SINGULAR
     status[~finite] = Status.NON_FINITE
     return finish(goal_p, goal_R, p0, R0, controller.config.output_max, residual, status, cond,
-                  {"method": "numerical"})
+                  {"method": method})

@@ -28,9 +28,15 @@ class SyntheticSegments:
 
 def simulate_segments(controller, n: int, k: int = 5, seed: int = 0, joint_noise: float = 0.4,
                       velocity_std: float = 0.3, action_scale: float = 1.0, sim: ArmSim | None = None,
-                      progress: bool = False) -> SyntheticSegments:
-    """``n`` segments of ``k`` periods under ``controller`` (any ``compute(q, qd, goal)`` controller)."""
+                      progress: bool = False, torque_sigma=None) -> SyntheticSegments:
+    """``n`` segments of ``k`` periods under ``controller`` (any ``compute(q, qd, goal)`` controller).
+    ``torque_sigma`` (N m, scalar or per joint): a stochastic low level, the applied and logged torque
+    is clip(tau + eps), eps ~ N(0, diag(sigma^2)), drawn from its own generator (seeded by ``seed``),
+    so the states, goals and noise-free torques do not depend on it; ``saturated`` then marks
+    entries at the limit after the noise."""
     rng = np.random.default_rng(seed)
+    noise_rng = np.random.default_rng([seed, 1])
+    sigma = None if torque_sigma is None else np.broadcast_to(np.asarray(torque_sigma, float), (7,))
     sim = sim or ArmSim(control_period=controller.config.control_period)
     model = controller.model
     lo, hi = model.q_min + 0.1, model.q_max - 0.1
@@ -51,8 +57,12 @@ def simulate_segments(controller, n: int, k: int = 5, seed: int = 0, joint_noise
         for j in range(k):
             q, qd = sim.q, sim.qd
             out = controller.compute(q, qd, goal)
-            q_log[i, j], qd_log[i, j], tau_log[i, j], sat[i, j] = q, qd, out.tau, out.saturated
-            sim.control_step(out.tau)
+            tau, saturated = out.tau, out.saturated
+            if sigma is not None:
+                tau = np.clip(tau + sigma * noise_rng.standard_normal(7), -controller.tau_max, controller.tau_max)
+                saturated = np.abs(tau) >= controller.tau_max
+            q_log[i, j], qd_log[i, j], tau_log[i, j], sat[i, j] = q, qd, tau, saturated
+            sim.control_step(tau)
         q_next[i], qd_next[i] = sim.q, sim.qd
         goal_p[i], goal_R[i], actions[i] = goal.p, goal.R, a
     return SyntheticSegments(Segments(q_log, qd_log, tau_log, q_next, qd_next), goal_p, goal_R, actions, sat)
