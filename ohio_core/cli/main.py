@@ -7,6 +7,8 @@
     ohio train              train a policy offline with d3rlpy
     ohio eval               run a trained policy in the simulator and score it
     ohio experiment mismatch   OHIO vs baselines under changed controllers
+    ohio experiment model-error       inverse methods under model error (masses, simulator friction)
+    ohio experiment learned-dynamics  state matching with a learned vs the known dynamics model
     ohio bench controllers  controller step time and simulator real-time factor
     ohio bench inverse      speed and recovery rate of every inverse method
     ohio bench relabel      relabel one hour of 50 Hz bags: seconds, messages/s, peak memory

@@ -21,6 +21,7 @@ Pinocchio.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from dataclasses import asdict, dataclass
@@ -129,6 +130,17 @@ class _Net(torch.nn.Module):
         return (A @ u[..., None])[..., 0] + out[..., 2 * NJ * NJ:]
 
 
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run the block with ``n`` torch threads, then restore the previous count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _stats(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a.mean(0), np.maximum(a.std(0), 1e-8)
 
@@ -147,7 +159,7 @@ class LearnedDynamics:
         s = self.stats
         x = (np.concatenate([q, qd], -1) - s["x_mean"]) / s["x_std"]
         u = (np.asarray(tau, float) - s["u_mean"]) / s["u_std"]
-        with torch.no_grad():
+        with torch.no_grad(), torch_threads(self.config.threads):
             y = self.net(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(u))).numpy()
         nxt = np.concatenate([q, qd], -1) + y * s["y_std"] + s["y_mean"]
         return nxt[..., :NJ], nxt[..., NJ:]
@@ -170,9 +182,7 @@ def train_dynamics(data: Transitions, config: DynamicsConfig = DynamicsConfig(),
     if len(data) < 2:
         raise ValueError(f"need transitions to train on, got {len(data)}")
     t0 = time.perf_counter()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
+    with torch_threads(config.threads):
         torch.manual_seed(config.seed)
         val = split_by_episode(data.episode, config.val_fraction, config.seed)
         x = np.concatenate([data.q, data.qd], -1)
@@ -217,8 +227,6 @@ def train_dynamics(data: Transitions, config: DynamicsConfig = DynamicsConfig(),
                         "train_transitions": int(len(tr)), "val_transitions": int(len(va)),
                         "val_episodes": int(len(np.unique(data.episode[val]))), "seconds": time.perf_counter() - t0})
         return LearnedDynamics(config, best_state, stats, history)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def prediction_error(model, data: Transitions) -> dict:
