@@ -120,3 +120,7 @@ def test_experiment_model_error_cli(tmp_path, capsys):
     assert plant["methods"]["analytical"]["recovered"] == 1.0                          # friction does not
     assert plant["methods"]["state_matching"]["pos_median_m"] > 1e-3                   # but hurts state matching
     assert "(true goals)" in text and (tmp_path / "run" / "model_error.png").stat().st_size > 0
+    names = sorted(p.name for p in (tmp_path / "run" / "datasets").glob("*.h5"))
+    assert names == ["analytical-model-30pct.h5", "analytical-none-0pct.h5", "analytical-plant-30pct.h5",
+                     "logged-plant-0pct.h5", "logged-plant-30pct.h5", "state_matching-model-30pct.h5",
+                     "state_matching-none-0pct.h5", "state_matching-plant-30pct.h5"]     # one file per cell

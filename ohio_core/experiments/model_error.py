@@ -98,8 +98,13 @@ def mass_factors(level: float, seed: int, n: int = 7) -> np.ndarray:
     return 1.0 + level * signs
 
 
+def _tag(level: float) -> str:
+    """A file-name tag of an error level: 0.15 -> "15pct" (no dot, which a suffix would eat)."""
+    return f"{100 * level:g}pct".replace(".", "p")
+
+
 def _name(condition: str, level: float) -> str:
-    return f"{condition}-e{level:g}"
+    return f"{condition}-{_tag(level)}"
 
 
 def _collect_job(args: tuple) -> tuple[float, dict]:
@@ -110,13 +115,13 @@ def _collect_job(args: tuple) -> tuple[float, dict]:
 
     t0 = time.perf_counter()
     traj = behavior_data(cfg.task, cfg.episodes, cfg.seed, cfg.k, SceneConfig(**cfg.scene(plant_level)))
-    path = out / "data" / f"plant-e{plant_level:g}.pkl"
+    path = out / "data" / f"plant-{_tag(plant_level)}.pkl"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(traj))
     info = {"data": str(path), "seconds": time.perf_counter() - t0,
             "behavior_return_mean": float(traj.reward.sum() / len(np.unique(traj.episode)))}
     if cfg.logged:
-        info["logged"] = write_logged_dataset(traj, cfg.k, out / "datasets" / f"logged-plant-e{plant_level:g}",
+        info["logged"] = write_logged_dataset(traj, cfg.k, out / "datasets" / f"logged-plant-{_tag(plant_level)}",
                                               cfg.task)
     return plant_level, info
 
