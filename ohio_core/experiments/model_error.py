@@ -187,9 +187,9 @@ def run(cfg: ModelErrorConfig, out: str | Path, progress: bool = True) -> dict:
     datasets = {(c, e, m): inverted[(c, e, m)]["dataset"] for c, e in cells for m in cfg.methods}
     if cfg.logged:
         datasets.update({("logged", p, "logged"): data[p]["logged"] for p in plants})
-    jobs = [(key, h5, str(out / "models" / Path(h5).stem), tc, cfg.scene(cfg.plant_level(*key[:2])
-                                                                          if key[0] != "logged" else key[1]),
-             cfg.eval_episodes, cfg.seed + 1000) for key, h5 in datasets.items()]
+    plant_of = lambda key: key[1] if key[0] == "logged" else cfg.plant_level(*key[:2])  # noqa: E731
+    jobs = [(key, h5, str(out / "models" / Path(h5).stem), tc, cfg.scene(plant_of(key)), cfg.eval_episodes,
+             cfg.seed + 1000) for key, h5 in datasets.items()]
     scores: dict = {}
     with bar(len(jobs), f"train {cfg.algo} + evaluate") as b, _pool(min(cfg.workers, len(jobs))) as pool:
         for key, score, seconds in pool.map(train_eval_job, jobs):

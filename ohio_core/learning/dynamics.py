@@ -12,9 +12,10 @@ with (m_y, s_y) the mean and standard deviation of the training deltas x_{t+1} -
 
 Training data: the transitions (row i -> row i + 1 within an episode) of ``Trajectories``, split by
 episode into training and validation sets (no episode in both). Adam on the mean-squared error of
-the standardized delta, learning rate on a cosine schedule over ``epochs``; the weights of the epoch with the lowest validation loss are kept, and
-training stops after ``patience`` epochs without improvement. Seeded; ``save``/``load_dynamics``
-keep the weights, the statistics and the history. ``step`` runs in float64, batched, so the
+the standardized delta, learning rate on a cosine schedule over ``epochs``; the weights of the
+epoch with the lowest validation loss are kept, and training stops after ``patience`` epochs
+without improvement. Seeded; ``save``/``load_dynamics`` keep the weights, the statistics and the
+history. ``step`` runs in float64, batched, so the
 state-matching inverse (``inverse.state_matching``, argument ``dynamics``) can use it in place of
 Pinocchio.
 """
@@ -177,7 +178,8 @@ def load_dynamics(path: str | Path) -> LearnedDynamics:
     return LearnedDynamics(DynamicsConfig(**blob["config"]), blob["state"], blob["stats"], blob["history"])
 
 
-def train_dynamics(data: Transitions, config: DynamicsConfig = DynamicsConfig(), progress: bool = False) -> LearnedDynamics:
+def train_dynamics(data: Transitions, config: DynamicsConfig = DynamicsConfig(),
+                   progress: bool = False) -> LearnedDynamics:
     """Fit on the training episodes, keep the weights with the lowest validation loss."""
     if len(data) < 2:
         raise ValueError(f"need transitions to train on, got {len(data)}")
@@ -191,7 +193,10 @@ def train_dynamics(data: Transitions, config: DynamicsConfig = DynamicsConfig(),
         stats["x_mean"], stats["x_std"] = _stats(x[~val])
         stats["u_mean"], stats["u_std"] = _stats(data.tau[~val])
         stats["y_mean"], stats["y_std"] = _stats(y[~val])
-        norm = lambda a, m: torch.from_numpy(((a - stats[m + "_mean"]) / stats[m + "_std"]).astype(np.float32))  # noqa: E731
+
+        def norm(a: np.ndarray, m: str) -> torch.Tensor:
+            return torch.from_numpy(((a - stats[m + "_mean"]) / stats[m + "_std"]).astype(np.float32))
+
         X, U, Y = norm(x, "x"), norm(data.tau, "u"), norm(y, "y")
         tr, va = torch.from_numpy(np.flatnonzero(~val)), torch.from_numpy(np.flatnonzero(val))
         net = _Net(config.kind, config.hidden)

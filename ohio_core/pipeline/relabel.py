@@ -65,8 +65,9 @@ def relabel(traj: Trajectories, controller, k: int, method: str = "auto", max_re
     index, segs = segments_of(traj, k)
     if result is not None and len(result.status) != len(segs):
         raise ValueError(f"result holds {len(result.status)} segments, the trajectories make {len(segs)}")
-    res: InverseResult = result if result is not None else invert(method, segs, controller, workers=workers,
-                                                                   **options)
+    res: InverseResult = result
+    if res is None:
+        res = invert(method, segs, controller, workers=workers, **options)
     drops = Drops()
     keep = np.ones(len(index.start), bool)
     period_ns = int(round(controller.config.control_period * 1e9))
