@@ -6,6 +6,7 @@ The same URDF (``urdf/panda.urdf``) is compiled by MuJoCo for the simulator
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,25 @@ class PandaModel:
 
     def mass_matrix(self, q: np.ndarray) -> np.ndarray:
         return pin.crba(self.model, self.data, q).copy()
+
+    def link_masses(self) -> np.ndarray:
+        """Mass (kg) of each of the 7 moving bodies (the hand is fused into the last one)."""
+        return np.array([self.model.inertias[i].mass for i in range(1, self.model.njoints)])
+
+    def scaled(self, factors) -> "PandaModel":
+        """A copy whose body i has mass and rotational inertia (about its centre of mass) times
+        ``factors[i]``, centre of mass unchanged: the spatial inertia scaled, I_i <- f_i I_i.
+        Kinematics, limits and joint damping are those of this model."""
+        f = np.asarray(factors, dtype=float)
+        if f.shape != (self.nq,) or not np.all(np.isfinite(f)) or np.any(f <= 0):
+            raise ValueError(f"factors must be {self.nq} positive finite numbers, got {factors}")
+        out = copy.copy(self)
+        out.model = pin.Model(self.model)
+        for i, fi in enumerate(f, start=1):
+            inertia = self.model.inertias[i]
+            out.model.inertias[i] = pin.Inertia(fi * inertia.mass, inertia.lever.copy(), fi * inertia.inertia)
+        out.data = out.model.createData()
+        return out
 
     def random_configuration(self, rng: np.random.Generator, margin: float = 0.1) -> np.ndarray:
         """Uniform sample inside the joint limits shrunk by ``margin`` rad on each side."""

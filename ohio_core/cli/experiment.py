@@ -1,5 +1,6 @@
 """``ohio experiment mismatch --task {reach,lift} [--json [OUT]]``, ``ohio experiment routing [--regions N]``,
-``ohio experiment finetune [--domain arm|routing|both]``, ``ohio experiment noise``, ``ohio experiment mixed``."""
+``ohio experiment finetune [--domain arm|routing|both]``, ``ohio experiment noise``, ``ohio experiment mixed``,
+``ohio experiment model-error``, ``ohio experiment learned-dynamics``."""
 
 from __future__ import annotations
 
@@ -61,6 +62,8 @@ def add_parser(sub) -> None:
     add_finetune_parser(ex)
     _add_noise_parser(ex)
     _add_mixed_parser(ex)
+    add_model_error_parser(ex)
+    add_learned_dynamics_parser(ex)
 
 
 def add_finetune_parser(ex) -> None:
@@ -93,6 +96,56 @@ def add_finetune_parser(ex) -> None:
     f.add_argument("--json", nargs="?", type=Path, const=Path("-"), default=None, metavar="OUT",
                    help="end with the result as one JSON line; with OUT, also write it there")
     f.set_defaults(func=run_finetune)
+
+
+def _common(p, episodes: int, name: str) -> None:
+    p.add_argument("--task", choices=["reach", "lift"], default="reach")
+    p.add_argument("--episodes", type=int, default=episodes,
+                   help="behavior episodes per plant (expert, noisy0.1, noisy0.3 in equal shares)")
+    p.add_argument("--algo", choices=ALGOS, default="bc")
+    p.add_argument("--steps", type=int, default=None, help="updates per policy (default: per task)")
+    p.add_argument("--eval-episodes", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2, help="processes")
+    p.add_argument("--out", type=Path, default=None, help=f"output folder (default out/experiments/{name})")
+    p.add_argument("--json", nargs="?", type=Path, const=Path("-"), default=None, metavar="OUT",
+                   help="end with the result as one JSON line; with OUT, also write it there")
+
+
+def add_model_error_parser(ex) -> None:
+    from ohio_core.experiments.model_error import CONDITIONS, METHODS, ModelErrorConfig
+
+    p = ex.add_parser("model-error", help="inverse methods under model error: goal recovery and scores",
+                      description="Data from the original OSC (nominal model) in MuJoCo; each inverse method "
+                                  "runs on a model whose link masses and inertias are scaled by 1 +- level "
+                                  "(condition 'model'), or on data from a simulator with added joint damping and "
+                                  "friction (condition 'plant'). Reports goal errors against the logged goals and "
+                                  "the normalized score of BC trained on each relabeled dataset.")
+    _common(p, ModelErrorConfig.episodes, "model-error")
+    p.add_argument("--levels", type=float, nargs="+", default=list(ModelErrorConfig.levels),
+                   help="error levels as fractions (default 0 0.05 0.15 0.3)")
+    p.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(ModelErrorConfig.conditions))
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    p.add_argument("--damping-per-level", type=float, default=ModelErrorConfig.damping_per_level,
+                   help="N m s/rad of simulator joint damping per unit level")
+    p.add_argument("--friction-per-level", type=float, default=ModelErrorConfig.friction_per_level,
+                   help="N m of simulator joint dry friction per unit level")
+    p.set_defaults(func=run_model_error)
+
+
+def add_learned_dynamics_parser(ex) -> None:
+    from ohio_core.experiments.learned_dynamics import PLANTS, LearnedDynamicsConfig
+
+    p = ex.add_parser("learned-dynamics", help="state matching with a learned vs the known dynamics model",
+                      description="Per simulated plant (nominal; friction: joint damping and friction the "
+                                  "Pinocchio model lacks), learn the one-period dynamics from the data (validation "
+                                  "on held-out episodes), relabel by state matching with the known and the learned "
+                                  "model, compare the goals with the logged ones and score BC on each.")
+    _common(p, LearnedDynamicsConfig.episodes, "learned-dynamics")
+    p.add_argument("--plants", nargs="+", choices=PLANTS, default=list(PLANTS))
+    p.add_argument("--dynamics-kind", choices=["mlp", "affine"], default=LearnedDynamicsConfig.dynamics_kind)
+    p.add_argument("--dynamics-epochs", type=int, default=LearnedDynamicsConfig.dynamics_epochs)
+    p.set_defaults(func=run_learned_dynamics)
 
 
 def run_mismatch(args: argparse.Namespace) -> int:
@@ -269,6 +322,53 @@ def run_mixed(args: argparse.Namespace) -> int:
     print(table(*mixed.table_rows(result)))
     print(f"\nwrote {out}/result.json and {out}/scores.png ({result['seconds']['total']:.0f} s)")
     return _emit(mixed.summary_json(result), args.json)
+
+
+def run_model_error(args: argparse.Namespace) -> int:
+    from ohio_core.experiments import model_error
+
+    try:
+        cfg = model_error.ModelErrorConfig(
+            task=args.task, levels=tuple(args.levels), conditions=tuple(args.conditions), methods=tuple(args.methods),
+            episodes=args.episodes, damping_per_level=args.damping_per_level,
+            friction_per_level=args.friction_per_level, algo=args.algo, steps=args.steps,
+            eval_episodes=args.eval_episodes, seed=args.seed, workers=args.workers)
+    except ValueError as exc:
+        raise SystemExit(f"ohio experiment model-error: {exc}") from None
+    out = args.out or Path("out/experiments/model-error")
+    result = model_error.run(cfg, out)
+    rows, header = model_error.table_rows(result)
+    print(f"\nGoal errors against the logged goals ({result['cells'][0]['recovery'][cfg.methods[0]]['segments']} "
+          f"segments; recovered: within 1 mm and 0.01 rad) and normalized score, mean +- s.e. over "
+          f"{cfg.eval_episodes} episodes (success rate); task {cfg.task}, {cfg.algo}:")
+    print(table(rows, header))
+    print(f"\nwrote {out}/result.json and {out}/model_error.png ({result['seconds']['total']:.0f} s)")
+    return _emit(model_error.summary_json(result), args.json)
+
+
+def run_learned_dynamics(args: argparse.Namespace) -> int:
+    from ohio_core.experiments import learned_dynamics
+
+    try:
+        cfg = learned_dynamics.LearnedDynamicsConfig(
+            task=args.task, plants=tuple(args.plants), episodes=args.episodes, dynamics_kind=args.dynamics_kind,
+            dynamics_epochs=args.dynamics_epochs, algo=args.algo, steps=args.steps,
+            eval_episodes=args.eval_episodes, seed=args.seed, workers=args.workers)
+    except ValueError as exc:
+        raise SystemExit(f"ohio experiment learned-dynamics: {exc}") from None
+    out = args.out or Path("out/experiments/learned-dynamics")
+    result = learned_dynamics.run(cfg, out)
+    rows, header = learned_dynamics.dynamics_rows(result)
+    print("\nOne-period prediction error on held-out episodes, learned and known (Pinocchio) model:")
+    print(table(rows, header))
+    rows, header = learned_dynamics.table_rows(result)
+    print(f"\nState matching, goal errors against the logged goals (recovered: within 1 mm and 0.01 rad) and "
+          f"normalized score, mean +- s.e. over {cfg.eval_episodes} episodes (success rate); task {cfg.task}, "
+          f"{cfg.algo}:")
+    print(table(rows, header))
+    print(f"\nwrote {out}/result.json, {out}/dynamics.png and {out}/learned_dynamics.png "
+          f"({result['seconds']['total']:.0f} s)")
+    return _emit(learned_dynamics.summary_json(result), args.json)
 
 
 def _emit(summary: dict, json_out: Path | None) -> int:

@@ -9,6 +9,8 @@
     ohio finetune           continue training a model online, with its score and constraint violations
     ohio experiment mismatch   OHIO vs baselines under changed controllers
     ohio experiment finetune   online fine-tuning of OHIO and the flat policy: scores and violations
+    ohio experiment model-error       inverse methods under model error (masses, simulator friction)
+    ohio experiment learned-dynamics  state matching with a learned vs the known dynamics model
     ohio bench controllers  controller step time and simulator real-time factor
     ohio bench inverse      speed and recovery rate of every inverse method
     ohio bench relabel      relabel one hour of 50 Hz bags: seconds, messages/s, peak memory

@@ -34,6 +34,7 @@ from ohio_core.data.trajectory import Trajectories
 from ohio_core.envs.arm.description import FINGER_JOINTS
 from ohio_core.envs.arm.env import GoalArmEnv, TorqueArmEnv
 from ohio_core.envs.arm.noise import NoisyController, torque_sigma
+from ohio_core.envs.arm.scene import SceneConfig
 from ohio_core.envs.arm.tasks import TaskConfig, obs_slices
 from ohio_core.policies.behavior import LEVEL_GOAL, MixPolicy, make_policy
 
@@ -147,15 +148,16 @@ def _rollout_torque(env: TorqueArmEnv, rec: _Recorder, policy, rng: np.random.Ge
 
 class _Collector:
     def __init__(self, task: str, policy: str, config, k: int, horizon: int | None, model=None,
-                 torque_noise: float = 0.0):
+                 torque_noise: float = 0.0, scene: SceneConfig = SceneConfig()):
         self.config = controller_config(config)
         self.task_config = TaskConfig(name=task, horizon=horizon, k=k, control_period=self.config.control_period)
+        self.scene = scene
         self.controller = make_controller(self.config, model)
         self.torque_noise = float(torque_noise)
         sigma = torque_sigma(self.torque_noise, self.controller.tau_max)
         self.noisy = NoisyController(self.controller, sigma) if self.torque_noise > 0 else None
         low_level = self.noisy or self.controller
-        self.goal_env = GoalArmEnv(low_level, self.task_config)
+        self.goal_env = GoalArmEnv(low_level, self.task_config, scene)
         self.goal_env.controller = _Recorder(low_level, self.goal_env.sim)
         self._torque_env = None
         self.policy = make_policy(policy, task, self.controller, self.goal_env.sim.tau_max, k)
@@ -163,7 +165,7 @@ class _Collector:
     @property
     def torque_env(self) -> tuple[TorqueArmEnv, _Recorder]:
         if self._torque_env is None:
-            env = TorqueArmEnv(self.task_config)
+            env = TorqueArmEnv(self.task_config, self.scene)
             self._torque_env = (env, _Recorder(self.controller, env.sim))
         return self._torque_env
 
@@ -210,10 +212,12 @@ def _episodes(col: _Collector, policy: str, episodes: int, seed: int, first_epis
 
 def collect(task: str, policy: str, controller_config=None, episodes: int = 1, seed: int = 0, k: int = 5,
             horizon: int | None = None, first_episode: int = 0, progress: bool = False,
-            model: PandaModel | None = None, torque_noise: float = 0.0) -> Trajectories:
+            model: PandaModel | None = None, torque_noise: float = 0.0,
+            scene: SceneConfig = SceneConfig()) -> Trajectories:
     """Collect in memory: the rows ``read_bag`` would return for the bag ``collect_bag`` writes
-    with the same arguments. ``meta`` records the settings and each episode's behavior policy."""
-    col = _Collector(task, policy, controller_config, k, horizon, model, torque_noise)
+    with the same arguments. ``meta`` records the settings and each episode's behavior policy.
+    ``scene``: the simulated plant (e.g. with joint friction the controller's model lacks)."""
+    col = _Collector(task, policy, controller_config, k, horizon, model, torque_noise, scene)
     logs = list(_episodes(col, policy, episodes, seed, first_episode, progress))
     meta = col.meta(policy, seed, episodes)
     meta["episode_policy"] = [lg.policy for lg in logs]

@@ -1,10 +1,13 @@
 """State matching, for logs without torques: find the goal whose k-step rollout reproduces the
-state observed k steps later, under a dynamics model (Pinocchio forward dynamics)::
+state observed k steps later, under a dynamics model f::
 
     g* = argmin_g || x_{t+k} - rollout_f(x_t, pi_LL(., g), k) ||^2,   x = (q, T_s qd)
 
 The rollout runs the deployment controller at the control rate (torque held, zero-order hold) and
-integrates M(q) qdd = tau - h(q, qd) - d qd with semi-implicit Euler at ``substeps`` per period.
+advances the state one control period at a time with ``dynamics.step(q, qd, tau)`` (batched over
+segments). The default, ``PinocchioDynamics``, integrates M(q) qdd = tau - h(q, qd) - d qd of the
+controller's model with semi-implicit Euler at ``substeps`` per period; any object with the same
+``step`` (e.g. a learned model, ``learning.dynamics``) can take its place.
 Initialization: torques estimated by inverse dynamics from consecutive logged states, inverted in
 closed form; refinement: batched Gauss-Newton with a finite-difference Jacobian (6 extra rollouts
 per iteration).
@@ -22,23 +25,38 @@ from ohio_core.inverse.base import InverseResult, Segments, Status, finish, regi
 from ohio_core.inverse.terms import batch_kinematics
 
 
-def rollout(controller: OSC, q: np.ndarray, qd: np.ndarray, goal_p: np.ndarray, goal_R: np.ndarray, k: int,
-            substeps: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Batched closed-loop rollout of k control periods from (q, qd) (N, 7) under goals (N, ...)."""
-    model = controller.model
-    m, d = model.model, model.data
-    damping = np.asarray(m.damping)
-    dt = controller.config.control_period / substeps
-    q, qd = q.copy(), qd.copy()
-    goal = PoseGoal.unchecked(goal_p, goal_R)
-    for _ in range(k):
-        kin = batch_kinematics(model, q, qd)
-        tau = clip_torque(osc_law(osc_terms(kin, q, qd, controller.config), goal), controller.tau_max).tau
-        for _ in range(substeps):
+class PinocchioDynamics:
+    """One control period of rigid-body dynamics with the torque held: ``substeps`` semi-implicit
+    Euler steps of qdd = ABA(q, qd, tau - d qd), qd += dt qdd, q += dt qd (dt = period / substeps)."""
+
+    def __init__(self, model, control_period: float, substeps: int = 10):
+        if substeps < 1 or not control_period > 0:
+            raise ValueError(f"substeps must be >= 1 and control_period > 0, got {substeps}, {control_period}")
+        self.model, self.control_period, self.substeps = model, control_period, substeps
+
+    def step(self, q: np.ndarray, qd: np.ndarray, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        m, d = self.model.model, self.model.data
+        damping = np.asarray(m.damping)
+        dt = self.control_period / self.substeps
+        q, qd = q.copy(), qd.copy()
+        for _ in range(self.substeps):
             for i in range(len(q)):
                 qdd = pin.aba(m, d, q[i], qd[i], tau[i] - damping * qd[i])
                 qd[i] += dt * qdd
                 q[i] += dt * qd[i]
+        return q, qd
+
+
+def rollout(controller: OSC, q: np.ndarray, qd: np.ndarray, goal_p: np.ndarray, goal_R: np.ndarray, k: int,
+            substeps: int = 10, dynamics=None) -> tuple[np.ndarray, np.ndarray]:
+    """Batched closed-loop rollout of k control periods from (q, qd) (N, 7) under goals (N, ...);
+    ``dynamics`` (default: ``PinocchioDynamics`` of the controller's model) advances each period."""
+    dynamics = dynamics or PinocchioDynamics(controller.model, controller.config.control_period, substeps)
+    goal = PoseGoal.unchecked(goal_p, goal_R)
+    for _ in range(k):
+        kin = batch_kinematics(controller.model, q, qd)
+        tau = clip_torque(osc_law(osc_terms(kin, q, qd, controller.config), goal), controller.tau_max).tau
+        q, qd = dynamics.step(q, qd, tau)
     return q, qd
 
 
@@ -55,7 +73,8 @@ def inverse_dynamics_torques(controller: OSC, seg: Segments) -> np.ndarray:
 
 @register("state_matching")
 def invert(segments: Segments, controller: OSC, iterations: int = 6, fd_eps: float = 1e-5,
-           velocity_scale: float = 0.02, substeps: int = 10) -> InverseResult:
+           velocity_scale: float = 0.02, substeps: int = 10, dynamics=None) -> InverseResult:
+    """``dynamics``: the plant model of the rollouts (default: Pinocchio, the controller's model)."""
     if segments.q_next is None or segments.qd_next is None:
         raise ValueError("state matching needs the state after each segment (q_next, qd_next)")
     if "differentiable" not in getattr(controller, "inverse_capabilities", ()):
@@ -72,7 +91,7 @@ def invert(segments: Segments, controller: OSC, iterations: int = 6, fd_eps: flo
     target = np.concatenate([seg.q_next, velocity_scale * seg.qd_next], -1)
 
     def residual(gp, gR):
-        qe, qde = rollout(controller, seg.q[:, 0], seg.qd[:, 0], gp, gR, k, substeps)
+        qe, qde = rollout(controller, seg.q[:, 0], seg.qd[:, 0], gp, gR, k, substeps, dynamics)
         return np.concatenate([qe, velocity_scale * qde], -1) - target
 
     r = residual(goal_p, goal_R)
@@ -97,4 +116,5 @@ def invert(segments: Segments, controller: OSC, iterations: int = 6, fd_eps: flo
     status = np.where(rms < 1e-4, Status.OK, Status.NOT_CONVERGED)
     status[~finite] = Status.NON_FINITE
     return finish(goal_p, goal_R, kin0.p, kin0.R, controller.config.output_max, rms, status, np.full(n, np.nan),
-                  {"method": "state_matching", "residual_units": "rad (q) and velocity_scale * rad/s (qd)"})
+                  {"method": "state_matching", "residual_units": "rad (q) and velocity_scale * rad/s (qd)",
+                   "dynamics": type(dynamics).__name__ if dynamics is not None else "PinocchioDynamics"})

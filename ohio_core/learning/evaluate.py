@@ -21,6 +21,7 @@ from tqdm import tqdm
 from controllers.config import OSCConfig
 from ohio_core.data.collect import make_controller
 from ohio_core.envs.arm.env import GoalArmEnv, TorqueArmEnv, run_episode
+from ohio_core.envs.arm.scene import SceneConfig
 from ohio_core.envs.arm.tasks import OBS_LAYOUT, TaskConfig
 from ohio_core.learning.policy import LEVEL_GOAL, Policy
 
@@ -73,13 +74,15 @@ def _rollouts(env, make_policy, episode_seeds, desc: str | None) -> tuple[list, 
 
 
 @functools.lru_cache(maxsize=16)
-def reference(task: str, episodes: int, seed: int, k: int = 5, horizon: int | None = None) -> dict:
-    """Mean returns of the random and the expert high-level policy (the 0 and 100 of the score)."""
+def reference(task: str, episodes: int, seed: int, k: int = 5, horizon: int | None = None,
+              scene: SceneConfig = SceneConfig()) -> dict:
+    """Mean returns of the random and the expert high-level policy (the 0 and 100 of the score),
+    in the simulated plant ``scene``."""
     from ohio_core.policies.scripted import EXPERTS
 
     tc = TaskConfig(name=task, k=k, horizon=horizon)
     ss = seeds(seed, episodes)
-    env = GoalArmEnv(make_controller(OSCConfig()), tc)
+    env = GoalArmEnv(make_controller(OSCConfig()), tc, scene)
     dim = env.action_space.shape[0]
     r_rand, _ = _rollouts(env, lambda s: RandomPolicy(dim, s), ss, None)
     r_exp, s_exp = _rollouts(env, lambda s: EXPERTS[task](), ss, None)
@@ -95,20 +98,22 @@ def normalize(returns, ref: dict) -> list:
 
 
 def evaluate(policy: Policy, controller_config=None, episodes: int = 20, seed: int = 0,
-             horizon: int | None = None, allow_controller_change: bool = False, progress: bool = False) -> EvalResult:
+             horizon: int | None = None, allow_controller_change: bool = False, progress: bool = False,
+             scene: SceneConfig = SceneConfig()) -> EvalResult:
     """Roll ``policy`` out for ``episodes`` episodes; goal policies go through a controller built
-    from ``controller_config`` (default: the one recorded in the model)."""
+    from ``controller_config`` (default: the one recorded in the model). ``scene``: the simulated
+    plant, for the policy and for the references of the normalized score alike."""
     config = controller_config if controller_config is not None else policy.controller_config()
     policy.check(policy.task, OBS_LAYOUT, policy.k, config if policy.level == LEVEL_GOAL else None,
                  allow_controller_change)
-    ref = reference(policy.task, episodes, seed, policy.k if policy.level == LEVEL_GOAL else 5, horizon)
+    ref = reference(policy.task, episodes, seed, policy.k if policy.level == LEVEL_GOAL else 5, horizon, scene)
     if policy.level == LEVEL_GOAL:
         tc = TaskConfig(name=policy.task, k=policy.k, horizon=horizon, control_period=config.control_period)
         controller = make_controller(config)
-        env = GoalArmEnv(controller, tc)
+        env = GoalArmEnv(controller, tc, scene)
     else:
         tc = TaskConfig(name=policy.task, k=1, horizon=horizon)
-        env = TorqueArmEnv(tc)
+        env = TorqueArmEnv(tc, scene)
     desc = f"eval {policy.task}/{policy.meta.get('method') or policy.level}" if progress else None
     returns, successes = _rollouts(env, lambda s: policy, seeds(seed, episodes), desc)
     return EvalResult(returns, [bool(s) for s in successes], normalize(returns, ref), ref)

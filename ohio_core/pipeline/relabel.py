@@ -55,15 +55,20 @@ NEEDS_NEXT_STATE = ("state_matching", "naive")
 
 def relabel(traj: Trajectories, controller, k: int, method: str = "auto", max_residual: float = 1.0,
             gripper: bool | None = None, workers: int = 1, out_of_range: str = "clip",
-            joint_limit_margin: float | None = None, **options) -> HighLevelData:
-    """Relabel ``traj`` for ``controller`` (the deployment controller) with inverse ``method``."""
+            joint_limit_margin: float | None = None, result: InverseResult | None = None,
+            **options) -> HighLevelData:
+    """Relabel ``traj`` for ``controller`` (the deployment controller) with inverse ``method``.
+    ``result``: the inverse already run on ``segments_of(traj, k)`` (it is not run again)."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     if out_of_range not in OUT_OF_RANGE:
         raise ValueError(f"out_of_range must be one of {OUT_OF_RANGE}, got {out_of_range!r}")
-    index = segment_starts(traj, k)
-    segs = build_segments(traj, index, k)
-    res: InverseResult = invert(method, segs, controller, workers=workers, **options)
+    index, segs = segments_of(traj, k)
+    if result is not None and len(result.status) != len(segs):
+        raise ValueError(f"result holds {len(result.status)} segments, the trajectories make {len(segs)}")
+    res: InverseResult = result
+    if res is None:
+        res = invert(method, segs, controller, workers=workers, **options)
     drops = Drops()
     keep = np.ones(len(index.start), bool)
     period_ns = int(round(controller.config.control_period * 1e9))
@@ -93,6 +98,12 @@ def relabel(traj: Trajectories, controller, k: int, method: str = "auto", max_re
                     res.clipped, method, gripper)
     data.drops = drops
     return data
+
+
+def segments_of(traj: Trajectories, k: int):
+    """(segment index, segments) that ``relabel`` inverts."""
+    index = segment_starts(traj, k)
+    return index, build_segments(traj, index, k)
 
 
 def assemble(traj: Trajectories, starts: np.ndarray, rows_dropped: dict, k: int, actions: np.ndarray,

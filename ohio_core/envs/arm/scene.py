@@ -38,8 +38,15 @@ class SceneConfig:
 
     table_center: tuple[float, float] = (0.45, 0.0)
     table_half_size: tuple[float, float] = (0.6, 0.6)
+    # added to the URDF's values on the 7 arm joints, in the simulator only (the controllers'
+    # Pinocchio model does not see them): viscous damping (N m s/rad) and dry friction (N m)
+    arm_damping: float = 0.0
+    arm_frictionloss: float = 0.0
 
     def __post_init__(self):
+        if not (self.arm_damping >= 0.0 and self.arm_frictionloss >= 0.0):
+            raise ValueError(f"SceneConfig.arm_damping and arm_frictionloss must be >= 0, "
+                             f"got {self.arm_damping}, {self.arm_frictionloss}")
         if not 0.0 < self.timestep <= 0.005:
             raise ValueError(f"SceneConfig.timestep must be in (0, 0.005] s, got {self.timestep}")
         if not 0.005 <= self.cube_half_size <= 0.035:
@@ -112,6 +119,11 @@ def build_spec(config: SceneConfig = SceneConfig(), urdf: Path | None = None) ->
     parent, pos, rot = fixed_chain(urdf, TCP_FRAME)
     spec.body(parent).add_site(name=TCP_SITE, pos=pos, quat=_quat(rot), size=[0.01, 0, 0],
                                rgba=[1, 0.5, 0, 0.5], group=3)
+
+    for name in ARM_JOINTS:
+        joint = spec.joint(name)
+        joint.damping += config.arm_damping
+        joint.frictionloss += config.arm_frictionloss
 
     for name, limit in zip(ARM_JOINTS, effort_limits(urdf)):
         act = spec.add_actuator(name=f"{name}_motor", target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT)
