@@ -101,22 +101,6 @@ def _returns(env, policy, episodes: int, seed: int) -> list:
     return [float(r) for r in rollout(env, policy, episodes, seed).returns()]
 
 
-class _Learned:
-    """A trained policy (``learning.policy.Policy``) as a routing policy: obs -> decoded action."""
-
-    def __init__(self, policy, idle_slice: slice, vehicles: int):
-        self.policy, self.level, self.idle, self.vehicles = policy, policy.level, idle_slice, vehicles
-
-    def __call__(self, obs):
-        from ohio_core.pipeline.routing import decode_distribution, decode_flows, idle_distribution
-
-        a = self.policy.act(obs)
-        if self.level == "goal":
-            return decode_distribution(a, idle_distribution(np.asarray(obs)[self.idle]))
-        idle = np.rint(np.asarray(obs)[self.idle] * self.vehicles)
-        return decode_flows(a, idle)
-
-
 def _train(data, config: RoutingExperimentConfig, out: Path, name: str, level: str, scenario):
     """Fit ``config.algo`` on ``data``; the model is saved to ``out/name`` (d3 + sidecar) and loaded back."""
     from ohio_core.learning.algos import TrainConfig
@@ -152,7 +136,7 @@ def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True)
     """The whole experiment; writes ``out/result.json`` and ``out/scores.png``; returns the result."""
     from ohio_core.envs.routing.env import rollout
     from ohio_core.inverse.routing import desired_from_flows, invert_flows
-    from ohio_core.pipeline.routing import relabel_routing
+    from ohio_core.pipeline.routing import ModelRoutingPolicy, relabel_routing
     from ohio_core.policies.routing import make_routing_policy
 
     out = Path(out)
@@ -184,7 +168,7 @@ def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True)
         for method, data in data_by_method.items():
             level = "goal" if method == "ohio" else "flows"
             policy, seconds = _train(data, config, out, f"{name}_{method}", level, scenario)
-            learned = _Learned(policy, idle_slice, scenario.vehicles)
+            learned = ModelRoutingPolicy(policy, idle_slice, scenario.vehicles)
             returns = _returns(env if method == "ohio" else flat_env, learned, config.eval_episodes, eval_seed)
             scores[method] = PolicyScore(returns, norm(returns)).summary()
             accounts[f"{name}/{method}"] = data.account
@@ -229,7 +213,7 @@ def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True)
         n_eval = min(config.eval_episodes, config.scaling_eval_episodes)
         ref_r = _returns(env_s, make_routing_policy(REFERENCE_RANDOM, city), n_eval, eval_seed)
         ref_b = _returns(env_s, pol, n_eval, eval_seed)
-        got = _returns(env_s, _Learned(policy, env_s.layout.idle, city.vehicles),
+        got = _returns(env_s, ModelRoutingPolicy(policy, env_s.layout.idle, city.vehicles),
                        n_eval, eval_seed)
         span = np.mean(ref_b) - np.mean(ref_r)
         score = float(100.0 * (np.mean(got) - np.mean(ref_r)) / span) if span > 0 else float("nan")

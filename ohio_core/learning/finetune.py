@@ -368,28 +368,14 @@ class Scorer:
             return {"mean": s["mean"], "se": s["se"], "return_mean": s["return_mean"],
                     "success_rate": s["success_rate"]}
         from ohio_core.envs.routing.env import rollout
+        from ohio_core.pipeline.routing import ModelRoutingPolicy
 
         env = self.env if policy.level == LEVEL_GOAL else self.flat_env
-        returns = rollout(env, _RoutingActor(policy, env.layout.idle, env.scenario.vehicles), self.episodes,
+        returns = rollout(env, ModelRoutingPolicy(policy, env.layout.idle, env.scenario.vehicles), self.episodes,
                           self.seed).returns()
         n = 100.0 * (returns - self.r_random) / (self.r_best - self.r_random)
         se = float(np.std(n, ddof=1) / np.sqrt(len(n))) if len(n) > 1 else 0.0
         return {"mean": float(n.mean()), "se": se, "return_mean": float(returns.mean())}
-
-
-class _RoutingActor:
-    """A routing model's greedy action decoded for the env, as the routing experiment deploys it."""
-
-    def __init__(self, policy: Policy, idle_slice: slice, vehicles: int):
-        self.policy, self.idle, self.vehicles = policy, idle_slice, vehicles
-
-    def __call__(self, obs):
-        from ohio_core.pipeline.routing import decode_distribution, decode_flows, idle_distribution
-
-        a = self.policy.act(obs)
-        if self.policy.level == LEVEL_GOAL:
-            return decode_distribution(a, idle_distribution(np.asarray(obs)[self.idle]))
-        return decode_flows(a, np.rint(np.asarray(obs)[self.idle] * self.vehicles))
 
 
 # ------------------------------------------------------------------------------------ the loop

@@ -67,6 +67,25 @@ def decode_flows(a: np.ndarray, idle: np.ndarray) -> np.ndarray:
     return ((a.reshape(a.shape[:-1] + (n, n)) + 1.0) / 2.0 * idle[..., :, None]).reshape(a.shape)
 
 
+class ModelRoutingPolicy:
+    """A model trained on these encodings as a routing policy: obs -> its action decoded for the env.
+
+    ``model`` has ``act(obs) -> a`` and ``level`` ("goal": a distribution change for ``RoutingEnv``;
+    otherwise per-edge flows for ``FlatRoutingEnv``); the idle vehicles are read from ``obs[idle]``
+    (shares of the fleet of ``vehicles``).
+    """
+
+    def __init__(self, model, idle: slice, vehicles: int):
+        self.model, self.idle, self.vehicles = model, idle, vehicles
+
+    def __call__(self, obs):
+        a = self.model.act(obs)
+        shares = np.asarray(obs)[self.idle]
+        if self.model.level == "goal":
+            return decode_distribution(a, idle_distribution(shares))
+        return decode_flows(a, np.rint(shares * self.vehicles))
+
+
 def relabel_routing(log, travel_time: np.ndarray, method: str = "ohio") -> HighLevelData:
     """High-level transitions (obs_t, a_t, r_t) of a routing log for ``method`` (module docstring)."""
     if method not in METHODS:
