@@ -25,25 +25,19 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ohio_core.experiments.configs import ORIGINAL, deployment_configs, inverse_methods, inversion_controller_config
+from ohio_core.experiments.configs import (ORIGINAL, ArmExperimentConfig, deployment_configs, inverse_methods,
+                                           inversion_controller_config)
 
 METHODS = ("ohio_analytical", "ohio_numerical", "standard", "flat", "naive")
 BEHAVIOR = ("expert", "noisy0.1", "noisy0.3")
 
 
 @dataclass(frozen=True)
-class MismatchConfig:
-    task: str = "reach"
+class MismatchConfig(ArmExperimentConfig):
     episodes: int = 450                  # behavior episodes, split evenly over ``behavior``
     behavior: tuple = BEHAVIOR
-    algo: str = "bc"
-    steps: int | None = None             # None: the task's default (``learning.algos.TASK_STEPS``)
-    eval_episodes: int = 20
-    seed: int = 0
     configs: tuple | None = None         # deployment configs (None: every changed one)
     methods: tuple = METHODS
-    k: int = 5
-    workers: int = 2                     # processes for training, relabeling and evaluation
     bags: bool = False                   # go through rosbag2 bags (collect -> bag -> read) instead of memory
     # Under a changed controller the logged torques come from another law: no held goal matches all
     # k of them, and a residual is expected (damping3, reach: median ~5 N m with noisy data). A
@@ -52,8 +46,7 @@ class MismatchConfig:
     numerical_iterations: int = 200
 
     def __post_init__(self):
-        if self.task not in ("reach", "lift"):
-            raise ValueError(f"task must be reach or lift, got {self.task!r}")
+        super().__post_init__()
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ValueError(f"unknown method(s) {unknown}; expected some of {list(METHODS)}")

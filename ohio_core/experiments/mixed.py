@@ -38,7 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from controllers.config import QPConfig
-from ohio_core.experiments.configs import ORIGINAL, deployment_configs, inverse_methods
+from ohio_core.experiments.configs import ORIGINAL, ArmExperimentConfig, deployment_configs, inverse_methods
 
 PARTS = ("osc", "qp", "flat")
 SOURCES = {"osc": ORIGINAL, "qp": QPConfig(), "flat": None}      # None: source controller unknown
@@ -47,22 +47,14 @@ BEHAVIOR = ("expert", "noisy0.1", "noisy0.3")
 
 
 @dataclass(frozen=True)
-class MixedConfig:
-    task: str = "reach"
+class MixedConfig(ArmExperimentConfig):
     episodes: int = 300
     shares: tuple = (0.4, 0.4, 0.2)          # of ``episodes``, for the parts osc, qp, flat
     deploy: tuple = ("damping3", "qp")
     relabelings: tuple = RELABELINGS
-    algo: str = "bc"
-    steps: int | None = None
-    eval_episodes: int = 20
-    seed: int = 0
-    k: int = 5
-    workers: int = 2
 
     def __post_init__(self):
-        if self.task not in ("reach", "lift"):
-            raise ValueError(f"task must be reach or lift, got {self.task!r}")
+        super().__post_init__()
         sh = np.asarray(self.shares, float)
         if sh.shape != (len(PARTS),) or not (np.isfinite(sh).all() and (sh >= 0).all() and sh.sum() > 0):
             raise ValueError(f"shares must be {len(PARTS)} non-negative numbers (osc, qp, flat), got {self.shares}")
