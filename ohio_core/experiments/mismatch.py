@@ -217,22 +217,32 @@ def _eval_job(args: tuple) -> tuple[str, str, dict]:
     return method, cname, res.to_dict()
 
 
-def evaluate_all(cfg: MismatchConfig, plan: dict, art: Artifacts, progress: bool = True) -> dict:
-    """``{config: {method: evaluation}}``; the flat policy is evaluated once (it uses no controller).
-    A model meets a controller other than its own when that is the baseline (``standard``: logged
-    actions under a changed controller) or when its dataset came out identical for both configs."""
-    configs = list(deployment_configs(cfg.configs))
-    jobs = [(m, c, art.models[plan[(m, c)]], cfg.eval_episodes, cfg.seed + 1000,
-             m == "standard" or plan[(m, c)] != f"{m}-{c}")
-            for c in configs for m in cfg.methods if not (m == "flat" and c != configs[0])]
+def evaluate_plan(plan: dict, models: dict, methods, configs, episodes: int, seed: int, workers: int,
+                  allow_change, progress: bool = True) -> dict:
+    """``{config: {method: evaluation}}`` of the model ``models[plan[(method, config)]]`` under each
+    deployment config, ``episodes`` episodes from ``seed``; the flat policy is evaluated once (it uses
+    no controller). ``allow_change(method, config)`` says whether that model may meet a controller
+    other than the one its dataset was relabeled for."""
+    configs = list(configs)
+    jobs = [(m, c, models[plan[(m, c)]], episodes, seed, allow_change(m, c))
+            for c in configs for m in methods if not (m == "flat" and c != configs[0])]
     results: dict = {c: {} for c in configs}
     bar = tqdm(total=len(jobs), desc="evaluate", unit="policy", disable=not progress, dynamic_ncols=True)
-    with bar, _pool(min(cfg.workers, len(jobs))) as pool:
+    with bar, _pool(min(workers, len(jobs))) as pool:
         for method, cname, res in pool.map(_eval_job, jobs):
             for c in (configs if method == "flat" else [cname]):
                 results[c][method] = res
             bar.update()
-    return {c: {m: results[c][m] for m in cfg.methods} for c in configs}
+    return {c: {m: results[c][m] for m in methods} for c in configs}
+
+
+def evaluate_all(cfg: MismatchConfig, plan: dict, art: Artifacts, progress: bool = True) -> dict:
+    """``{config: {method: evaluation}}``. A model meets a controller other than its own when that is
+    the baseline (``standard``: logged actions under a changed controller) or when its dataset came
+    out identical for both configs."""
+    return evaluate_plan(plan, art.models, cfg.methods, deployment_configs(cfg.configs), cfg.eval_episodes,
+                         cfg.seed + 1000, cfg.workers,
+                         lambda m, c: m == "standard" or plan[(m, c)] != f"{m}-{c}", progress)
 
 
 # ------------------------------------------------------------------------------------- the run

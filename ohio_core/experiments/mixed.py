@@ -189,20 +189,12 @@ def build_datasets(parts: dict, cfg: MixedConfig, out: Path, progress: bool = Tr
 
 
 def evaluate_all(cfg: MixedConfig, plan: dict, art, progress: bool = True) -> dict:
-    """``{config: {relabeling: evaluation}}``; the flat policy once (it uses no controller)."""
-    from ohio_core.experiments.mismatch import _eval_job, _pool
+    """``{config: {relabeling: evaluation}}``; only the ``standard`` baseline meets a controller other
+    than the one its dataset was relabeled for."""
+    from ohio_core.experiments.mismatch import evaluate_plan
 
-    configs = list(deployment_configs(cfg.deploy))
-    jobs = [(r, c, art.models[plan[(r, c)]], cfg.eval_episodes, cfg.seed + 1000, r == "standard")
-            for c in configs for r in cfg.relabelings if not (r == "flat" and c != configs[0])]
-    results: dict = {c: {} for c in configs}
-    bar = tqdm(total=len(jobs), desc="evaluate", unit="policy", disable=not progress, dynamic_ncols=True)
-    with bar, _pool(min(cfg.workers, len(jobs))) as pool:
-        for relabeling, cname, res in pool.map(_eval_job, jobs):
-            for c in (configs if relabeling == "flat" else [cname]):
-                results[c][relabeling] = res
-            bar.update()
-    return {c: {r: results[c][r] for r in cfg.relabelings} for c in configs}
+    return evaluate_plan(plan, art.models, cfg.relabelings, deployment_configs(cfg.deploy), cfg.eval_episodes,
+                         cfg.seed + 1000, cfg.workers, lambda r, c: r == "standard", progress)
 
 
 # ------------------------------------------------------------------------------------- the run
