@@ -289,12 +289,13 @@ def summary_json(result: dict) -> dict:
     return {"task": result["task"], "configs": result["configs"]}
 
 
-def table_rows(result: dict) -> tuple[list, list]:
+def table_rows(result: dict, label: str = "method") -> tuple[list, list]:
+    """One row per method (first column headed ``label``), one column per deployment config."""
     configs = list(result["configs"])
     methods = list(next(iter(result["configs"].values())))
     rows = [[m] + [f"{result['configs'][c][m]['mean']:6.1f} +- {result['configs'][c][m]['se']:4.1f}"
                    f"  ({100 * result['configs'][c][m]['success_rate']:.0f}%)" for c in configs] for m in methods]
-    return rows, ["method"] + configs
+    return rows, [label] + configs
 
 
 def plot_scores(result: dict, path: Path) -> Path:

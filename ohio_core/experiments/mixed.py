@@ -244,11 +244,9 @@ def summary_json(result: dict) -> dict:
 
 
 def table_rows(result: dict) -> tuple[list, list]:
-    configs = list(result["configs"])
-    relabelings = list(next(iter(result["configs"].values())))
-    rows = [[r] + [f"{result['configs'][c][r]['mean']:6.1f} +- {result['configs'][c][r]['se']:4.1f}"
-                   f"  ({100 * result['configs'][c][r]['success_rate']:.0f}%)" for c in configs] for r in relabelings]
-    return rows, ["relabeling"] + configs
+    from ohio_core.experiments import mismatch
+
+    return mismatch.table_rows(result, "relabeling")
 
 
 def plot_scores(result: dict, path: Path) -> Path:
