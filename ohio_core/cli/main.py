@@ -26,7 +26,7 @@ import sys
 # MuJoCo picks its OpenGL backend at import: headless EGL unless the user chose one.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from ohio_core.cli import bench, collect, demo, evaluate, experiment, finetune, pipeline, relabel, train  # noqa: E402
+from ohio_core.cli import bench, collect, demo, evaluate, experiments, finetune, pipeline, relabel, train  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parser(sub)
     evaluate.add_parser(sub)
     finetune.add_parser(sub)
-    experiment.add_parser(sub)
+    experiments.add_parser(sub)
     return parser
 
 

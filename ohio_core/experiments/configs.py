@@ -1,4 +1,4 @@
-"""The controller configurations of the mismatch experiment.
+"""The controller configurations of the mismatch experiment, and the settings shared by the arm experiments.
 
 Data are collected with ``ORIGINAL`` (kp 150, damping ratio 1, output scale 0.05 m / 0.5 rad);
 policies are deployed under each ``CHANGED`` config. The same configs ship as YAML files in
@@ -7,7 +7,28 @@ policies are deployed under each ``CHANGED`` config. The same configs ship as YA
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from controllers.config import OSCConfig, QPConfig
+
+
+@dataclass(frozen=True)
+class ArmExperimentConfig:
+    """Settings every arm experiment shares; subclasses add their own fields and call
+    ``super().__post_init__()`` first."""
+
+    task: str = "reach"
+    algo: str = "bc"
+    steps: int | None = None             # None: the task's default (``learning.algos.TASK_STEPS``)
+    eval_episodes: int = 20
+    seed: int = 0
+    k: int = 5
+    workers: int = 2                     # processes for relabeling, training and evaluation
+
+    def __post_init__(self):
+        if self.task not in ("reach", "lift"):
+            raise ValueError(f"task must be reach or lift, got {self.task!r}")
+
 
 ORIGINAL = OSCConfig()
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ohio_core.experiments.configs import ArmExperimentConfig
 from ohio_core.experiments.recovery import BEHAVIOR, pct, recovery_stats
 
 PLANTS = ("nominal", "friction")
@@ -32,8 +33,7 @@ METHODS = ("known", "learned")
 
 
 @dataclass(frozen=True)
-class LearnedDynamicsConfig:
-    task: str = "reach"
+class LearnedDynamicsConfig(ArmExperimentConfig):
     plants: tuple = PLANTS
     plant_damping: float = 0.6           # N m s/rad added on the arm joints of the friction plant
     plant_friction: float = 0.6          # N m of dry friction added there (model_error's 30% level)
@@ -43,16 +43,9 @@ class LearnedDynamicsConfig:
     dynamics_hidden: tuple = (256, 256)
     val_fraction: float = 0.2
     logged: bool = True
-    algo: str = "bc"
-    steps: int | None = None
-    eval_episodes: int = 20
-    k: int = 5
-    seed: int = 0
-    workers: int = 2
 
     def __post_init__(self):
-        if self.task not in ("reach", "lift"):
-            raise ValueError(f"task must be reach or lift, got {self.task!r}")
+        super().__post_init__()
         unknown = [p for p in self.plants if p not in PLANTS]
         if unknown or not self.plants:
             raise ValueError(f"unknown plant(s) {unknown or self.plants}; expected some of {list(PLANTS)}")

@@ -25,25 +25,19 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ohio_core.experiments.configs import ORIGINAL, deployment_configs, inverse_methods, inversion_controller_config
+from ohio_core.experiments.configs import (ORIGINAL, ArmExperimentConfig, deployment_configs, inverse_methods,
+                                           inversion_controller_config)
 
 METHODS = ("ohio_analytical", "ohio_numerical", "standard", "flat", "naive")
 BEHAVIOR = ("expert", "noisy0.1", "noisy0.3")
 
 
 @dataclass(frozen=True)
-class MismatchConfig:
-    task: str = "reach"
+class MismatchConfig(ArmExperimentConfig):
     episodes: int = 450                  # behavior episodes, split evenly over ``behavior``
     behavior: tuple = BEHAVIOR
-    algo: str = "bc"
-    steps: int | None = None             # None: the task's default (``learning.algos.TASK_STEPS``)
-    eval_episodes: int = 20
-    seed: int = 0
     configs: tuple | None = None         # deployment configs (None: every changed one)
     methods: tuple = METHODS
-    k: int = 5
-    workers: int = 2                     # processes for training, relabeling and evaluation
     bags: bool = False                   # go through rosbag2 bags (collect -> bag -> read) instead of memory
     # Under a changed controller the logged torques come from another law: no held goal matches all
     # k of them, and a residual is expected (damping3, reach: median ~5 N m with noisy data). A
@@ -52,8 +46,7 @@ class MismatchConfig:
     numerical_iterations: int = 200
 
     def __post_init__(self):
-        if self.task not in ("reach", "lift"):
-            raise ValueError(f"task must be reach or lift, got {self.task!r}")
+        super().__post_init__()
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ValueError(f"unknown method(s) {unknown}; expected some of {list(METHODS)}")
@@ -224,22 +217,32 @@ def _eval_job(args: tuple) -> tuple[str, str, dict]:
     return method, cname, res.to_dict()
 
 
-def evaluate_all(cfg: MismatchConfig, plan: dict, art: Artifacts, progress: bool = True) -> dict:
-    """``{config: {method: evaluation}}``; the flat policy is evaluated once (it uses no controller).
-    A model meets a controller other than its own when that is the baseline (``standard``: logged
-    actions under a changed controller) or when its dataset came out identical for both configs."""
-    configs = list(deployment_configs(cfg.configs))
-    jobs = [(m, c, art.models[plan[(m, c)]], cfg.eval_episodes, cfg.seed + 1000,
-             m == "standard" or plan[(m, c)] != f"{m}-{c}")
-            for c in configs for m in cfg.methods if not (m == "flat" and c != configs[0])]
+def evaluate_plan(plan: dict, models: dict, methods, configs, episodes: int, seed: int, workers: int,
+                  allow_change, progress: bool = True) -> dict:
+    """``{config: {method: evaluation}}`` of the model ``models[plan[(method, config)]]`` under each
+    deployment config, ``episodes`` episodes from ``seed``; the flat policy is evaluated once (it uses
+    no controller). ``allow_change(method, config)`` says whether that model may meet a controller
+    other than the one its dataset was relabeled for."""
+    configs = list(configs)
+    jobs = [(m, c, models[plan[(m, c)]], episodes, seed, allow_change(m, c))
+            for c in configs for m in methods if not (m == "flat" and c != configs[0])]
     results: dict = {c: {} for c in configs}
     bar = tqdm(total=len(jobs), desc="evaluate", unit="policy", disable=not progress, dynamic_ncols=True)
-    with bar, _pool(min(cfg.workers, len(jobs))) as pool:
+    with bar, _pool(min(workers, len(jobs))) as pool:
         for method, cname, res in pool.map(_eval_job, jobs):
             for c in (configs if method == "flat" else [cname]):
                 results[c][method] = res
             bar.update()
-    return {c: {m: results[c][m] for m in cfg.methods} for c in configs}
+    return {c: {m: results[c][m] for m in methods} for c in configs}
+
+
+def evaluate_all(cfg: MismatchConfig, plan: dict, art: Artifacts, progress: bool = True) -> dict:
+    """``{config: {method: evaluation}}``. A model meets a controller other than its own when that is
+    the baseline (``standard``: logged actions under a changed controller) or when its dataset came
+    out identical for both configs."""
+    return evaluate_plan(plan, art.models, cfg.methods, deployment_configs(cfg.configs), cfg.eval_episodes,
+                         cfg.seed + 1000, cfg.workers,
+                         lambda m, c: m == "standard" or plan[(m, c)] != f"{m}-{c}", progress)
 
 
 # ------------------------------------------------------------------------------------- the run
@@ -286,12 +289,13 @@ def summary_json(result: dict) -> dict:
     return {"task": result["task"], "configs": result["configs"]}
 
 
-def table_rows(result: dict) -> tuple[list, list]:
+def table_rows(result: dict, label: str = "method") -> tuple[list, list]:
+    """One row per method (first column headed ``label``), one column per deployment config."""
     configs = list(result["configs"])
     methods = list(next(iter(result["configs"].values())))
     rows = [[m] + [f"{result['configs'][c][m]['mean']:6.1f} +- {result['configs'][c][m]['se']:4.1f}"
                    f"  ({100 * result['configs'][c][m]['success_rate']:.0f}%)" for c in configs] for m in methods]
-    return rows, ["method"] + configs
+    return rows, [label] + configs
 
 
 def plot_scores(result: dict, path: Path) -> Path:

@@ -38,7 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from controllers.config import QPConfig
-from ohio_core.experiments.configs import ORIGINAL, deployment_configs, inverse_methods
+from ohio_core.experiments.configs import ORIGINAL, ArmExperimentConfig, deployment_configs, inverse_methods
 
 PARTS = ("osc", "qp", "flat")
 SOURCES = {"osc": ORIGINAL, "qp": QPConfig(), "flat": None}      # None: source controller unknown
@@ -47,22 +47,14 @@ BEHAVIOR = ("expert", "noisy0.1", "noisy0.3")
 
 
 @dataclass(frozen=True)
-class MixedConfig:
-    task: str = "reach"
+class MixedConfig(ArmExperimentConfig):
     episodes: int = 300
     shares: tuple = (0.4, 0.4, 0.2)          # of ``episodes``, for the parts osc, qp, flat
     deploy: tuple = ("damping3", "qp")
     relabelings: tuple = RELABELINGS
-    algo: str = "bc"
-    steps: int | None = None
-    eval_episodes: int = 20
-    seed: int = 0
-    k: int = 5
-    workers: int = 2
 
     def __post_init__(self):
-        if self.task not in ("reach", "lift"):
-            raise ValueError(f"task must be reach or lift, got {self.task!r}")
+        super().__post_init__()
         sh = np.asarray(self.shares, float)
         if sh.shape != (len(PARTS),) or not (np.isfinite(sh).all() and (sh >= 0).all() and sh.sum() > 0):
             raise ValueError(f"shares must be {len(PARTS)} non-negative numbers (osc, qp, flat), got {self.shares}")
@@ -197,20 +189,12 @@ def build_datasets(parts: dict, cfg: MixedConfig, out: Path, progress: bool = Tr
 
 
 def evaluate_all(cfg: MixedConfig, plan: dict, art, progress: bool = True) -> dict:
-    """``{config: {relabeling: evaluation}}``; the flat policy once (it uses no controller)."""
-    from ohio_core.experiments.mismatch import _eval_job, _pool
+    """``{config: {relabeling: evaluation}}``; only the ``standard`` baseline meets a controller other
+    than the one its dataset was relabeled for."""
+    from ohio_core.experiments.mismatch import evaluate_plan
 
-    configs = list(deployment_configs(cfg.deploy))
-    jobs = [(r, c, art.models[plan[(r, c)]], cfg.eval_episodes, cfg.seed + 1000, r == "standard")
-            for c in configs for r in cfg.relabelings if not (r == "flat" and c != configs[0])]
-    results: dict = {c: {} for c in configs}
-    bar = tqdm(total=len(jobs), desc="evaluate", unit="policy", disable=not progress, dynamic_ncols=True)
-    with bar, _pool(min(cfg.workers, len(jobs))) as pool:
-        for relabeling, cname, res in pool.map(_eval_job, jobs):
-            for c in (configs if relabeling == "flat" else [cname]):
-                results[c][relabeling] = res
-            bar.update()
-    return {c: {r: results[c][r] for r in cfg.relabelings} for c in configs}
+    return evaluate_plan(plan, art.models, cfg.relabelings, deployment_configs(cfg.deploy), cfg.eval_episodes,
+                         cfg.seed + 1000, cfg.workers, lambda r, c: r == "standard", progress)
 
 
 # ------------------------------------------------------------------------------------- the run
@@ -260,11 +244,9 @@ def summary_json(result: dict) -> dict:
 
 
 def table_rows(result: dict) -> tuple[list, list]:
-    configs = list(result["configs"])
-    relabelings = list(next(iter(result["configs"].values())))
-    rows = [[r] + [f"{result['configs'][c][r]['mean']:6.1f} +- {result['configs'][c][r]['se']:4.1f}"
-                   f"  ({100 * result['configs'][c][r]['success_rate']:.0f}%)" for c in configs] for r in relabelings]
-    return rows, ["relabeling"] + configs
+    from ohio_core.experiments import mismatch
+
+    return mismatch.table_rows(result, "relabeling")
 
 
 def plot_scores(result: dict, path: Path) -> Path:

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ohio_core.experiments.configs import ArmExperimentConfig
 from ohio_core.experiments.recovery import BEHAVIOR, pct, recovery_stats
 
 METHODS = ("analytical", "numerical", "state_matching")
@@ -40,8 +41,7 @@ CONDITIONS = ("model", "plant", "both")
 
 
 @dataclass(frozen=True)
-class ModelErrorConfig:
-    task: str = "reach"
+class ModelErrorConfig(ArmExperimentConfig):
     levels: tuple = (0.0, 0.05, 0.15, 0.30)
     conditions: tuple = ("model", "plant")
     methods: tuple = METHODS
@@ -49,17 +49,10 @@ class ModelErrorConfig:
     episodes: int = 150                  # behavior episodes per plant (expert, noisy0.1, noisy0.3)
     damping_per_level: float = 2.0       # N m s/rad of added joint damping per unit of error level
     friction_per_level: float = 2.0      # N m of added joint dry friction per unit of error level
-    algo: str = "bc"
-    steps: int | None = None             # None: the task's default
-    eval_episodes: int = 20
     numerical_iterations: int = 200
-    k: int = 5
-    seed: int = 0
-    workers: int = 2
 
     def __post_init__(self):
-        if self.task not in ("reach", "lift"):
-            raise ValueError(f"task must be reach or lift, got {self.task!r}")
+        super().__post_init__()
         if not self.levels or any(not 0.0 <= float(e) < 1.0 for e in self.levels):
             raise ValueError(f"levels must be fractions in [0, 1), got {self.levels}")
         for name, given, known in (("method", self.methods, METHODS), ("condition", self.conditions, CONDITIONS)):

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ohio_core.experiments.configs import ORIGINAL, deployment_configs
+from ohio_core.experiments.configs import ORIGINAL, ArmExperimentConfig, deployment_configs
 
 INVERSES = ("analytical", "numerical", "ml")
 POLICY_METHODS = INVERSES + ("standard",)
@@ -38,8 +38,7 @@ BEHAVIOR = ("expert", "noisy0.1", "noisy0.3")
 
 
 @dataclass(frozen=True)
-class NoiseConfig:
-    task: str = "reach"
+class NoiseConfig(ArmExperimentConfig):
     levels: tuple = (0.0, 0.005, 0.01, 0.02, 0.05)     # recovery: noise std as fractions of tau_max
     segments: int = 2000                                # recovery segments per level
     action_scale: float = 0.3                           # recovery goals: uniform normalized actions * scale
@@ -49,19 +48,12 @@ class NoiseConfig:
     methods: tuple = POLICY_METHODS
     deploy: str = "original"                            # deployment config the goals are relabeled for
     censored: str = "hinge"                             # ml's handling of saturated entries
-    algo: str = "bc"
-    steps: int | None = None
-    eval_episodes: int = 20
-    seed: int = 0
-    k: int = 5
-    workers: int = 2
     numerical_iterations: int = 200
 
     def __post_init__(self):
         from ohio_core.inverse.ml import CENSORED
 
-        if self.task not in ("reach", "lift"):
-            raise ValueError(f"task must be reach or lift, got {self.task!r}")
+        super().__post_init__()
         for name in ("levels", "bc_levels"):
             lv = np.asarray(getattr(self, name), float)
             if lv.ndim != 1 or not (np.isfinite(lv).all() and (lv >= 0).all()):

@@ -1,0 +1,47 @@
+"""``ohio experiment mismatch --task {reach,lift} [--json [OUT]]``."""
+
+from __future__ import annotations
+
+import argparse
+
+from ohio_core.cli.experiments.common import (build, json_arg, out_arg, out_dir, report, task_arg, training_args,
+                                              workers_arg)
+from ohio_core.experiments.mismatch import MismatchConfig
+
+
+def add_parser(ex) -> None:
+    m = ex.add_parser("mismatch", help="deploy under changed controllers: OHIO vs standard, flat, naive",
+                      description="Collect data with the original OSC (kp 150, damping ratio 1, 0.05 m / 0.5 rad), "
+                                  "train every method with the same offline RL algorithm and evaluate each under "
+                                  "every changed controller config (ori_scale, kp_ori50, damping3, qp).")
+    task_arg(m, required=True)
+    out_arg(m, "mismatch-TASK")
+    m.add_argument("--episodes", type=int, default=MismatchConfig.episodes,
+                   help="behavior episodes (expert, noisy0.1, noisy0.3 in equal shares)")
+    training_args(m, algo_help="the offline algorithm every method is trained with (default bc: the fastest on a CPU)",
+                  defaults=MismatchConfig)
+    m.add_argument("--configs", nargs="+", default=None,
+                   help="deployment configs (default: ori_scale kp_ori50 damping3 qp; 'original' also known)")
+    m.add_argument("--methods", nargs="+", default=None,
+                   help="methods (default: ohio_analytical ohio_numerical standard flat naive)")
+    workers_arg(m, "processes for relabeling, training and evaluation", MismatchConfig)
+    m.add_argument("--bags", action="store_true", help="go through rosbag2 bags (collect -> bag -> read)")
+    json_arg(m)
+    m.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ohio_core.experiments import mismatch
+
+    cfg = build("mismatch", mismatch.MismatchConfig,
+                task=args.task, episodes=args.episodes, algo=args.algo, steps=args.steps,
+                eval_episodes=args.eval_episodes, seed=args.seed, workers=args.workers, bags=args.bags,
+                configs=tuple(args.configs) if args.configs else None,
+                methods=tuple(args.methods) if args.methods else mismatch.METHODS)
+    out = out_dir(args, f"mismatch-{args.task}")
+    result = mismatch.run(cfg, out)
+    title = (f"\nNormalized score, mean +- s.e. over {cfg.eval_episodes} episodes (success rate); task {cfg.task}, "
+             f"{cfg.algo}, data from the original controller:")
+    return report([(title, mismatch.table_rows(result))],
+                  f"\nwrote {out}/result.json and {out}/scores.png ({result['seconds']['total']:.0f} s)",
+                  mismatch.summary_json(result), args.json)

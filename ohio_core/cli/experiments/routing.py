@@ -1,0 +1,54 @@
+"""``ohio experiment routing [--regions N]``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ohio_core.cli.experiments.common import build, json_arg, out_dir, report
+from ohio_core.learning.algos import ALGOS
+
+
+def add_parser(ex) -> None:
+    r = ex.add_parser("routing", help="fleet rebalancing: OHIO vs the flat policy and the behavior heuristics",
+                      description="Per behavior dataset (demand-proportional, random distributions, greedy "
+                                  "dispatcher): relabel with OHIO, train OHIO and the flat per-edge-flow policy, "
+                                  "evaluate against the heuristics; then the same on the three datasets pooled "
+                                  "('mixed'). 0 = random distribution policy, 100 = the best behavior heuristic. "
+                                  "--scaling adds OHIO on larger cities.")
+    r.add_argument("--regions", type=int, default=16)
+    r.add_argument("--layout", choices=["grid", "geometric"], default="grid")
+    r.add_argument("--episodes", type=int, default=100, help="behavior episodes per dataset")
+    r.add_argument("--algo", choices=ALGOS, default="iql")
+    r.add_argument("--steps", type=int, default=10000, help="updates per policy")
+    r.add_argument("--eval-episodes", type=int, default=10)
+    r.add_argument("--scaling", type=int, nargs="*", default=[], metavar="N",
+                   help="region counts of the scaling study, e.g. 10 50 100 200")
+    r.add_argument("--scaling-episodes", type=int, default=100, help="behavior episodes per city of the scaling study")
+    r.add_argument("--no-mixed", action="store_true", help="skip the dataset that pools every behavior dataset")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", type=Path, default=None, help="output folder (default out/experiments/routing-N)")
+    json_arg(r)
+    r.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ohio_core.experiments import routing
+
+    cfg = build("routing", routing.RoutingExperimentConfig,
+                regions=args.regions, layout=args.layout, episodes=args.episodes, algo=args.algo, steps=args.steps,
+                eval_episodes=args.eval_episodes, seed=args.seed, scaling=tuple(args.scaling),
+                scaling_episodes=args.scaling_episodes, mixed=not args.no_mixed)
+    out = out_dir(args, f"routing-{args.regions}")
+    result = routing.run(cfg, out)
+    title = (f"\nNormalized score, mean +- s.e. over {cfg.eval_episodes} episodes; {cfg.regions} regions, "
+             f"{result['scenario']['vehicles']} vehicles, {cfg.algo}; 0 = random distribution, 100 = best heuristic:")
+    tables = [(title, routing.table_rows(result))]
+    if result["scaling"]:
+        tables.append((None, ([[s["regions"], s["vehicles"], s["transitions"], f"{s['inverse_s']:.3f}",
+                                f"{s['inverse_per_transition_us']:.0f}", f"{s['train_s']:.1f}",
+                                f"{s['ohio_score']:.1f}"] for s in result["scaling"]],
+                              ["regions", "vehicles", "transitions", "inverse s", "us/transition", "train s",
+                               "OHIO score"])))
+    return report(tables, f"\nwrote {out}/result.json and {out}/scores.png ({result['seconds']:.0f} s)",
+                  routing.summary_json(result), args.json)
