@@ -13,7 +13,7 @@ from ohio_core.data.bags import read_bag
 from ohio_core.data.collect import collect, collect_bag
 from ohio_core.envs.arm.sim import ArmSim
 from ohio_core.envs.arm.tasks import obs_slices
-from ohio_core.pipeline.dataset import load_dataset, save_dataset
+from ohio_core.pipeline.dataset import load_dataset, paths, save_dataset
 from ohio_core.pipeline.relabel import relabel
 
 S = obs_slices()
@@ -105,3 +105,10 @@ def test_incomplete_dataset_is_refused(tmp_path, model, reach_traj):
     with pytest.raises(FileNotFoundError, match="sidecar"):
         load_dataset(tmp_path / "d")
     assert not list(tmp_path.glob(".*tmp*"))                   # no temporary files left behind
+
+
+@pytest.mark.parametrize("given, h5", [("data", "data.h5"), ("data.h5", "data.h5"), ("data.json", "data.h5"),
+                                       ("ml-f0.02", "ml-f0.02.h5"), ("ml-f0.05.h5", "ml-f0.05.h5")])
+def test_dataset_names_keep_every_dot_but_their_own_suffix(tmp_path, given, h5):
+    data_file, sidecar = paths(tmp_path / given)
+    assert data_file.name == h5 and sidecar.name == h5[:-3] + ".json"

@@ -14,10 +14,11 @@ from pathlib import Path
 
 
 def pair_paths(path: str | Path, suffix: str) -> tuple[Path, Path]:
-    """(BASE + suffix, BASE.json) for ``path`` given with either suffix or none."""
+    """(BASE + suffix, BASE.json) for ``path`` given with either suffix or none; any other dot in
+    the name is part of BASE (``ml-f0.02`` -> ``ml-f0.02.h5``, not ``ml-f0.h5``)."""
     path = Path(path)
     base = path.with_suffix("") if path.suffix in (suffix, ".json") else path
-    return base.with_suffix(suffix), base.with_suffix(".json")
+    return base.with_name(base.name + suffix), base.with_name(base.name + ".json")
 
 
 def write_pair(main: Path, sidecar: Path, write_main: Callable[[Path], None], meta: dict) -> None:
