@@ -12,11 +12,10 @@ import time
 
 from controllers.goals import NonFiniteInputError
 from controllers.robot import PandaModel
-from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from ohio_core.data.collect import make_controller
 from ohio_ros import config as cfg
-from ohio_ros import convert, names, params, qos
+from ohio_ros import convert, diagnostics, names, params, qos
 from ohio_ros.control_loop import ControlLoop
 from ohio_ros.loop_stats import LoopStats
 from ohio_ros.pending import take_pending
@@ -52,16 +51,15 @@ class ControllerNode(Node):
         self.stats = LoopStats(period, keep_log=bool(c.timing_log))
         self._joint_index = convert.JointIndex(c.joints)
         self._layout = convert.effort_layout(c.joints)
-        self._diag_name = f'{self.get_name()}: control loop'
 
         self.cmd_pub = self.create_publisher(Float64MultiArray, names.EFFORT_COMMANDS,
                                              qos.RELIABLE)
-        self.diag_pub = self.create_publisher(DiagnosticArray, names.DIAGNOSTICS, qos.RELIABLE)
         self.js_sub = self.create_subscription(JointState, names.JOINT_STATES,
                                                self._on_joint_state, qos.LATEST)
         self.create_subscription(PoseStamped, names.EE_GOAL, self._on_goal, qos.RELIABLE)
         self.timer = self.create_timer(period, self._tick)
-        self.diag_timer = self.create_timer(c.diagnostics_period, self._publish_diagnostics)
+        self.diag_timer = diagnostics.publish_periodically(
+            self, f'{self.get_name()}: control loop', c.diagnostics_period, self.diagnostics)
         self.get_logger().info(
             f'{self.controller_config.kind} controller at {1.0 / period:g} Hz on '
             f'{self.resolve_topic_name(names.JOINT_STATES)} + '
@@ -144,11 +142,6 @@ class ControllerNode(Node):
         else:
             level = 'ok'
         return level, loop.reason, values
-
-    def _publish_diagnostics(self) -> None:
-        level, message, values = self.diagnostics()
-        self.diag_pub.publish(convert.diagnostic_array(self._now(), self._diag_name, level,
-                                                       message, values))
 
     def close(self) -> None:
         """Write the timing log, if one was asked for."""

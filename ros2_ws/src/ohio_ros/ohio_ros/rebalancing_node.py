@@ -13,9 +13,8 @@ Parameters: ``ohio_ros.config.RebalancingNodeConfig`` and ``rebalancing.*``
 """
 
 from controllers.rebalancing import Rebalancer
-from diagnostic_msgs.msg import DiagnosticArray
 from ohio_ros import config as cfg
-from ohio_ros import convert, names, params, qos
+from ohio_ros import diagnostics, names, params, qos
 from ohio_ros import rebalancing_loop as rl
 from ohio_ros import routing_convert as rc
 from ohio_ros.runtime import run
@@ -40,11 +39,9 @@ class RebalancingNode(Node):
         self.states_rejected = 0
         self.states_superseded = 0
         self.last_status = None
-        self._diag_name = f'{self.get_name()}: rebalancing'
 
         self.flows_pub = self.create_publisher(Float64MultiArray, names.ROUTING_FLOWS,
                                                qos.RELIABLE)
-        self.diag_pub = self.create_publisher(DiagnosticArray, names.DIAGNOSTICS, qos.RELIABLE)
         self.create_subscription(Float64MultiArray, names.ROUTING_TRAVEL_TIME,
                                  self._on_travel_time, qos.LATCHED)
         self.create_subscription(Float64MultiArray, names.ROUTING_DISTRIBUTION, self._on_goal,
@@ -53,7 +50,8 @@ class RebalancingNode(Node):
                                  qos.RELIABLE)
         self.wait_timer = self.create_timer(max(c.goal_wait, 1e-3), self._on_goal_wait)
         self.wait_timer.cancel()
-        self.diag_timer = self.create_timer(c.diagnostics_period, self._publish_diagnostics)
+        self.diag_timer = diagnostics.publish_periodically(
+            self, f'{self.get_name()}: rebalancing', c.diagnostics_period, self.diagnostics)
         lp = self.rebalancing_config
         self.get_logger().info(
             f'rebalancing LP ({lp.solver}) on {self.resolve_topic_name(names.ROUTING_STATE)} + '
@@ -146,12 +144,6 @@ class RebalancingNode(Node):
         else:
             level, message = 'ok', self.last_status or 'waiting for states'
         return level, message, values
-
-    def _publish_diagnostics(self) -> None:
-        level, message, values = self.diagnostics()
-        stamp = self.get_clock().now().nanoseconds
-        self.diag_pub.publish(convert.diagnostic_array(stamp, self._diag_name, level, message,
-                                                       values))
 
     def close(self) -> None:
         """Say how the flows came about."""

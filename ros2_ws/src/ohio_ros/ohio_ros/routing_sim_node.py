@@ -16,9 +16,8 @@ Parameters: ``ohio_ros.config.RoutingSimNodeConfig`` (``config/routing.yaml``).
 import json
 from pathlib import Path
 
-from diagnostic_msgs.msg import DiagnosticArray
 from ohio_ros import config as cfg
-from ohio_ros import convert, names, params, qos
+from ohio_ros import diagnostics, names, params, qos
 from ohio_ros import routing_convert as rc
 from ohio_ros.routing_session import make_scenario, RoutingSession
 from ohio_ros.runtime import run
@@ -45,7 +44,6 @@ class RoutingSimNode(Node):
         self.flowing = not c.wait_for_flows
         self.finished = False           # max_episodes done
         self._holds_seen = 0
-        self._diag_name = f'{self.get_name()}: simulator'
 
         self.state_pub = self.create_publisher(Float64MultiArray, names.ROUTING_STATE,
                                                qos.RELIABLE)
@@ -53,14 +51,14 @@ class RoutingSimNode(Node):
                                               qos.RELIABLE)
         self.tt_pub = self.create_publisher(Float64MultiArray, names.ROUTING_TRAVEL_TIME,
                                             qos.LATCHED)
-        self.diag_pub = self.create_publisher(DiagnosticArray, names.DIAGNOSTICS, qos.RELIABLE)
         self.create_subscription(Float64MultiArray, names.ROUTING_FLOWS, self._on_flows,
                                  qos.RELIABLE)
         self.tt_pub.publish(rc.travel_time_msg(s.travel_time))
         self.step_timer = self.create_timer(c.step_timeout, self._on_step_timeout)
         self.step_timer.cancel()
         self.start_timer = self.create_timer(START_POLL, self._try_start)
-        self.diag_timer = self.create_timer(c.diagnostics_period, self._publish_diagnostics)
+        self.diag_timer = diagnostics.publish_periodically(
+            self, f'{self.get_name()}: simulator', c.diagnostics_period, self.diagnostics)
         self.get_logger().info(
             f'scenario {s.name}: {s.regions} regions, {s.vehicles} vehicles, horizon {s.horizon} '
             f'steps, lookahead {c.lookahead}; states on '
@@ -152,12 +150,6 @@ class RoutingSimNode(Node):
             level, message = 'ok', 'finished' if self.finished else 'stepping'
         self._holds_seen = held
         return level, message, values
-
-    def _publish_diagnostics(self) -> None:
-        level, message, values = self.diagnostics()
-        stamp = self.get_clock().now().nanoseconds
-        self.diag_pub.publish(convert.diagnostic_array(stamp, self._diag_name, level, message,
-                                                       values))
 
     def report(self) -> dict:
         """Scenario, episodes and counters."""
