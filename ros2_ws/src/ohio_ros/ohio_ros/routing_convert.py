@@ -213,6 +213,17 @@ def distribution_msg(weights, episode: int, step: int) -> Float64MultiArray:
                                    ('weights', weights)])
 
 
+def _payload(msg: Float64MultiArray, kind: str, block: str, what: str):
+    """(values, (episode, step) or None): all data of an unlabeled message, else its ``block``."""
+    if not _label(msg):
+        return np.asarray(msg.data, dtype=float), None
+    named = dict(_blocks(msg, kind))
+    stamp = _stamp(kind, named)
+    if block not in named:
+        raise MessageError(f"{what} lacks the block '{block}'")
+    return named[block], stamp
+
+
 def distribution_from_msg(msg: Float64MultiArray):
     """
     (weights (n,), (episode, step) or None) of a desired-distribution message.
@@ -220,14 +231,7 @@ def distribution_from_msg(msg: Float64MultiArray):
     A message without a label is plain weights (no step). Weights must be finite and >= 0
     (MessageError naming what is wrong); the receiver checks n against the state.
     """
-    if not _label(msg):
-        weights, stamp = np.asarray(msg.data, dtype=float), None
-    else:
-        named = dict(_blocks(msg, DISTRIBUTION))
-        stamp = _stamp(DISTRIBUTION, named)
-        if 'weights' not in named:
-            raise MessageError("desired distribution lacks the block 'weights'")
-        weights = named['weights']
+    weights, stamp = _payload(msg, DISTRIBUTION, 'weights', 'desired distribution')
     if weights.size < 2:
         raise MessageError(f'desired distribution needs n >= 2 weights, got {weights.size}')
     if not np.isfinite(weights).all():
@@ -256,14 +260,7 @@ def flows_from_msg(msg: Float64MultiArray, regions: int):
     whether they are feasible (finite integers >= 0 within the idle vehicles) is the
     simulator's check (``ohio_core.envs.routing.sim.check_flows``).
     """
-    if not _label(msg):
-        values, stamp = np.asarray(msg.data, dtype=float), None
-    else:
-        named = dict(_blocks(msg, FLOWS))
-        stamp = _stamp(FLOWS, named)
-        if 'flows' not in named:
-            raise MessageError("flows message lacks the block 'flows'")
-        values = named['flows']
+    values, stamp = _payload(msg, FLOWS, 'flows', 'flows message')
     if values.size != regions * regions:
         raise MessageError(f'flows message has {values.size} values, expected {regions} x '
                            f'{regions} = {regions * regions}')
