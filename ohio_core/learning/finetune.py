@@ -242,16 +242,16 @@ class OnlineEnv(gym.Env):
         return out
 
     def _routing_step(self, a: np.ndarray):
-        from ohio_core.pipeline.routing import decode_distribution, idle_distribution
+        from ohio_core.pipeline.routing import decode_distribution, decode_flows, idle_distribution
 
         idle = self.inner.sim.idle.copy()
         if self.level == LEVEL_GOAL:
             out = self.inner.step(decode_distribution(a, idle_distribution(idle)))
             flows = out[4]["flows"]
         else:
-            n = self.inner.regions
-            flows = ((a.reshape(n, n) + 1.0) / 2.0 * idle[:, None])
-            out = self.inner.step(flows.ravel())
+            raw = decode_flows(a, idle, clip=False)
+            out = self.inner.step(raw)
+            flows = raw.reshape(len(idle), len(idle))
         self._count(routing_violations(flows, idle), 1, routing_worst(flows, idle))
         return out
 

@@ -59,9 +59,13 @@ def encode_flows(flows: np.ndarray, idle: np.ndarray) -> np.ndarray:
     return (2.0 * frac - 1.0).reshape(flows.shape[:-2] + (-1,))
 
 
-def decode_flows(a: np.ndarray, idle: np.ndarray) -> np.ndarray:
-    """Raw per-edge flows x_ij = (a_ij + 1) / 2 * a_i, (n * n,) row-major (``FlatRoutingEnv`` projects them)."""
-    a = np.clip(np.asarray(a, float), -1.0, 1.0)
+def decode_flows(a: np.ndarray, idle: np.ndarray, clip: bool = True) -> np.ndarray:
+    """Raw per-edge flows x_ij = (a_ij + 1) / 2 * a_i, (n * n,) row-major (``FlatRoutingEnv`` projects them).
+
+    ``a`` is clipped to [-1, 1] first unless ``clip`` is False (to see what an unbounded action asks for)."""
+    a = np.asarray(a, float)
+    if clip:
+        a = np.clip(a, -1.0, 1.0)
     n = int(round(np.sqrt(a.shape[-1])))
     idle = np.asarray(idle, float)
     return ((a.reshape(a.shape[:-1] + (n, n)) + 1.0) / 2.0 * idle[..., :, None]).reshape(a.shape)
