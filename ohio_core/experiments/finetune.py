@@ -155,7 +155,7 @@ def routing_models(cfg: FinetuneExperimentConfig, out: Path, progress: bool = Tr
     from ohio_core.envs.routing.env import FlatRoutingEnv, RoutingEnv, rollout
     from ohio_core.envs.routing.scenario import synthetic
     from ohio_core.pipeline.dataset import save_dataset
-    from ohio_core.pipeline.routing import relabel_routing
+    from ohio_core.pipeline.routing import relabel_routing, reward_scale
     from ohio_core.policies.routing import make_routing_policy
 
     city = {"regions": cfg.regions, "layout": "grid", "horizon": 60, "seed": cfg.seed}
@@ -172,7 +172,7 @@ def routing_models(cfg: FinetuneExperimentConfig, out: Path, progress: bool = Tr
     env = RoutingEnv(scenario, Rebalancer(RebalancingConfig())) if pol.level == "goal" else FlatRoutingEnv(scenario)
     log = rollout(env, pol, cfg.routing_episodes, cfg.seed)
     log.meta["obs_layout"] = env.layout.as_list()
-    scale = 1.0 / max(scenario.vehicles, 1)
+    scale = reward_scale(scenario)
     for method, model in todo.items():
         t0 = time.perf_counter()
         data = relabel_routing(log, scenario.travel_time, method)

@@ -127,16 +127,11 @@ def _pooled(parts: list):
     return data
 
 
-def _reward_scale(scenario) -> float:
-    """Rewards are divided by the fleet size for training (revenue per vehicle and step)."""
-    return 1.0 / max(scenario.vehicles, 1)
-
-
 def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True) -> dict:
     """The whole experiment; writes ``out/result.json`` and ``out/scores.png``; returns the result."""
     from ohio_core.envs.routing.env import rollout
     from ohio_core.inverse.routing import desired_from_flows, invert_flows
-    from ohio_core.pipeline.routing import ModelRoutingPolicy, relabel_routing
+    from ohio_core.pipeline.routing import ModelRoutingPolicy, relabel_routing, reward_scale
     from ohio_core.policies.routing import make_routing_policy
 
     out = Path(out)
@@ -187,7 +182,7 @@ def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True)
             if method == "flat" and n > config.flat_max_regions:
                 continue
             data = relabel_routing(log, scenario.travel_time, method)
-            data.rewards = data.rewards * _reward_scale(scenario)
+            data.rewards = data.rewards * reward_scale(scenario)
             data_by_method[method] = data
             relabeled[method].append(data)
         fit_and_score(behavior, data_by_method)
@@ -208,7 +203,7 @@ def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True)
         invert_flows(log.idle, log.flows, city.travel_time)
         inverse_s = time.perf_counter() - t0
         data = relabel_routing(log, city.travel_time, "ohio")
-        data.rewards = data.rewards * _reward_scale(city)
+        data.rewards = data.rewards * reward_scale(city)
         policy, train_s = _train(data, config, out / f"scaling_{regions}", "ohio", "goal", city)
         n_eval = min(config.eval_episodes, config.scaling_eval_episodes)
         ref_r = _returns(env_s, make_routing_policy(REFERENCE_RANDOM, city), n_eval, eval_seed)

@@ -301,6 +301,7 @@ def make_env(policy: Policy, seed: int, horizon: int | None = None) -> OnlineEnv
         return OnlineEnv(inner, domain, policy.level, policy.action_dim, seed, limits=limits)
     from controllers.rebalancing import RebalancingConfig, Rebalancer
     from ohio_core.envs.routing.env import FlatRoutingEnv, RoutingEnv
+    from ohio_core.pipeline.routing import reward_scale
 
     scenario = routing_scenario(policy.meta)
     if policy.level == LEVEL_GOAL:
@@ -310,7 +311,7 @@ def make_env(policy: Policy, seed: int, horizon: int | None = None) -> OnlineEnv
     else:
         raise ValueError(f"a routing model has level goal or flows, got {policy.level!r}")
     policy.check(policy.task, inner.layout.as_list())
-    scale = float(policy.meta.get("reward_scale", 1.0 / max(scenario.vehicles, 1)))
+    scale = float(policy.meta.get("reward_scale", reward_scale(scenario)))
     return OnlineEnv(inner, domain, policy.level, policy.action_dim, seed, reward_scale=scale)
 
 

@@ -59,6 +59,11 @@ def encode_flows(flows: np.ndarray, idle: np.ndarray) -> np.ndarray:
     return (2.0 * frac - 1.0).reshape(flows.shape[:-2] + (-1,))
 
 
+def reward_scale(scenario) -> float:
+    """Rewards are divided by the fleet size for training (revenue per vehicle and step)."""
+    return 1.0 / max(scenario.vehicles, 1)
+
+
 def decode_flows(a: np.ndarray, idle: np.ndarray, clip: bool = True) -> np.ndarray:
     """Raw per-edge flows x_ij = (a_ij + 1) / 2 * a_i, (n * n,) row-major (``FlatRoutingEnv`` projects them).
 
