@@ -111,3 +111,16 @@ def test_cli_prints_the_table_and_the_json(tmp_path, capsys):
     assert set(summary) == {"datasets", "scaling"} and "ohio" in summary["datasets"]["demand_proportional"]
     assert set(summary["datasets"]["demand_proportional"]["ohio"]) == {"mean", "se"}
     assert "0 = random distribution, 100 = best heuristic" in out
+
+
+def test_scaling_only_runs_no_dataset_and_reports_its_updates(tmp_path, capsys):
+    assert main(["experiment", "routing", "--scaling-only", "--scaling", "4", "--scaling-episodes", "1",
+                 "--scaling-steps", "5", "--algo", "bc", "--eval-episodes", "2", "--out", str(tmp_path / "s"),
+                 "--json"]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["datasets"] == {} and [row["regions"] for row in summary["scaling"]] == [4]
+    assert json.loads((tmp_path / "s" / "result.json").read_text())["scaling"][0]["updates"] == 5
+    assert "train s (5 updates)" in out and not (tmp_path / "s" / "scores.png").exists()
+    with pytest.raises(ValueError, match="nothing to run"):
+        RoutingExperimentConfig(datasets=False)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ohio_core.cli.output import emit_json, table
-from ohio_core.learning.algos import ALGOS
+from ohio_core.learning.algos import ALGOS, NETWORKS
 
 
 def add_parser(sub) -> None:
@@ -20,6 +20,10 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--hidden", type=int, nargs="+", default=None, help="hidden layer widths (default 128 128)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="IQL's advantage temperature: policy weights exp(T * advantage) (default 3)")
+    p.add_argument("--network", choices=NETWORKS, default="mlp",
+                   help="mlp, or region: one network shared by every region (routing goals; width --hidden's first)")
     p.add_argument("--out", type=Path, required=True, help="model path (writes OUT.d3, OUT.json, OUT.png)")
     p.add_argument("--json", action="store_true", help="end with one JSON object")
     p.set_defaults(func=run)
@@ -34,10 +38,13 @@ def run(args: argparse.Namespace) -> int:
         buffer, meta = load_dataset(args.dataset)
         config = TrainConfig.for_task(meta.get("task"), algo=args.algo, steps=args.steps, seed=args.seed,
                                       batch_size=args.batch_size,
-                                      hidden=tuple(args.hidden) if args.hidden else None)
+                                      hidden=tuple(args.hidden) if args.hidden else None, network=args.network,
+                                      temperature=args.temperature)
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"ohio train: {exc}") from None
-    command = f"ohio train {args.dataset} --algo {config.algo} --steps {config.steps} --seed {config.seed} --out {args.out}"
+    command = (f"ohio train {args.dataset} --algo {config.algo} --steps {config.steps} --seed {config.seed} "
+               f"--temperature {config.temperature} --network {config.network} "
+               f"--hidden {' '.join(map(str, config.hidden))} --out {args.out}")
     try:
         res = train(buffer, meta, config, args.out, extra_meta={"dataset": str(args.dataset), "command": command})
     except ValueError as exc:

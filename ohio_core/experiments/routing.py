@@ -6,7 +6,9 @@ low level they act on: the LP for distribution policies, directly for the greedy
 1. roll out ``episodes`` episodes of the behavior policy (``envs.routing.env.rollout``);
 2. relabel: OHIO recovers the desired distribution from the logged flows
    (``pipeline.routing``); the flat baseline keeps the per-edge flows;
-3. train both with d3rlpy (``learning``) and evaluate them on the same ``eval_episodes`` seeds as
+3. train both with d3rlpy (``learning``; OHIO's goal policy on region-shared networks,
+   ``learning.region_net``, unless ``network="mlp"``; the flat policy's n^2 actions on MLPs) and
+   evaluate them on the same ``eval_episodes`` seeds as
    every behavior policy: OHIO through the LP (``RoutingEnv``), flat through the feasibility
    projection (``FlatRoutingEnv``);
 4. normalized score = 100 (R - R_random) / (R_best - R_random), R_random the random-distribution
@@ -17,15 +19,17 @@ With ``mixed`` (the default) both methods are also trained on the behavior datas
 improve on, where each single-heuristic dataset holds one behavior only.
 
 The scaling study repeats OHIO on the demand-proportional data for growing cities and reports
-the inverse time, the training time and the score, normalized there between the random
-distribution policy (0) and the demand-proportional behavior itself (100).
+the inverse time, the training time (``scaling_steps`` updates: a region-shared network sees every
+region in each sample, and one update costs time linear in the regions) and the score, normalized
+there between the random distribution policy (0) and the demand-proportional behavior itself
+(100). ``datasets=False`` runs the scaling study alone.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +56,22 @@ class RoutingExperimentConfig:
     scaling: tuple = ()                      # region counts of the scaling study (OHIO only)
     mixed: bool = True                       # also train on the pooled behavior datasets
     scaling_episodes: int = 100
+    scaling_steps: int = 2000                # updates per scaling city (each covers every region)
+    datasets: bool = True                    # the per-dataset comparison (False: the scaling study only)
     scaling_eval_episodes: int = 5
     flat_max_regions: int = 40               # the flat policy's n^2 actions: not trained beyond this
+    network: str = "region"                  # OHIO's networks: "region" (shared by all regions) or "mlp"
+    region_hidden: int = 32                  # width of the region network
+    temperature: float = 10.0                # IQL's advantage temperature (TrainConfig.temperature)
+
+    def train_config(self, method: str):
+        """OHIO's (goal level) or the flat policy's training settings; flat is an MLP (n^2 actions)."""
+        from ohio_core.learning.algos import TrainConfig
+
+        common = {"algo": self.algo, "steps": self.steps, "seed": self.seed, "temperature": self.temperature}
+        if method == "ohio" and self.network == "region":
+            return TrainConfig(**common, network="region", hidden=(self.region_hidden,))
+        return TrainConfig(**common)
 
     def __post_init__(self):
         from ohio_core.learning.algos import ALGOS
@@ -64,11 +82,19 @@ class RoutingExperimentConfig:
             raise ValueError(f"unknown behavior policies {unknown}; known: {sorted(POLICIES)}")
         if self.algo not in ALGOS:
             raise ValueError(f"unknown algorithm {self.algo!r}; expected one of {list(ALGOS)}")
-        for name in ("regions", "horizon", "episodes", "steps", "eval_episodes", "scaling_episodes"):
+        for name in ("regions", "horizon", "episodes", "steps", "eval_episodes", "scaling_episodes", "scaling_steps"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.network not in ("region", "mlp"):
+            raise ValueError(f"network must be 'region' or 'mlp', got {self.network!r}")
+        if not 0 < self.temperature < float("inf"):
+            raise ValueError(f"temperature must be > 0 and finite, got {self.temperature}")
+        if int(self.region_hidden) < 1:
+            raise ValueError(f"region_hidden must be >= 1, got {self.region_hidden}")
         if any(int(r) < 2 for r in self.scaling):
             raise ValueError(f"scaling region counts must be >= 2, got {list(self.scaling)}")
+        if not self.datasets and not self.scaling:
+            raise ValueError("nothing to run: no datasets and no scaling region counts")
 
 
 @dataclass
@@ -103,14 +129,13 @@ def _returns(env, policy, episodes: int, seed: int) -> list:
 
 def _train(data, config: RoutingExperimentConfig, out: Path, name: str, level: str, scenario):
     """Fit ``config.algo`` on ``data``; the model is saved to ``out/name`` (d3 + sidecar) and loaded back."""
-    from ohio_core.learning.algos import TrainConfig
     from ohio_core.learning.train import train
     from ohio_core.pipeline.dataset import load_dataset, save_dataset
 
     save_dataset(data, out / "datasets" / name, {"task": "routing", "level": level, "k": 1,
                                                   "regions": scenario.regions, "method": data.account["method"]})
     buffer, meta = load_dataset(out / "datasets" / name)
-    tc = TrainConfig(algo=config.algo, steps=config.steps, seed=config.seed)
+    tc = config.train_config("ohio" if level == "goal" else "flat")
     t0 = time.perf_counter()
     res = train(buffer, meta, tc, out / "models" / name, progress=False)
     from ohio_core.learning.policy import load_policy
@@ -129,14 +154,25 @@ def _pooled(parts: list):
 
 def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True) -> dict:
     """The whole experiment; writes ``out/result.json`` and ``out/scores.png``; returns the result."""
-    from ohio_core.envs.routing.env import rollout
-    from ohio_core.inverse.routing import desired_from_flows, invert_flows
-    from ohio_core.pipeline.routing import ModelRoutingPolicy, relabel_routing, reward_scale
-    from ohio_core.policies.routing import make_routing_policy
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
+    result = _datasets(config, out, progress) if config.datasets else \
+        {"datasets": {}, "references": {}, "accounts": {}, "train_seconds": {}, "scenario": {}}
+    result["scaling"] = _scaling(config, out, progress)
+    result.update({"config": asdict(config), "seconds": round(time.perf_counter() - t_start, 1)})
+    (out / "result.json").write_text(json.dumps(result, indent=1, default=list))
+    if result["datasets"]:
+        plot_scores(result, out / "scores.png")
+    return result
+
+
+def _datasets(config: RoutingExperimentConfig, out: Path, progress: bool) -> dict:
+    """Steps 1-4 of the module docstring on the ``config.regions`` city, per behavior dataset (and pooled)."""
+    from ohio_core.envs.routing.env import rollout
+    from ohio_core.pipeline.routing import ModelRoutingPolicy, relabel_routing, reward_scale
+    from ohio_core.policies.routing import make_routing_policy
+
     scenario = _city(config, config.regions)
     env, flat_env = _envs(scenario)
     eval_seed = config.seed + 1000
@@ -188,11 +224,25 @@ def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True)
         fit_and_score(behavior, data_by_method)
     if config.mixed and len(config.behaviors) > 1:
         fit_and_score(MIXED, {m: _pooled(parts) for m, parts in relabeled.items() if parts})
+    return {"datasets": datasets,
+            "references": {"random_return": r_random, "best_behavior_return": r_best,
+                           "behavior_returns": {b: float(np.mean(v)) for b, v in refs.items()}},
+            "accounts": accounts, "train_seconds": timings,
+            "scenario": {"regions": n, "vehicles": int(scenario.vehicles), "horizon": scenario.horizon}}
 
+
+def _scaling(config: RoutingExperimentConfig, out: Path, progress: bool) -> list:
+    """OHIO on the demand-proportional data of each city of ``config.scaling`` (module docstring)."""
+    from ohio_core.envs.routing.env import rollout
+    from ohio_core.inverse.routing import desired_from_flows, invert_flows
+    from ohio_core.pipeline.routing import ModelRoutingPolicy, relabel_routing, reward_scale
+    from ohio_core.policies.routing import make_routing_policy
+
+    eval_seed = config.seed + 1000
     scaling = []
     for regions in config.scaling:
         city = _city(config, int(regions))
-        env_s, flat_s = _envs(city)
+        env_s, _ = _envs(city)
         pol = make_routing_policy("demand_proportional", city)
         log = rollout(env_s, pol, config.scaling_episodes, config.seed)
         log.meta["obs_layout"] = env_s.layout.as_list()
@@ -204,7 +254,8 @@ def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True)
         inverse_s = time.perf_counter() - t0
         data = relabel_routing(log, city.travel_time, "ohio")
         data.rewards = data.rewards * reward_scale(city)
-        policy, train_s = _train(data, config, out / f"scaling_{regions}", "ohio", "goal", city)
+        policy, train_s = _train(data, replace(config, steps=config.scaling_steps), out / f"scaling_{regions}",
+                                 "ohio", "goal", city)
         n_eval = min(config.eval_episodes, config.scaling_eval_episodes)
         ref_r = _returns(env_s, make_routing_policy(REFERENCE_RANDOM, city), n_eval, eval_seed)
         ref_b = _returns(env_s, pol, n_eval, eval_seed)
@@ -215,20 +266,11 @@ def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True)
         scaling.append({"regions": int(regions), "vehicles": int(city.vehicles), "transitions": int(len(log)),
                         "inverse_s": inverse_s, "closed_form_s": closed_form_s,
                         "inverse_per_transition_us": 1e6 * inverse_s / max(len(log), 1),
-                        "train_s": train_s, "ohio_score": score})
+                        "train_s": train_s, "updates": config.scaling_steps, "ohio_score": score})
         if progress:
             print(f"[routing] scaling {regions} regions: inverse {inverse_s:.3f} s, train {train_s:.1f} s, "
                   f"OHIO {score:.1f}", flush=True)
-
-    result = {"datasets": datasets, "scaling": scaling,
-              "references": {"random_return": r_random, "best_behavior_return": r_best,
-                             "behavior_returns": {b: float(np.mean(v)) for b, v in refs.items()}},
-              "accounts": accounts, "train_seconds": timings, "config": asdict(config),
-              "scenario": {"regions": n, "vehicles": int(scenario.vehicles), "horizon": scenario.horizon},
-              "seconds": round(time.perf_counter() - t_start, 1)}
-    (out / "result.json").write_text(json.dumps(result, indent=1, default=list))
-    plot_scores(result, out / "scores.png")
-    return result
+    return scaling
 
 
 def summary_json(result: dict) -> dict:

@@ -12,6 +12,10 @@ name       d3rlpy algorithm
 
 Every algorithm standardizes observations with statistics fitted on the dataset and saved with
 the model (``StandardObservationScaler``); actions are already normalized to [-1, 1].
+
+Networks (``TrainConfig.network``): ``mlp`` (every network an MLP of ``hidden`` widths) or, for
+routing goals (one action per region), ``region`` (``learning.region_net``: one network shared by
+all regions, of width ``hidden[0]``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import dataclasses
 from dataclasses import dataclass
 
 ALGOS = ("iql", "cql", "calql", "td3bc", "bc")
+NETWORKS = ("mlp", "region")
 
 #: per task: (updates, batch size). Lift has twice the horizon and a gripper phase.
 TASK_STEPS = {"reach": 10_000, "lift": 20_000}
@@ -38,6 +43,8 @@ class TrainConfig:
     gamma: float = 0.99
     threads: int = 1                 # torch threads (one is as fast as two for these networks)
     hidden: tuple = (128, 128)        # hidden layer widths of every network
+    network: str = "mlp"              # NETWORKS (module docstring)
+    temperature: float = 3.0          # IQL: policy weights exp(temperature * advantage)
 
     def __post_init__(self):
         if self.algo not in ALGOS:
@@ -47,6 +54,10 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.gamma <= 1:
             raise ValueError(f"TrainConfig.gamma must be in (0, 1], got {self.gamma}")
+        if not 0 < self.temperature < float("inf"):
+            raise ValueError(f"TrainConfig.temperature must be > 0 and finite, got {self.temperature}")
+        if self.network not in NETWORKS:
+            raise ValueError(f"unknown network {self.network!r}; expected one of {list(NETWORKS)}")
         if not self.hidden or any(int(h) < 1 for h in self.hidden):
             raise ValueError(f"TrainConfig.hidden must be positive layer widths, got {self.hidden}")
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -68,19 +79,39 @@ class TrainConfig:
         return cls(**kw)
 
 
-def build(config: TrainConfig):
-    """The d3rlpy algorithm object for ``config``, on the CPU."""
+def _encoders(config: TrainConfig, obs_layout) -> tuple:
+    """(policy encoder, value and Q encoder) factories for ``config.network``."""
+    from ohio_core.pipeline.d3 import import_d3rlpy
+
+    d3rlpy = import_d3rlpy()
+    if config.network == "mlp":
+        enc = d3rlpy.models.VectorEncoderFactory(hidden_units=list(config.hidden))
+        return enc, enc
+    from ohio_core.learning.region_net import RegionEncoderFactory
+
+    blocks = {str(k): int(v) for k, v in (obs_layout or [])}
+    if [str(k) for k, _ in (obs_layout or [])] != ["idle", "arrivals", "demand", "time"] or blocks["time"] != 3 \
+            or blocks["arrivals"] % max(blocks["idle"], 1):
+        raise ValueError(f"the region network needs a routing observation (idle, arrivals, demand, time), "
+                         f"got the layout {obs_layout}")
+    n = blocks["idle"]
+    kw = {"regions": n, "lookahead": blocks["arrivals"] // n, "hidden": config.hidden[0]}
+    return RegionEncoderFactory(**kw), RegionEncoderFactory(**kw, pool=True)
+
+
+def build(config: TrainConfig, obs_layout=None):
+    """The d3rlpy algorithm object for ``config``, on the CPU (``obs_layout``: the dataset's, for ``region``)."""
     from ohio_core.pipeline.d3 import import_d3rlpy
 
     d3rlpy = import_d3rlpy()
 
-    enc = d3rlpy.models.VectorEncoderFactory(hidden_units=list(config.hidden))
+    enc, pooled = _encoders(config, obs_layout)
     common = {"batch_size": config.batch_size, "gamma": config.gamma,
               "observation_scaler": d3rlpy.preprocessing.StandardObservationScaler()}
-    critic = {"actor_encoder_factory": enc, "critic_encoder_factory": enc}
+    critic = {"actor_encoder_factory": enc, "critic_encoder_factory": pooled}
     if config.algo == "iql":
-        algo = d3rlpy.algos.IQLConfig(**common, **critic, value_encoder_factory=enc, expectile=0.7,
-                                      weight_temp=3.0, max_weight=100.0)
+        algo = d3rlpy.algos.IQLConfig(**common, **critic, value_encoder_factory=pooled, expectile=0.7,
+                                      weight_temp=config.temperature, max_weight=100.0)
     elif config.algo == "cql":
         algo = d3rlpy.algos.CQLConfig(**common, **critic, conservative_weight=5.0)
     elif config.algo == "calql":

@@ -57,7 +57,7 @@ def train(buffer, dataset_meta: dict, config: TrainConfig, out: str | Path, prog
     torch.set_num_threads(config.threads)
     try:
         d3rlpy.seed(config.seed)
-        algo = build(config)
+        algo = build(config, dataset_meta["obs_layout"])
         t0 = time.perf_counter()
         history = algo.fit(buffer, n_steps=config.steps, n_steps_per_epoch=config.steps_per_epoch,
                            logger_adapter=d3rlpy.logging.NoopAdapterFactory(), show_progress=progress,

@@ -25,6 +25,13 @@ def add_parser(ex) -> None:
     r.add_argument("--scaling", type=int, nargs="*", default=[], metavar="N",
                    help="region counts of the scaling study, e.g. 10 50 100 200")
     r.add_argument("--scaling-episodes", type=int, default=100, help="behavior episodes per city of the scaling study")
+    r.add_argument("--network", choices=["region", "mlp"], default="region",
+                   help="OHIO's networks: one network shared by every region (default) or MLPs on the whole "
+                        "observation; the flat policy is always an MLP")
+    r.add_argument("--temperature", type=float, default=10.0,
+                   help="IQL's advantage temperature: policy weights exp(T * advantage) (default 10)")
+    r.add_argument("--scaling-steps", type=int, default=2000, help="updates per city of the scaling study")
+    r.add_argument("--scaling-only", action="store_true", help="run the scaling study only (needs --scaling)")
     r.add_argument("--no-mixed", action="store_true", help="skip the dataset that pools every behavior dataset")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", type=Path, default=None, help="output folder (default out/experiments/routing-N)")
@@ -38,17 +45,22 @@ def run(args: argparse.Namespace) -> int:
     cfg = build("routing", routing.RoutingExperimentConfig,
                 regions=args.regions, layout=args.layout, episodes=args.episodes, algo=args.algo, steps=args.steps,
                 eval_episodes=args.eval_episodes, seed=args.seed, scaling=tuple(args.scaling),
-                scaling_episodes=args.scaling_episodes, mixed=not args.no_mixed)
+                scaling_episodes=args.scaling_episodes, mixed=not args.no_mixed,
+                network=args.network, temperature=args.temperature, scaling_steps=args.scaling_steps,
+                datasets=not args.scaling_only)
     out = out_dir(args, f"routing-{args.regions}")
     result = routing.run(cfg, out)
-    title = (f"\nNormalized score, mean +- s.e. over {cfg.eval_episodes} episodes; {cfg.regions} regions, "
-             f"{result['scenario']['vehicles']} vehicles, {cfg.algo}; 0 = random distribution, 100 = best heuristic:")
-    tables = [(title, routing.table_rows(result))]
+    tables = []
+    if result["datasets"]:
+        tables.append((f"\nNormalized score, mean +- s.e. over {cfg.eval_episodes} episodes; {cfg.regions} regions, "
+                       f"{result['scenario']['vehicles']} vehicles, {cfg.algo}, OHIO on {cfg.network} networks; "
+                       f"0 = random distribution, 100 = best heuristic:", routing.table_rows(result)))
     if result["scaling"]:
         tables.append((None, ([[s["regions"], s["vehicles"], s["transitions"], f"{s['inverse_s']:.3f}",
                                 f"{s['inverse_per_transition_us']:.0f}", f"{s['train_s']:.1f}",
                                 f"{s['ohio_score']:.1f}"] for s in result["scaling"]],
-                              ["regions", "vehicles", "transitions", "inverse s", "us/transition", "train s",
-                               "OHIO score"])))
-    return report(tables, f"\nwrote {out}/result.json and {out}/scores.png ({result['seconds']:.0f} s)",
+                              ["regions", "vehicles", "transitions", "inverse s", "us/transition",
+                               f"train s ({cfg.scaling_steps} updates)", "OHIO score"])))
+    plot = f" and {out}/scores.png" if result["datasets"] else ""
+    return report(tables, f"\nwrote {out}/result.json{plot} ({result['seconds']:.0f} s)",
                   routing.summary_json(result), args.json)

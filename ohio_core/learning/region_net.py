@@ -1,0 +1,125 @@
+"""Region-shared networks for routing policies: one small network applied to every region.
+
+A routing observation (``envs.routing.env.ObsLayout``) is a set of regions, each with the same
+local features x_i = (idle_i, arrivals_{1..L, i}, demand_i), plus the time. A plain MLP on the
+flat vector has to learn each region separately and overfits noisy data; here the same weights
+serve every region (a deep set, Zaheer et al. 2017):
+
+    h_i = phi([x_i, time])                    per region, shared weights
+    g   = mean_i h_i                          fleet-wide context
+    z_i = psi([h_i, g])                       per region, shared weights (size ``feature``)
+
+The policy encoder returns the z_i side by side (n * feature; the d3rlpy head maps them to the n
+actions); the value encoder returns [mean_i z_i, max_i z_i]. The Q encoder appends the action's
+entry a_i to x_i (action i belongs to region i, as in ``pipeline.routing.encode_distribution``),
+then pools the same way, so Q(s, a) is learned from every region's (x_i, a_i) at once.
+
+``RegionEncoderFactory`` is a d3rlpy encoder factory, registered on import so saved models load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ohio_core.pipeline.d3 import import_d3rlpy
+
+d3rlpy = import_d3rlpy()
+_Encoder = d3rlpy.models.torch.Encoder
+_EncoderWithAction = d3rlpy.models.torch.EncoderWithAction
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+class RegionSet(nn.Module):
+    """(B, obs) [+ (B, n) action] -> z (B, n, feature) (module docstring)."""
+
+    def __init__(self, regions: int, lookahead: int, hidden: int, feature: int, action: bool):
+        super().__init__()
+        self.n, self.L, self.action = regions, lookahead, action
+        local = 2 + lookahead + 3 + (1 if action else 0)
+        self.phi = _mlp([local, hidden, hidden])
+        self.psi_h, self.psi_g = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden, bias=False)
+        self.psi_out = _mlp([hidden, feature])
+
+    def local(self, obs: torch.Tensor, action: torch.Tensor | None = None) -> torch.Tensor:
+        """x_i (B, n, 2 + L + 3 [+ 1]): the region's blocks, the time, the region's action."""
+        n, L = self.n, self.L
+        B = obs.shape[0]
+        idle = obs[:, :n].unsqueeze(-1)
+        arrivals = obs[:, n:n * (1 + L)].reshape(B, L, n).transpose(1, 2)
+        demand = obs[:, n * (1 + L):n * (2 + L)].unsqueeze(-1)
+        time = obs[:, n * (2 + L):n * (2 + L) + 3].unsqueeze(1).expand(B, n, 3)
+        parts = [idle, arrivals, demand, time] + ([action.unsqueeze(-1)] if action is not None else [])
+        return torch.cat(parts, -1)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.phi(self.local(obs, action))
+        g = self.psi_g(h.mean(1, keepdim=True))             # psi's first layer on [h_i, g], split
+        return self.psi_out(torch.relu(self.psi_h(h) + g))
+
+
+class RegionEncoder(_Encoder):
+    def __init__(self, regions: int, lookahead: int, hidden: int, feature: int, pool: bool):
+        super().__init__()
+        self.net, self.pool = RegionSet(regions, lookahead, hidden, feature, action=False), pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.net(x)
+        return torch.cat([z.mean(1), z.amax(1)], -1) if self.pool else z.flatten(1)
+
+
+class RegionEncoderWithAction(_EncoderWithAction):
+    def __init__(self, regions: int, lookahead: int, hidden: int, feature: int):
+        super().__init__()
+        self.net = RegionSet(regions, lookahead, hidden, feature, action=True)
+
+    def forward(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        z = self.net(x, action)
+        return torch.cat([z.mean(1), z.amax(1)], -1)
+
+
+@dataclass()
+class RegionEncoderFactory(d3rlpy.models.EncoderFactory):
+    """Region-shared encoders for an observation of ``regions`` regions and ``lookahead`` steps.
+
+    ``pool``: the state encoder returns pooled features (for V) instead of per-region ones (for
+    the policy); the state-action encoder always pools."""
+
+    regions: int = 1
+    lookahead: int = 0
+    hidden: int = 64
+    feature: int = 16
+    pool: bool = False
+
+    def _check(self, observation_shape) -> None:
+        size = self.regions * (2 + self.lookahead) + 3
+        if tuple(observation_shape) != (size,):
+            raise ValueError(f"region encoder for {self.regions} regions and lookahead {self.lookahead} expects "
+                             f"observations of size {size}, got shape {tuple(observation_shape)}")
+
+    def create(self, observation_shape) -> RegionEncoder:
+        self._check(observation_shape)
+        return RegionEncoder(self.regions, self.lookahead, self.hidden, self.feature, self.pool)
+
+    def create_with_action(self, observation_shape, action_size: int,
+                           discrete_action: bool = False) -> RegionEncoderWithAction:
+        self._check(observation_shape)
+        if discrete_action or action_size != self.regions:
+            raise ValueError(f"region encoder needs one continuous action per region ({self.regions}), "
+                             f"got {action_size}{' discrete' if discrete_action else ''}")
+        return RegionEncoderWithAction(self.regions, self.lookahead, self.hidden, self.feature)
+
+    @staticmethod
+    def get_type() -> str:
+        return "ohio_region"
+
+
+d3rlpy.models.register_encoder_factory(RegionEncoderFactory)
