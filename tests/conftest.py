@@ -1,6 +1,7 @@
 """Shared fixtures. The project is installed (editable) into the venv; nothing is added to sys.path."""
 
 import os
+import signal
 
 # MuJoCo picks its OpenGL backend at import: headless EGL, as the ohio command does.
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -9,6 +10,13 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 # test runs do not see each other. Set before any rclpy context exists; subprocesses inherit it.
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 90 + 10))   # 10..99: ROS 2's safe range
+
+# A shell that starts a job in the background (`cmd &`, nohup, some CI runners) sets SIGINT to
+# "ignore", which Python then keeps and every process it starts inherits: Ctrl-C tests would see no
+# KeyboardInterrupt and nodes would not stop on SIGINT. Tests run with Python's default handler
+# (children exec with SIGINT at its default again).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
