@@ -17,6 +17,7 @@ from ohio_core.envs.routing.env import FlatRoutingEnv, RoutingEnv, rollout
 from ohio_core.envs.routing.scenario import synthetic
 from ohio_core.envs.routing.sim import project_flows
 from ohio_core.experiments.routing import RoutingExperimentConfig, run
+from ohio_core.learning.finetune import routing_scenario
 from ohio_core.pipeline.routing import (decode_distribution, decode_flows, encode_distribution, encode_flows,
                                         idle_distribution, relabel_routing)
 from ohio_core.policies.routing import make_routing_policy
@@ -99,6 +100,8 @@ def test_experiment_runs_and_reports_every_method(tmp_path, capsys):
         assert max(scores[b]["mean"] for b in config.behaviors) == pytest.approx(100.0)
     assert result["scaling"][0]["regions"] == 5 and result["scaling"][0]["inverse_s"] > 0
     assert (tmp_path / "exp" / "scores.png").is_file() and (tmp_path / "exp" / "result.json").is_file()
+    model_meta = json.loads((tmp_path / "exp" / "models" / "mixed_ohio.json").read_text())
+    assert routing_scenario(model_meta).regions == 6 and model_meta["scenario"]["horizon"] == 12
     with pytest.raises(ValueError, match="unknown behavior policies"):
         RoutingExperimentConfig(behaviors=("psychic",))
 

@@ -128,7 +128,8 @@ def _returns(env, policy, episodes: int, seed: int) -> list:
 
 
 def _train(data, config: RoutingExperimentConfig, out: Path, name: str, level: str, scenario):
-    """Fit ``config.algo`` on ``data``; the model is saved to ``out/name`` (d3 + sidecar) and loaded back."""
+    """Fit ``config.algo`` on ``data``; the model is saved to ``out/name`` (d3 + sidecar, with the city's
+    synthetic settings that ``learning.finetune.routing_scenario`` reads) and loaded back."""
     from ohio_core.learning.train import train
     from ohio_core.pipeline.dataset import load_dataset, save_dataset
 
@@ -137,7 +138,8 @@ def _train(data, config: RoutingExperimentConfig, out: Path, name: str, level: s
     buffer, meta = load_dataset(out / "datasets" / name)
     tc = config.train_config("ohio" if level == "goal" else "flat")
     t0 = time.perf_counter()
-    res = train(buffer, meta, tc, out / "models" / name, progress=False)
+    city = {"regions": scenario.regions, "layout": config.layout, "horizon": config.horizon, "seed": config.seed}
+    res = train(buffer, meta, tc, out / "models" / name, progress=False, extra_meta={"scenario": city})
     from ohio_core.learning.policy import load_policy
 
     return load_policy(res.model), time.perf_counter() - t0
