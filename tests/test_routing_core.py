@@ -551,3 +551,23 @@ def test_greedy_dispatcher_moves_surplus_to_the_nearest_deficit():
     obs = np.zeros(lay.size)
     obs[lay.idle], obs[lay.demand] = np.array([6, 4, 0]) / 10, np.array([1.0, 2.0, 3.5]) / 10
     assert np.array_equal(policy(obs).reshape(3, 3), x)
+
+
+@pytest.mark.parametrize("regions,lookahead", [(1, 0), (5, 3), (16, 4)])
+def test_obs_layout_is_read_back_from_its_list(regions, lookahead):
+    layout = ObsLayout(regions, lookahead)
+    assert ObsLayout.from_list(layout.as_list()) == layout
+    assert ObsLayout.from_list([(name, str(size)) for name, size in layout.as_list()]) == layout
+
+
+@pytest.mark.parametrize("bad,match", [
+    ([["q", 7], ["qd", 7]], "not a routing ObsLayout"),
+    ([["idle", 4], ["arrivals", 9], ["demand", 4], ["time", 3]], "not a routing ObsLayout"),   # 9 = no L * n
+    ([["idle", 4], ["arrivals", 8], ["demand", 4]], "not a routing ObsLayout"),
+    ([["idle", 0], ["arrivals", 0], ["demand", 0], ["time", 3]], "not a routing ObsLayout"),
+    (5, "not a list of \\[block, size\\]"),
+    ([["idle", "four"]], "not a list of \\[block, size\\]"),
+])
+def test_obs_layout_refuses_lists_that_are_not_routing_layouts(bad, match):
+    with pytest.raises(ValueError, match=match):
+        ObsLayout.from_list(bad)

@@ -87,15 +87,14 @@ def _encoders(config: TrainConfig, obs_layout) -> tuple:
     if config.network == "mlp":
         enc = d3rlpy.models.VectorEncoderFactory(hidden_units=list(config.hidden))
         return enc, enc
+    from ohio_core.envs.routing.env import ObsLayout
     from ohio_core.learning.region_net import RegionEncoderFactory
 
-    blocks = {str(k): int(v) for k, v in (obs_layout or [])}
-    if [str(k) for k, _ in (obs_layout or [])] != ["idle", "arrivals", "demand", "time"] or blocks["time"] != 3 \
-            or blocks["arrivals"] % max(blocks["idle"], 1):
-        raise ValueError(f"the region network needs a routing observation (idle, arrivals, demand, time), "
-                         f"got the layout {obs_layout}")
-    n = blocks["idle"]
-    kw = {"regions": n, "lookahead": blocks["arrivals"] // n, "hidden": config.hidden[0]}
+    try:
+        layout = ObsLayout.from_list(obs_layout or [])
+    except ValueError as exc:
+        raise ValueError(f"the region network needs a routing observation: {exc}") from None
+    kw = {"regions": layout.regions, "lookahead": layout.lookahead, "hidden": config.hidden[0]}
     return RegionEncoderFactory(**kw), RegionEncoderFactory(**kw, pool=True)
 
 

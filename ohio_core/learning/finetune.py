@@ -269,10 +269,11 @@ def domain_of(task: str) -> str:
 def routing_scenario(meta: dict):
     """The model's city: ``meta["scenario"]`` (synthetic settings) or, without it, the routing
     experiment's default city with the model's region count (16-region grid, horizon 60, seed 0)."""
+    from ohio_core.envs.routing.env import ObsLayout
     from ohio_core.envs.routing.scenario import synthetic
 
     s = meta.get("scenario") or {}
-    regions = int(s.get("regions", dict((str(k), int(v)) for k, v in meta["obs_layout"])["idle"]))
+    regions = int(s["regions"]) if "regions" in s else ObsLayout.from_list(meta["obs_layout"]).regions
     return synthetic(regions, layout=s.get("layout", "grid"), horizon=int(s.get("horizon", 60)),
                      seed=int(s.get("seed", 0)))
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ohio_core.envs.routing.env import ObsLayout
 from ohio_core.pipeline.d3 import import_d3rlpy
 
 d3rlpy = import_d3rlpy()
@@ -43,7 +44,7 @@ class RegionSet(nn.Module):
 
     def __init__(self, regions: int, lookahead: int, hidden: int, feature: int, action: bool):
         super().__init__()
-        self.n, self.L, self.action = regions, lookahead, action
+        self.layout = ObsLayout(regions, lookahead)
         local = 2 + lookahead + 3 + (1 if action else 0)
         self.phi = _mlp([local, hidden, hidden])
         self.psi_h, self.psi_g = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden, bias=False)
@@ -51,14 +52,11 @@ class RegionSet(nn.Module):
 
     def local(self, obs: torch.Tensor, action: torch.Tensor | None = None) -> torch.Tensor:
         """x_i (B, n, 2 + L + 3 [+ 1]): the region's blocks, the time, the region's action."""
-        n, L = self.n, self.L
-        B = obs.shape[0]
-        idle = obs[:, :n].unsqueeze(-1)
-        arrivals = obs[:, n:n * (1 + L)].reshape(B, L, n).transpose(1, 2)
-        demand = obs[:, n * (1 + L):n * (2 + L)].unsqueeze(-1)
-        time = obs[:, n * (2 + L):n * (2 + L) + 3].unsqueeze(1).expand(B, n, 3)
-        parts = [idle, arrivals, demand, time] + ([action.unsqueeze(-1)] if action is not None else [])
-        return torch.cat(parts, -1)
+        blocks = self.layout.split(obs)
+        B, n = obs.shape[0], self.layout.regions
+        parts = [blocks["idle"].unsqueeze(-1), blocks["arrivals"].transpose(1, 2), blocks["demand"].unsqueeze(-1),
+                 blocks["time"].unsqueeze(1).expand(B, n, 3)]
+        return torch.cat(parts + ([action.unsqueeze(-1)] if action is not None else []), -1)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor | None = None) -> torch.Tensor:
         h = self.phi(self.local(obs, action))
@@ -100,7 +98,7 @@ class RegionEncoderFactory(d3rlpy.models.EncoderFactory):
     pool: bool = False
 
     def _check(self, observation_shape) -> None:
-        size = self.regions * (2 + self.lookahead) + 3
+        size = ObsLayout(self.regions, self.lookahead).size
         if tuple(observation_shape) != (size,):
             raise ValueError(f"region encoder for {self.regions} regions and lookahead {self.lookahead} expects "
                              f"observations of size {size}, got shape {tuple(observation_shape)}")

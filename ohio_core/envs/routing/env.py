@@ -54,6 +54,20 @@ class ObsLayout:
     regions: int
     lookahead: int = DEFAULT_LOOKAHEAD
 
+    @classmethod
+    def from_list(cls, layout) -> "ObsLayout":
+        """The inverse of ``as_list``; ValueError unless ``layout`` is the [[block, size], ...] of a
+        routing observation (idle, arrivals, demand, time) of n >= 1 regions."""
+        try:
+            sizes = [[str(name), int(size)] for name, size in layout]
+        except (TypeError, ValueError):
+            raise ValueError(f"observation layout {layout!r} is not a list of [block, size]") from None
+        n = sizes[0][1] if sizes and sizes[0][0] == "idle" else 0
+        arrivals = dict(sizes).get("arrivals", -1)
+        if n < 1 or arrivals < 0 or sizes != cls(n, arrivals // n).as_list():
+            raise ValueError(f"observation layout {sizes} is not a routing ObsLayout (idle, arrivals, demand, time)")
+        return cls(n, arrivals // n)
+
     @property
     def idle(self) -> slice:
         return slice(0, self.regions)
@@ -82,8 +96,9 @@ class ObsLayout:
         return [["idle", n], ["arrivals", L * n], ["demand", n], ["time", 3]]
 
     def split(self, obs: np.ndarray) -> dict[str, np.ndarray]:
-        """The blocks of observations (..., size); arrivals as (..., L, n)."""
-        obs = np.asarray(obs)
+        """The blocks of observations (..., size); arrivals as (..., L, n). Arrays (numpy, torch) stay
+        what they are; anything else becomes a numpy array."""
+        obs = obs if hasattr(obs, "reshape") else np.asarray(obs)
         return {"idle": obs[..., self.idle],
                 "arrivals": obs[..., self.arrivals].reshape(obs.shape[:-1] + (self.lookahead, self.regions)),
                 "demand": obs[..., self.demand], "time": obs[..., self.time]}

@@ -108,16 +108,13 @@ class ModelPolicy(RoutingPolicy):
             raise ParameterError(f"{where}: model level is {meta['level']!r}; the routing policy "
                                  f'node runs goal-level models (desired distributions)')
         try:
-            layout = [[str(name), int(size)] for name, size in meta['obs_layout']]
-        except (TypeError, ValueError):
-            raise ParameterError(f"{where}: model obs_layout {meta['obs_layout']!r} is not a "
-                                 f'list of [block, size]') from None
-        n = layout[0][1] if layout and layout[0][0] == 'idle' else 0
-        arrivals = dict(layout).get('arrivals', -1)
-        lookahead = arrivals // n if n >= 2 and arrivals >= 0 else -1
-        if lookahead < 0 or layout != ObsLayout(n, lookahead).as_list():
+            obs_layout = ObsLayout.from_list(meta['obs_layout'])
+        except ValueError as exc:
+            raise ParameterError(f'{where}: model {exc}') from None
+        layout, n = obs_layout.as_list(), obs_layout.regions
+        if n < 2:
             raise ParameterError(f'{where}: model observation layout {layout} is not a routing '
-                                 f'ObsLayout (idle, arrivals, demand, time)')
+                                 f'ObsLayout of n >= 2 regions')
         if int(meta['action_dim']) != n:
             raise ParameterError(f"{where}: model action_dim {meta['action_dim']} is not one "
                                  f'weight per region ({n})')
