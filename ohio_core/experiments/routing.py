@@ -64,14 +64,20 @@ class RoutingExperimentConfig:
     region_hidden: int = 32                  # width of the region network
     temperature: float = 10.0                # IQL's advantage temperature (TrainConfig.temperature)
 
+    @property
+    def eval_seed(self) -> int:
+        """Seed of the evaluation episodes, apart from the behavior data's ``seed``."""
+        return self.seed + 1000
+
     def train_config(self, method: str):
         """OHIO's (goal level) or the flat policy's training settings; flat is an MLP (n^2 actions)."""
         from ohio_core.learning.algos import TrainConfig
 
         common = {"algo": self.algo, "steps": self.steps, "seed": self.seed, "temperature": self.temperature}
-        if method == "ohio" and self.network == "region":
-            return TrainConfig(**common, network="region", hidden=(self.region_hidden,))
-        return TrainConfig(**common)
+        if method != "ohio":
+            return TrainConfig(**common)
+        width = {"hidden": (self.region_hidden,)} if self.network == "region" else {}
+        return TrainConfig(**common, network=self.network, **width)
 
     def __post_init__(self):
         from ohio_core.learning.algos import ALGOS
@@ -85,12 +91,9 @@ class RoutingExperimentConfig:
         for name in ("regions", "horizon", "episodes", "steps", "eval_episodes", "scaling_episodes", "scaling_steps"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.network not in ("region", "mlp"):
-            raise ValueError(f"network must be 'region' or 'mlp', got {self.network!r}")
-        if not 0 < self.temperature < float("inf"):
-            raise ValueError(f"temperature must be > 0 and finite, got {self.temperature}")
         if int(self.region_hidden) < 1:
             raise ValueError(f"region_hidden must be >= 1, got {self.region_hidden}")
+        self.train_config("ohio")            # TrainConfig checks network and temperature
         if any(int(r) < 2 for r in self.scaling):
             raise ValueError(f"scaling region counts must be >= 2, got {list(self.scaling)}")
         if not self.datasets and not self.scaling:
@@ -177,11 +180,10 @@ def _datasets(config: RoutingExperimentConfig, out: Path, progress: bool) -> dic
 
     scenario = _city(config, config.regions)
     env, flat_env = _envs(scenario)
-    eval_seed = config.seed + 1000
     refs = {}
     for name in sorted(set(config.behaviors) | {REFERENCE_RANDOM}):
         pol = make_routing_policy(name, scenario)
-        refs[name] = _returns(flat_env if pol.level == "flows" else env, pol, config.eval_episodes, eval_seed)
+        refs[name] = _returns(flat_env if pol.level == "flows" else env, pol, config.eval_episodes, config.eval_seed)
     r_random = float(np.mean(refs[REFERENCE_RANDOM]))
     r_best = max(float(np.mean(refs[b])) for b in config.behaviors)
     if r_best <= r_random:
@@ -202,7 +204,7 @@ def _datasets(config: RoutingExperimentConfig, out: Path, progress: bool) -> dic
             level = "goal" if method == "ohio" else "flows"
             policy, seconds = _train(data, config, out, f"{name}_{method}", level, scenario)
             learned = ModelRoutingPolicy(policy, idle_slice, scenario.vehicles)
-            returns = _returns(env if method == "ohio" else flat_env, learned, config.eval_episodes, eval_seed)
+            returns = _returns(env if method == "ohio" else flat_env, learned, config.eval_episodes, config.eval_seed)
             scores[method] = PolicyScore(returns, norm(returns)).summary()
             accounts[f"{name}/{method}"] = data.account
             timings[f"{name}/{method}"] = round(seconds, 2)
@@ -240,7 +242,6 @@ def _scaling(config: RoutingExperimentConfig, out: Path, progress: bool) -> list
     from ohio_core.pipeline.routing import ModelRoutingPolicy, relabel_routing, reward_scale
     from ohio_core.policies.routing import make_routing_policy
 
-    eval_seed = config.seed + 1000
     scaling = []
     for regions in config.scaling:
         city = _city(config, int(regions))
@@ -259,10 +260,10 @@ def _scaling(config: RoutingExperimentConfig, out: Path, progress: bool) -> list
         policy, train_s = _train(data, replace(config, steps=config.scaling_steps), out / f"scaling_{regions}",
                                  "ohio", "goal", city)
         n_eval = min(config.eval_episodes, config.scaling_eval_episodes)
-        ref_r = _returns(env_s, make_routing_policy(REFERENCE_RANDOM, city), n_eval, eval_seed)
-        ref_b = _returns(env_s, pol, n_eval, eval_seed)
+        ref_r = _returns(env_s, make_routing_policy(REFERENCE_RANDOM, city), n_eval, config.eval_seed)
+        ref_b = _returns(env_s, pol, n_eval, config.eval_seed)
         got = _returns(env_s, ModelRoutingPolicy(policy, env_s.layout.idle, city.vehicles),
-                       n_eval, eval_seed)
+                       n_eval, config.eval_seed)
         span = np.mean(ref_b) - np.mean(ref_r)
         score = float(100.0 * (np.mean(got) - np.mean(ref_r)) / span) if span > 0 else float("nan")
         scaling.append({"regions": int(regions), "vehicles": int(city.vehicles), "transitions": int(len(log)),

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ohio_core.cli.experiments.common import build, json_arg, out_dir, report
-from ohio_core.learning.algos import ALGOS
+from ohio_core.learning.algos import ALGOS, NETWORKS
 
 
 def add_parser(ex) -> None:
@@ -25,7 +25,7 @@ def add_parser(ex) -> None:
     r.add_argument("--scaling", type=int, nargs="*", default=[], metavar="N",
                    help="region counts of the scaling study, e.g. 10 50 100 200")
     r.add_argument("--scaling-episodes", type=int, default=100, help="behavior episodes per city of the scaling study")
-    r.add_argument("--network", choices=["region", "mlp"], default="region",
+    r.add_argument("--network", choices=NETWORKS, default="region",
                    help="OHIO's networks: one network shared by every region (default) or MLPs on the whole "
                         "observation; the flat policy is always an MLP")
     r.add_argument("--temperature", type=float, default=10.0,
