@@ -98,7 +98,10 @@ def test_experiment_runs_and_reports_every_method(tmp_path, capsys):
         assert set(scores) == {"ohio", "flat", "demand_proportional", "random_distribution", "greedy_dispatcher"}
         assert abs(scores["random_distribution"]["mean"]) < 1e-9
         assert max(scores[b]["mean"] for b in config.behaviors) == pytest.approx(100.0)
-    assert result["scaling"][0]["regions"] == 5 and result["scaling"][0]["inverse_s"] > 0
+    row = result["scaling"][0]
+    assert row["regions"] == 5 and row["inverse_s"] > 0 and row["behavior"] == "greedy_dispatcher"
+    assert np.isfinite(row["ohio_score"]) and np.isfinite(row["flat_score"]) and row["flat_train_s"] > 0
+    assert max(row["behavior_scores"].values()) == pytest.approx(100.0)
     assert (tmp_path / "exp" / "scores.png").is_file() and (tmp_path / "exp" / "result.json").is_file()
     model_meta = json.loads((tmp_path / "exp" / "models" / "mixed_ohio.json").read_text())
     assert routing_scenario(model_meta).regions == 6 and model_meta["scenario"]["horizon"] == 12
@@ -119,11 +122,18 @@ def test_cli_prints_the_table_and_the_json(tmp_path, capsys):
 def test_scaling_only_runs_no_dataset_and_reports_its_updates(tmp_path, capsys):
     assert main(["experiment", "routing", "--scaling-only", "--scaling", "4", "--scaling-episodes", "1",
                  "--scaling-steps", "5", "--algo", "bc", "--eval-episodes", "2", "--out", str(tmp_path / "s"),
-                 "--json"]) == 0
+                 "--scaling-behavior", "demand_proportional", "--flat-max-regions", "3", "--json"]) == 0
     out = capsys.readouterr().out
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["datasets"] == {} and [row["regions"] for row in summary["scaling"]] == [4]
-    assert json.loads((tmp_path / "s" / "result.json").read_text())["scaling"][0]["updates"] == 5
+    assert summary["scaling"][0]["flat_score"] is None                 # 4 regions > --flat-max-regions 3
+    row = json.loads((tmp_path / "s" / "result.json").read_text())["scaling"][0]
+    assert row["updates"] == 5 and row["behavior"] == "demand_proportional"
+    assert "Scaling on demand_proportional data" in out
     assert "train s (5 updates)" in out and not (tmp_path / "s" / "scores.png").exists()
     with pytest.raises(ValueError, match="nothing to run"):
         RoutingExperimentConfig(datasets=False)
+    with pytest.raises(ValueError, match="unknown behavior policies"):
+        RoutingExperimentConfig(scaling=(4,), scaling_behavior="oracle")
+    with pytest.raises(ValueError, match="flat_max_regions"):
+        RoutingExperimentConfig(flat_max_regions=-1)

@@ -18,11 +18,13 @@ With ``mixed`` (the default) both methods are also trained on the behavior datas
 (dataset ``mixed``): data in which some actions are better than others, which offline RL can
 improve on, where each single-heuristic dataset holds one behavior only.
 
-The scaling study repeats OHIO on the demand-proportional data for growing cities and reports
-the inverse time, the training time (``scaling_steps`` updates: a region-shared network sees every
-region in each sample, and one update costs time linear in the regions) and the score, normalized
-there between the random distribution policy (0) and the demand-proportional behavior itself
-(100). ``datasets=False`` runs the scaling study alone.
+The scaling study repeats both methods on one behavior's data (``scaling_behavior``, by default the
+greedy dispatcher, the best heuristic) for growing cities and reports the inverse time, the training
+time (``scaling_steps`` updates: a region-shared network sees every region in each sample, and one
+update costs time linear in the regions) and the scores on the same scale as the datasets (0 = the
+random distribution policy, 100 = the best behavior heuristic in that city). The flat policy is
+trained up to ``flat_max_regions`` regions (n^2 actions). ``datasets=False`` runs the scaling study
+alone.
 """
 
 from __future__ import annotations
@@ -53,13 +55,14 @@ class RoutingExperimentConfig:
     steps: int = 10000
     eval_episodes: int = 10
     seed: int = 0
-    scaling: tuple = ()                      # region counts of the scaling study (OHIO only)
+    scaling: tuple = ()                      # region counts of the scaling study
     mixed: bool = True                       # also train on the pooled behavior datasets
     scaling_episodes: int = 100
     scaling_steps: int = 2000                # updates per scaling city (each covers every region)
     datasets: bool = True                    # the per-dataset comparison (False: the scaling study only)
     scaling_eval_episodes: int = 5
-    flat_max_regions: int = 40               # the flat policy's n^2 actions: not trained beyond this
+    flat_max_regions: int = 100              # the flat policy's n^2 actions: not trained beyond this
+    scaling_behavior: str = "greedy_dispatcher"   # whose data the scaling study trains on
     network: str = "region"                  # OHIO's networks: "region" (shared by all regions) or "mlp"
     region_hidden: int = 32                  # width of the region network
     temperature: float = 10.0                # IQL's advantage temperature (TrainConfig.temperature)
@@ -83,7 +86,7 @@ class RoutingExperimentConfig:
         from ohio_core.learning.algos import ALGOS
         from ohio_core.policies.routing import POLICIES
 
-        unknown = [b for b in self.behaviors if b not in POLICIES]
+        unknown = [b for b in (*self.behaviors, self.scaling_behavior) if b not in POLICIES]
         if unknown:
             raise ValueError(f"unknown behavior policies {unknown}; known: {sorted(POLICIES)}")
         if self.algo not in ALGOS:
@@ -91,6 +94,8 @@ class RoutingExperimentConfig:
         for name in ("regions", "horizon", "episodes", "steps", "eval_episodes", "scaling_episodes", "scaling_steps"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if int(self.flat_max_regions) < 0:
+            raise ValueError(f"flat_max_regions must be >= 0 (0: no flat policy), got {self.flat_max_regions}")
         if int(self.region_hidden) < 1:
             raise ValueError(f"region_hidden must be >= 1, got {self.region_hidden}")
         self.train_config("ohio")            # TrainConfig checks network and temperature
@@ -128,6 +133,74 @@ def _returns(env, policy, episodes: int, seed: int) -> list:
     from ohio_core.envs.routing.env import rollout
 
     return [float(r) for r in rollout(env, policy, episodes, seed).returns()]
+
+
+@dataclass(frozen=True)
+class ScoreScale:
+    """Normalized score 100 (R - R_random) / (R_best - R_random) of one city (module docstring, step 4).
+
+    ``returns``: every reference policy's returns on the evaluation seeds; ``random`` and ``best``:
+    the random distribution policy's and the best behavior heuristic's mean return."""
+
+    returns: dict
+    random: float
+    best: float
+
+    def __call__(self, returns) -> list:
+        return [100.0 * (r - self.random) / (self.best - self.random) for r in returns]
+
+    def score(self, returns) -> PolicyScore:
+        return PolicyScore(list(returns), self(returns))
+
+
+def _score_scale(config: RoutingExperimentConfig, scenario, env, flat_env, episodes: int) -> ScoreScale:
+    """Every behavior heuristic and the random distribution policy on the evaluation seeds of ``scenario``."""
+    from ohio_core.policies.routing import make_routing_policy
+
+    refs = {}
+    for name in sorted(set(config.behaviors) | {REFERENCE_RANDOM}):
+        pol = make_routing_policy(name, scenario)
+        refs[name] = _returns(flat_env if pol.level == "flows" else env, pol, episodes, config.eval_seed)
+    r_random = float(np.mean(refs[REFERENCE_RANDOM]))
+    r_best = max(float(np.mean(refs[b])) for b in config.behaviors)
+    if r_best <= r_random:
+        raise ValueError(f"the best behavior heuristic ({r_best:.1f}) does not beat the random distribution "
+                         f"policy ({r_random:.1f}) in the {scenario.regions}-region city: no score scale")
+    return ScoreScale(refs, r_random, r_best)
+
+
+def _behavior_log(behavior: str, scenario, env, flat_env, episodes: int, seed: int):
+    """``episodes`` episodes of ``behavior`` through the low level it acts on (the LP or, for flows, none)."""
+    from ohio_core.envs.routing.env import rollout
+    from ohio_core.policies.routing import make_routing_policy
+
+    pol = make_routing_policy(behavior, scenario)
+    log = rollout(flat_env if pol.level == "flows" else env, pol, episodes, seed)
+    log.meta["obs_layout"] = env.layout.as_list()
+    return log
+
+
+def _relabeled(log, scenario, method: str):
+    """``method``'s training data from ``log`` (``pipeline.routing.relabel_routing``), rewards per vehicle."""
+    from ohio_core.pipeline.routing import relabel_routing, reward_scale
+
+    data = relabel_routing(log, scenario.travel_time, method)
+    data.rewards = data.rewards * reward_scale(scenario)
+    return data
+
+
+def _fit_and_score(data, method: str, config: RoutingExperimentConfig, out: Path, name: str, scenario,
+                   envs: tuple, scale: ScoreScale, episodes: int) -> tuple[PolicyScore, float]:
+    """Train ``method`` on ``data`` (``_train``) and score it on the evaluation seeds: OHIO through the LP,
+    flat through the feasibility projection. Returns the score and the training seconds."""
+    from ohio_core.pipeline.routing import ModelRoutingPolicy
+
+    env, flat_env = envs
+    level = "goal" if method == "ohio" else "flows"
+    policy, seconds = _train(data, config, out, name, level, scenario)
+    learned = ModelRoutingPolicy(policy, env.layout.idle, scenario.vehicles)
+    returns = _returns(env if method == "ohio" else flat_env, learned, episodes, config.eval_seed)
+    return scale.score(returns), seconds
 
 
 def _train(data, config: RoutingExperimentConfig, out: Path, name: str, level: str, scenario):
@@ -174,38 +247,19 @@ def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True)
 
 def _datasets(config: RoutingExperimentConfig, out: Path, progress: bool) -> dict:
     """Steps 1-4 of the module docstring on the ``config.regions`` city, per behavior dataset (and pooled)."""
-    from ohio_core.envs.routing.env import rollout
-    from ohio_core.pipeline.routing import ModelRoutingPolicy, relabel_routing, reward_scale
-    from ohio_core.policies.routing import make_routing_policy
-
     scenario = _city(config, config.regions)
-    env, flat_env = _envs(scenario)
-    refs = {}
-    for name in sorted(set(config.behaviors) | {REFERENCE_RANDOM}):
-        pol = make_routing_policy(name, scenario)
-        refs[name] = _returns(flat_env if pol.level == "flows" else env, pol, config.eval_episodes, config.eval_seed)
-    r_random = float(np.mean(refs[REFERENCE_RANDOM]))
-    r_best = max(float(np.mean(refs[b])) for b in config.behaviors)
-    if r_best <= r_random:
-        raise ValueError(f"the best behavior heuristic ({r_best:.1f}) does not beat the random distribution "
-                         f"policy ({r_random:.1f}): no score scale")
-
-    def norm(returns):
-        return [100.0 * (r - r_random) / (r_best - r_random) for r in returns]
-
+    envs = _envs(scenario)
+    scale = _score_scale(config, scenario, *envs, config.eval_episodes)
     n = scenario.regions
-    idle_slice = env.layout.idle
     datasets, accounts, timings = {}, {}, {}
     relabeled = {m: [] for m in METHODS}
 
     def fit_and_score(name: str, data_by_method: dict) -> None:
-        scores = {b: PolicyScore(refs[b], norm(refs[b])).summary() for b in config.behaviors}
+        scores = {b: scale.score(scale.returns[b]).summary() for b in config.behaviors}
         for method, data in data_by_method.items():
-            level = "goal" if method == "ohio" else "flows"
-            policy, seconds = _train(data, config, out, f"{name}_{method}", level, scenario)
-            learned = ModelRoutingPolicy(policy, idle_slice, scenario.vehicles)
-            returns = _returns(env if method == "ohio" else flat_env, learned, config.eval_episodes, config.eval_seed)
-            scores[method] = PolicyScore(returns, norm(returns)).summary()
+            got, seconds = _fit_and_score(data, method, config, out, f"{name}_{method}", scenario, envs, scale,
+                                          config.eval_episodes)
+            scores[method] = got.summary()
             accounts[f"{name}/{method}"] = data.account
             timings[f"{name}/{method}"] = round(seconds, 2)
             if progress:
@@ -214,65 +268,58 @@ def _datasets(config: RoutingExperimentConfig, out: Path, progress: bool) -> dic
         datasets[name] = scores
 
     for behavior in config.behaviors:
-        pol = make_routing_policy(behavior, scenario)
-        log = rollout(flat_env if pol.level == "flows" else env, pol, config.episodes, config.seed)
-        log.meta["obs_layout"] = env.layout.as_list()
+        log = _behavior_log(behavior, scenario, *envs, config.episodes, config.seed)
         data_by_method = {}
         for method in METHODS:
             if method == "flat" and n > config.flat_max_regions:
                 continue
-            data = relabel_routing(log, scenario.travel_time, method)
-            data.rewards = data.rewards * reward_scale(scenario)
-            data_by_method[method] = data
-            relabeled[method].append(data)
+            data_by_method[method] = _relabeled(log, scenario, method)
+            relabeled[method].append(data_by_method[method])
         fit_and_score(behavior, data_by_method)
     if config.mixed and len(config.behaviors) > 1:
         fit_and_score(MIXED, {m: _pooled(parts) for m, parts in relabeled.items() if parts})
     return {"datasets": datasets,
-            "references": {"random_return": r_random, "best_behavior_return": r_best,
-                           "behavior_returns": {b: float(np.mean(v)) for b, v in refs.items()}},
+            "references": {"random_return": scale.random, "best_behavior_return": scale.best,
+                           "behavior_returns": {b: float(np.mean(v)) for b, v in scale.returns.items()}},
             "accounts": accounts, "train_seconds": timings,
             "scenario": {"regions": n, "vehicles": int(scenario.vehicles), "horizon": scenario.horizon}}
 
 
 def _scaling(config: RoutingExperimentConfig, out: Path, progress: bool) -> list:
-    """OHIO on the demand-proportional data of each city of ``config.scaling`` (module docstring)."""
-    from ohio_core.envs.routing.env import rollout
+    """Both methods on ``config.scaling_behavior``'s data of each city of ``config.scaling`` (module docstring)."""
     from ohio_core.inverse.routing import desired_from_flows, invert_flows
-    from ohio_core.pipeline.routing import ModelRoutingPolicy, relabel_routing, reward_scale
-    from ohio_core.policies.routing import make_routing_policy
 
     scaling = []
+    settings = replace(config, steps=config.scaling_steps)
+    n_eval = min(config.eval_episodes, config.scaling_eval_episodes)
     for regions in config.scaling:
         city = _city(config, int(regions))
-        env_s, _ = _envs(city)
-        pol = make_routing_policy("demand_proportional", city)
-        log = rollout(env_s, pol, config.scaling_episodes, config.seed)
-        log.meta["obs_layout"] = env_s.layout.as_list()
+        envs = _envs(city)
+        log = _behavior_log(config.scaling_behavior, city, *envs, config.scaling_episodes, config.seed)
         t0 = time.perf_counter()
         desired_from_flows(log.idle, log.flows)
         closed_form_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         invert_flows(log.idle, log.flows, city.travel_time)
         inverse_s = time.perf_counter() - t0
-        data = relabel_routing(log, city.travel_time, "ohio")
-        data.rewards = data.rewards * reward_scale(city)
-        policy, train_s = _train(data, replace(config, steps=config.scaling_steps), out / f"scaling_{regions}",
-                                 "ohio", "goal", city)
-        n_eval = min(config.eval_episodes, config.scaling_eval_episodes)
-        ref_r = _returns(env_s, make_routing_policy(REFERENCE_RANDOM, city), n_eval, config.eval_seed)
-        ref_b = _returns(env_s, pol, n_eval, config.eval_seed)
-        got = _returns(env_s, ModelRoutingPolicy(policy, env_s.layout.idle, city.vehicles),
-                       n_eval, config.eval_seed)
-        span = np.mean(ref_b) - np.mean(ref_r)
-        score = float(100.0 * (np.mean(got) - np.mean(ref_r)) / span) if span > 0 else float("nan")
-        scaling.append({"regions": int(regions), "vehicles": int(city.vehicles), "transitions": int(len(log)),
-                        "inverse_s": inverse_s, "closed_form_s": closed_form_s,
-                        "inverse_per_transition_us": 1e6 * inverse_s / max(len(log), 1),
-                        "train_s": train_s, "updates": config.scaling_steps, "ohio_score": score})
+        scale = _score_scale(config, city, *envs, n_eval)
+        row = {"regions": int(regions), "vehicles": int(city.vehicles), "transitions": int(len(log)),
+               "behavior": config.scaling_behavior, "inverse_s": inverse_s, "closed_form_s": closed_form_s,
+               "inverse_per_transition_us": 1e6 * inverse_s / max(len(log), 1), "updates": config.scaling_steps,
+               "behavior_scores": {b: float(np.mean(scale(scale.returns[b]))) for b in config.behaviors},
+               "flat_score": None, "flat_train_s": None}
+        for method in METHODS:
+            if method == "flat" and regions > config.flat_max_regions:
+                continue
+            got, seconds = _fit_and_score(_relabeled(log, city, method), method, settings, out / f"scaling_{regions}",
+                                          method, city, envs, scale, n_eval)
+            row.update({f"{method}_score": got.summary()["mean"], f"{method}_train_s": seconds})
+        row["train_s"] = row["ohio_train_s"]
+        scaling.append(row)
         if progress:
-            print(f"[routing] scaling {regions} regions: inverse {inverse_s:.3f} s, train {train_s:.1f} s, "
-                  f"OHIO {score:.1f}", flush=True)
+            flat = "not trained" if row["flat_score"] is None else f"{row['flat_score']:.1f}"
+            print(f"[routing] scaling {regions} regions: inverse {inverse_s:.3f} s, train {row['train_s']:.1f} s, "
+                  f"OHIO {row['ohio_score']:.1f}, flat {flat}", flush=True)
     return scaling
 
 
@@ -280,7 +327,7 @@ def summary_json(result: dict) -> dict:
     """The one-line JSON of ``ohio experiment routing --json``."""
     return {"datasets": {d: {m: {"mean": s["mean"], "se": s["se"]} for m, s in v.items()}
                          for d, v in result["datasets"].items()},
-            "scaling": [{k: row[k] for k in ("regions", "inverse_s", "train_s", "ohio_score")}
+            "scaling": [{k: row[k] for k in ("regions", "inverse_s", "train_s", "ohio_score", "flat_score")}
                         for row in result["scaling"]]}
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ohio_core.cli.experiments.common import build, json_arg, out_dir, report
 from ohio_core.learning.algos import ALGOS, NETWORKS
+from ohio_core.policies.routing import POLICIES
 
 
 def add_parser(ex) -> None:
@@ -15,7 +16,7 @@ def add_parser(ex) -> None:
                                   "dispatcher): relabel with OHIO, train OHIO and the flat per-edge-flow policy, "
                                   "evaluate against the heuristics; then the same on the three datasets pooled "
                                   "('mixed'). 0 = random distribution policy, 100 = the best behavior heuristic. "
-                                  "--scaling adds OHIO on larger cities.")
+                                  "--scaling adds both methods on larger cities, trained on one behavior's data.")
     r.add_argument("--regions", type=int, default=16)
     r.add_argument("--layout", choices=["grid", "geometric"], default="grid")
     r.add_argument("--episodes", type=int, default=100, help="behavior episodes per dataset")
@@ -32,6 +33,10 @@ def add_parser(ex) -> None:
                    help="IQL's advantage temperature: policy weights exp(T * advantage) (default 10)")
     r.add_argument("--scaling-steps", type=int, default=2000, help="updates per city of the scaling study")
     r.add_argument("--scaling-only", action="store_true", help="run the scaling study only (needs --scaling)")
+    r.add_argument("--scaling-behavior", choices=sorted(POLICIES), default="greedy_dispatcher",
+                   help="the behavior whose data the scaling study trains on (default: the greedy dispatcher)")
+    r.add_argument("--flat-max-regions", type=int, default=100,
+                   help="train the flat policy (n^2 actions) on cities of at most this many regions (default 100)")
     r.add_argument("--no-mixed", action="store_true", help="skip the dataset that pools every behavior dataset")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", type=Path, default=None, help="output folder (default out/experiments/routing-N)")
@@ -47,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
                 eval_episodes=args.eval_episodes, seed=args.seed, scaling=tuple(args.scaling),
                 scaling_episodes=args.scaling_episodes, mixed=not args.no_mixed,
                 network=args.network, temperature=args.temperature, scaling_steps=args.scaling_steps,
-                datasets=not args.scaling_only)
+                datasets=not args.scaling_only, scaling_behavior=args.scaling_behavior,
+                flat_max_regions=args.flat_max_regions)
     out = out_dir(args, f"routing-{args.regions}")
     result = routing.run(cfg, out)
     tables = []
@@ -56,11 +62,17 @@ def run(args: argparse.Namespace) -> int:
                        f"{result['scenario']['vehicles']} vehicles, {cfg.algo}, OHIO on {cfg.network} networks; "
                        f"0 = random distribution, 100 = best heuristic:", routing.table_rows(result)))
     if result["scaling"]:
-        tables.append((None, ([[s["regions"], s["vehicles"], s["transitions"], f"{s['inverse_s']:.3f}",
-                                f"{s['inverse_per_transition_us']:.0f}", f"{s['train_s']:.1f}",
-                                f"{s['ohio_score']:.1f}"] for s in result["scaling"]],
-                              ["regions", "vehicles", "transitions", "inverse s", "us/transition",
-                               f"train s ({cfg.scaling_steps} updates)", "OHIO score"])))
+        behaviors = list(cfg.behaviors)
+        tables.append((f"\nScaling on {cfg.scaling_behavior} data, {cfg.scaling_steps} updates per policy; "
+                       f"0 = random distribution, 100 = best heuristic in each city:",
+                       ([[s["regions"], s["vehicles"], s["transitions"], f"{s['inverse_s']:.3f}",
+                          f"{s['inverse_per_transition_us']:.0f}", f"{s['train_s']:.1f}", f"{s['ohio_score']:.1f}",
+                          "-" if s["flat_score"] is None else f"{s['flat_score']:.1f}",
+                          " / ".join(f"{s['behavior_scores'][b]:.1f}" for b in behaviors)]
+                         for s in result["scaling"]],
+                        ["regions", "vehicles", "transitions", "inverse s", "us/transition",
+                         f"train s ({cfg.scaling_steps} updates)", "OHIO score", "flat score",
+                         " / ".join(behaviors)])))
     plot = f" and {out}/scores.png" if result["datasets"] else ""
     return report(tables, f"\nwrote {out}/result.json{plot} ({result['seconds']:.0f} s)",
                   routing.summary_json(result), args.json)
