@@ -103,6 +103,7 @@ def test_experiment_runs_and_reports_every_method(tmp_path, capsys):
     assert np.isfinite(row["ohio_score"]) and np.isfinite(row["flat_score"]) and row["flat_train_s"] > 0
     assert max(row["behavior_scores"].values()) == pytest.approx(100.0)
     assert (tmp_path / "exp" / "scores.png").is_file() and (tmp_path / "exp" / "result.json").is_file()
+    assert (tmp_path / "exp" / "scaling.png").is_file()
     model_meta = json.loads((tmp_path / "exp" / "models" / "mixed_ohio.json").read_text())
     assert routing_scenario(model_meta).regions == 6 and model_meta["scenario"]["horizon"] == 12
     with pytest.raises(ValueError, match="unknown behavior policies"):

@@ -231,7 +231,8 @@ def _pooled(parts: list):
 
 
 def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True) -> dict:
-    """The whole experiment; writes ``out/result.json`` and ``out/scores.png``; returns the result."""
+    """The whole experiment; writes ``out/result.json``, ``out/scores.png`` (datasets) and
+    ``out/scaling.png`` (scaling study); returns the result."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -242,6 +243,8 @@ def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True)
     (out / "result.json").write_text(json.dumps(result, indent=1, default=list))
     if result["datasets"]:
         plot_scores(result, out / "scores.png")
+    if result["scaling"]:
+        plot_scaling(result["scaling"], out / "scaling.png")
     return result
 
 
@@ -364,6 +367,40 @@ def plot_scores(result: dict, path: Path) -> Path | None:
     ax.set_ylabel("normalized score")
     ax.set_title(f"routing, {result['scenario']['regions']} regions: policies trained on each dataset", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_scaling(rows: list, path: Path) -> Path | None:
+    """Scores (OHIO, flat, behaviors) and times (inverse, closed form, training) against the region count."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    regions = [r["regions"] for r in rows]
+    fig, (ax_s, ax_t) = plt.subplots(1, 2, figsize=(9.0, 3.6))
+    for key, label, style in (("ohio_score", "OHIO", "o-"), ("flat_score", "flat", "s-")):
+        pts = [(r["regions"], r[key]) for r in rows if r.get(key) is not None]
+        if pts:
+            ax_s.plot(*zip(*pts), style, label=label)
+    for b in rows[0]["behavior_scores"]:
+        ax_s.plot(regions, [r["behavior_scores"][b] for r in rows], ":", lw=1, label=b)
+    ax_s.set_xlabel("regions")
+    ax_s.set_ylabel("normalized score")
+    ax_s.set_title(f"trained on {rows[0]['behavior']} data", fontsize=9)
+    ax_s.legend(fontsize=7)
+    for key, label in (("inverse_s", "inverse + optimality check"), ("closed_form_s", "closed form"),
+                       ("ohio_train_s", "OHIO training"), ("flat_train_s", "flat training")):
+        pts = [(r["regions"], r[key]) for r in rows if r.get(key)]
+        if pts:
+            ax_t.loglog(*zip(*pts), "o-", label=label)
+    ax_t.set_xlabel("regions")
+    ax_t.set_ylabel("seconds (whole dataset)")
+    ax_t.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

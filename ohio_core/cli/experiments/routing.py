@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
                         ["regions", "vehicles", "transitions", "inverse s", "us/transition",
                          f"train s ({cfg.scaling_steps} updates)", "OHIO score", "flat score",
                          " / ".join(behaviors)])))
-    plot = f" and {out}/scores.png" if result["datasets"] else ""
+    plots = [f"{out}/{name}.png" for name, key in (("scores", "datasets"), ("scaling", "scaling")) if result[key]]
+    plot = f" and {' and '.join(plots)}" if plots else ""
     return report(tables, f"\nwrote {out}/result.json{plot} ({result['seconds']:.0f} s)",
                   routing.summary_json(result), args.json)
