@@ -240,3 +240,28 @@ def test_a_run_killed_while_writing_leaves_no_dataset(tmp_path):
     assert not (tmp_path / "ds.h5").exists() and not (tmp_path / "ds.json").exists()
     with pytest.raises(FileNotFoundError, match="dataset not found"):
         load_dataset(tmp_path / "ds")
+
+
+def test_ml_needs_the_torque_noise_and_recovers_the_goals_of_a_clean_bag(tmp_path, bags, traj, controller):
+    with pytest.raises(ValueError, match="needs the torque noise"):
+        RelabelConfig(method="ml")
+    with pytest.raises(ValueError, match="for method 'ml' only"):
+        RelabelConfig(torque_sigma=(0.1,))
+    with pytest.raises(ValueError, match="torque_sigma must be one value or 7"):
+        RelabelConfig(method="ml", torque_sigma=(0.1, 0.2))
+    with pytest.raises(ValueError, match="torque_sigma must be one value or 7"):
+        RelabelConfig(method="ml", torque_sigma=(float("nan"),))
+    result = relabel_bag(bags["mcap"], RelabelConfig(method="ml", torque_sigma=(0.05,)))
+    memory = relabel(traj, controller, 5, "ml", joint_limit_margin=0.05, sigma=0.05)
+    for name in FIELDS:
+        np.testing.assert_allclose(getattr(result.data, name), getattr(memory, name), atol=1e-9, err_msg=name)
+    assert result.account["method"] == "ml" and result.account["segments_written"] == 30
+    # noise-free torques: the weighted fit is exact, as the closed form
+    exact = relabel_bag(bags["mcap"], RelabelConfig())
+    np.testing.assert_allclose(result.data.actions, exact.data.actions, atol=1e-6)
+    with pytest.raises(SystemExit, match="ohio relabel: method 'ml' needs the torque noise"):
+        main(["relabel", str(bags["mcap"]), "--method", "ml", "--workers", "1", "--out", str(tmp_path / "x")])
+    assert main(["relabel", str(bags["mcap"]), "--method", "ml", "--torque-sigma", "0.05", "--workers", "1",
+                 "--out", str(tmp_path / "ml")]) == 0
+    _, meta = load_dataset(tmp_path / "ml")
+    assert meta["transitions"] == 30 and meta["account"]["method"] == "ml"

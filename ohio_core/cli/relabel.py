@@ -21,7 +21,10 @@ def add_relabel_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=int, default=5, help="control periods per high-level step")
     p.add_argument("--method", default="auto", choices=METHODS,
                    help="inverse method (auto: closed form, numerical where that is ill-posed; state matching "
-                        "for bags without torques)")
+                        "for bags without torques; ml: maximum likelihood under --torque-sigma)")
+    p.add_argument("--torque-sigma", type=float, nargs="+", default=None, metavar="S",
+                   help="--method ml: the logged torques' noise standard deviation (N m), one value or one per "
+                        "joint")
     p.add_argument("--topics", default=None,
                    help=f"topic map: a YAML file or one of {sorted(PRESETS)} (as in config/topics/; default: ohio, "
                         "this stack's topics)")
@@ -70,7 +73,8 @@ def relabel_config(args: argparse.Namespace, prog: str):
                            **({"max_gap": args.max_gap} if args.max_gap is not None else {}))
         return RelabelConfig(controller=config, k=args.k, method=args.method, max_residual=args.max_residual,
                              out_of_range=args.out_of_range, joint_limit_margin=args.joint_limit_margin,
-                             topic_map=topic_map, read=read, task=args.task)
+                             topic_map=topic_map, read=read, task=args.task,
+                             torque_sigma=None if args.torque_sigma is None else tuple(args.torque_sigma))
     except (TopicMapError, ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"{prog}: {exc}") from None
 

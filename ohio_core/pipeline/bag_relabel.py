@@ -27,7 +27,7 @@ from ohio_core.data.bag_read import BagStream, ReadOptions, custom_data
 from ohio_core.data.topics import TopicMap
 from ohio_core.pipeline.relabel import OUT_OF_RANGE, HighLevelData, concat, relabel, residual_stats
 
-METHODS = ("auto", "analytical", "numerical", "cem", "qp", "naive", "state_matching")
+METHODS = ("auto", "analytical", "numerical", "cem", "qp", "naive", "state_matching", "ml")
 #: methods that need no logged torques
 TORQUE_FREE = ("state_matching", "naive")
 
@@ -49,6 +49,7 @@ class RelabelConfig:
     topic_map: TopicMap = field(default_factory=TopicMap)
     read: ReadOptions | None = None     # None: defaults with the controller's control period
     task: str | None = None             # None: read from the bags (``ohio collect`` writes it)
+    torque_sigma: tuple | None = None   # method "ml": the torque noise std (N m), one value or one per joint
 
     def __post_init__(self):
         if not isinstance(self.k, int) or self.k < 1:
@@ -57,6 +58,15 @@ class RelabelConfig:
             raise ValueError(f"unknown inverse method {self.method!r}; expected one of {list(METHODS)}")
         if self.out_of_range not in OUT_OF_RANGE:
             raise ValueError(f"out_of_range must be one of {list(OUT_OF_RANGE)}, got {self.out_of_range!r}")
+        if (self.method == "ml") != (self.torque_sigma is not None):
+            raise ValueError("method 'ml' needs the torque noise (torque_sigma, --torque-sigma), and only it uses it"
+                             if self.method == "ml" else
+                             f"torque_sigma is for method 'ml' only, not {self.method!r}")
+        if self.torque_sigma is not None:
+            sigma = tuple(float(v) for v in np.atleast_1d(self.torque_sigma))
+            if len(sigma) not in (1, 7) or not all(np.isfinite(v) and v > 0 for v in sigma):
+                raise ValueError(f"torque_sigma must be one value or 7, all finite and > 0 (N m), got {sigma}")
+            object.__setattr__(self, "torque_sigma", sigma)
         if not self.max_residual > 0 or not self.joint_limit_margin >= 0:
             raise ValueError("max_residual must be > 0 and joint_limit_margin >= 0")
         if self.read is None:
@@ -109,8 +119,9 @@ def relabel_bag(bag: str | Path, config: RelabelConfig) -> BagResult:
             elif method not in TORQUE_FREE:
                 raise BagError(f"{path}: the bag has no torques ({stream.account.get('efforts') or 'none'}); "
                                f"method {method!r} needs them: use --method state_matching (or auto)")
+        noise = {"sigma": np.asarray(config.torque_sigma)} if method == "ml" else {}
         data = relabel(chunk, controller, config.k, method, max_residual=config.max_residual,
-                       out_of_range=config.out_of_range, joint_limit_margin=config.joint_limit_margin)
+                       out_of_range=config.out_of_range, joint_limit_margin=config.joint_limit_margin, **noise)
         drops.merge(data.drops)
         parts.append(data)
     read = stream.account
