@@ -265,3 +265,13 @@ def test_ml_needs_the_torque_noise_and_recovers_the_goals_of_a_clean_bag(tmp_pat
                  "--out", str(tmp_path / "ml")]) == 0
     _, meta = load_dataset(tmp_path / "ml")
     assert meta["transitions"] == 30 and meta["account"]["method"] == "ml"
+
+
+def test_a_defect_in_the_readers_own_processing_is_not_called_a_corrupt_bag(bags, monkeypatch):
+    # (what the storage or the decoder cannot read is: test_a_bad_bag_stops_the_run_or_is_skipped)
+    def broken(*args):
+        raise RuntimeError("a defect in the reader's own processing")
+
+    monkeypatch.setattr(BagStream, "_add", broken)
+    with pytest.raises(RuntimeError, match="a defect in the reader's own processing"):
+        list(BagStream(bags["mcap"]))

@@ -123,6 +123,22 @@ def open_reader(path: Path):
     return reader
 
 
+def _read_messages(path: Path, reader, connections) -> Iterator[tuple]:
+    """(connection, log time ns, message) of ``reader``; what the storage or the decoder cannot read is a
+    ``BagError`` naming the bag (errors of this module's own processing are not caught here)."""
+    messages = iter(reader.messages(connections=connections))
+    while True:
+        try:
+            conn, ns, raw = next(messages)
+            msg = reader.deserialize(raw, conn.msgtype)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise BagError(f"{path}: cannot read the bag's messages (truncated or corrupt?): "
+                           f"{type(exc).__name__}: {exc}") from None
+        yield conn, ns, msg
+
+
 def _metadata(path: Path) -> dict:
     """``rosbag2_bagfile_information`` of a bag folder's metadata.yaml ({} when absent or unreadable)."""
     meta = path / "metadata.yaml"
@@ -227,31 +243,25 @@ class BagStream:
                        "js_read": 0, "vel_missing": 0, "eff_missing": 0, "state_err": [], "cmd_age": [], "js_used": 0,
                        "cmd_used": 0, "last_js": -1, "last_cmd": -1, "cuts": 0, "ts_episode": None, "ts_rows": 0}
         last_log = {t: -1 for t in role_of}
-        try:
-            for conn, ns, raw in reader.messages(connections=conns):
-                topic = conn.topic
-                counts[topic] += 1
-                if ns < last_log[topic]:
-                    raise BagError(f"{path}: time goes backwards on {topic!r}: message {counts[topic]} received at "
-                                   f"{ns} ns, after one at {last_log[topic]} ns")
-                last_log[topic] = ns
-                role = role_of[topic]
-                self._add(role, topic, ns, reader.deserialize(raw, conn.msgtype), counts[topic])
-                if episodic:
-                    if role == "task_state":
-                        ep = self.ts.cols["row"][-1][TS["episode"]]
-                        st = self._state
-                        if st["ts_episode"] is not None and ep != st["ts_episode"] and st["ts_rows"] >= opt.chunk_rows:
-                            yield from self._flush_episodic(ns)
-                        st["ts_episode"] = ep
-                        st["ts_rows"] += 1
-                elif role == "joint_states":
-                    yield from self._flush_resampled(final=False)
-        except BagError:
-            raise
-        except Exception as exc:
-            raise BagError(f"{path}: cannot read the bag's messages (truncated or corrupt?): "
-                           f"{type(exc).__name__}: {exc}") from None
+        for conn, ns, msg in _read_messages(path, reader, conns):
+            topic = conn.topic
+            counts[topic] += 1
+            if ns < last_log[topic]:
+                raise BagError(f"{path}: time goes backwards on {topic!r}: message {counts[topic]} received at "
+                               f"{ns} ns, after one at {last_log[topic]} ns")
+            last_log[topic] = ns
+            role = role_of[topic]
+            self._add(role, topic, ns, msg, counts[topic])
+            if episodic:
+                if role == "task_state":
+                    ep = self.ts.cols["row"][-1][TS["episode"]]
+                    st = self._state
+                    if st["ts_episode"] is not None and ep != st["ts_episode"] and st["ts_rows"] >= opt.chunk_rows:
+                        yield from self._flush_episodic(ns)
+                    st["ts_episode"] = ep
+                    st["ts_rows"] += 1
+            elif role == "joint_states":
+                yield from self._flush_resampled(final=False)
         self._check_counts(conns, counts)
         if episodic:
             yield from self._flush_episodic(None)
