@@ -136,5 +136,15 @@ def test_scaling_only_runs_no_dataset_and_reports_its_updates(tmp_path, capsys):
         RoutingExperimentConfig(datasets=False)
     with pytest.raises(ValueError, match="unknown behavior policies"):
         RoutingExperimentConfig(scaling=(4,), scaling_behavior="oracle")
+
+
+def test_scaling_on_the_pooled_behavior_data(tmp_path):
+    config = RoutingExperimentConfig(regions=4, horizon=6, algo="bc", steps=5, eval_episodes=2, datasets=False,
+                                     scaling=(4,), scaling_episodes=1, scaling_steps=5, scaling_behavior="mixed")
+    row = run(config, tmp_path / "m", progress=False)["scaling"][0]
+    assert row["behavior"] == "mixed" and row["transitions"] == 3 * 6       # one episode of each behavior
+    account = json.loads((tmp_path / "m" / "scaling_4" / "datasets" / "ohio.json").read_text())["account"]
+    assert [part["transitions_written"] for part in account["parts"]] == [6, 6, 6]
+    assert np.isfinite(row["ohio_score"]) and np.isfinite(row["flat_score"])
     with pytest.raises(ValueError, match="flat_max_regions"):
         RoutingExperimentConfig(flat_max_regions=-1)

@@ -19,7 +19,7 @@ With ``mixed`` (the default) both methods are also trained on the behavior datas
 improve on, where each single-heuristic dataset holds one behavior only.
 
 The scaling study repeats both methods on one behavior's data (``scaling_behavior``, by default the
-greedy dispatcher, the best heuristic) for growing cities and reports the inverse time, the training
+greedy dispatcher, the best heuristic at 16 regions; ``mixed``: the behavior datasets pooled) for growing cities and reports the inverse time, the training
 time (``scaling_steps`` updates: a region-shared network sees every region in each sample, and one
 update costs time linear in the regions) and the scores on the same scale as the datasets (0 = the
 random distribution policy, 100 = the best behavior heuristic in that city). The flat policy is
@@ -62,7 +62,7 @@ class RoutingExperimentConfig:
     datasets: bool = True                    # the per-dataset comparison (False: the scaling study only)
     scaling_eval_episodes: int = 5
     flat_max_regions: int = 100              # the flat policy's n^2 actions: not trained beyond this
-    scaling_behavior: str = "greedy_dispatcher"   # whose data the scaling study trains on
+    scaling_behavior: str = "greedy_dispatcher"   # whose data the scaling study trains on (or MIXED: all pooled)
     network: str = "region"                  # OHIO's networks: "region" (shared by all regions) or "mlp"
     region_hidden: int = 32                  # width of the region network
     temperature: float = 10.0                # IQL's advantage temperature (TrainConfig.temperature)
@@ -86,7 +86,7 @@ class RoutingExperimentConfig:
         from ohio_core.learning.algos import ALGOS
         from ohio_core.policies.routing import POLICIES
 
-        unknown = [b for b in (*self.behaviors, self.scaling_behavior) if b not in POLICIES]
+        unknown = [b for b in (*self.behaviors, self.scaling_behavior) if b not in POLICIES and b != MIXED]
         if unknown:
             raise ValueError(f"unknown behavior policies {unknown}; known: {sorted(POLICIES)}")
         if self.algo not in ALGOS:
@@ -289,7 +289,8 @@ def _datasets(config: RoutingExperimentConfig, out: Path, progress: bool) -> dic
 
 
 def _scaling(config: RoutingExperimentConfig, out: Path, progress: bool) -> list:
-    """Both methods on ``config.scaling_behavior``'s data of each city of ``config.scaling`` (module docstring)."""
+    """Both methods on ``config.scaling_behavior``'s data (``mixed``: every behavior's, pooled) of each city of
+    ``config.scaling`` (module docstring)."""
     from ohio_core.inverse.routing import desired_from_flows, invert_flows
 
     scaling = []
@@ -298,24 +299,30 @@ def _scaling(config: RoutingExperimentConfig, out: Path, progress: bool) -> list
     for regions in config.scaling:
         city = _city(config, int(regions))
         envs = _envs(city)
-        log = _behavior_log(config.scaling_behavior, city, *envs, config.scaling_episodes, config.seed)
+        sources = config.behaviors if config.scaling_behavior == MIXED else (config.scaling_behavior,)
+        logs = [_behavior_log(b, city, *envs, config.scaling_episodes, config.seed) for b in sources]
         t0 = time.perf_counter()
-        desired_from_flows(log.idle, log.flows)
+        for log in logs:
+            desired_from_flows(log.idle, log.flows)
         closed_form_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        invert_flows(log.idle, log.flows, city.travel_time)
+        for log in logs:
+            invert_flows(log.idle, log.flows, city.travel_time)
         inverse_s = time.perf_counter() - t0
+        transitions = sum(len(log) for log in logs)
         scale = _score_scale(config, city, *envs, n_eval)
-        row = {"regions": int(regions), "vehicles": int(city.vehicles), "transitions": int(len(log)),
+        row = {"regions": int(regions), "vehicles": int(city.vehicles), "transitions": int(transitions),
                "behavior": config.scaling_behavior, "inverse_s": inverse_s, "closed_form_s": closed_form_s,
-               "inverse_per_transition_us": 1e6 * inverse_s / max(len(log), 1), "updates": config.scaling_steps,
+               "inverse_per_transition_us": 1e6 * inverse_s / max(transitions, 1), "updates": config.scaling_steps,
                "behavior_scores": {b: float(np.mean(scale(scale.returns[b]))) for b in config.behaviors},
                "flat_score": None, "flat_train_s": None}
         for method in METHODS:
             if method == "flat" and regions > config.flat_max_regions:
                 continue
-            got, seconds = _fit_and_score(_relabeled(log, city, method), method, settings, out / f"scaling_{regions}",
-                                          method, city, envs, scale, n_eval)
+            parts = [_relabeled(log, city, method) for log in logs]
+            data = _pooled(parts) if len(parts) > 1 else parts[0]
+            got, seconds = _fit_and_score(data, method, settings, out / f"scaling_{regions}", method, city, envs,
+                                          scale, n_eval)
             row.update({f"{method}_score": got.summary()["mean"], f"{method}_train_s": seconds})
         row["train_s"] = row["ohio_train_s"]
         scaling.append(row)
