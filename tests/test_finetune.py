@@ -162,6 +162,9 @@ def test_cli_experiment_finetune_routing_tiny(tmp_path, capsys):
     assert set(rows) == {"ohio", "flat"} and rows["ohio"]["violations"]["any"] == 0
     assert rows["flat"]["periods"] == rows["ohio"]["periods"] == 12
     assert (out / "routing.png").is_file()
+    networks = {m: json.loads((out / "routing" / "models" / f"{m}.json").read_text())["train"]["network"]
+                for m in ("ohio", "flat")}
+    assert networks == {"ohio": "region", "flat": "mlp"}
     assert main(args) == 0                      # the offline models are reused
     assert "reusing the offline models" in capsys.readouterr().out
 

@@ -11,7 +11,8 @@ blocks of the other experiments, then each is fine-tuned online with the same bu
   logged 50 Hz torques (``pipeline.baselines.flat_transitions``).
 - routing (``regions``-region grid city): rollouts of ``routing_behavior`` through the LP; OHIO's
   distributions recovered by the closed-form inverse, the flat policy's per-edge flows
-  (``pipeline.routing.relabel_routing``), rewards per vehicle, as in the routing experiment.
+  (``pipeline.routing.relabel_routing``), rewards per vehicle, as in the routing experiment; OHIO's
+  goal policy on region-shared networks (``learning.region_net``), the flat policy on MLPs.
 
 Reported per method: the normalized score at the start, its minimum over the curve, the final
 score, and the violation counts over all exploration steps (definitions in ``learning.finetune``).
@@ -27,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 DOMAINS = ("arm", "routing")
+#: OHIO's routing goal policy on region-shared networks, as in the routing experiment (flat: MLPs)
+ROUTING_OHIO_NETWORK = {"network": "region", "hidden": [32]}     # as JSON keeps it (offline_key)
 
 
 @dataclass(frozen=True)
@@ -97,13 +100,14 @@ def _reusable(model: Path, key: dict) -> bool:
         json.loads(sidecar.read_text()).get("offline_key") == key
 
 
-def _train(h5: Path, cfg: FinetuneExperimentConfig, steps: int, model: Path, extra: dict) -> Path:
+def _train(h5: Path, cfg: FinetuneExperimentConfig, steps: int, model: Path, extra: dict, **network) -> Path:
+    """Offline ``cfg.algo`` for ``steps`` updates on ``h5`` (``network``: ``TrainConfig`` network settings)."""
     from ohio_core.learning.algos import TrainConfig
     from ohio_core.learning.train import train
     from ohio_core.pipeline.dataset import load_dataset
 
     buffer, meta = load_dataset(h5)
-    tc = TrainConfig(algo=cfg.algo, steps=steps, seed=cfg.seed)
+    tc = TrainConfig(algo=cfg.algo, steps=steps, seed=cfg.seed, **network)
     return train(buffer, meta, tc, model, progress=False, extra_meta={"dataset": str(h5), **extra}).model
 
 
@@ -161,7 +165,7 @@ def routing_models(cfg: FinetuneExperimentConfig, out: Path, progress: bool = Tr
     city = {"regions": cfg.regions, "layout": "grid", "horizon": 60, "seed": cfg.seed}
     models = {m: out / "models" / m for m in ("ohio", "flat")}
     key = {**city, "behavior": cfg.routing_behavior, "episodes": cfg.routing_episodes, "algo": cfg.algo,
-           "steps": cfg.routing_offline_steps}
+           "steps": cfg.routing_offline_steps, "ohio_network": ROUTING_OHIO_NETWORK}
     todo = {m: p for m, p in models.items() if not _reusable(p, {**key, "method": m})}
     if not todo:
         if progress:
@@ -181,7 +185,8 @@ def routing_models(cfg: FinetuneExperimentConfig, out: Path, progress: bool = Tr
                              {"task": "routing", "level": "goal" if method == "ohio" else "flows", "k": 1,
                               "regions": scenario.regions, "method": method})
         _train(h5, cfg, cfg.routing_offline_steps, model,
-               {"offline_key": {**key, "method": method}, "scenario": city, "reward_scale": scale})
+               {"offline_key": {**key, "method": method}, "scenario": city, "reward_scale": scale},
+               **(ROUTING_OHIO_NETWORK if method == "ohio" else {}))
         if progress:
             print(f"[finetune] routing: offline {method} on {len(data.rewards)} transitions "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
