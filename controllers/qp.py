@@ -10,8 +10,13 @@ Same task PD as the OSC, xdd* = K_p e(g) - K_d v. With T the control period::
 then tau = M qdd + h. qdd_post = k_n (q_rest - q) - 2 sqrt(k_n) qd is the posture acceleration; the
 w_v term damps joint motion the task leaves free (it vanishes at rest, so it does not bias the
 steady state, and it stops the arm when a goal is out of reach instead of chattering). A
-solve that fails (infeasible state, numerical trouble) returns the safe hold torque
-clip(h - d qd) and a status, never an exception into the control loop.
+solve that fails (infeasible state, numerical trouble) never raises into the control loop; it
+returns, with its status, the braking torque of a second QP that is always feasible,
+
+    min_qdd  1/2 || qd + T qdd ||^2   s.t.  -tau_max <= M qdd + h <= tau_max          ("brake")
+
+(the arm slowed as hard as the torque limits allow, the best it can do for its joint limits), or,
+should that fail too, the hold torque clip(h - d qd) ("hold").
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from controllers.goals import PoseGoal, goal_from_action, require_finite
 from controllers.osc import ControlOutput, clip_torque, task_error, torque_limits
 from controllers.robot import Kinematics, PandaModel
 
-STATUS_OK, STATUS_HOLD = "ok", "hold"
+STATUS_OK, STATUS_BRAKE, STATUS_HOLD = "ok", "brake", "hold"
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,20 @@ def hold_torque(kin: Kinematics, qd: np.ndarray, config: QPConfig, tau_max: np.n
     return np.clip(kin.h - config.hold_damping * qd, -tau_max, tau_max)
 
 
+def brake_torque(kin: Kinematics, qd: np.ndarray, config: QPConfig, tau_max: np.ndarray) -> np.ndarray | None:
+    """tau = M qdd + h for qdd = argmin 1/2 ||qd + T qdd||^2 s.t. torque limits (module docstring); None
+    if quadprog fails (tau = 0 is feasible, so only numerical trouble does that)."""
+    T = config.control_period
+    C = np.hstack([kin.M, -kin.M])
+    b = np.concatenate([-tau_max - kin.h, -tau_max + kin.h])
+    try:
+        qdd = quadprog.solve_qp(T * T * np.eye(7), -T * qd, C, b, 0)[0]
+    except ValueError:
+        return None
+    tau = kin.M @ qdd + kin.h
+    return np.clip(tau, -tau_max, tau_max) if np.isfinite(tau).all() else None
+
+
 def qp_step(model: PandaModel, q: np.ndarray, qd: np.ndarray, goal: PoseGoal, config: QPConfig,
             tau_max: np.ndarray) -> QPOutput:
     kin = model.kinematics(q, qd, drift=True)
@@ -88,8 +107,10 @@ def qp_step(model: PandaModel, q: np.ndarray, qd: np.ndarray, goal: PoseGoal, co
     except ValueError:
         qdd = None
     if qdd is None or not np.isfinite(qdd).all():
-        tau = hold_torque(kin, qd, config, tau_max)
-        return QPOutput(tau=tau, tau_unclipped=tau, saturated=np.zeros(7, bool), status=STATUS_HOLD)
+        tau, status = brake_torque(kin, qd, config, tau_max), STATUS_BRAKE
+        if tau is None:
+            tau, status = hold_torque(kin, qd, config, tau_max), STATUS_HOLD
+        return QPOutput(tau=tau, tau_unclipped=tau, saturated=np.zeros(7, bool), status=status)
     out = clip_torque(kin.M @ qdd + kin.h, tau_max)
     return QPOutput(tau=out.tau, tau_unclipped=out.tau_unclipped, saturated=out.saturated, qdd=qdd)
 
