@@ -45,7 +45,9 @@ def check_json(outcomes: list[Outcome]) -> None:
         if o.index == BAD:
             assert o.value is None
             assert o.error is not None and o.error.startswith("JSONDecodeError: Expecting property name")
+            assert o.error_type == "JSONDecodeError" and o.message.startswith("Expecting property name")
         else:
+            assert o.error_type is None and o.message is None
             assert o.error is None, o.error
             assert o.value == json.loads(o.item)
         assert o.seconds >= 0.0
@@ -96,6 +98,7 @@ def test_dead_worker_fails_its_items_and_a_new_pool_takes_the_rest():
     # os._exit kills the worker process: every item fails, none is lost, the call returns
     outcomes = run(os._exit, [3] * 6, workers=2)
     assert all(o.value is None and o.error.startswith("BrokenProcessPool: ") for o in outcomes)
+    assert all(o.error_type == "BrokenProcessPool" for o in outcomes)
 
 
 def test_interrupt_stops_the_pool():

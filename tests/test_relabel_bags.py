@@ -275,3 +275,6 @@ def test_a_defect_in_the_readers_own_processing_is_not_called_a_corrupt_bag(bags
     monkeypatch.setattr(BagStream, "_add", broken)
     with pytest.raises(RuntimeError, match="a defect in the reader's own processing"):
         list(BagStream(bags["mcap"]))
+    # skipped like a bad bag, but reported with its type: not a bad bag's message
+    run = relabel_bags([bags["mcap"]], RelabelConfig(), workers=1, skip_bad=True, progress=False)
+    assert run.skipped == {str(bags["mcap"]): "RuntimeError: a defect in the reader's own processing"}

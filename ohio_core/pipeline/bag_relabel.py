@@ -176,8 +176,8 @@ def relabel_bags(bags: list[str | Path], config: RelabelConfig, workers: int | N
     for o in outcomes:
         if o.error is not None:
             if not skip_bad:
-                raise RelabelError(f"{o.item}: {_strip(o.error, o.item)} (use --skip-bad to relabel the other bags)")
-            skipped[o.item] = _strip(o.error, o.item)
+                raise RelabelError(f"{o.item}: {_failure(o)} (use --skip-bad to relabel the other bags)")
+            skipped[o.item] = _failure(o)
         else:
             results.append(o.value)
     tasks = {r.task for r in results if r.data is not None}
@@ -191,9 +191,12 @@ def relabel_bags(bags: list[str | Path], config: RelabelConfig, workers: int | N
     return RunResult(data, results, skipped, tasks.pop() if tasks else None, account)
 
 
-def _strip(error: str, bag: str) -> str:
-    """An error text without the exception type, and without a leading repeat of the bag path."""
-    text = error.split(": ", 1)[1] if error.split(": ", 1)[0].isidentifier() and ": " in error else error
+def _failure(outcome) -> str:
+    """Why a bag failed: a ``BagError``'s message without the bag path it starts with (the caller names
+    the bag); any other exception with its type, since it is not a bad bag but a defect."""
+    if outcome.error_type != BagError.__name__:
+        return outcome.error
+    text, bag = outcome.message, outcome.item
     return text[len(bag) + 2:] if text.startswith(bag + ": ") else text
 
 

@@ -39,6 +39,12 @@ class Outcome:
     value: Any = None
     error: str | None = None   # "ExceptionType: message" when fn raised (value None)
     seconds: float = 0.0       # wall time of fn on this item
+    error_type: str | None = None   # "ExceptionType" when fn raised
+
+    @property
+    def message(self) -> str | None:
+        """The exception's message, without its type."""
+        return None if self.error is None else self.error[len(self.error_type or "") + 2:]
 
 
 class ParallelError(RuntimeError):
@@ -50,14 +56,18 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _call(fn: Callable[[Any], Any], item: Any) -> tuple[Any, str | None, float]:
-    """(value, error, seconds) of ``fn(item)``; runs in the worker, so it times only fn."""
+def _failed(index: int, item: Any, exc: BaseException) -> Outcome:
+    return Outcome(index, item, error=describe(exc), error_type=type(exc).__name__)
+
+
+def _call(fn: Callable[[Any], Any], item: Any) -> tuple[Any, str | None, float, str | None]:
+    """(value, error, seconds, error type) of ``fn(item)``; runs in the worker, so it times only fn."""
     start = time.perf_counter()
     try:
-        value, error = fn(item), None
+        value, error, kind = fn(item), None, None
     except Exception as exc:   # recorded per item; KeyboardInterrupt and SystemExit propagate
-        value, error = None, describe(exc)
-    return value, error, time.perf_counter() - start
+        value, error, kind = None, describe(exc), type(exc).__name__
+    return value, error, time.perf_counter() - start, kind
 
 
 def map_items(fn: Callable[[Any], Any], items: Iterable[Any], workers: int | None = None,
@@ -121,7 +131,7 @@ def _run_pool(fn, items, workers: int) -> Iterator[Outcome]:
                 try:
                     outcome = Outcome(index, item, *future.result())
                 except Exception as exc:   # the worker died, or the value did not pickle
-                    outcome = Outcome(index, item, error=describe(exc))
+                    outcome = _failed(index, item, exc)
                 yield outcome
         pool.shutdown(wait=True)
     except BaseException:
@@ -172,7 +182,7 @@ def _run_ray(fn, items, address: str) -> Iterator[Outcome]:
                 try:
                     outcome = Outcome(index, item, *ray.get(ref))
                 except Exception as exc:   # worker died, fn not importable there, ...
-                    outcome = Outcome(index, item, error=describe(getattr(exc, "cause", None) or exc))
+                    outcome = _failed(index, item, getattr(exc, "cause", None) or exc)
                 yield outcome
     finally:
         for ref in pending:
