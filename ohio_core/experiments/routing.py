@@ -18,13 +18,13 @@ With ``mixed`` (the default) both methods are also trained on the behavior datas
 (dataset ``mixed``): data in which some actions are better than others, which offline RL can
 improve on, where each single-heuristic dataset holds one behavior only.
 
-The scaling study repeats both methods on one behavior's data (``scaling_behavior``, by default the
-greedy dispatcher, the best heuristic at 16 regions; ``mixed``: the behavior datasets pooled) for growing cities and reports the inverse time, the training
-time (``scaling_steps`` updates: a region-shared network sees every region in each sample, and one
-update costs time linear in the regions) and the scores on the same scale as the datasets (0 = the
-random distribution policy, 100 = the best behavior heuristic in that city). The flat policy is
-trained up to ``flat_max_regions`` regions (n^2 actions). ``datasets=False`` runs the scaling study
-alone.
+The scaling study repeats both methods on one behavior's data (``scaling_behavior``: by default the
+greedy dispatcher, the best heuristic at 16 regions; ``mixed``: the behavior datasets pooled) for
+growing cities. It reports the inverse time, the training time (``scaling_steps`` updates: a
+region-shared network sees every region in each sample, and one update costs time linear in the
+regions) and the scores on the datasets' scale (0 = the random distribution policy, 100 = the best
+behavior heuristic in that city). The flat policy is trained up to ``flat_max_regions`` regions
+(n^2 actions). ``datasets=False`` runs the scaling study alone.
 """
 
 from __future__ import annotations
