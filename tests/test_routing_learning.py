@@ -16,6 +16,7 @@ from ohio_core.cli.main import main
 from ohio_core.envs.routing.env import FlatRoutingEnv, RoutingEnv, rollout
 from ohio_core.envs.routing.scenario import synthetic
 from ohio_core.envs.routing.sim import project_flows
+from ohio_core.inverse.routing import invert_flows
 from ohio_core.experiments.routing import RoutingExperimentConfig, run
 from ohio_core.learning.finetune import routing_scenario
 from ohio_core.pipeline.routing import (decode_distribution, decode_flows, encode_distribution, encode_flows,
@@ -71,6 +72,14 @@ def test_dispatcher_flows_are_relabeled_and_their_extra_cost_counted(city):
     # the LP reaches each recovered distribution at most at the dispatcher's cost
     assert (ohio.residual >= 0).all()
     assert ohio.account["flows_not_lp_optimal_kept"] == int((ohio.residual > 1e-9).sum())
+    # an inverse already run is used as it is, and rewards are scaled as asked
+    inverse = invert_flows(log.idle, log.flows, city.travel_time)
+    again = relabel_routing(log, city.travel_time, "ohio", reward_scale=0.5, result=inverse)
+    np.testing.assert_array_equal(again.actions, ohio.actions)
+    np.testing.assert_array_equal(again.rewards, ohio.rewards * 0.5)
+    with pytest.raises(ValueError, match="result holds"):
+        relabel_routing(log, city.travel_time, "ohio", result=invert_flows(log.idle[:3], log.flows[:3],
+                                                                         city.travel_time))
 
 
 def test_steps_without_idle_vehicles_are_dropped_and_end_the_piece(city, lp_log):

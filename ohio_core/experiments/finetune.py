@@ -179,8 +179,7 @@ def routing_models(cfg: FinetuneExperimentConfig, out: Path, progress: bool = Tr
     scale = reward_scale(scenario)
     for method, model in todo.items():
         t0 = time.perf_counter()
-        data = relabel_routing(log, scenario.travel_time, method)
-        data.rewards = data.rewards * scale
+        data = relabel_routing(log, scenario.travel_time, method, reward_scale=scale)
         h5, _ = save_dataset(data, out / "datasets" / method,
                              {"task": "routing", "level": "goal" if method == "ohio" else "flows", "k": 1,
                               "regions": scenario.regions, "method": method})

@@ -180,13 +180,12 @@ def _behavior_log(behavior: str, scenario, env, flat_env, episodes: int, seed: i
     return log
 
 
-def _relabeled(log, scenario, method: str):
-    """``method``'s training data from ``log`` (``pipeline.routing.relabel_routing``), rewards per vehicle."""
+def _relabeled(log, scenario, method: str, result=None):
+    """``method``'s training data from ``log`` (``pipeline.routing.relabel_routing``), rewards per vehicle;
+    ``result``: OHIO's inverse already run on the log."""
     from ohio_core.pipeline.routing import relabel_routing, reward_scale
 
-    data = relabel_routing(log, scenario.travel_time, method)
-    data.rewards = data.rewards * reward_scale(scenario)
-    return data
+    return relabel_routing(log, scenario.travel_time, method, reward_scale(scenario), result)
 
 
 def _fit_and_score(data, method: str, config: RoutingExperimentConfig, out: Path, name: str, scenario,
@@ -306,8 +305,7 @@ def _scaling(config: RoutingExperimentConfig, out: Path, progress: bool) -> list
             desired_from_flows(log.idle, log.flows)
         closed_form_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        for log in logs:
-            invert_flows(log.idle, log.flows, city.travel_time)
+        inverses = [invert_flows(log.idle, log.flows, city.travel_time) for log in logs]
         inverse_s = time.perf_counter() - t0
         transitions = sum(len(log) for log in logs)
         scale = _score_scale(config, city, *envs, n_eval)
@@ -319,7 +317,8 @@ def _scaling(config: RoutingExperimentConfig, out: Path, progress: bool) -> list
         for method in METHODS:
             if method == "flat" and regions > config.flat_max_regions:
                 continue
-            parts = [_relabeled(log, city, method) for log in logs]
+            parts = [_relabeled(log, city, method, inverse if method == "ohio" else None)
+                     for log, inverse in zip(logs, inverses)]
             data = _pooled(parts) if len(parts) > 1 else parts[0]
             got, seconds = _fit_and_score(data, method, settings, out / f"scaling_{regions}", method, city, envs,
                                           scale, n_eval)

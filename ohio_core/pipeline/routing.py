@@ -95,14 +95,20 @@ class ModelRoutingPolicy:
         return decode_flows(a, np.rint(shares * self.vehicles))
 
 
-def relabel_routing(log, travel_time: np.ndarray, method: str = "ohio") -> HighLevelData:
-    """High-level transitions (obs_t, a_t, r_t) of a routing log for ``method`` (module docstring)."""
+def relabel_routing(log, travel_time: np.ndarray, method: str = "ohio", reward_scale: float = 1.0,
+                    result=None) -> HighLevelData:
+    """High-level transitions (obs_t, a_t, r_t) of a routing log for ``method`` (module docstring).
+
+    ``reward_scale``: rewards are multiplied by it (``reward_scale(scenario)`` for training);
+    ``result``: ``invert_flows`` already run on the log's idle vehicles and flows (it is not run again)."""
     if method not in METHODS:
         raise ValueError(f"unknown routing relabel method {method!r}; expected one of {list(METHODS)}")
     n = log.idle.shape[1]
     drops = Drops()
     if method == "ohio":
-        res = invert_flows(log.idle, log.flows, travel_time)
+        if result is not None and len(result.status) != len(log):
+            raise ValueError(f"result holds {len(result.status)} steps, the log {len(log)}")
+        res = result if result is not None else invert_flows(log.idle, log.flows, travel_time)
         keep = np.isin(res.status, (FlowStatus.OK, FlowStatus.NOT_OPTIMAL))
         for s in (FlowStatus.ILL_POSED, FlowStatus.INFEASIBLE, FlowStatus.NON_FINITE):
             drops.add(f"inverse: {s.name.lower()}", int(np.sum(res.status == s)))
@@ -129,6 +135,7 @@ def relabel_routing(log, travel_time: np.ndarray, method: str = "ohio") -> HighL
                "residual_vehicle_steps": residual_stats(residual[keep])}
     layout = log.meta.get("obs_layout") or [["obs", int(log.obs.shape[1])]]
     return HighLevelData(observations=log.obs[keep].astype(np.float32), actions=actions[keep].astype(np.float32),
-                         rewards=log.reward[keep].astype(np.float32), terminals=log.terminal[keep].astype(np.float32),
+                         rewards=log.reward[keep].astype(np.float32) * reward_scale,
+                         terminals=log.terminal[keep].astype(np.float32),
                          timeouts=timeouts[keep], episode=log.episode[keep], residual=residual[keep],
                          account=account, obs_layout=[list(x) for x in layout], drops=drops)
