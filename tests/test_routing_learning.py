@@ -145,6 +145,9 @@ def test_scaling_only_runs_no_dataset_and_reports_its_updates(tmp_path, capsys):
         RoutingExperimentConfig(datasets=False)
     with pytest.raises(ValueError, match="unknown behavior policies"):
         RoutingExperimentConfig(scaling=(4,), scaling_behavior="oracle")
+    with pytest.raises(SystemExit, match=r"ohio experiment routing: unknown behavior policies \['oracle'\] for the "
+                                         r"scaling study; known: .*'greedy_dispatcher'.* and 'mixed'"):
+        main(["experiment", "routing", "--scaling-only", "--scaling", "4", "--scaling-behavior", "oracle"])
 
 
 def test_scaling_on_the_pooled_behavior_data(tmp_path):

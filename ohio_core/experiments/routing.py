@@ -86,9 +86,12 @@ class RoutingExperimentConfig:
         from ohio_core.learning.algos import ALGOS
         from ohio_core.policies.routing import POLICIES
 
-        unknown = [b for b in (*self.behaviors, self.scaling_behavior) if b not in POLICIES and b != MIXED]
+        unknown = [b for b in self.behaviors if b not in POLICIES]
         if unknown:
             raise ValueError(f"unknown behavior policies {unknown}; known: {sorted(POLICIES)}")
+        if self.scaling_behavior not in POLICIES and self.scaling_behavior != MIXED:
+            raise ValueError(f"unknown behavior policies {[self.scaling_behavior]} for the scaling study; known: "
+                             f"{sorted(POLICIES)} and {MIXED!r}")
         if self.algo not in ALGOS:
             raise ValueError(f"unknown algorithm {self.algo!r}; expected one of {list(ALGOS)}")
         for name in ("regions", "horizon", "episodes", "steps", "eval_episodes", "scaling_episodes", "scaling_steps"):

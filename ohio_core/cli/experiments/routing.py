@@ -7,7 +7,6 @@ from pathlib import Path
 
 from ohio_core.cli.experiments.common import build, json_arg, out_dir, report
 from ohio_core.learning.algos import ALGOS, NETWORKS
-from ohio_core.policies.routing import POLICIES
 
 
 def add_parser(ex) -> None:
@@ -33,9 +32,9 @@ def add_parser(ex) -> None:
                    help="IQL's advantage temperature: policy weights exp(T * advantage) (default 10)")
     r.add_argument("--scaling-steps", type=int, default=2000, help="updates per city of the scaling study")
     r.add_argument("--scaling-only", action="store_true", help="run the scaling study only (needs --scaling)")
-    r.add_argument("--scaling-behavior", choices=[*sorted(POLICIES), "mixed"], default="greedy_dispatcher",
-                   help="the behavior whose data the scaling study trains on (default: the greedy dispatcher; "
-                        "mixed: every behavior's data pooled)")
+    r.add_argument("--scaling-behavior", default="greedy_dispatcher", metavar="NAME",
+                   help="the behavior whose data the scaling study trains on: a routing policy name (default: "
+                        "greedy_dispatcher) or mixed (every behavior's data pooled)")
     r.add_argument("--flat-max-regions", type=int, default=100,
                    help="train the flat policy (n^2 actions) on cities of at most this many regions (default 100)")
     r.add_argument("--no-mixed", action="store_true", help="skip the dataset that pools every behavior dataset")
