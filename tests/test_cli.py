@@ -93,10 +93,10 @@ def test_bad_arguments_exit_with_a_message():
 
 def test_bench_inverse_json(tmp_path, capsys):
     argv = ["bench", "inverse", "--segments", "40", "--cem-segments", "4", "--qp-segments", "10", "--workers", "1",
-            "--cache", str(tmp_path), "--json"]
+            "--state-matching-segments", "6", "--cache", str(tmp_path), "--json"]
     assert main(argv) == 0
     out = last_json(capsys.readouterr().out)
-    assert set(out["methods"]) == {"analytical", "numerical", "cem", "qp"}
+    assert set(out["methods"]) == {"analytical", "numerical", "cem", "qp", "state_matching"}
     for name, m in out["methods"].items():
         assert m["segments_per_s"] > 0 and 0.0 <= m["recovery_rate"] <= 1.0, name
     assert out["methods"]["numerical"]["recovery_rate"] >= 0.9

@@ -2,7 +2,8 @@
 
 The segments are simulated once per (controller, count, k, seed) and cached as .npz under the
 output folder; timing covers the whole inverse (controller terms for every segment included),
-best of 3 runs for the fast methods after a warm-up, as ``timeit`` does.
+best of 3 runs for the fast methods after a warm-up, as ``timeit`` does. State matching reads the
+states only (no torques), on the same segments.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def _measure(method: str, data: SyntheticSegments, controller, n: int, workers: 
 
 
 def run(segments: int = 100_000, k: int = 5, seed: int = 0, velocity_std: float = 1.0, cem_segments: int = 2_000,
-        qp_segments: int = 5_000, workers: int = 2, cache: Path | None = Path("out/bench")) -> dict:
+        qp_segments: int = 5_000, workers: int = 2, cache: Path | None = Path("out/bench"),
+        state_matching_segments: int = 2_000) -> dict:
     model = PandaModel()
     osc_data = synthetic("osc", segments, k, seed, velocity_std, cache, workers)
     qp_data = synthetic("qp", qp_segments, k, seed, velocity_std, cache, workers)
@@ -80,6 +82,7 @@ def run(segments: int = 100_000, k: int = 5, seed: int = 0, velocity_std: float 
         "analytical": _measure("analytical", osc_data, osc, segments, workers, repeats=3),
         "numerical": _measure("numerical", osc_data, osc, segments, workers, repeats=3),
         "cem": _measure("cem", osc_data, osc, min(cem_segments, segments), workers),
+        "state_matching": _measure("state_matching", osc_data, osc, min(state_matching_segments, segments), workers),
         "qp": _measure("qp", qp_data, qp, qp_segments, workers),
     }
     return {"methods": methods, "k": k, "velocity_std": velocity_std,

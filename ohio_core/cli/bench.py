@@ -23,6 +23,8 @@ def add_parser(sub) -> None:
     i.add_argument("--velocity-std", type=float, default=1.0, help="joint speed spread of the start states (rad/s)")
     i.add_argument("--cem-segments", type=int, default=2_000, help="segments for CEM (slow)")
     i.add_argument("--qp-segments", type=int, default=5_000, help="simulated QP segments for the KKT inverse")
+    i.add_argument("--state-matching-segments", type=int, default=2_000,
+                   help="segments for state matching (slow: closed-loop rollouts)")
     i.add_argument("--workers", type=int, default=2, help="processes")
     i.add_argument("--cache", type=Path, default=Path("out/bench"), help="folder for the simulated segments")
     i.add_argument("--seed", type=int, default=0)
@@ -68,10 +70,11 @@ def run_controllers(args: argparse.Namespace) -> int:
 def run_inverse(args: argparse.Namespace) -> int:
     from ohio_core.bench import inverse
 
-    if min(args.segments, args.k, args.cem_segments, args.qp_segments, args.workers) < 1:
+    if min(args.segments, args.k, args.cem_segments, args.qp_segments, args.state_matching_segments,
+           args.workers) < 1:
         raise SystemExit("ohio bench inverse: counts must be >= 1")
     result = inverse.run(args.segments, args.k, args.seed, args.velocity_std, args.cem_segments,
-                         args.qp_segments, args.workers, args.cache)
+                         args.qp_segments, args.workers, args.cache, args.state_matching_segments)
     rows = []
     for name, m in result["methods"].items():
         target = inverse.TARGETS.get(name)
@@ -84,6 +87,8 @@ def run_inverse(args: argparse.Namespace) -> int:
     print(f"k = {result['k']}, {result['saturated_entries']:.1%} of torque entries saturated, "
           f"{result['segments_with_saturation']:.1%} of segments with saturation; recovery = within 1 mm and "
           f"0.01 rad (command: ohio bench inverse --segments {args.segments} --k {args.k} "
+          f"--cem-segments {args.cem_segments} --qp-segments {args.qp_segments} "
+          f"--state-matching-segments {args.state_matching_segments} "
           f"--velocity-std {args.velocity_std:g} --workers {args.workers} --seed {args.seed})")
     if args.json:
         emit_json(result)

@@ -27,23 +27,32 @@ from ohio_core.inverse.terms import batch_kinematics
 
 class PinocchioDynamics:
     """One control period of rigid-body dynamics with the torque held: ``substeps`` semi-implicit
-    Euler steps of qdd = ABA(q, qd, tau - d qd), qd += dt qdd, q += dt qd (dt = period / substeps)."""
+    Euler steps of qdd = ABA(q, qd, tau - d qd), qd += dt qdd, q += dt qd (dt = period / substeps).
 
-    def __init__(self, model, control_period: float, substeps: int = 10):
+    ABA runs over the whole batch in Pinocchio's C++ (``abaInParallel`` on ``threads`` threads), not in
+    a Python loop over samples."""
+
+    def __init__(self, model, control_period: float, substeps: int = 10, threads: int = 1):
         if substeps < 1 or not control_period > 0:
             raise ValueError(f"substeps must be >= 1 and control_period > 0, got {substeps}, {control_period}")
-        self.model, self.control_period, self.substeps = model, control_period, substeps
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self.model, self.control_period, self.substeps, self.threads = model, control_period, substeps, threads
+        self._pool = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_pool": None}              # Pinocchio's pool does not pickle: rebuilt on use
 
     def step(self, q: np.ndarray, qd: np.ndarray, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        m, d = self.model.model, self.model.data
-        damping = np.asarray(m.damping)
+        damping = np.asarray(self.model.model.damping)
         dt = self.control_period / self.substeps
-        q, qd = q.copy(), qd.copy()
+        q, qd, tau = (np.asarray(x, dtype=float) for x in (q, qd, tau))
+        if self._pool is None:
+            self._pool = pin.ModelPool(self.model.model, self.threads)
         for _ in range(self.substeps):
-            for i in range(len(q)):
-                qdd = pin.aba(m, d, q[i], qd[i], tau[i] - damping * qd[i])
-                qd[i] += dt * qdd
-                q[i] += dt * qd[i]
+            qdd = pin.abaInParallel(self.threads, self._pool, q.T, qd.T, (tau - damping * qd).T).T
+            qd = qd + dt * qdd
+            q = q + dt * qd
         return q, qd
 
 
