@@ -91,6 +91,7 @@ def invert(segments: Segments, controller: OSC, iterations: int = 6, fd_eps: flo
     n, k = len(segments), segments.k
     segments = Segments(segments.q, segments.qd, None, segments.q_next, segments.qd_next)   # torques unused
     finite, seg = segments.sanitized(need_next=True)
+    dynamics = dynamics or PinocchioDynamics(controller.model, controller.config.control_period, substeps)
     # initial goal: closed form on inverse-dynamics torque estimates at the first period
     tau_est = np.clip(inverse_dynamics_torques(controller, seg)[:, 0], -controller.tau_max, controller.tau_max)
     kin0 = batch_kinematics(controller.model, seg.q[:, 0], seg.qd[:, 0])
@@ -126,4 +127,4 @@ def invert(segments: Segments, controller: OSC, iterations: int = 6, fd_eps: flo
     status[~finite] = Status.NON_FINITE
     return finish(goal_p, goal_R, kin0.p, kin0.R, controller.config.output_max, rms, status, np.full(n, np.nan),
                   {"method": "state_matching", "residual_units": "rad (q) and velocity_scale * rad/s (qd)",
-                   "dynamics": type(dynamics).__name__ if dynamics is not None else "PinocchioDynamics"})
+                   "dynamics": type(dynamics).__name__})
