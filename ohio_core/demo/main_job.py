@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ohio_core import plotting
 from ohio_core.demo import tracking
 from ohio_core.experiments import mismatch
 
@@ -23,11 +24,7 @@ DEMO_METHODS = ("ohio_analytical", "standard", "flat")
 
 def plot_training(models: dict, path: Path) -> Path | None:
     """One panel per model: its loss curves against updates (from the model sidecars)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plotting.pyplot()
     curves = {name: json.loads(Path(m).with_suffix(".json").read_text()).get("curves", {})
               for name, m in sorted(models.items())}
     curves = {n: c for n, c in curves.items() if c}
@@ -43,10 +40,7 @@ def plot_training(models: dict, path: Path) -> Path | None:
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("updates")
         ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return plotting.save(fig, path, dpi=90)
 
 
 def run(out: Path, cfg: mismatch.MismatchConfig, goals: int = 4) -> dict:

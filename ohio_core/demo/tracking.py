@@ -12,6 +12,7 @@ from controllers.goals import PoseGoal, so3_exp, so3_log
 from controllers.osc import OSC
 from controllers.qp import QP
 from controllers.robot import PandaModel
+from ohio_core import plotting
 from ohio_core.envs.arm.description import Q_HOME
 from ohio_core.envs.arm.env import GoalArmEnv, run_episode
 from ohio_core.envs.arm.sim import ArmSim
@@ -58,10 +59,7 @@ def expert_episodes(controller, task: str, n: int, seed: int) -> dict:
 
 
 def _plot(path: Path, curves: dict, period: float) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plotting.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharex=True)
     colors = {"osc": "tab:blue", "qp": "tab:orange"}
     for name, runs in curves.items():
@@ -75,9 +73,7 @@ def _plot(path: Path, curves: dict, period: float) -> None:
     axes[0].set(xlabel="time (s)", ylabel="position error (mm)", title="Step goals, 50 Hz")
     axes[1].set(xlabel="time (s)", ylabel="orientation error (rad)")
     axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plotting.save(fig, path, dpi=120)
 
 
 def _picture(path: Path, sim: ArmSim) -> bool:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ohio_core import plotting
 from ohio_core.experiments.configs import ArmExperimentConfig
 from ohio_core.experiments.recovery import BEHAVIOR, pct, recovery_stats
 
@@ -210,11 +211,7 @@ def dynamics_rows(result: dict) -> tuple[list, list]:
 
 def plot_dynamics(result: dict, path: Path) -> Path:
     """Training and validation loss of each plant's dynamics model, best epoch marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plotting.pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for i, (p, v) in enumerate(result["plants"].items()):
         d = v["dynamics"]
@@ -226,19 +223,12 @@ def plot_dynamics(result: dict, path: Path) -> Path:
     ax.set_ylabel("MSE of the standardized one-period delta")
     ax.legend(fontsize=7)
     ax.set_title(f"{result['task']}: learned dynamics (dotted: best checkpoint kept)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return plotting.save(fig, path)
 
 
 def plot(result: dict, path: Path) -> Path:
     """Per plant: median goal position error (p95 as error bar top) and normalized score per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plotting.pyplot()
     plants = list(result["plants"])
     fig, (a0, a1) = plt.subplots(1, 2, figsize=(10, 3.6))
     x = np.arange(len(plants))
@@ -262,7 +252,4 @@ def plot(result: dict, path: Path) -> Path:
         ax.legend(fontsize=7)
     fig.suptitle(f"{result['task']}: state matching with the known (Pinocchio) or a learned dynamics model",
                  fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return plotting.save(fig, path)

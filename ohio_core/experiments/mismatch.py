@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ohio_core import plotting
 from ohio_core.experiments.configs import (ORIGINAL, ArmExperimentConfig, deployment_configs, inverse_methods,
                                            inversion_controller_config)
 
@@ -300,11 +301,7 @@ def table_rows(result: dict, label: str = "method") -> tuple[list, list]:
 
 def plot_scores(result: dict, path: Path) -> Path:
     """Grouped bars: normalized score (mean +- s.e.) per method, one group per deployment config."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plotting.pyplot()
     configs = list(result["configs"])
     methods = list(next(iter(result["configs"].values())))
     width = 0.8 / len(methods)
@@ -320,7 +317,4 @@ def plot_scores(result: dict, path: Path) -> Path:
     ax.set_ylabel("normalized score")
     ax.set_title(f"{result['task']}: deployment under a changed controller (100 = expert, 0 = random)", fontsize=9)
     ax.legend(fontsize=7, ncol=len(methods), loc="upper center", bbox_to_anchor=(0.5, -0.12))
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return plotting.save(fig, path)

@@ -38,6 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from controllers.config import QPConfig
+from ohio_core import plotting
 from ohio_core.experiments.configs import ORIGINAL, ArmExperimentConfig, deployment_configs, inverse_methods
 
 PARTS = ("osc", "qp", "flat")
@@ -251,11 +252,7 @@ def table_rows(result: dict) -> tuple[list, list]:
 
 def plot_scores(result: dict, path: Path) -> Path:
     """Grouped bars: normalized score (mean +- s.e.) per relabeling, one group per deployment config."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plotting.pyplot()
     configs = list(result["configs"])
     relabelings = list(result["configs"][configs[0]])
     width = 0.8 / len(relabelings)
@@ -270,7 +267,4 @@ def plot_scores(result: dict, path: Path) -> Path:
     shares = ", ".join(f"{p} {v['episodes']}" for p, v in result["parts"].items())
     ax.set_title(f"{result['task']}: mixed data ({shares} episodes), per deployment config", fontsize=9)
     ax.legend(fontsize=7, ncol=len(relabelings), loc="upper center", bbox_to_anchor=(0.5, -0.12))
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return plotting.save(fig, path)

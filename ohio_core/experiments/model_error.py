@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ohio_core import plotting
 from ohio_core.experiments.configs import ArmExperimentConfig
 from ohio_core.experiments.recovery import BEHAVIOR, pct, recovery_stats
 
@@ -236,11 +237,7 @@ def plot(result: dict, path: Path) -> Path:
     """One row per condition, three panels against the error level: median goal position error
     (p95 dashed), median rotation error, normalized score (mean +- s.e.; true goals in black).
     Errors below 1e-9 m and 1e-12 rad (exact recovery) are drawn at that floor of the log scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plotting.pyplot()
     cells = result["cells"]
     base = [c for c in cells if c["condition"] == "none"]
     conditions = sorted({c["condition"] for c in cells} - {"none"}) or ["none"]
@@ -272,7 +269,4 @@ def plot(result: dict, path: Path) -> Path:
     axes[0][2].legend(fontsize=7)
     fig.suptitle(f"{result['task']}: inverse methods under model error (model: masses and inertias of the "
                  f"inverse's model; plant: friction and damping in the simulator)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return plotting.save(fig, path)

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ohio_core import plotting
 from ohio_core.experiments.configs import ORIGINAL, ArmExperimentConfig, deployment_configs
 
 INVERSES = ("analytical", "numerical", "ml")
@@ -255,19 +256,10 @@ def score_rows(result: dict) -> tuple[list, list]:
     return rows, ["method"] + [f"f = {lv}" for lv in levels]
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_recovery(result: dict, path: Path) -> Path:
     """Median (line) and p95 (dashed) goal errors vs noise level > 0, position and rotation (log scale;
     at f = 0 every inverse that solves a segment is exact to round-off, see the table)."""
-    plt = _plt()
+    plt = plotting.pyplot()
     keys = [lv for lv in result["recovery"] if float(lv) > 0] or list(result["recovery"])
     levels = [float(lv) for lv in keys]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
@@ -284,15 +276,12 @@ def plot_recovery(result: dict, path: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle(f"goal recovery under action noise (k = {result['settings']['k']}, true goals known)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return plotting.save(fig, path)
 
 
 def plot_scores(result: dict, path: Path) -> Path:
     """Grouped bars: normalized score (mean +- s.e.) per method, one group per noise level."""
-    plt = _plt()
+    plt = plotting.pyplot()
     levels = list(result["scores"])
     methods = list(result["scores"][levels[0]])
     width = 0.8 / len(methods)
@@ -306,7 +295,4 @@ def plot_scores(result: dict, path: Path) -> Path:
     ax.set_ylabel("normalized score")
     ax.set_title(f"{result['task']}: data from a noisy OSC, deployed under {result['deploy']} (noise-free)", fontsize=9)
     ax.legend(fontsize=7, ncol=len(methods), loc="upper center", bbox_to_anchor=(0.5, -0.12))
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return plotting.save(fig, path)

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ohio_core import plotting
+
 BEHAVIORS = ("demand_proportional", "random_distribution", "greedy_dispatcher")
 REFERENCE_RANDOM = "random_distribution"
 METHODS = ("ohio", "flat")
@@ -355,9 +357,7 @@ def table_rows(result: dict) -> tuple[list, list]:
 
 def plot_scores(result: dict, path: Path) -> Path | None:
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = plotting.pyplot()
     except ImportError:
         return None
     datasets = list(result["datasets"])
@@ -376,18 +376,13 @@ def plot_scores(result: dict, path: Path) -> Path | None:
     ax.set_ylabel("normalized score")
     ax.set_title(f"routing, {result['scenario']['regions']} regions: policies trained on each dataset", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return plotting.save(fig, path, dpi=110)
 
 
 def plot_scaling(rows: list, path: Path) -> Path | None:
     """Scores (OHIO, flat, behaviors) and times (inverse, closed form, training) against the region count."""
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = plotting.pyplot()
     except ImportError:
         return None
     regions = [r["regions"] for r in rows]
@@ -410,7 +405,4 @@ def plot_scaling(rows: list, path: Path) -> Path | None:
     ax_t.set_xlabel("regions")
     ax_t.set_ylabel("seconds (whole dataset)")
     ax_t.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return plotting.save(fig, path, dpi=110)

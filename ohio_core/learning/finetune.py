@@ -51,6 +51,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from ohio_core import plotting
 from ohio_core.learning.policy import LEVEL_FLOWS, LEVEL_GOAL, LEVEL_TORQUE, Policy, load_policy, save_policy
 
 ONLINE_ALGOS = ("iql", "calql")
@@ -478,11 +479,7 @@ def _print_point(label: str, p: dict) -> None:
 def plot_curve(curves: list | dict, path: Path, title: str, unit: str = "periods") -> Path:
     """Two panels against online steps: normalized score (mean +- s.e.) and the cumulative count of
     time steps with a constraint violation. ``curves``: one curve, or {label: curve}."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plotting.pyplot()
     curves = curves if isinstance(curves, dict) else {"": curves}
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.3))
     for name, curve in curves.items():
@@ -500,7 +497,4 @@ def plot_curve(curves: list | dict, path: Path, title: str, unit: str = "periods
         ax1.legend(fontsize=7)
         ax2.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return plotting.save(fig, path)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ohio_core import plotting
 from ohio_core.learning.algos import TrainConfig, build
 from ohio_core.learning.policy import LEVEL_FLOWS, LEVEL_GOAL, LEVEL_TORQUE, save_policy
 
@@ -80,11 +81,7 @@ def plot_curves(curves: dict, path: Path, title: str) -> Path | None:
     """One panel per loss against updates."""
     if not curves:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plotting.pyplot()
     names = sorted(curves)
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.8), squeeze=False)
     for ax, name in zip(axes[0], names):
@@ -95,7 +92,4 @@ def plot_curves(curves: dict, path: Path, title: str) -> Path | None:
         if np.all(y > 0) and y.max() / max(y.min(), 1e-12) > 50:
             ax.set_yscale("log")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return plotting.save(fig, path, dpi=90)
