@@ -110,6 +110,7 @@ def test_experiment_runs_and_reports_every_method(tmp_path, capsys):
     row = result["scaling"][0]
     assert row["regions"] == 5 and row["inverse_s"] > 0 and row["behavior"] == "greedy_dispatcher"
     assert np.isfinite(row["ohio_score"]) and np.isfinite(row["flat_score"]) and row["flat_train_s"] > 0
+    assert row["train_s"] > 0 and "ohio_train_s" not in row
     assert max(row["behavior_scores"].values()) == pytest.approx(100.0)
     assert (tmp_path / "exp" / "scores.png").is_file() and (tmp_path / "exp" / "result.json").is_file()
     assert (tmp_path / "exp" / "scaling.png").is_file()

@@ -327,8 +327,8 @@ def _scaling(config: RoutingExperimentConfig, out: Path, progress: bool) -> list
             data = _pooled(parts) if len(parts) > 1 else parts[0]
             got, seconds = _fit_and_score(data, method, settings, out / f"scaling_{regions}", method, city, envs,
                                           scale, n_eval)
-            row.update({f"{method}_score": got.summary()["mean"], f"{method}_train_s": seconds})
-        row["train_s"] = row["ohio_train_s"]
+            row[f"{method}_score"] = got.summary()["mean"]
+            row["train_s" if method == "ohio" else f"{method}_train_s"] = seconds
         scaling.append(row)
         if progress:
             flat = "not trained" if row["flat_score"] is None else f"{row['flat_score']:.1f}"
@@ -398,7 +398,7 @@ def plot_scaling(rows: list, path: Path) -> Path | None:
     ax_s.set_title(f"trained on {rows[0]['behavior']} data", fontsize=9)
     ax_s.legend(fontsize=7)
     for key, label in (("inverse_s", "inverse + optimality check"), ("closed_form_s", "closed form"),
-                       ("ohio_train_s", "OHIO training"), ("flat_train_s", "flat training")):
+                       ("train_s", "OHIO training"), ("flat_train_s", "flat training")):
         pts = [(r["regions"], r[key]) for r in rows if r.get(key)]
         if pts:
             ax_t.loglog(*zip(*pts), "o-", label=label)
