@@ -155,12 +155,10 @@ def arm_models(cfg: FinetuneExperimentConfig, out: Path, progress: bool = True) 
 
 def routing_models(cfg: FinetuneExperimentConfig, out: Path, progress: bool = True) -> dict[str, Path]:
     """``{"ohio": model, "flat": model}`` trained on rollouts of ``cfg.routing_behavior``."""
-    from controllers.rebalancing import RebalancingConfig, Rebalancer
-    from ohio_core.envs.routing.env import FlatRoutingEnv, RoutingEnv, rollout
     from ohio_core.envs.routing.scenario import synthetic
+    from ohio_core.experiments.routing import behavior_log, routing_envs
     from ohio_core.pipeline.dataset import save_dataset
     from ohio_core.pipeline.routing import relabel_routing, reward_scale
-    from ohio_core.policies.routing import make_routing_policy
 
     city = {"regions": cfg.regions, "layout": "grid", "horizon": 60, "seed": cfg.seed}
     models = {m: out / "models" / m for m in ("ohio", "flat")}
@@ -172,10 +170,7 @@ def routing_models(cfg: FinetuneExperimentConfig, out: Path, progress: bool = Tr
             print(f"[finetune] routing: reusing the offline models in {out / 'models'}", flush=True)
         return {m: p.with_suffix(".d3") for m, p in models.items()}
     scenario = synthetic(cfg.regions, layout=city["layout"], horizon=city["horizon"], seed=city["seed"])
-    pol = make_routing_policy(cfg.routing_behavior, scenario)
-    env = RoutingEnv(scenario, Rebalancer(RebalancingConfig())) if pol.level == "goal" else FlatRoutingEnv(scenario)
-    log = rollout(env, pol, cfg.routing_episodes, cfg.seed)
-    log.meta["obs_layout"] = env.layout.as_list()
+    log = behavior_log(cfg.routing_behavior, scenario, *routing_envs(scenario), cfg.routing_episodes, cfg.seed)
     scale = reward_scale(scenario)
     for method, model in todo.items():
         t0 = time.perf_counter()

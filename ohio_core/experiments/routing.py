@@ -127,7 +127,8 @@ def _city(config: RoutingExperimentConfig, regions: int):
     return synthetic(regions, layout=config.layout, horizon=config.horizon, seed=config.seed)
 
 
-def _envs(scenario):
+def routing_envs(scenario):
+    """``(RoutingEnv, FlatRoutingEnv)`` of ``scenario``: the goal level with the LP in the loop, and per-edge flows."""
     from controllers.rebalancing import RebalancingConfig, Rebalancer
     from ohio_core.envs.routing.env import FlatRoutingEnv, RoutingEnv
 
@@ -174,8 +175,9 @@ def _score_scale(config: RoutingExperimentConfig, scenario, env, flat_env, episo
     return ScoreScale(refs, r_random, r_best)
 
 
-def _behavior_log(behavior: str, scenario, env, flat_env, episodes: int, seed: int):
-    """``episodes`` episodes of ``behavior`` through the low level it acts on (the LP or, for flows, none)."""
+def behavior_log(behavior: str, scenario, env, flat_env, episodes: int, seed: int):
+    """``episodes`` episodes of ``behavior`` through the low level it acts on (the LP or, for flows, none);
+    ``env``, ``flat_env``: ``routing_envs(scenario)``. The log's meta records the observation layout."""
     from ohio_core.envs.routing.env import rollout
     from ohio_core.policies.routing import make_routing_policy
 
@@ -255,7 +257,7 @@ def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True)
 def _datasets(config: RoutingExperimentConfig, out: Path, progress: bool) -> dict:
     """Steps 1-4 of the module docstring on the ``config.regions`` city, per behavior dataset (and pooled)."""
     scenario = _city(config, config.regions)
-    envs = _envs(scenario)
+    envs = routing_envs(scenario)
     scale = _score_scale(config, scenario, *envs, config.eval_episodes)
     n = scenario.regions
     datasets, accounts, timings = {}, {}, {}
@@ -275,7 +277,7 @@ def _datasets(config: RoutingExperimentConfig, out: Path, progress: bool) -> dic
         datasets[name] = scores
 
     for behavior in config.behaviors:
-        log = _behavior_log(behavior, scenario, *envs, config.episodes, config.seed)
+        log = behavior_log(behavior, scenario, *envs, config.episodes, config.seed)
         data_by_method = {}
         for method in METHODS:
             if method == "flat" and n > config.flat_max_regions:
@@ -302,9 +304,9 @@ def _scaling(config: RoutingExperimentConfig, out: Path, progress: bool) -> list
     n_eval = min(config.eval_episodes, config.scaling_eval_episodes)
     for regions in config.scaling:
         city = _city(config, int(regions))
-        envs = _envs(city)
+        envs = routing_envs(city)
         sources = config.behaviors if config.scaling_behavior == MIXED else (config.scaling_behavior,)
-        logs = [_behavior_log(b, city, *envs, config.scaling_episodes, config.seed) for b in sources]
+        logs = [behavior_log(b, city, *envs, config.scaling_episodes, config.seed) for b in sources]
         t0 = time.perf_counter()
         for log in logs:
             desired_from_flows(log.idle, log.flows)
