@@ -9,7 +9,8 @@ blocks of the other experiments, then each is fine-tuned online with the same bu
   ``arm_controllers`` with that controller's exact inverse (``experiments.configs.inverse_methods``:
   the OSC's closed form, the QP's KKT conditions) and deploys through it; the flat policy keeps the
   logged 50 Hz torques (``pipeline.baselines.flat_transitions``).
-- routing (``regions``-region grid city): rollouts of ``routing_behavior`` through the LP; OHIO's
+- routing (``regions``-region grid city): rollouts of ``routing_behavior`` (``experiments.routing.
+  behavior_log``: a goal-level heuristic through the LP, the greedy dispatcher's flows directly); OHIO's
   distributions recovered by the closed-form inverse, the flat policy's per-edge flows
   (``pipeline.routing.relabel_routing``), rewards per vehicle, as in the routing experiment; OHIO's
   goal policy on region-shared networks (``learning.region_net``), the flat policy on MLPs.
