@@ -414,6 +414,32 @@ def test_kkt_certificate_agrees_with_resolving(rng):
     assert (invert_flows(idle, noisy, s.travel_time).status == FlowStatus.NOT_OPTIMAL).sum() > 30
 
 
+def test_negative_cycle_test_bellman_ford_rounds_agree_with_floyd_warshall_alone(rng, monkeypatch):
+    """The Bellman-Ford rounds only settle samples early: the same answers as Floyd-Warshall on every
+    sample (rounds = 0), on LP-optimal, greedy and noisy plans, non-metric float costs included; the
+    LP's own plans settle without Floyd-Warshall."""
+    from ohio_core.inverse import routing as inv
+
+    s = synthetic(12, layout="geometric", horizon=20, seed=3)
+    n = s.regions
+    greedy = rollout(FlatRoutingEnv(s), make_routing_policy("greedy_dispatcher", s), 2, seed=1)
+    lp = rollout(RoutingEnv(s, Rebalancer(RebalancingConfig())), make_routing_policy("random_distribution", s), 2, seed=1)
+    idle = rng.integers(0, 20, (80, n))
+    noisy = project_flows(rng.random((80, n, n)) * 3, idle)
+    odd_costs = rng.uniform(0.5, 9.0, (n, n))                      # no triangle inequality, not integral
+    sent = []
+    fw = inv._floyd_warshall_negative
+    monkeypatch.setattr(inv, "_floyd_warshall_negative", lambda W, tol: sent.append(len(W)) or fw(W, tol))
+    for a, x in ((greedy.idle, greedy.flows), (lp.idle, lp.flows), (idle, noisy)):
+        for tt in (s.travel_time, odd_costs):
+            plan = inv.transport_plan(a, x)
+            quick = inv.has_negative_cycle(plan, tt)
+            assert np.array_equal(quick, inv.has_negative_cycle(plan, tt, bellman_ford_rounds=0))
+    sent.clear()
+    assert not inv.has_negative_cycle(inv.transport_plan(lp.idle, lp.flows), s.travel_time).any()
+    assert sum(sent) < len(lp) // 10
+
+
 def test_inverse_statuses():
     tt = np.array([[1, 2], [2, 1]])
     idle = np.array([[1, 1], [1, 1], [1, 1], [1, 1], [0, 0], [1, 1]])

@@ -21,7 +21,9 @@ sends to j, takes one less", so on the senders it has arc weights
 
     W_ik = min_{j : X_kj > 0} (C_ij - C_kj)
 
-and X is optimal iff W has no negative cycle (Floyd-Warshall, batched over samples, O(n^3) each).
+and X is optimal iff W has no negative cycle (``has_negative_cycle``: W from the support of X,
+batched Bellman-Ford rounds that settle most optimal plans in O(n^2) each, Floyd-Warshall, O(n^3),
+for the rest).
 Flows that fail get status NOT_OPTIMAL and residual = cost(x) - cost(rebalance(a, d)) > 0
 (vehicle-steps ``sum t_ij x_ij``; one LP per such sample); optimal ones have residual 0 without a
 solve. ``method="resolve"`` re-solves the LP for every sample instead (the check of the check).
@@ -36,8 +38,8 @@ import numpy as np
 
 from controllers.rebalancing import RebalancingConfig, flow_cost, rebalance
 
-#: Floyd-Warshall works on chunks of at most this many n^3 entries.
-CHUNK_ENTRIES = 1 << 22
+#: The negative-cycle test works on chunks of at most this many n^2 entries.
+CHUNK_ENTRIES = 1 << 21
 
 
 class FlowStatus(enum.IntEnum):
@@ -110,26 +112,56 @@ def transport_plan(idle: np.ndarray, flows: np.ndarray) -> np.ndarray:
     return X
 
 
-def has_negative_cycle(plan: np.ndarray, travel_time: np.ndarray, tol: float = 1e-9) -> np.ndarray:
+def _sender_weights(X: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """W (B, n, n) with ``W_ik = min_{j: X_kj > 0} (C_ij - C_kj)`` (inf where k sends nowhere), built
+    from the support of X only: O(nnz * n) per sample, and a plan has about n to 2n nonzeros."""
+    B, n = X.shape[0], X.shape[-1]
+    b, k, j = np.nonzero(X > 0)
+    W_t = np.full((B, n, n), np.inf)                                   # W_t[b, k, i] = W[b, i, k]
+    np.minimum.at(W_t, (b, k), C[:, j].T - C[k, j][:, None])
+    return W_t.transpose(0, 2, 1).copy()
+
+
+def _floyd_warshall_negative(W: np.ndarray, tol: float) -> np.ndarray:
+    """(B,) bool: a cycle of weight < -tol in W (B, n, n); W is overwritten with path lengths."""
+    n = W.shape[-1]
+    for k in range(n):
+        np.minimum(W, W[:, :, k:k + 1] + W[:, k:k + 1, :], out=W)
+    idx = np.arange(n)
+    return (W[:, idx, idx] < -tol).any(-1)
+
+
+def has_negative_cycle(plan: np.ndarray, travel_time: np.ndarray, tol: float = 1e-9,
+                       bellman_ford_rounds: int = 8) -> np.ndarray:
     """(N,) bool: whether transport plans X (N, n, n) admit a cheaper plan with the same row and column
     sums under costs C (``travel_time`` with a zero diagonal), i.e. ``W_ik = min_{j: X_kj > 0}
-    (C_ij - C_kj)`` has a cycle of weight < -tol (Floyd-Warshall on chunks of samples)."""
+    (C_ij - C_kj)`` has a cycle of weight < -tol.
+
+    Per chunk of samples: up to ``bellman_ford_rounds`` batched Bellman-Ford rounds from a virtual
+    source, ``d_k <- min(d_k, min_i d_i + W_ik)``; a sample whose d stops changing has potentials, so
+    no negative cycle (optimal plans mostly settle in a few rounds, O(n^2) each). Only the samples
+    still changing get Floyd-Warshall (O(n^3)), which decides with the tolerance."""
     X = np.asarray(plan, dtype=float)
     N, n = X.shape[0], X.shape[-1]
     C = np.array(travel_time, dtype=float)
     np.fill_diagonal(C, 0.0)
     out = np.zeros(N, dtype=bool)
-    chunk = max(1, CHUNK_ENTRIES // n ** 3)
+    chunk = max(1, CHUNK_ENTRIES // n ** 2)
+    idx = np.arange(n)
     for lo in range(0, N, chunk):
-        used = X[lo:lo + chunk] > 0                                    # (B, k, j)
-        # W[b, i, k] = min_j C[i, j] - C[k, j] over j used by k
-        diff = C[None, :, None, :] - C[None, None, :, :]               # (1, i, k, j)
-        W = np.where(used[:, None, :, :], diff, np.inf).min(-1)        # (B, i, k)
-        idx = np.arange(n)
+        W = _sender_weights(X[lo:lo + chunk], C)
         W[:, idx, idx] = 0.0
-        for k in range(n):
-            np.minimum(W, W[:, :, k:k + 1] + W[:, k:k + 1, :], out=W)
-        out[lo:lo + chunk] = (W[:, idx, idx] < -tol).any(-1)
+        d = np.zeros(W.shape[:2])
+        live = np.arange(len(W))
+        for _ in range(bellman_ford_rounds):
+            relaxed = np.minimum(d[live], (d[live, :, None] + W[live]).min(1))
+            changed = (relaxed < d[live]).any(-1)
+            d[live] = relaxed
+            live = live[changed]
+            if not len(live):
+                break
+        if len(live):
+            out[lo + live] = _floyd_warshall_negative(W[live], tol)
     return out
 
 
