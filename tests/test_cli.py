@@ -83,6 +83,26 @@ def test_experiment_mismatch_json(tmp_path, capsys):
     assert (tmp_path / "run" / "scores.png").stat().st_size > 0
 
 
+def test_bench_routing_json(capsys):
+    """Every flow is accounted for: the LP's own flows are certified optimal, the greedy dispatcher's
+    that are not get one residual LP each."""
+    assert main(["bench", "routing", "--regions", "5", "12", "--episodes", "1", "--repeats", "1", "--json"]) == 0
+    out = last_json(capsys.readouterr().out)
+    rows = {(r["regions"], r["behavior"]): r for r in out["rows"]}
+    assert set(rows) == {(n, b) for n in (5, 12) for b in ("greedy_dispatcher", "demand_proportional")}
+    for r in rows.values():
+        assert r["transitions"] == 60 and sum(r["statuses"].values()) == 60
+        assert r["residual_lp_solves"] == r["not_lp_optimal"] == r["negative_cycles"]
+        assert 0 < r["closed_form_s"] and 0 < r["certificate_s"] and 0 < r["inverse_s"]
+    assert rows[(12, "demand_proportional")]["level"] == "goal" and rows[(12, "demand_proportional")]["not_lp_optimal"] == 0
+    greedy = rows[(12, "greedy_dispatcher")]
+    assert greedy["level"] == "flows" and greedy["not_lp_optimal"] > 0 and greedy["residual_lp_ms_per_solve"] > 0
+    with pytest.raises(SystemExit, match="unknown behavior nonsense"):
+        main(["bench", "routing", "--regions", "5", "--behaviors", "nonsense"])
+    with pytest.raises(SystemExit, match="--regions must be >= 2"):
+        main(["bench", "routing", "--regions", "1"])
+
+
 def test_bad_arguments_exit_with_a_message():
     r = subprocess.run([sys.executable, "-m", "ohio_core.cli.main", "bench", "controllers", "--states", "0"],
                        capture_output=True, text=True)

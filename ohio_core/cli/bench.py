@@ -38,6 +38,15 @@ def add_parser(sub) -> None:
     rl.add_argument("--seed", type=int, default=0)
     rl.add_argument("--json", action="store_true", help="end with one JSON object")
     rl.set_defaults(func=run_relabel)
+    rt = bsub.add_parser("routing", help="routing low level and its inverse (closed form, certificate, LPs) by city size")
+    rt.add_argument("--regions", type=int, nargs="+", default=[10, 50, 100, 200], help="region counts")
+    rt.add_argument("--behaviors", nargs="+", default=["greedy_dispatcher", "demand_proportional"],
+                    help="behavior policies whose flows are inverted")
+    rt.add_argument("--episodes", type=int, default=2, help="episodes (60 steps each) per city and behavior")
+    rt.add_argument("--repeats", type=int, default=3, help="timed runs of each part (best is kept)")
+    rt.add_argument("--seed", type=int, default=0)
+    rt.add_argument("--json", action="store_true", help="end with one JSON object")
+    rt.set_defaults(func=run_routing)
     r = bsub.add_parser("ros", help="ROS 2 closed loop over DDS: controller period jitter and latency")
     r.add_argument("--seconds", type=float, default=20.0, help="measured seconds of closed loop")
     r.add_argument("--warmup", type=float, default=2.0, help="seconds after the first command left out")
@@ -111,6 +120,36 @@ def run_relabel(args: argparse.Namespace) -> int:
           f"(main {result['peak_rss_mb_main']:.0f} MB, largest worker {result['peak_rss_mb_worker']:.0f} MB), "
           f"{result['segments_written']} transitions (command: ohio bench relabel --hours {args.hours:g} "
           f"--bags {args.bags} --workers {args.workers} --seed {args.seed})")
+    if args.json:
+        emit_json(result)
+    return 0
+
+
+def run_routing(args: argparse.Namespace) -> int:
+    from ohio_core.bench import routing
+    from ohio_core.policies.routing import POLICIES
+
+    if min(args.regions) < 2 or args.episodes < 1 or args.repeats < 1:
+        raise SystemExit("ohio bench routing: --regions must be >= 2, --episodes and --repeats >= 1")
+    unknown = sorted(set(args.behaviors) - set(POLICIES))
+    if unknown:
+        raise SystemExit(f"ohio bench routing: unknown behavior {', '.join(unknown)}; available: {sorted(POLICIES)}")
+
+    def progress(row):
+        print(f"[bench routing] {row['regions']} regions, {row['behavior']}: inverse {row['inverse_s']:.2f} s, "
+              f"with residual LPs {row['inverse_with_residuals_s']:.2f} s", flush=True)
+
+    result = routing.run(args.regions, args.behaviors, args.episodes, args.seed, args.repeats, progress)
+    print(table([[r["regions"], r["behavior"], r["transitions"], r["step_ms"], r["closed_form_us_per_transition"],
+                  r["certificate_ms_per_transition"], r["not_lp_optimal"], r["inverse_s"],
+                  "-" if r["residual_lp_ms_per_solve"] is None else r["residual_lp_ms_per_solve"],
+                  r["inverse_with_residuals_s"]] for r in result["rows"]],
+                ["regions", "behavior", "transitions", "env step ms", "closed form us/tr", "certificate ms/tr",
+                 "not LP-optimal", "inverse s", "residual LP ms/solve", "with residual LPs s"]))
+    print(f"env step: one simulator step with the behavior's low level (the rebalancing LP for goal-level "
+          f"behaviors); inverse: closed form and certificate (command: ohio bench routing --regions "
+          f"{' '.join(map(str, args.regions))} --behaviors {' '.join(args.behaviors)} --episodes {args.episodes} "
+          f"--repeats {args.repeats} --seed {args.seed})")
     if args.json:
         emit_json(result)
     return 0
