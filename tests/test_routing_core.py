@@ -597,3 +597,30 @@ def test_obs_layout_is_read_back_from_its_list(regions, lookahead):
 def test_obs_layout_refuses_lists_that_are_not_routing_layouts(bad, match):
     with pytest.raises(ValueError, match=match):
         ObsLayout.from_list(bad)
+
+
+def test_transport_optimum_is_the_rebalancing_lp_optimum_for_metric_travel_times(rng):
+    """Surplus-to-deficit transportation cost == the full LP's cost on metric cities; a non-metric
+    matrix is detected (and ``invert_flows`` then solves the full LP, agreeing with ``resolve``)."""
+    from ohio_core.inverse.routing import is_metric, transport_optimum
+
+    for layout, n in (("grid", 9), ("geometric", 14)):
+        tt = synthetic(n, layout=layout, horizon=10, seed=n).travel_time
+        assert is_metric(tt)
+        for _ in range(25):
+            a = rng.integers(0, 12, n)
+            d = desired_counts(rng.dirichlet(np.ones(n)), a.sum())
+            lp = float(flow_cost(rebalance(a, d, tt), tt))
+            assert transport_optimum(a, d, tt) == pytest.approx(lp, abs=1e-9)
+    shortcut = np.array([[1.0, 1.0, 5.0], [1.0, 1.0, 1.0], [5.0, 1.0, 1.0]])   # 0 -> 2 costs 5, via 1 costs 2
+    assert not is_metric(shortcut) and is_metric(np.minimum(shortcut, 2.0))
+    a, d = np.array([3, 3, 0]), np.array([0, 3, 3])               # 1's own vehicles relay: 0 -> 1, 1 -> 2
+    assert float(flow_cost(rebalance(a, d, shortcut), shortcut)) == 6.0
+    assert transport_optimum(a, d, shortcut) == 15.0                # why non-metric times need the full LP
+    odd = rng.uniform(0.5, 9.0, (8, 8))
+    idle = rng.integers(0, 15, (40, 8))
+    noisy = project_flows(rng.random((40, 8, 8)) * 3, idle)
+    cert = invert_flows(idle, noisy, odd)
+    full = invert_flows(idle, noisy, odd, method="resolve")
+    assert not is_metric(odd) and (cert.status == FlowStatus.NOT_OPTIMAL).sum() > 20
+    assert np.array_equal(cert.status, full.status) and np.allclose(cert.residual, full.residual)
