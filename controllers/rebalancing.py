@@ -12,6 +12,20 @@ level turns it into integer counts (``desired_counts``) and moves vehicles at le
 with a = idle counts, d = desired counts (sum d <= sum a). It is a min-cost network flow (as a
 transportation problem from a_i vehicles to d_j slots with the stays x_ii = a_i - sum_j x_ij its
 constraint matrix is totally unimodular), so integer data give an integral optimal vertex.
+
+Formulations (``RebalancingConfig.formulation``):
+
+- ``edges`` (default): the LP above over all n (n - 1) edges.
+- ``transport``: when the travel times satisfy the triangle inequality (t_ij <= t_ik + t_kj for
+  distinct i, j, k; ``is_metric``), the same optimal cost from the surplus regions S (a_i > d_i) to
+  the deficit regions D (d_j > a_j) only,
+
+      min sum_{i in S, j in D} t_ij y_ij  s.t.  sum_j y_ij <= a_i - d_i,  sum_i y_ij = d_j - a_j,  y >= 0,
+
+  with |S| |D| variables: a feasible x decomposes into paths that end in deficit regions (and
+  cycles of cost >= 0, dropped), and shortcutting each path to its end points costs no more and
+  sends no more from any region. Where several flows are optimal, the two formulations may return
+  different ones. Non-metric travel times are refused.
 ``project_flows`` (the feasibility projection of flat per-edge policies) lives with the simulator
 and is re-exported here.
 """
@@ -30,9 +44,10 @@ from controllers.config import ConfigError, config_fields
 from ohio_core.envs.routing.sim import project_flows, round_to_total
 
 __all__ = ["RebalancingConfig", "RebalancingError", "Rebalancer", "desired_counts", "rebalance", "flow_cost",
-           "project_flows", "SOLVERS"]
+           "project_flows", "is_metric", "transport_flows", "SOLVERS", "FORMULATIONS"]
 
 SOLVERS = ("highs", "highs-ds", "highs-ipm")
+FORMULATIONS = ("edges", "transport")
 INTEGRALITY_TOL = 1e-6
 
 
@@ -47,12 +62,14 @@ class RebalancingConfig:
     ``cost_weight`` scales the objective ``w sum_ij t_ij x_ij`` (the reported LP cost; a positive
     scale leaves the optimal flows unchanged). ``solver``: a HiGHS method of
     ``scipy.optimize.linprog``: ``highs`` (HiGHS chooses), ``highs-ds`` (dual simplex) or
-    ``highs-ipm`` (interior point with crossover to a vertex).
+    ``highs-ipm`` (interior point with crossover to a vertex). ``formulation``: ``edges`` (every
+    edge) or ``transport`` (surplus to deficit regions only, for metric travel times; module docstring).
     """
 
     kind = "rebalancing"
     cost_weight: float = 1.0
     solver: str = "highs"
+    formulation: str = "edges"
 
     def __post_init__(self):
         w = self.cost_weight
@@ -62,6 +79,8 @@ class RebalancingConfig:
         object.__setattr__(self, "cost_weight", float(w))
         if self.solver not in SOLVERS:
             raise ConfigError(f"RebalancingConfig.solver must be one of {SOLVERS}, got {self.solver!r}")
+        if self.formulation not in FORMULATIONS:
+            raise ConfigError(f"RebalancingConfig.formulation must be one of {FORMULATIONS}, got {self.formulation!r}")
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "RebalancingConfig":
@@ -128,6 +147,53 @@ def _counts(name: str, value, n: int | None = None) -> np.ndarray:
     return a.astype(np.int64)
 
 
+def is_metric(travel_time: np.ndarray) -> bool:
+    """Whether t_ij <= t_ik + t_kj for all distinct i, j, k (the diagonal plays no part)."""
+    t = np.array(travel_time, dtype=float)
+    n = t.shape[0]
+    off = ~np.eye(n, dtype=bool)
+    t_via = t.copy()
+    np.fill_diagonal(t_via, np.inf)                                    # no stop at i or j itself
+    two_legs = np.full((n, n), np.inf)
+    for k in range(n):
+        np.minimum(two_legs, t_via[:, k, None] + t_via[None, k, :], out=two_legs)
+    tol = 1e-9 * max(1.0, float(np.abs(t).max(initial=0.0)))
+    return bool((t[off] <= two_legs[off] + tol).all())
+
+
+@functools.lru_cache(maxsize=8)
+def _is_metric_cached(shape: tuple, data: bytes) -> bool:
+    return is_metric(np.frombuffer(data, dtype=float).reshape(shape))
+
+
+def transport_flows(idle, desired, travel_time, solver: str = "highs") -> tuple[np.ndarray, float]:
+    """(flows (n, n) int, cost) of the surplus-to-deficit transportation LP (module docstring) for
+    integer a, d with sum d <= sum a; optimal for the rebalancing LP when the travel times are metric.
+    Validates nothing beyond the solver's result (``rebalance`` does)."""
+    a, d = np.asarray(idle, dtype=np.int64), np.asarray(desired, dtype=np.int64)
+    n = a.shape[0]
+    delta = d - a
+    S, D = np.flatnonzero(delta < 0), np.flatnonzero(delta > 0)
+    flows = np.zeros((n, n), dtype=np.int64)
+    if not len(D):
+        return flows, 0.0
+    m, k = len(S), len(D)
+    t = np.asarray(travel_time, dtype=float)
+    cols = np.arange(m * k)
+    supply = sparse.csr_array((np.ones(m * k), (np.repeat(np.arange(m), k), cols)), shape=(m, m * k))
+    demand = sparse.csr_array((np.ones(m * k), (np.tile(np.arange(k), m), cols)), shape=(k, m * k))
+    res = linprog(t[np.ix_(S, D)].ravel(), A_ub=supply, b_ub=(-delta[S]).astype(float), A_eq=demand,
+                  b_eq=delta[D].astype(float), bounds=(0, None), method=solver)
+    if res.status != 0 or res.x is None:
+        raise RebalancingError(f"transportation LP failed ({solver}, status {res.status}): {res.message}")
+    y = np.rint(res.x)
+    gap = float(np.abs(res.x - y).max(initial=0.0))
+    if gap > INTEGRALITY_TOL:
+        raise RebalancingError(f"transportation LP optimum is not integral (largest gap {gap:.3g})")
+    flows[np.ix_(S, D)] = y.reshape(m, k).astype(np.int64)
+    return flows, float(res.fun)
+
+
 def rebalance(idle, desired, travel_time, config: RebalancingConfig = RebalancingConfig()) -> np.ndarray:
     """Optimal integer flows (n, n) of the rebalancing LP (module docstring), solved with HiGHS on a
     sparse constraint matrix. Regions already holding their desired count send nothing when no
@@ -144,6 +210,11 @@ def rebalance(idle, desired, travel_time, config: RebalancingConfig = Rebalancin
     flows = np.zeros((n, n), dtype=np.int64)
     if (d <= a).all():
         return flows
+    if config.formulation == "transport":
+        if not _is_metric_cached(tt.shape, tt.tobytes()):
+            raise ValueError("formulation 'transport' needs metric travel times (t_ij <= t_ik + t_kj for "
+                             "distinct i, j, k); these are not: use formulation 'edges'")
+        return transport_flows(a, d, tt, config.solver)[0]
     src, dst, A = lp_structure(n)
     res = linprog(config.cost_weight * tt[src, dst], A_ub=A, b_ub=np.concatenate([a - d, a]).astype(float),
                   bounds=(0, None), method=config.solver)

@@ -97,6 +97,11 @@ def test_bench_routing_json(capsys):
     assert rows[(12, "demand_proportional")]["level"] == "goal" and rows[(12, "demand_proportional")]["not_lp_optimal"] == 0
     greedy = rows[(12, "greedy_dispatcher")]
     assert greedy["level"] == "flows" and greedy["not_lp_optimal"] > 0 and greedy["residual_lp_ms_per_solve"] > 0
+    # the transport formulation's flows are optimal for the full LP: the certificate passes them all
+    assert main(["bench", "routing", "--regions", "12", "--behaviors", "demand_proportional", "--episodes", "1",
+                 "--repeats", "1", "--formulation", "transport", "--json"]) == 0
+    (row,) = last_json(capsys.readouterr().out)["rows"]
+    assert row["formulation"] == "transport" and row["not_lp_optimal"] == 0 and row["statuses"]["ok"] > 0
     with pytest.raises(SystemExit, match="unknown behavior nonsense"):
         main(["bench", "routing", "--regions", "5", "--behaviors", "nonsense"])
     with pytest.raises(SystemExit, match="--regions must be >= 2"):

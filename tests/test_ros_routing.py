@@ -157,9 +157,11 @@ def test_errors_name_the_parameter(cls, values, name):
 
 @pytest.mark.parametrize("values, name", [({"rebalancing.cost_weight": 0.0}, r"rebalancing\.cost_weight"),
                                           ({"rebalancing.solver": "glpk"}, r"rebalancing\.solver"),
+                                          ({"rebalancing.formulation": "paths"}, r"rebalancing\.formulation"),
                                           ({"rebalancing.method": "x"}, r"rebalancing\.method")])
 def test_rebalancing_parameters(values, name):
     assert cfg.rebalancing_config({"rebalancing.cost_weight": 2}) == RebalancingConfig(cost_weight=2.0)
+    assert cfg.rebalancing_config({"rebalancing.formulation": "transport"}).formulation == "transport"
     with pytest.raises(ParameterError, match=name):
         cfg.rebalancing_config(values)
 

@@ -599,24 +599,35 @@ def test_obs_layout_refuses_lists_that_are_not_routing_layouts(bad, match):
         ObsLayout.from_list(bad)
 
 
-def test_transport_optimum_is_the_rebalancing_lp_optimum_for_metric_travel_times(rng):
-    """Surplus-to-deficit transportation cost == the full LP's cost on metric cities; a non-metric
-    matrix is detected (and ``invert_flows`` then solves the full LP, agreeing with ``resolve``)."""
-    from ohio_core.inverse.routing import is_metric, transport_optimum
+def test_transport_formulation_is_optimal_for_the_rebalancing_lp_on_metric_travel_times(rng):
+    """Surplus-to-deficit transportation: feasible integral flows of the full LP's optimal cost on
+    metric cities (sum d = sum a and sum d < sum a); non-metric travel times are detected, refused
+    by the transport formulation, and ``invert_flows`` then prices flows with the full LP (agreeing
+    with ``resolve``)."""
+    from controllers.rebalancing import is_metric, transport_flows
 
+    transport = RebalancingConfig(formulation="transport")
     for layout, n in (("grid", 9), ("geometric", 14)):
         tt = synthetic(n, layout=layout, horizon=10, seed=n).travel_time
         assert is_metric(tt)
-        for _ in range(25):
+        for spare in (0, 3) * 12:
             a = rng.integers(0, 12, n)
-            d = desired_counts(rng.dirichlet(np.ones(n)), a.sum())
+            d = desired_counts(rng.dirichlet(np.ones(n)), max(a.sum() - spare, 0))
             lp = float(flow_cost(rebalance(a, d, tt), tt))
-            assert transport_optimum(a, d, tt) == pytest.approx(lp, abs=1e-9)
+            x = rebalance(a, d, tt, transport)
+            assert x.dtype == np.int64 and (x >= 0).all() and (np.diagonal(x) == 0).all()
+            assert (x.sum(1) <= a).all() and (a + x.sum(0) - x.sum(1) >= d).all()
+            assert float(flow_cost(x, tt)) == pytest.approx(lp, abs=1e-9)
+            assert transport_flows(a, d, tt)[1] == pytest.approx(lp, abs=1e-9)
     shortcut = np.array([[1.0, 1.0, 5.0], [1.0, 1.0, 1.0], [5.0, 1.0, 1.0]])   # 0 -> 2 costs 5, via 1 costs 2
     assert not is_metric(shortcut) and is_metric(np.minimum(shortcut, 2.0))
     a, d = np.array([3, 3, 0]), np.array([0, 3, 3])               # 1's own vehicles relay: 0 -> 1, 1 -> 2
     assert float(flow_cost(rebalance(a, d, shortcut), shortcut)) == 6.0
-    assert transport_optimum(a, d, shortcut) == 15.0                # why non-metric times need the full LP
+    assert transport_flows(a, d, shortcut)[1] == 15.0               # why non-metric times need the full LP
+    with pytest.raises(ValueError, match="needs metric travel times"):
+        rebalance(a, d, shortcut, transport)
+    with pytest.raises(ConfigError, match="formulation"):
+        RebalancingConfig(formulation="shortest")
     odd = rng.uniform(0.5, 9.0, (8, 8))
     idle = rng.integers(0, 15, (40, 8))
     noisy = project_flows(rng.random((40, 8, 8)) * 3, idle)

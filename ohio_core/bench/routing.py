@@ -2,7 +2,8 @@
 
 Per region count and behavior: a synthetic grid city (as ``ohio experiment routing`` builds it),
 ``episodes`` episodes of the behavior (goal-level heuristics through the rebalancing LP, the greedy
-dispatcher's flows directly), then the inverse of the logged flows (``inverse.routing``), timed by part:
+dispatcher's flows directly; the LP in the ``formulation`` given), then the inverse of the logged
+flows (``inverse.routing``), timed by part:
 
 - closed form: d = a + inflow - outflow, p = d / sum a (``distribution_from_flows``);
 - certificate: the test of LP optimality (``has_negative_cycle`` on the transport plans);
@@ -32,8 +33,10 @@ def _best(fn, repeats: int):
     return seconds, out
 
 
-def measure(regions: int, behavior: str, episodes: int = 2, seed: int = 0, repeats: int = 3) -> dict:
-    """One row of the benchmark (module docstring): times in seconds, per-transition times in ms."""
+def measure(regions: int, behavior: str, episodes: int = 2, seed: int = 0, repeats: int = 3,
+            formulation: str = "edges") -> dict:
+    """One row of the benchmark (module docstring): times in seconds, per-transition times in ms;
+    ``formulation``: the rebalancing LP's (``RebalancingConfig.formulation``) for goal-level behaviors."""
     from controllers.rebalancing import RebalancingConfig, Rebalancer
     from ohio_core.envs.routing.env import FlatRoutingEnv, RoutingEnv, rollout
     from ohio_core.envs.routing.scenario import synthetic
@@ -43,7 +46,8 @@ def measure(regions: int, behavior: str, episodes: int = 2, seed: int = 0, repea
 
     scenario = synthetic(regions, layout="grid", horizon=60, seed=seed)
     policy = make_routing_policy(behavior, scenario)
-    env = FlatRoutingEnv(scenario) if policy.level == "flows" else RoutingEnv(scenario, Rebalancer(RebalancingConfig()))
+    low_level = Rebalancer(RebalancingConfig(formulation=formulation))
+    env = FlatRoutingEnv(scenario) if policy.level == "flows" else RoutingEnv(scenario, low_level)
     t0 = time.perf_counter()
     log = rollout(env, policy, episodes, seed)
     rollout_s = time.perf_counter() - t0
@@ -58,6 +62,7 @@ def measure(regions: int, behavior: str, episodes: int = 2, seed: int = 0, repea
     solves = res.info["solves"]
     lp_s = max(full_s - plain_s, 0.0)
     return {"regions": regions, "vehicles": scenario.vehicles, "behavior": behavior, "level": policy.level,
+            "formulation": formulation if policy.level != "flows" else None,
             "transitions": n, "rollout_s": rollout_s, "step_ms": 1e3 * rollout_s / n,
             "closed_form_s": closed_s, "closed_form_us_per_transition": 1e6 * closed_s / n,
             "certificate_s": cert_s, "certificate_ms_per_transition": 1e3 * cert_s / n,
@@ -68,12 +73,12 @@ def measure(regions: int, behavior: str, episodes: int = 2, seed: int = 0, repea
 
 
 def run(regions=DEFAULT_REGIONS, behaviors=DEFAULT_BEHAVIORS, episodes: int = 2, seed: int = 0,
-        repeats: int = 3, progress=None) -> dict:
+        repeats: int = 3, progress=None, formulation: str = "edges") -> dict:
     """Rows for every (region count, behavior); ``progress(row)`` is called after each."""
     rows = []
     for n in regions:
         for behavior in behaviors:
-            rows.append(measure(n, behavior, episodes, seed, repeats))
+            rows.append(measure(n, behavior, episodes, seed, repeats, formulation))
             if progress is not None:
                 progress(rows[-1])
-    return {"rows": rows, "episodes": episodes, "seed": seed, "repeats": repeats}
+    return {"rows": rows, "episodes": episodes, "seed": seed, "repeats": repeats, "formulation": formulation}

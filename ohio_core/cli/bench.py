@@ -44,6 +44,8 @@ def add_parser(sub) -> None:
                     help="behavior policies whose flows are inverted")
     rt.add_argument("--episodes", type=int, default=2, help="episodes (60 steps each) per city and behavior")
     rt.add_argument("--repeats", type=int, default=3, help="timed runs of each part (best is kept)")
+    rt.add_argument("--formulation", choices=["edges", "transport"], default="edges",
+                    help="the rebalancing LP's formulation (RebalancingConfig.formulation)")
     rt.add_argument("--seed", type=int, default=0)
     rt.add_argument("--json", action="store_true", help="end with one JSON object")
     rt.set_defaults(func=run_routing)
@@ -139,15 +141,17 @@ def run_routing(args: argparse.Namespace) -> int:
         print(f"[bench routing] {row['regions']} regions, {row['behavior']}: inverse {row['inverse_s']:.2f} s, "
               f"with residual LPs {row['inverse_with_residuals_s']:.2f} s", flush=True)
 
-    result = routing.run(args.regions, args.behaviors, args.episodes, args.seed, args.repeats, progress)
+    result = routing.run(args.regions, args.behaviors, args.episodes, args.seed, args.repeats, progress,
+                         args.formulation)
     print(table([[r["regions"], r["behavior"], r["transitions"], r["step_ms"], r["closed_form_us_per_transition"],
                   r["certificate_ms_per_transition"], r["not_lp_optimal"], r["inverse_s"],
                   "-" if r["residual_lp_ms_per_solve"] is None else r["residual_lp_ms_per_solve"],
                   r["inverse_with_residuals_s"]] for r in result["rows"]],
                 ["regions", "behavior", "transitions", "env step ms", "closed form us/tr", "certificate ms/tr",
                  "not LP-optimal", "inverse s", "residual LP ms/solve", "with residual LPs s"]))
-    print(f"env step: one simulator step with the behavior's low level (the rebalancing LP for goal-level "
-          f"behaviors); inverse: closed form and certificate (command: ohio bench routing --regions "
+    print(f"env step: one simulator step with the behavior's low level (the rebalancing LP, formulation "
+          f"{args.formulation}, for goal-level behaviors); inverse: closed form and certificate "
+          f"(command: ohio bench routing --formulation {args.formulation} --regions "
           f"{' '.join(map(str, args.regions))} --behaviors {' '.join(args.behaviors)} --episodes {args.episodes} "
           f"--repeats {args.repeats} --seed {args.seed})")
     if args.json:

@@ -28,15 +28,9 @@ Flows that fail get status NOT_OPTIMAL and residual = cost(x) - LP optimum > 0 (
 ``sum t_ij x_ij``; one LP per such sample); optimal ones have residual 0 without a solve.
 ``method="resolve"`` re-solves the LP (``rebalance``) for every sample instead (the check of the check).
 
-The optimum of a NOT_OPTIMAL sample needs only the cost. When the travel times satisfy the triangle
-inequality (t_ij <= t_ik + t_kj for distinct i, j, k; ``is_metric``), it is the optimum of the
-transportation problem from the surplus regions S (a_i > d_i) to the deficit regions D (d_j > a_j),
-
-    min sum_{i in S, j in D} t_ij y_ij   s.t.  sum_j y_ij = a_i - d_i,  sum_i y_ij = d_j - a_j,  y >= 0,
-
-with |S| |D| variables instead of n (n - 1): a feasible x decomposes into paths from S to D (and
-cycles of cost >= 0, dropped); shortcutting each path to its end points costs no more and sends
-no more from any region. Otherwise the full LP (``rebalance``) gives it.
+The optimum of a NOT_OPTIMAL sample needs only the cost: for metric travel times it comes from the
+surplus-to-deficit transportation LP (``controllers.rebalancing.transport_flows``, |S| |D| variables
+instead of n (n - 1)), otherwise from the full LP (``rebalance``).
 """
 
 from __future__ import annotations
@@ -46,10 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scipy import sparse
-from scipy.optimize import linprog
-
-from controllers.rebalancing import RebalancingConfig, RebalancingError, flow_cost, rebalance
+from controllers.rebalancing import RebalancingConfig, flow_cost, is_metric, rebalance, transport_flows
 
 #: The negative-cycle test works on chunks of at most this many n^2 entries.
 CHUNK_ENTRIES = 1 << 21
@@ -178,38 +169,6 @@ def has_negative_cycle(plan: np.ndarray, travel_time: np.ndarray, tol: float = 1
     return out
 
 
-def is_metric(travel_time: np.ndarray) -> bool:
-    """Whether t_ij <= t_ik + t_kj for all distinct i, j, k (the diagonal plays no part)."""
-    t = np.array(travel_time, dtype=float)
-    n = t.shape[0]
-    off = ~np.eye(n, dtype=bool)
-    t_via = t.copy()
-    np.fill_diagonal(t_via, np.inf)                                    # no stop at i or j itself
-    shortest_two_legs = np.full((n, n), np.inf)
-    for k in range(n):
-        np.minimum(shortest_two_legs, t_via[:, k, None] + t_via[None, k, :], out=shortest_two_legs)
-    tol = 1e-9 * max(1.0, float(np.abs(t).max(initial=0.0)))
-    return bool((t[off] <= shortest_two_legs[off] + tol).all())
-
-
-def transport_optimum(idle: np.ndarray, desired: np.ndarray, travel_time: np.ndarray) -> float:
-    """The rebalancing LP's optimal cost for metric travel times and sum d = sum a, from the
-    surplus-to-deficit transportation problem (module docstring), solved with HiGHS."""
-    delta = np.asarray(desired, dtype=float) - np.asarray(idle, dtype=float)
-    S, D = np.flatnonzero(delta < 0), np.flatnonzero(delta > 0)
-    if not len(D):
-        return 0.0
-    m, k = len(S), len(D)
-    cost = np.asarray(travel_time, dtype=float)[np.ix_(S, D)].ravel()
-    rows = np.concatenate([np.repeat(np.arange(m), k), m + np.tile(np.arange(k), m)])
-    cols = np.tile(np.arange(m * k), 2)
-    A = sparse.csr_array((np.ones(2 * m * k), (rows, cols)), shape=(m + k, m * k))
-    res = linprog(cost, A_eq=A, b_eq=np.concatenate([-delta[S], delta[D]]), bounds=(0, None), method="highs")
-    if res.status != 0:
-        raise RebalancingError(f"transportation LP failed (status {res.status}): {res.message}")
-    return float(res.fun)
-
-
 def invert_flows(idle, flows, travel_time, config: RebalancingConfig = RebalancingConfig(),
                  method: str = "certificate", residuals: bool = True) -> FlowInverseResult:
     """Desired counts, distribution, optimality and residual for logged (idle (N, n), flows (N, n, n)).
@@ -250,7 +209,7 @@ def invert_flows(idle, flows, travel_time, config: RebalancingConfig = Rebalanci
     metric = method == "certificate" and len(solve) > 0 and is_metric(tt)     # resolve: the LP itself
     for s in solve:
         if metric:
-            best = transport_optimum(a[s], desired[s], tt)
+            best = transport_flows(a[s], desired[s], tt)[1]
         else:
             best = float(flow_cost(rebalance(a[s].astype(np.int64), desired[s].astype(np.int64), tt, config), tt))
         optimal_cost[s] = best

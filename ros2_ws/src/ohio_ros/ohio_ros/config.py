@@ -310,7 +310,7 @@ class RebalancingNodeConfig(_NodeConfig):
     ``t - s <= max_goal_age_steps``; an older one is stale (zero flows). ``goal_wait``: seconds
     to wait after a state for the goal made for that state before the latest valid one is used.
     The LP is configured by ``rebalancing.*`` (``RebalancingConfig``: ``cost_weight``,
-    ``solver``).
+    ``solver``, ``formulation``).
     """
 
     max_goal_age_steps: int = 2
