@@ -26,6 +26,7 @@ Formulations (``RebalancingConfig.formulation``):
   cycles of cost >= 0, dropped), and shortcutting each path to its end points costs no more and
   sends no more from any region. Where several flows are optimal, the two formulations may return
   different ones. Non-metric travel times are refused.
+
 ``project_flows`` (the feasibility projection of flat per-edge policies) lives with the simulator
 and is re-exported here.
 """
