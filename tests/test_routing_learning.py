@@ -133,13 +133,16 @@ def test_cli_prints_the_table_and_the_json(tmp_path, capsys):
 def test_scaling_only_runs_no_dataset_and_reports_its_updates(tmp_path, capsys):
     assert main(["experiment", "routing", "--scaling-only", "--scaling", "4", "--scaling-episodes", "1",
                  "--scaling-steps", "5", "--algo", "bc", "--eval-episodes", "2", "--out", str(tmp_path / "s"),
-                 "--scaling-behavior", "demand_proportional", "--flat-max-regions", "3", "--json"]) == 0
+                 "--scaling-behavior", "demand_proportional", "--flat-max-regions", "3", "--lp-formulation", "transport",
+                 "--json"]) == 0
     out = capsys.readouterr().out
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["datasets"] == {} and [row["regions"] for row in summary["scaling"]] == [4]
     assert summary["scaling"][0]["flat_score"] is None                 # 4 regions > --flat-max-regions 3
-    row = json.loads((tmp_path / "s" / "result.json").read_text())["scaling"][0]
+    saved = json.loads((tmp_path / "s" / "result.json").read_text())
+    row = saved["scaling"][0]
     assert row["updates"] == 5 and row["behavior"] == "demand_proportional"
+    assert saved["config"]["lp_formulation"] == "transport"
     assert "Scaling on demand_proportional data" in out
     assert "train s (5 updates)" in out and not (tmp_path / "s" / "scores.png").exists()
     with pytest.raises(ValueError, match="nothing to run"):
@@ -161,3 +164,20 @@ def test_scaling_on_the_pooled_behavior_data(tmp_path):
     assert np.isfinite(row["ohio_score"]) and np.isfinite(row["flat_score"])
     with pytest.raises(ValueError, match="flat_max_regions"):
         RoutingExperimentConfig(flat_max_regions=-1)
+
+
+def test_lp_formulation_reaches_the_low_level(tmp_path, monkeypatch):
+    from ohio_core.experiments import routing as experiment
+
+    built = []
+    real = experiment.routing_envs
+    monkeypatch.setattr(experiment, "routing_envs",
+                        lambda scenario, rebalancing=None: built.append(rebalancing) or real(scenario, rebalancing))
+    config = RoutingExperimentConfig(regions=4, horizon=6, algo="bc", steps=5, eval_episodes=1, datasets=False,
+                                     scaling=(4,), scaling_episodes=1, scaling_steps=5, flat_max_regions=0,
+                                     lp_formulation="transport")
+    row = run(config, tmp_path / "t", progress=False)["scaling"][0]
+    assert [c.formulation for c in built] == ["transport"] and np.isfinite(row["ohio_score"])
+    assert real(experiment._city(config, 4), config.rebalancing_config())[0].controller.config.formulation == "transport"
+    with pytest.raises(ValueError, match="formulation"):
+        RoutingExperimentConfig(lp_formulation="paths")

@@ -68,11 +68,18 @@ class RoutingExperimentConfig:
     network: str = "region"                  # OHIO's networks: "region" (shared by all regions) or "mlp"
     region_hidden: int = 32                  # width of the region network
     temperature: float = 10.0                # IQL's advantage temperature (TrainConfig.temperature)
+    lp_formulation: str = "edges"            # the rebalancing LP's (RebalancingConfig.formulation)
 
     @property
     def eval_seed(self) -> int:
         """Seed of the evaluation episodes, apart from the behavior data's ``seed``."""
         return self.seed + 1000
+
+    def rebalancing_config(self):
+        """The low level's settings: the rebalancing LP in ``lp_formulation``."""
+        from controllers.rebalancing import RebalancingConfig
+
+        return RebalancingConfig(formulation=self.lp_formulation)
 
     def train_config(self, method: str):
         """OHIO's (goal level) or the flat policy's training settings; flat is an MLP (n^2 actions)."""
@@ -104,6 +111,7 @@ class RoutingExperimentConfig:
         if int(self.region_hidden) < 1:
             raise ValueError(f"region_hidden must be >= 1, got {self.region_hidden}")
         self.train_config("ohio")            # TrainConfig checks network and temperature
+        self.rebalancing_config()            # RebalancingConfig checks the formulation
         if any(int(r) < 2 for r in self.scaling):
             raise ValueError(f"scaling region counts must be >= 2, got {list(self.scaling)}")
         if not self.datasets and not self.scaling:
@@ -127,12 +135,13 @@ def _city(config: RoutingExperimentConfig, regions: int):
     return synthetic(regions, layout=config.layout, horizon=config.horizon, seed=config.seed)
 
 
-def routing_envs(scenario):
-    """``(RoutingEnv, FlatRoutingEnv)`` of ``scenario``: the goal level with the LP in the loop, and per-edge flows."""
+def routing_envs(scenario, rebalancing=None):
+    """``(RoutingEnv, FlatRoutingEnv)`` of ``scenario``: the goal level with the LP in the loop (``rebalancing``:
+    its ``RebalancingConfig``, default settings if None), and per-edge flows."""
     from controllers.rebalancing import RebalancingConfig, Rebalancer
     from ohio_core.envs.routing.env import FlatRoutingEnv, RoutingEnv
 
-    return RoutingEnv(scenario, Rebalancer(RebalancingConfig())), FlatRoutingEnv(scenario)
+    return RoutingEnv(scenario, Rebalancer(rebalancing or RebalancingConfig())), FlatRoutingEnv(scenario)
 
 
 def _returns(env, policy, episodes: int, seed: int) -> list:
@@ -257,7 +266,7 @@ def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True)
 def _datasets(config: RoutingExperimentConfig, out: Path, progress: bool) -> dict:
     """Steps 1-4 of the module docstring on the ``config.regions`` city, per behavior dataset (and pooled)."""
     scenario = _city(config, config.regions)
-    envs = routing_envs(scenario)
+    envs = routing_envs(scenario, config.rebalancing_config())
     scale = _score_scale(config, scenario, *envs, config.eval_episodes)
     n = scenario.regions
     datasets, accounts, timings = {}, {}, {}
@@ -304,7 +313,7 @@ def _scaling(config: RoutingExperimentConfig, out: Path, progress: bool) -> list
     n_eval = min(config.eval_episodes, config.scaling_eval_episodes)
     for regions in config.scaling:
         city = _city(config, int(regions))
-        envs = routing_envs(city)
+        envs = routing_envs(city, config.rebalancing_config())
         sources = config.behaviors if config.scaling_behavior == MIXED else (config.scaling_behavior,)
         logs = [behavior_log(b, city, *envs, config.scaling_episodes, config.seed) for b in sources]
         t0 = time.perf_counter()

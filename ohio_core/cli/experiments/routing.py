@@ -37,6 +37,8 @@ def add_parser(ex) -> None:
                         "greedy_dispatcher) or mixed (every behavior's data pooled)")
     r.add_argument("--flat-max-regions", type=int, default=100,
                    help="train the flat policy (n^2 actions) on cities of at most this many regions (default 100)")
+    r.add_argument("--lp-formulation", choices=["edges", "transport"], default="edges",
+                   help="the rebalancing LP's formulation: transport is faster in large cities (metric travel times)")
     r.add_argument("--no-mixed", action="store_true", help="skip the dataset that pools every behavior dataset")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", type=Path, default=None, help="output folder (default out/experiments/routing-N)")
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
                 scaling_episodes=args.scaling_episodes, mixed=not args.no_mixed,
                 network=args.network, temperature=args.temperature, scaling_steps=args.scaling_steps,
                 datasets=not args.scaling_only, scaling_behavior=args.scaling_behavior,
-                flat_max_regions=args.flat_max_regions)
+                flat_max_regions=args.flat_max_regions, lp_formulation=args.lp_formulation)
     out = out_dir(args, f"routing-{args.regions}")
     result = routing.run(cfg, out)
     tables = []
