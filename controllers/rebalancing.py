@@ -45,7 +45,7 @@ from controllers.config import ConfigError, config_fields
 from ohio_core.envs.routing.sim import project_flows, round_to_total
 
 __all__ = ["RebalancingConfig", "RebalancingError", "Rebalancer", "desired_counts", "rebalance", "flow_cost",
-           "project_flows", "is_metric", "transport_flows", "SOLVERS", "FORMULATIONS"]
+           "project_flows", "is_metric", "cost_tolerance", "transport_flows", "SOLVERS", "FORMULATIONS"]
 
 SOLVERS = ("highs", "highs-ds", "highs-ipm")
 FORMULATIONS = ("edges", "transport")
@@ -148,23 +148,42 @@ def _counts(name: str, value, n: int | None = None) -> np.ndarray:
     return a.astype(np.int64)
 
 
+def cost_tolerance(travel_time: np.ndarray) -> float:
+    """Tolerance on travel-time sums and costs: 1e-9 of the largest travel time (at least 1e-9)."""
+    return 1e-9 * max(1.0, float(np.asarray(travel_time, dtype=float).max(initial=0.0)))
+
+
 def is_metric(travel_time: np.ndarray) -> bool:
-    """Whether t_ij <= t_ik + t_kj for all distinct i, j, k (the diagonal plays no part)."""
-    t = np.array(travel_time, dtype=float)
-    n = t.shape[0]
-    off = ~np.eye(n, dtype=bool)
-    t_via = t.copy()
-    np.fill_diagonal(t_via, np.inf)                                    # no stop at i or j itself
-    two_legs = np.full((n, n), np.inf)
-    for k in range(n):
-        np.minimum(two_legs, t_via[:, k, None] + t_via[None, k, :], out=two_legs)
-    tol = 1e-9 * max(1.0, float(np.abs(t).max(initial=0.0)))
-    return bool((t[off] <= two_legs[off] + tol).all())
+    """Whether t_ij <= t_ik + t_kj for all distinct i, j, k (the diagonal plays no part); O(n^3), so
+    the answer is kept for the last few matrices seen."""
+    t = np.ascontiguousarray(travel_time, dtype=float)
+    return _is_metric(t.shape, t.tobytes())
 
 
 @functools.lru_cache(maxsize=8)
-def _is_metric_cached(shape: tuple, data: bytes) -> bool:
-    return is_metric(np.frombuffer(data, dtype=float).reshape(shape))
+def _is_metric(shape: tuple, data: bytes) -> bool:
+    t = np.frombuffer(data, dtype=float).reshape(shape)
+    off = ~np.eye(shape[0], dtype=bool)
+    t_via = t.copy()
+    np.fill_diagonal(t_via, np.inf)                                    # no stop at i or j itself
+    two_legs = np.full(shape, np.inf)
+    for k in range(shape[0]):
+        np.minimum(two_legs, t_via[:, k, None] + t_via[None, k, :], out=two_legs)
+    return bool((t[off] <= two_legs[off] + cost_tolerance(t)).all())
+
+
+def _integral_vertex(res, lp: str, solver: str) -> np.ndarray:
+    """The rounded optimum of ``linprog``'s result ``res`` for the ``lp`` named in errors; a
+    RebalancingError when the solve failed or the optimum is not integral (integer data give an
+    integral vertex)."""
+    if res.status != 0 or res.x is None:
+        raise RebalancingError(f"{lp} LP failed ({solver}, status {res.status}): {res.message}")
+    x = np.rint(res.x)
+    gap = float(np.abs(res.x - x).max(initial=0.0))
+    if gap > INTEGRALITY_TOL:
+        raise RebalancingError(f"{lp} LP optimum is not integral (largest gap {gap:.3g}); "
+                               "integer idle and desired counts give an integral vertex")
+    return x
 
 
 def transport_flows(idle, desired, travel_time, solver: str = "highs") -> tuple[np.ndarray, float]:
@@ -185,13 +204,7 @@ def transport_flows(idle, desired, travel_time, solver: str = "highs") -> tuple[
     demand = sparse.csr_array((np.ones(m * k), (np.tile(np.arange(k), m), cols)), shape=(k, m * k))
     res = linprog(t[np.ix_(S, D)].ravel(), A_ub=supply, b_ub=(-delta[S]).astype(float), A_eq=demand,
                   b_eq=delta[D].astype(float), bounds=(0, None), method=solver)
-    if res.status != 0 or res.x is None:
-        raise RebalancingError(f"transportation LP failed ({solver}, status {res.status}): {res.message}")
-    y = np.rint(res.x)
-    gap = float(np.abs(res.x - y).max(initial=0.0))
-    if gap > INTEGRALITY_TOL:
-        raise RebalancingError(f"transportation LP optimum is not integral (largest gap {gap:.3g})")
-    flows[np.ix_(S, D)] = y.reshape(m, k).astype(np.int64)
+    flows[np.ix_(S, D)] = _integral_vertex(res, "transportation", solver).reshape(m, k).astype(np.int64)
     return flows, float(res.fun)
 
 
@@ -212,21 +225,14 @@ def rebalance(idle, desired, travel_time, config: RebalancingConfig = Rebalancin
     if (d <= a).all():
         return flows
     if config.formulation == "transport":
-        if not _is_metric_cached(tt.shape, tt.tobytes()):
+        if not is_metric(tt):
             raise ValueError("formulation 'transport' needs metric travel times (t_ij <= t_ik + t_kj for "
                              "distinct i, j, k); these are not: use formulation 'edges'")
         return transport_flows(a, d, tt, config.solver)[0]
     src, dst, A = lp_structure(n)
     res = linprog(config.cost_weight * tt[src, dst], A_ub=A, b_ub=np.concatenate([a - d, a]).astype(float),
                   bounds=(0, None), method=config.solver)
-    if res.status != 0 or res.x is None:
-        raise RebalancingError(f"rebalancing LP failed ({config.solver}, status {res.status}): {res.message}")
-    x = np.rint(res.x)
-    gap = float(np.abs(res.x - x).max(initial=0.0))
-    if gap > INTEGRALITY_TOL:
-        raise RebalancingError(f"rebalancing LP optimum is not integral (largest gap {gap:.3g}); "
-                               "integer idle and desired counts give an integral vertex")
-    flows[src, dst] = x.astype(np.int64)
+    flows[src, dst] = _integral_vertex(res, "rebalancing", config.solver).astype(np.int64)
     return flows
 
 

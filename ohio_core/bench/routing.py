@@ -37,7 +37,7 @@ def measure(regions: int, behavior: str, episodes: int = 2, seed: int = 0, repea
             formulation: str = "edges") -> dict:
     """One row of the benchmark (module docstring): times in seconds, per-transition times in ms;
     ``formulation``: the rebalancing LP's (``RebalancingConfig.formulation``) for goal-level behaviors."""
-    from controllers.rebalancing import RebalancingConfig, Rebalancer
+    from controllers.rebalancing import RebalancingConfig, Rebalancer, cost_tolerance
     from ohio_core.envs.routing.env import FlatRoutingEnv, RoutingEnv, rollout
     from ohio_core.envs.routing.scenario import synthetic
     from ohio_core.inverse.routing import (FlowStatus, distribution_from_flows, has_negative_cycle,
@@ -53,7 +53,7 @@ def measure(regions: int, behavior: str, episodes: int = 2, seed: int = 0, repea
     rollout_s = time.perf_counter() - t0
     idle, flows, tt = log.idle, log.flows, scenario.travel_time
     n = len(idle)
-    tol = 1e-9 * max(1.0, float(tt.max(initial=0.0)))
+    tol = cost_tolerance(tt)
     closed_s, _ = _best(lambda: distribution_from_flows(idle, flows), repeats)
     plan = transport_plan(idle.astype(float), flows.astype(float))
     cert_s, negative = _best(lambda: has_negative_cycle(plan, tt, tol), repeats)

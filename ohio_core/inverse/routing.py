@@ -40,7 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from controllers.rebalancing import RebalancingConfig, flow_cost, is_metric, rebalance, transport_flows
+from controllers.rebalancing import (RebalancingConfig, cost_tolerance, flow_cost, is_metric, rebalance,
+                                     transport_flows)
 
 #: The negative-cycle test works on chunks of at most this many n^2 entries.
 CHUNK_ENTRIES = 1 << 21
@@ -196,7 +197,7 @@ def invert_flows(idle, flows, travel_time, config: RebalancingConfig = Rebalanci
     status[~finite] = FlowStatus.NON_FINITE
     optimal_cost = np.where(status == FlowStatus.OK, cost, np.nan)
     optimal_cost[status == FlowStatus.ILL_POSED] = 0.0
-    tol = 1e-9 * max(1.0, float(tt.max(initial=0.0)))
+    tol = cost_tolerance(tt)
     check = np.flatnonzero(status == FlowStatus.OK)
     if method == "certificate":
         bad = check[has_negative_cycle(transport_plan(a[check], x[check]), tt, tol)]
