@@ -79,8 +79,7 @@ def _plot(path: Path, curves: dict, period: float) -> None:
 def _picture(path: Path, sim: ArmSim) -> bool:
     """A frame from MuJoCo's offscreen renderer; False where no OpenGL backend works."""
     try:
-        import matplotlib.pyplot as plt
-        plt.imsave(path, sim.render(640, 480))
+        plotting.pyplot().imsave(path, sim.render(640, 480))
         return True
     except Exception as exc:  # no GL context on this machine: the demo goes on without a picture
         print(f"no picture: MuJoCo offscreen rendering unavailable ({type(exc).__name__}: {exc})")
