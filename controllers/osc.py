@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg.lapack import dpotrf, dpotrs
+from scipy.linalg.lapack import dlange, dpotrf, dpotrs
 
 from controllers.config import OSCConfig
 from controllers.goals import PoseGoal, goal_from_action, orientation_error, require_finite
@@ -62,8 +62,10 @@ def _pinv_eig(A: np.ndarray, rcond: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def near_singular(cond: np.ndarray, rcond: float, n: int = 6) -> np.ndarray:
-    """Where ``task_inertia`` leaves the plain inverse for the truncated pseudo-inverse: n cond >= 1/rcond."""
-    return ~(n * cond < 1.0 / rcond)
+    """Where ``task_inertia`` leaves the plain inverse for the truncated pseudo-inverse: n cond >= 1/rcond.
+
+    ``cond``: an array or a number (a NumPy boolean either way)."""
+    return ~(n * np.asarray(cond) < 1.0 / rcond)
 
 
 def task_inertia(A: np.ndarray, rcond: float) -> tuple[np.ndarray, np.ndarray]:
@@ -79,14 +81,16 @@ def task_inertia(A: np.ndarray, rcond: float) -> tuple[np.ndarray, np.ndarray]:
         if info == 0:
             Lam, info = dpotrs(U, _EYE6 if n == 6 else np.eye(n))
             if info == 0:
-                cond = abs(A).sum(0).max() * abs(Lam).sum(0).max()
+                cond = np.float64(dlange("1", A) * dlange("1", Lam))      # ||A||_1 ||A^-1||_1
                 if not near_singular(cond, rcond, n):
                     return Lam, cond
         return _pinv_eig(A, rcond)
     try:
         Lam = np.linalg.inv(A)
-    except np.linalg.LinAlgError:
-        return _pinv_eig(A, rcond)
+    except np.linalg.LinAlgError:      # an exactly singular sample (rare): each sample by the one-state rule
+        per = [task_inertia(a, rcond) for a in A.reshape((-1,) + A.shape[-2:])]
+        return (np.array([L for L, _ in per]).reshape(A.shape),
+                np.array([c for _, c in per]).reshape(A.shape[:-2]))
     cond = _one_norm(A) * _one_norm(Lam)
     bad = near_singular(cond, rcond, n)
     if np.any(bad):

@@ -18,7 +18,7 @@ import quadprog
 from controllers.config import OSCConfig, QPConfig
 from controllers.goals import (NonFiniteInputError, PoseGoal, action_from_goal, goal_from_action,
                                orientation_error, so3_exp, so3_log)
-from controllers.osc import OSC, clip_torque, osc_law, osc_terms, task_error
+from controllers.osc import OSC, clip_torque, near_singular, osc_law, osc_terms, task_error, task_inertia
 from controllers.qp import QP, STATUS_BRAKE, STATUS_OK, hold_torque, qp_problem, task_acceleration
 from controllers.robot import Kinematics, PandaModel
 from ohio_core.envs.arm.description import Q_HOME
@@ -326,6 +326,37 @@ def test_osc_near_a_singularity_returns_finite_torques_within_limits(panda, name
         assert np.all(np.abs(out.tau) <= osc.tau_max)
         # the truncated pseudo-inverse keeps the task force bounded (a plain inverse gives ~1e10)
         assert np.abs(out.tau_unclipped).max() < 1e4
+
+
+def test_task_inertia_takes_the_plain_inverse_away_from_singularities_for_one_state_and_a_batch(panda):
+    """One state (Cholesky) and a batch agree on the branch: the exact inverse and the exact 1-norm
+    condition number where n cond < 1/rcond, the truncated pseudo-inverse at the singular state."""
+    rng = np.random.default_rng(11)
+    rcond = OSCConfig().lambda_rcond
+    qs = [panda.random_configuration(rng) for _ in range(4)] + [SINGULAR_STATES["exact"]]
+    As = []
+    for q in qs:
+        kin = panda.kinematics(q, np.zeros(7))
+        As.append(kin.J @ kin.Minv @ kin.J.T)
+    As = np.array(As)
+    Lam_b, cond_b = task_inertia(As, rcond)
+    for A, Lb, cb in zip(As[:-1], Lam_b[:-1], cond_b[:-1]):
+        Lam, cond = task_inertia(A, rcond)
+        exact = np.linalg.inv(A)
+        assert np.allclose(Lam, exact, rtol=1e-9, atol=0) and np.allclose(Lb, exact, rtol=1e-9, atol=0)
+        one_norm_cond = np.abs(A).sum(0).max() * np.abs(exact).sum(0).max()
+        assert cond == pytest.approx(one_norm_cond, rel=1e-9) and cb == pytest.approx(one_norm_cond, rel=1e-9)
+        assert not near_singular(cond, rcond)
+    Lam, cond = task_inertia(As[-1], rcond)
+    assert near_singular(cond, rcond) and near_singular(cond_b[-1], rcond)
+    assert np.allclose(Lam, Lam_b[-1], rtol=1e-9, atol=1e-9)
+    assert np.abs(Lam).max() < 1.0 / rcond
+
+
+def test_near_singular_takes_numbers_and_arrays():
+    assert not near_singular(3.0, 1e-6) and near_singular(1e6, 1e-6)
+    assert near_singular(float("inf"), 1e-6)
+    np.testing.assert_array_equal(near_singular(np.array([3.0, 1e6, np.inf]), 1e-6), [False, True, True])
 
 
 # -- non-finite inputs -------------------------------------------------------------------------
