@@ -338,7 +338,7 @@ def test_trajectories_with_gaps_write_back(tmp_path, reach_bag):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_messages_decode_with_ros2_type_support(reach_bag):
     """The bytes in the bag deserialize with ROS 2 Jazzy's own type support (rclpy), field for field."""
-    serialization = pytest.importorskip("rclpy.serialization")
+    from rclpy import serialization
     from geometry_msgs.msg import PoseStamped
     from sensor_msgs.msg import JointState
     from std_msgs.msg import Float64MultiArray

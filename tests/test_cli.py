@@ -19,7 +19,7 @@ def test_bench_controllers_json(capsys):
     for key in ("osc_step_us_median", "osc_step_us_p99", "qp_step_us_median", "qp_step_us_p99",
                 "sim_realtime_factor"):
         assert out[key] > 0, key
-    assert out["osc_step_us_p99"] >= out["osc_step_us_median"]
+    assert out["states"] == 50 and out["qp_fallbacks"] == 0     # the QP solved every visited state
 
 
 def test_demo_runs_the_main_job_end_to_end(tmp_path, capsys):

@@ -8,7 +8,6 @@ raise a clear error.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -556,4 +555,3 @@ def test_quaternion_goal_matches_rotation_matrix():
     goal = PoseGoal.from_pos_quat([0.1, 0.2, 0.3], [0.0, 0.0, np.sin(np.pi / 4), np.cos(np.pi / 4)])
     np.testing.assert_allclose(goal.R, so3_exp(np.array([0.0, 0.0, np.pi / 2])), atol=1e-15)
     np.testing.assert_allclose(goal.p, [0.1, 0.2, 0.3])
-    assert re.search("orientation", str(NonFiniteInputError("goal orientation is not finite")))

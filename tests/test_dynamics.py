@@ -61,9 +61,14 @@ def test_training_is_seeded_and_reload_gives_identical_predictions(data, fitted,
     np.testing.assert_array_equal(qd, qd2)
     assert again.history == fitted.history and again.config == fitted.config
     cfg = DynamicsConfig(hidden=(16,), epochs=3, batch_size=64, seed=5)
-    a, b = train_dynamics(data, cfg), train_dynamics(data, cfg)
+    outer = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads + 2)
+    try:
+        a, b = train_dynamics(data, cfg), train_dynamics(data, cfg)
+        assert torch.get_num_threads() == cfg.threads + 2      # training leaves the caller's thread count
+    finally:
+        torch.set_num_threads(outer)
     np.testing.assert_array_equal(a.step(data.q, data.qd, data.tau)[1], b.step(data.q, data.qd, data.tau)[1])
-    assert torch.get_num_threads() >= 1
 
 
 def test_affine_kind_is_linear_in_the_torque(data):

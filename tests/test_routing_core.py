@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -98,12 +97,13 @@ def test_synthetic_peaks_point_in_then_out():
     assert s.demand[morning].sum() > 1.5 * flat.demand[morning].sum()
 
 
-def test_synthetic_200_regions_is_fast():
-    start = time.perf_counter()
+def test_synthetic_builds_a_200_region_city():
     s = synthetic(200, layout="geometric", horizon=60)
-    elapsed = time.perf_counter() - start
-    assert s.regions == 200
-    print(f"synthetic(200, geometric, horizon 60): {elapsed * 1e3:.0f} ms")
+    assert s.regions == 200 and s.travel_time.shape == (200, 200) and s.positions.shape == (200, 2)
+    assert s.demand.shape[1:] == (200, 200) and s.demand.shape[0] >= 60 and s.price.shape == s.demand.shape
+    off = ~np.eye(200, dtype=bool)
+    assert (s.travel_time[off] >= 1).all() and (s.travel_time == s.travel_time.T).all()
+    assert s.demand.sum(axis=(1, 2)).min() > 0 and s.vehicles >= 1000
 
 
 def assert_same_scenario(a: Scenario, b: Scenario) -> None:
@@ -325,24 +325,6 @@ def test_lp_errors():
     assert not rebalance([3, 1], [2, 1], tt).any()           # nobody short: nothing moves
 
 
-def test_lp_timings(capsys):
-    """Not asserted: the LP's solve time at 10, 50 and 200 regions (median of 3)."""
-    rng = np.random.default_rng(1)
-    lines = []
-    for n in (10, 50, 200):
-        s = synthetic(n, layout="geometric", horizon=1, seed=n)
-        times = []
-        for _ in range(3):
-            idle = rng.multinomial(s.vehicles, np.full(n, 1.0 / n))
-            desired = desired_counts(rng.dirichlet(np.ones(n)), idle.sum())
-            start = time.perf_counter()
-            rebalance(idle, desired, s.travel_time)
-            times.append(time.perf_counter() - start)
-        lines.append(f"{n} regions ({n * (n - 1)} variables): {np.median(times) * 1e3:.1f} ms")
-    with capsys.disabled():
-        print("\nrebalancing LP solve time: " + "; ".join(lines))
-
-
 def test_project_flows(rng):
     for _ in range(200):
         n = int(rng.integers(2, 8))
@@ -408,8 +390,10 @@ def test_kkt_certificate_agrees_with_resolving(rng):
         assert np.array_equal(cert.status, full.status) and np.allclose(cert.residual, full.residual)
         not_optimal = cert.status == FlowStatus.NOT_OPTIMAL
         assert cert.info["certificate_disagreements"] == 0 and cert.info["solves"] == not_optimal.sum()
-        assert (cert.residual[cert.status == FlowStatus.NOT_OPTIMAL] > 0).all()
-        assert np.array_equal(cert.desired, desired_from_flows(a, x))
+        # the excess cost of a flagged flow against the LP's own flows to the same counts
+        for k in np.flatnonzero(not_optimal)[:10]:
+            best = rebalance(a[k], cert.desired[k], s.travel_time)
+            assert cert.residual[k] == pytest.approx(flow_cost(x[k], s.travel_time) - flow_cost(best, s.travel_time))
     assert 0 < (invert_flows(greedy.idle, greedy.flows, s.travel_time).status == FlowStatus.NOT_OPTIMAL).sum() < len(greedy)
     assert (invert_flows(idle, noisy, s.travel_time).status == FlowStatus.NOT_OPTIMAL).sum() > 30
 

@@ -11,12 +11,12 @@ import json
 import numpy as np
 import pytest
 
-from controllers.rebalancing import RebalancingConfig, Rebalancer, desired_counts
+from controllers.rebalancing import RebalancingConfig, Rebalancer, desired_counts, flow_cost, rebalance
 from ohio_core.cli.main import main
 from ohio_core.envs.routing.env import FlatRoutingEnv, RoutingEnv, rollout
 from ohio_core.envs.routing.scenario import synthetic
 from ohio_core.envs.routing.sim import project_flows
-from ohio_core.inverse.routing import invert_flows
+from ohio_core.inverse.routing import FlowStatus, invert_flows
 from ohio_core.experiments.routing import RoutingExperimentConfig, run
 from ohio_core.learning.finetune import routing_scenario
 from ohio_core.pipeline.routing import (decode_distribution, decode_flows, encode_distribution, encode_flows,
@@ -63,17 +63,23 @@ def test_ohio_relabel_recovers_the_logged_goals_exactly(city, lp_log):
     assert data.account["flows_not_lp_optimal_kept"] == 0 and data.obs_layout[0] == ["idle", 9]
 
 
-def test_dispatcher_flows_are_relabeled_and_their_extra_cost_counted(city):
-    log = rollout(FlatRoutingEnv(city), make_routing_policy("greedy_dispatcher", city), 2, seed=1)
+def test_dispatcher_flows_are_relabeled_and_their_extra_cost_counted():
+    city = synthetic(10, layout="geometric", horizon=20, seed=2)     # where the dispatcher is not LP-optimal
+    log = rollout(FlatRoutingEnv(city), make_routing_policy("greedy_dispatcher", city), 2, seed=5)
     ohio = relabel_routing(log, city.travel_time, "ohio")
     flat = relabel_routing(log, city.travel_time, "flat")
     assert ohio.account["transitions_written"] == flat.account["transitions_written"] == len(log)
-    assert flat.actions.shape == (len(log), 81) and ohio.actions.shape == (len(log), 9)
-    # the LP reaches each recovered distribution at most at the dispatcher's cost
-    assert (ohio.residual >= 0).all()
-    assert ohio.account["flows_not_lp_optimal_kept"] == int((ohio.residual > 1e-9).sum())
-    # an inverse already run is used as it is, and rewards are scaled as asked
+    assert flat.actions.shape == (len(log), 100) and ohio.actions.shape == (len(log), 10)
+    # flows the LP would not have sent are kept and counted, their residual the extra cost over the
+    # LP's own flows to the same counts
     inverse = invert_flows(log.idle, log.flows, city.travel_time)
+    flagged = np.flatnonzero(inverse.status == FlowStatus.NOT_OPTIMAL)
+    assert ohio.account["flows_not_lp_optimal_kept"] == len(flagged) > 0
+    for k in flagged[:5]:
+        best = rebalance(log.idle[k], inverse.desired[k], city.travel_time)
+        extra = flow_cost(log.flows[k], city.travel_time) - flow_cost(best, city.travel_time)
+        assert extra > 0 and ohio.residual[k] == pytest.approx(extra)
+    # an inverse already run is used as it is, and rewards are scaled as asked
     again = relabel_routing(log, city.travel_time, "ohio", reward_scale=0.5, result=inverse)
     np.testing.assert_array_equal(again.actions, ohio.actions)
     np.testing.assert_array_equal(again.rewards, ohio.rewards * 0.5)
