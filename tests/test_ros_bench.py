@@ -1,6 +1,7 @@
 """``ohio bench ros``: a short run closes the loop and reports every key (values are not targets here)."""
 
 import json
+import math
 
 import pytest
 
@@ -13,11 +14,15 @@ pytestmark = pytest.mark.ros
 def test_bench_ros_json(tmp_path, capsys):
     assert main(["bench", "ros", "--seconds", "2", "--warmup", "0.5", "--keep", str(tmp_path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    for key in ("period_error_ms_p50", "period_error_ms_p99", "latency_ms_p99"):
-        assert out[key] >= 0.0, key
-    assert out["period_error_ms_p99"] >= out["period_error_ms_p50"]
-    assert isinstance(out["goal_reached"], bool)
-    assert out["commands"] > 0 and out["ticks"] >= out["commands"]
+    stats = [f"{m}_ms_{s}" for m in ("period_error", "latency", "compute") for s in ("p50", "p99", "max")
+             if not (m == "compute" and s == "max")]
+    assert set(out) == set(stats) | {"ticks", "commands", "goal_reached", "episodes", "episodes_succeeded",
+                                     "controller", "publish_rate_hz", "seconds", "sim_lag_resets",
+                                     "realtime_priority", "load_average_1min", "cpus"}
+    for key in stats:
+        assert math.isfinite(out[key]) and out[key] >= 0.0, key
+    assert out["commands"] > 0 and out["episodes"] >= 1 and 0 <= out["episodes_succeeded"] <= out["episodes"]
+    assert (out["controller"], out["publish_rate_hz"], out["seconds"]) == ("osc", 500.0, 2.0)
     assert (tmp_path / "controller_timing.json").is_file() and (tmp_path / "sim_report.json").is_file()
 
 

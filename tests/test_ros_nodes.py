@@ -81,7 +81,7 @@ def test_controller_publishes_no_command_before_a_joint_state(spinner):
 
 
 def test_controller_tracks_goals_holds_when_stale_and_rejects_nan(spinner, model):
-    node, commands, diags, pubs = controller_setup(spinner, goal_timeout=0.4)
+    node, commands, diags, pubs = controller_setup(spinner, goal_timeout=1.5)
     q = Q_HOME + 0.05
     js = state_msg(q)
     p, R = model.tcp_pose(q)
@@ -102,14 +102,17 @@ def test_controller_tracks_goals_holds_when_stale_and_rejects_nan(spinner, model
         pubs["/ohio/ee_goal"].publish(goal_msg(goal))
         return command_is(track)
     wait_for(tracking, what="command tracking the goal")
-    # a NaN goal is rejected and counted; the command stays the one for the last good goal
+    # a NaN goal is rejected and counted; the next command is still the one for the last good goal
     bad = goal_msg(goal)
     bad.pose.position.y = float("nan")
-    pubs["/ohio/ee_goal"].publish(bad)
     pubs["/ohio/ee_goal"].publish(goal_msg(goal))
+    pubs["/ohio/ee_goal"].publish(bad)
+    wait_for(lambda: node.loop.counters.goals_rejected_nonfinite == 1, what="the NaN goal rejected")
+    seen = len(commands)
+    wait_for(lambda: pubs["/joint_states"].publish(js) or len(commands) > seen, what="a command after the NaN goal")
+    np.testing.assert_allclose(commands.all()[seen].data, track, atol=1e-9)
     wait_for(lambda: (d := latest_diag(diags)) and d["goals_rejected_nonfinite"] == "1",
              what="the NaN goal counted in /diagnostics")
-    assert command_is(track)
     # goals stop: after goal_timeout the loop holds the pose of the first state after it
     d = wait_for(lambda: command_is(hold) and (d := latest_diag(diags)) and d["stale_goal"] == "true" and d,
                  what="hold command after the goal went stale")

@@ -346,7 +346,7 @@ def test_rebalancing_node_flows_stale_goal_and_nan_goal(spinner, city, session):
     # before the first goal: no flows at all (the simulator would offer the state again)
     pubs[STATE].publish(rc.state_msg(state))
     wait_for(lambda: node.loop.counters.by_status.get(rl.NO_GOAL) == 1, what="a state without a goal")
-    assert len(inbox[FLOWS]) == 0
+    assert node.loop.counters.flows_published == 0 and len(inbox[FLOWS]) == 0
     pubs[GOAL].publish(rc.distribution_msg(w, 0, 0))
     wait_for(lambda: node.loop.goal is not None, what="the goal")
     flows, stamp = flows_for(state)                           # the state offered again
