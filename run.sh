@@ -20,10 +20,25 @@ ROS_PKG="ros2_ws/src/ohio_ros"
 COLCON_BASE="ros2_ws"
 PYTHON="${PYTHON:-python3}"
 
-# ROS 2 nodes started by tests or the demo stay on this machine and, by default, in a domain
-# of their own, so that concurrent runs do not discover each other.
+# ROS 2 nodes started by tests or the demo stay on this machine and, unless ROS_DOMAIN_ID is set,
+# in a domain ID (10..99, inside ROS 2's safe range) that this run holds with an exclusive lock
+# until it exits, the same locks as ohio_core/ros_env.py, so concurrent runs never share a domain.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
-export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(($$ % 90 + 10))}"   # 10..99: inside ROS 2's safe range
+claim_ros_domain() {
+    local i d lock_dir="${TMPDIR:-/tmp}"
+    for ((i = 0; i < 90; i++)); do
+        d=$(( ($$ + i) % 90 + 10 ))
+        exec {ROS_DOMAIN_LOCK_FD}>>"$lock_dir/ohio-ros-domain-$d.lock"
+        if flock -n "$ROS_DOMAIN_LOCK_FD"; then
+            export ROS_DOMAIN_ID=$d
+            return 0
+        fi
+        exec {ROS_DOMAIN_LOCK_FD}>&-
+    done
+    echo "[setup] error: every ROS domain ID 10..99 is held by another run; set ROS_DOMAIN_ID" >&2
+    exit 1
+}
+[[ -n "${ROS_DOMAIN_ID:-}" ]] || claim_ros_domain
 
 usage() {
     cat <<'EOF'

@@ -6,10 +6,11 @@ import signal
 # MuJoCo picks its OpenGL backend at import: headless EGL, as the ohio command does.
 os.environ.setdefault("MUJOCO_GL", "egl")
 # ROS 2 (DDS) traffic of the tests and of the node processes they start stays on this machine,
-# in a domain of this test process unless the caller chose one (./run.sh does), so concurrent
-# test runs do not see each other. Set before any rclpy context exists; subprocesses inherit it.
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 90 + 10))   # 10..99: ROS 2's safe range
+# in a domain claimed by this test process unless the caller chose one (./run.sh does), so
+# concurrent runs do not see each other. Set before any rclpy context exists; subprocesses inherit it.
+from ohio_core.ros_env import local_ros_env  # noqa: E402
+
+local_ros_env()
 
 # A shell that starts a job in the background (`cmd &`, nohup, some CI runners) sets SIGINT to
 # "ignore", which Python then keeps and every process it starts inherits: Ctrl-C tests would see no

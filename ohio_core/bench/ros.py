@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ohio_core.ros_env import local_ros_env
+
 TARGETS = {"period_error_ms_p99": ("<=", 2.0), "latency_ms_p99": ("<=", 5.0)}
 #: what the controller node logs once the loop is closed (ohio_ros.controller_node.FIRST_COMMAND)
 FIRST_COMMAND = "first effort command published"
@@ -87,8 +89,7 @@ def run(seconds: float = 20.0, warmup: float = 2.0, controller: str = "osc", pub
     timing, report = work / "controller_timing.json", work / "sim_report.json"
     for f in (timing, report):
         f.unlink(missing_ok=True)
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    env.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 90 + 10))
+    env = local_ros_env(dict(os.environ))
     nodes = {
         "mujoco_sim": _node_cmd("mujoco_sim_node", "mujoco_sim", {
             "task": "reach", "seed": seed, "publish_rate": float(publish_rate), "real_time_factor": 1.0,

@@ -101,7 +101,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sqlite3
 import sys
@@ -584,8 +583,9 @@ def empty_effort(out: Path, work: Path) -> None:
      "policy, recorder on simulated time)", needs_ros=True)
 def recorder_mcap(out: Path, work: Path) -> None:
     # DDS on the loopback only, in a domain of this process (as tests/conftest.py sets it)
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 90 + 10))
+    from ohio_core.ros_env import local_ros_env
+
+    local_ros_env()
     sys.path.insert(0, str(REPO / "tests"))
     from ohio_core.data import topics as tp
     from ros_harness import Processes, Spinner, probe, wait_for
