@@ -184,7 +184,7 @@ def test_recorder_writes_what_it_receives(spinner, tmp_path):
     node = spinner.add(RecorderNode(context=spinner.context, parameter_overrides=params(output=str(out))))
     _, _, pubs = probe(spinner, publishers=[(JointState, "/joint_states"), (Float64MultiArray, "/ohio/task_state"),
                                             (Float64MultiArray, "/effort_controller/commands")])
-    row = np.zeros(len(tp.TASK_STATE_FIELDS))
+    row = np.arange(len(tp.TASK_STATE_FIELDS), dtype=float) / 7.0
     sent = []
 
     def recorded():
@@ -199,8 +199,19 @@ def test_recorder_writes_what_it_receives(spinner, tmp_path):
         topics = {c.topic: c.msgtype for c in reader.connections}
         assert topics[tp.JOINT_STATES] == tp.JOINT_STATE_TYPE and topics[tp.TASK_STATE] == tp.FLOAT64_MULTI_ARRAY
         assert tp.EFFORT_COMMANDS in topics         # the bag has every required topic, even if empty
-        conns = [c for c in reader.connections if c.topic == tp.JOINT_STATES]
-        msgs = [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages(connections=conns)]
-    assert len(msgs) >= 5
-    assert list(msgs[0].name) == list(tp.ARM_JOINTS)
-    np.testing.assert_array_equal(msgs[0].position, Q_HOME)
+        def read(topic):
+            conns = [c for c in reader.connections if c.topic == topic]
+            return [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages(connections=conns)]
+        msgs, rows = read(tp.JOINT_STATES), read(tp.TASK_STATE)
+    # every message the writer counted is in the bag, in the order sent (the first ones may have
+    # gone out before the recorder's subscription matched)
+    assert len(msgs) == node.writer.counts["/joint_states"] >= 5
+    assert len(rows) == node.writer.counts["/ohio/task_state"] >= 5
+    got = [convert.stamp_ns(m.header.stamp) for m in msgs]
+    sent_ns = [convert.stamp_ns(m.header.stamp) for m in sent]
+    assert got == sent_ns[sent_ns.index(got[0]):][:len(got)]
+    for m in msgs:
+        assert list(m.name) == list(tp.ARM_JOINTS)
+        np.testing.assert_array_equal(m.position, Q_HOME)
+    for r in rows:
+        np.testing.assert_array_equal(r.data, row)
