@@ -122,7 +122,6 @@ def test_bad_actions_are_refused(model):
 
 
 def test_loading_a_missing_model_names_the_parameter(tmp_path, model):
-    pytest.importorskip("ohio_core.learning.policy")
     with pytest.raises(ParameterError, match="model_path"):
         high_level.load_model(str(tmp_path / "missing.d3"), model)
 
