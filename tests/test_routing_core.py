@@ -379,6 +379,29 @@ def test_kkt_inverse_flags_a_detour_and_a_swap():
     assert res.cost.tolist() == [4.0, 2.0, 4.0] and res.optimal_cost.tolist() == [2.0, 2.0, 0.0]
 
 
+@pytest.mark.parametrize("method", ["certificate", "resolve"])
+def test_inverse_in_chunks_equals_the_inverse_in_one_piece(rng, monkeypatch, method):
+    """invert_flows bounds its memory by chunks of samples; the chunks change nothing."""
+    import ohio_core.inverse.routing as inverse_routing
+
+    s = synthetic(10, layout="geometric", horizon=20, seed=2)
+    greedy = rollout(FlatRoutingEnv(s), make_routing_policy("greedy_dispatcher", s), 2, seed=5)
+    idle = np.r_[greedy.idle, rng.integers(0, 25, (30, 10)), np.zeros((2, 10), int)]
+    flows = np.r_[greedy.flows, project_flows(rng.random((30, 10, 10)) * 4, idle[len(greedy):-2]),
+                  np.zeros((2, 10, 10), int)]
+    flows[-5, 0, 1] = -1                                              # one infeasible sample
+    whole = invert_flows(idle, flows, s.travel_time, method=method)
+    monkeypatch.setattr(inverse_routing, "CHUNK_ENTRIES", 7 * 100)   # 7 samples per chunk
+    chunked = invert_flows(idle, flows, s.travel_time, method=method)
+    assert whole.info == chunked.info and whole.info["solves"] > 0
+    for key in ("desired", "distribution", "cost", "optimal_cost", "residual", "status"):
+        np.testing.assert_array_equal(getattr(chunked, key), getattr(whole, key), err_msg=key)
+    assert set(whole.counts()) >= {"not_optimal", "ill_posed", "infeasible"}
+    assert whole.counts()["not_optimal"] > 0 and whole.counts()["ill_posed"] == 2 and whole.counts()["infeasible"] == 1
+    empty = invert_flows(idle[:0], flows[:0], s.travel_time, method=method)
+    assert empty.status.shape == (0,) and empty.desired.shape == (0, 10)
+
+
 def test_kkt_certificate_agrees_with_resolving(rng):
     s = synthetic(10, layout="geometric", horizon=20, seed=2)
     greedy = rollout(FlatRoutingEnv(s), make_routing_policy("greedy_dispatcher", s), 2, seed=5)

@@ -303,7 +303,8 @@ def rollout(env: _RoutingBase, policy, episodes: int, seed: int = 0) -> RoutingL
             next_obs, reward, terminated, truncated, info = env.step(action)
             done = terminated or truncated
             for key, value in (("obs", obs), ("next_obs", next_obs), ("idle", info["idle_before"]),
-                               ("flows", info["flows"]), ("action", np.asarray(action, dtype=np.float32)),
+                               ("flows", np.asarray(info["flows"], dtype=np.int32)),    # n^2 per step
+                               ("action", np.asarray(action, dtype=np.float32)),
                                ("desired", info.get("goal", np.full(n, -1))), ("reward", reward),
                                ("revenue", info["revenue"]), ("trip_cost", info["trip_cost"]),
                                ("rebalancing_cost", info["rebalancing_cost"]), ("served", info["served"].sum()),
