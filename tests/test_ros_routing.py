@@ -418,7 +418,9 @@ def test_sim_node_offers_the_first_state_again_then_holds_without_flows(spinner,
     pubs[FLOWS].publish(rc.flows_msg(np.zeros((REGIONS, REGIONS)), 0, 0))
     # then no more flows: every step times out, the fleet holds, the episodes go on
     wait_for(lambda: node.finished, what="two episodes of stale steps")
-    infos = [rc.step_info_from_msg(m) for m in inbox[INFO].all()]
+    # the node counts a step when it publishes its info; the probe receives it a little later
+    infos = [rc.step_info_from_msg(m) for m in wait_for(lambda: len(inbox[INFO]) >= node.counts["steps"] and
+                                                        inbox[INFO].all(), what="every step's info")]
     assert [(i["episode"], i["step"], i["hold"]) for i in infos] == [
         (0, 0, rc.HOLD_NONE), (0, 1, rc.HOLD_TIMEOUT), (0, 2, rc.HOLD_TIMEOUT),
         (1, 0, rc.HOLD_TIMEOUT), (1, 1, rc.HOLD_TIMEOUT), (1, 2, rc.HOLD_TIMEOUT)]
