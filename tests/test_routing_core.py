@@ -560,6 +560,22 @@ def test_rollouts_are_seeded(city, tmp_path):
     assert both.episodes == 4 and len(both) == 4 * city.horizon
 
 
+def test_operations_summarize_the_log_and_add_up_to_its_reward(city):
+    env = RoutingEnv(city, Rebalancer())
+    log = rollout(env, make_routing_policy("random_distribution", city), 2, seed=4)
+    ops = log.operations()
+    V = city.vehicles
+    moved = [int(np.sum(f)) for f in log.flows]
+    assert ops["moved"] == pytest.approx(np.mean(moved)) and max(moved) > 0
+    assert ops["rebalancing_cost"] == pytest.approx(
+        np.mean([city.op_cost * np.sum(f * city.travel_time) for f in log.flows]) / V)
+    assert ops["revenue"] - ops["trip_cost"] - ops["rebalancing_cost"] == pytest.approx(log.reward.mean() / V)
+    assert ops["served_share"] == pytest.approx(log.served.sum() / log.requests.sum()) and 0 < ops["served_share"] <= 1
+    assert ops["idle"] == pytest.approx(log.idle.sum(1).mean())
+    with pytest.raises(ValueError, match="empty log"):
+        rollout(env, make_routing_policy("uniform", city), 0).operations()
+
+
 @pytest.mark.parametrize("name", sorted(POLICIES))
 def test_each_heuristic_runs_an_episode(city, name):
     policy = make_routing_policy(name, city)

@@ -113,6 +113,12 @@ def test_experiment_runs_and_reports_every_method(tmp_path, capsys):
         assert set(scores) == {"ohio", "flat", "demand_proportional", "random_distribution", "greedy_dispatcher"}
         assert abs(scores["random_distribution"]["mean"]) < 1e-9
         assert max(scores[b]["mean"] for b in config.behaviors) == pytest.approx(100.0)
+        for method, score in scores.items():      # every evaluation episode runs the whole horizon
+            ops = score["operations"]
+            assert ops["revenue"] - ops["trip_cost"] - ops["rebalancing_cost"] == pytest.approx(
+                score["return_mean"] / (config.horizon * result["scenario"]["vehicles"])), (name, method)
+    assert result["datasets"]["greedy_dispatcher"]["greedy_dispatcher"]["operations"] == \
+        result["references"]["operations"]["greedy_dispatcher"]
     row = result["scaling"][0]
     assert row["regions"] == 5 and row["inverse_s"] > 0 and row["behavior"] == "greedy_dispatcher"
     assert np.isfinite(row["ohio_score"]) and np.isfinite(row["flat_score"]) and row["flat_train_s"] > 0
@@ -134,6 +140,7 @@ def test_cli_prints_the_table_and_the_json(tmp_path, capsys):
     assert set(summary) == {"datasets", "scaling"} and "ohio" in summary["datasets"]["demand_proportional"]
     assert set(summary["datasets"]["demand_proportional"]["ohio"]) == {"mean", "se"}
     assert "0 = random distribution, 100 = best heuristic" in out
+    assert "How each policy ran the fleet" in out and "rebalancing cost" in out
 
 
 def test_scaling_only_runs_no_dataset_and_reports_its_updates(tmp_path, capsys):

@@ -122,11 +122,13 @@ class RoutingExperimentConfig:
 class PolicyScore:
     returns: list
     normalized: list = field(default_factory=list)
+    operations: dict = field(default_factory=dict)     # RoutingLog.operations() of the evaluation episodes
 
     def summary(self) -> dict:
         n = np.asarray(self.normalized, float)
         se = float(np.std(n, ddof=1) / np.sqrt(len(n))) if len(n) > 1 else 0.0
-        return {"mean": float(n.mean()), "se": se, "return_mean": float(np.mean(self.returns))}
+        return {"mean": float(n.mean()), "se": se, "return_mean": float(np.mean(self.returns)),
+                "operations": self.operations}
 
 
 def _city(config: RoutingExperimentConfig, regions: int):
@@ -144,10 +146,12 @@ def routing_envs(scenario, rebalancing=None):
     return RoutingEnv(scenario, Rebalancer(rebalancing or RebalancingConfig())), FlatRoutingEnv(scenario)
 
 
-def _returns(env, policy, episodes: int, seed: int) -> list:
+def _evaluate(env, policy, episodes: int, seed: int) -> tuple[list, dict]:
+    """Returns of ``episodes`` episodes of ``policy`` and how it ran the fleet (``RoutingLog.operations``)."""
     from ohio_core.envs.routing.env import rollout
 
-    return [float(r) for r in rollout(env, policy, episodes, seed).returns()]
+    log = rollout(env, policy, episodes, seed)
+    return [float(r) for r in log.returns()], log.operations()
 
 
 @dataclass(frozen=True)
@@ -155,33 +159,40 @@ class ScoreScale:
     """Normalized score 100 (R - R_random) / (R_best - R_random) of one city (module docstring, step 4).
 
     ``returns``: every reference policy's returns on the evaluation seeds; ``random`` and ``best``:
-    the random distribution policy's and the best behavior heuristic's mean return."""
+    the random distribution policy's and the best behavior heuristic's mean return; ``operations``:
+    how each reference policy ran the fleet (``RoutingLog.operations``)."""
 
     returns: dict
     random: float
     best: float
+    operations: dict = field(default_factory=dict)
 
     def __call__(self, returns) -> list:
         return [100.0 * (r - self.random) / (self.best - self.random) for r in returns]
 
-    def score(self, returns) -> PolicyScore:
-        return PolicyScore(list(returns), self(returns))
+    def score(self, returns, operations: dict | None = None) -> PolicyScore:
+        return PolicyScore(list(returns), self(returns), dict(operations or {}))
+
+    def reference(self, name: str) -> PolicyScore:
+        """The score of reference policy ``name``, with its operations."""
+        return self.score(self.returns[name], self.operations.get(name))
 
 
 def _score_scale(config: RoutingExperimentConfig, scenario, env, flat_env, episodes: int) -> ScoreScale:
     """Every behavior heuristic and the random distribution policy on the evaluation seeds of ``scenario``."""
     from ohio_core.policies.routing import make_routing_policy
 
-    refs = {}
+    refs, operations = {}, {}
     for name in sorted(set(config.behaviors) | {REFERENCE_RANDOM}):
         pol = make_routing_policy(name, scenario)
-        refs[name] = _returns(flat_env if pol.level == "flows" else env, pol, episodes, config.eval_seed)
+        refs[name], operations[name] = _evaluate(flat_env if pol.level == "flows" else env, pol, episodes,
+                                                 config.eval_seed)
     r_random = float(np.mean(refs[REFERENCE_RANDOM]))
     r_best = max(float(np.mean(refs[b])) for b in config.behaviors)
     if r_best <= r_random:
         raise ValueError(f"the best behavior heuristic ({r_best:.1f}) does not beat the random distribution "
                          f"policy ({r_random:.1f}) in the {scenario.regions}-region city: no score scale")
-    return ScoreScale(refs, r_random, r_best)
+    return ScoreScale(refs, r_random, r_best, operations)
 
 
 def behavior_log(behavior: str, scenario, env, flat_env, episodes: int, seed: int):
@@ -214,8 +225,8 @@ def _fit_and_score(data, method: str, config: RoutingExperimentConfig, out: Path
     level = "goal" if method == "ohio" else "flows"
     policy, seconds = _train(data, config, out, name, level, scenario)
     learned = ModelRoutingPolicy(policy, env.layout.idle, scenario.vehicles)
-    returns = _returns(env if method == "ohio" else flat_env, learned, episodes, config.eval_seed)
-    return scale.score(returns), seconds
+    returns, operations = _evaluate(env if method == "ohio" else flat_env, learned, episodes, config.eval_seed)
+    return scale.score(returns, operations), seconds
 
 
 def _train(data, config: RoutingExperimentConfig, out: Path, name: str, level: str, scenario):
@@ -273,7 +284,7 @@ def _datasets(config: RoutingExperimentConfig, out: Path, progress: bool) -> dic
     relabeled = {m: [] for m in METHODS}
 
     def fit_and_score(name: str, data_by_method: dict) -> None:
-        scores = {b: scale.score(scale.returns[b]).summary() for b in config.behaviors}
+        scores = {b: scale.reference(b).summary() for b in config.behaviors}
         for method, data in data_by_method.items():
             got, seconds = _fit_and_score(data, method, config, out, f"{name}_{method}", scenario, envs, scale,
                                           config.eval_episodes)
@@ -298,7 +309,8 @@ def _datasets(config: RoutingExperimentConfig, out: Path, progress: bool) -> dic
         fit_and_score(MIXED, {m: _pooled(parts) for m, parts in relabeled.items() if parts})
     return {"datasets": datasets,
             "references": {"random_return": scale.random, "best_behavior_return": scale.best,
-                           "behavior_returns": {b: float(np.mean(v)) for b, v in scale.returns.items()}},
+                           "behavior_returns": {b: float(np.mean(v)) for b, v in scale.returns.items()},
+                           "operations": scale.operations},
             "accounts": accounts, "train_seconds": timings,
             "scenario": {"regions": n, "vehicles": int(scenario.vehicles), "horizon": scenario.horizon}}
 
@@ -364,6 +376,18 @@ def table_rows(result: dict) -> tuple[list, list]:
     rows = [[m] + [f"{result['datasets'][d][m]['mean']:6.1f} +- {result['datasets'][d][m]['se']:4.1f}"
                    if m in result["datasets"][d] else "-" for d in datasets] for m in methods]
     return rows, ["method"] + [f"data: {d}" for d in datasets]
+
+
+def operations_rows(result: dict) -> tuple[list, list]:
+    """How each policy ran the fleet (``RoutingLog.operations``): the reference policies, then every trained one."""
+    def row(policy: str, data: str, ops: dict) -> list:
+        return [policy, data, f"{ops['revenue']:.3f}", f"{ops['trip_cost']:.3f}", f"{ops['rebalancing_cost']:.3f}",
+                f"{ops['moved']:.1f}", f"{100 * ops['served_share']:.1f}"]
+
+    rows = [row(name, "-", ops) for name, ops in result["references"].get("operations", {}).items()]
+    for data, scores in result["datasets"].items():
+        rows += [row(m, data, s["operations"]) for m, s in scores.items() if m in METHODS and s.get("operations")]
+    return rows, ["policy", "trained on", "revenue", "trip cost", "rebalancing cost", "moved", "served %"]
 
 
 def plot_scores(result: dict, path: Path) -> Path | None:

@@ -63,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
         tables.append((f"\nNormalized score, mean +- s.e. over {cfg.eval_episodes} episodes; {cfg.regions} regions, "
                        f"{result['scenario']['vehicles']} vehicles, {cfg.algo}, OHIO on {cfg.network} networks; "
                        f"0 = random distribution, 100 = best heuristic:", routing.table_rows(result)))
+        tables.append(("\nHow each policy ran the fleet, per step on the evaluation episodes: revenue and costs per "
+                       "vehicle of the fleet, vehicles moved to rebalance, share of requests served:",
+                       routing.operations_rows(result)))
     if result["scaling"]:
         behaviors = list(cfg.behaviors)
         tables.append((f"\nScaling on {cfg.scaling_behavior} data, {cfg.scaling_steps} updates per policy; "

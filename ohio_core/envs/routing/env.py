@@ -253,6 +253,19 @@ class RoutingLog:
         ids, inverse = np.unique(self.episode, return_inverse=True)
         return np.bincount(inverse, weights=self.reward, minlength=ids.size)
 
+    def operations(self) -> dict:
+        """How the fleet was run, per step on average: ``revenue``, ``trip_cost`` and ``rebalancing_cost``
+        per vehicle of the fleet (``V = meta["vehicles"]``), ``moved`` (vehicles sent to rebalance), ``idle``
+        (idle vehicles before the flows) and ``served_share`` (trips served / requests, over the log)."""
+        V = max(int(self.meta.get("vehicles", 1)), 1)
+        if not len(self):
+            raise ValueError("an empty log has no operations to summarize")
+        return {"revenue": float(self.revenue.mean()) / V, "trip_cost": float(self.trip_cost.mean()) / V,
+                "rebalancing_cost": float(self.rebalancing_cost.mean()) / V,
+                "moved": float(self.flows.sum((1, 2), dtype=np.int64).mean()),
+                "idle": float(self.idle.sum(1).mean()),
+                "served_share": float(self.served.sum() / max(self.requests.sum(), 1))}
+
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
