@@ -434,6 +434,8 @@ def test_batched_osc_equals_per_sample_compute(panda):
         assert np.abs(batched.tau_unclipped[i] - single.tau_unclipped).max() <= 1e-10 * scale, f"sample {i}"
         np.testing.assert_array_equal(batched.saturated[i], single.saturated)
     assert batched.saturated.any() and not batched.saturated.all()   # both regimes are in the batch
+    with pytest.raises(ValueError, match="one state"):
+        osc.compute(qs, qds, PoseGoal(p, R))
 
 
 def test_osc_law_is_affine_in_the_task_error_with_the_documented_terms(panda):
