@@ -35,8 +35,12 @@ def test_ml_equals_numerical_for_equal_weights(controller):
     np.testing.assert_array_equal(same.goal_p, num.goal_p)
     np.testing.assert_array_equal(same.goal_R, num.goal_R)
     np.testing.assert_array_equal(same.status, num.status)
-    scaled = invert("ml", syn.segments, controller, sigma=3.0)     # a common scale does not move the minimum
-    np.testing.assert_allclose(scaled.action, num.action, atol=1e-5)
+    # a common scale does not move the minimum. Where Levenberg-Marquardt lost the goal (residual far
+    # above the 0.5 N m noise: 4 of 60 here), its path, and where it stops, depends on that scale.
+    scaled = invert("ml", syn.segments, controller, sigma=3.0)
+    found = num.residual < 10 * 0.5
+    assert found.sum() >= 50
+    np.testing.assert_allclose(scaled.action[found], num.action[found], atol=1e-5)
 
 
 def test_ml_recovers_goals_exactly_without_noise(controller):
