@@ -574,6 +574,14 @@ def test_operations_summarize_the_log_and_add_up_to_its_reward(city):
     assert ops["idle"] == pytest.approx(log.idle.sum(1).mean())
     with pytest.raises(ValueError, match="empty log"):
         rollout(env, make_routing_policy("uniform", city), 0).operations()
+    # a concatenation of logs of one fleet keeps its size: the operations are those of all steps
+    other = rollout(env, make_routing_policy("uniform", city), 1, seed=5)
+    both = RoutingLog.concatenate([log, other]).operations()
+    assert both["revenue"] == pytest.approx(np.r_[log.revenue, other.revenue].mean() / V)
+    assert both["moved"] == pytest.approx(np.mean(moved + [int(np.sum(f)) for f in other.flows]))
+    del other.meta["vehicles"]
+    with pytest.raises(ValueError, match="fleet size"):
+        RoutingLog.concatenate([log, other]).operations()
 
 
 @pytest.mark.parametrize("name", sorted(POLICIES))

@@ -257,7 +257,9 @@ class RoutingLog:
         """How the fleet was run, per step on average: ``revenue``, ``trip_cost`` and ``rebalancing_cost``
         per vehicle of the fleet (``V = meta["vehicles"]``), ``moved`` (vehicles sent to rebalance), ``idle``
         (idle vehicles before the flows) and ``served_share`` (trips served / requests, over the log)."""
-        V = max(int(self.meta.get("vehicles", 1)), 1)
+        if "vehicles" not in self.meta:
+            raise ValueError("the log's meta does not say the fleet size ('vehicles'): no per-vehicle operations")
+        V = max(int(self.meta["vehicles"]), 1)
         if not len(self):
             raise ValueError("an empty log has no operations to summarize")
         return {"revenue": float(self.revenue.mean()) / V, "trip_cost": float(self.trip_cost.mean()) / V,
@@ -282,12 +284,17 @@ class RoutingLog:
 
     @classmethod
     def concatenate(cls, logs: list["RoutingLog"]) -> "RoutingLog":
-        """Logs one after another; episode ids are offset to stay distinct."""
+        """Logs one after another; episode ids are offset to stay distinct. The meta keeps each part's, and
+        the fleet size (``vehicles``) where every part has the same one."""
         parts, offset = [], 0
         for log in logs:
             parts.append(dataclasses.replace(log, episode=log.episode + offset))
             offset += int(log.episode.max()) + 1 if len(log) else 0
-        return cls(meta={"parts": [log.meta for log in logs]},
+        meta = {"parts": [log.meta for log in logs]}
+        fleets = {log.meta.get("vehicles") for log in logs}
+        if len(fleets) == 1 and None not in fleets:
+            meta["vehicles"] = fleets.pop()
+        return cls(meta=meta,
                    **{k: np.concatenate([getattr(p, k) for p in parts]) for k in _LOG_ARRAYS})
 
 
