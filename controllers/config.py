@@ -181,8 +181,10 @@ def config_from_dict(data: dict) -> OSCConfig | QPConfig:
 
 
 def load_yaml_mapping(path: str | Path, what: str, error: type[Exception] = ConfigError) -> dict:
-    """Read a YAML file that holds a mapping (an empty file is an empty one); every problem raises
-    ``error`` with the file named."""
+    """Read a YAML file that holds a mapping; every problem raises ``error`` with the file named.
+
+    An empty file (or one of comments only) is refused: it is a truncated or wrong file far more
+    often than a request for the defaults, which a caller states with an explicit mapping."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -190,14 +192,19 @@ def load_yaml_mapping(path: str | Path, what: str, error: type[Exception] = Conf
         raise error(f"{what} not found: {path}") from None
     except yaml.YAMLError as exc:
         raise error(f"{path}: invalid YAML: {exc}") from None
-    if data is not None and not isinstance(data, dict):
+    if data is None:
+        raise error(f"{path}: the file is empty (no {what} keys)")
+    if not isinstance(data, dict):
         raise error(f"{path}: expected a mapping of {what} keys, got {type(data).__name__}")
-    return data or {}
+    return data
 
 
 def load_config(path: str | Path) -> OSCConfig | QPConfig:
-    """Load a controller config from YAML; errors name the file."""
+    """Load a controller config from YAML; errors name the file. A file without keys (empty, or
+    ``{}``) is refused: the defaults are ``type: osc`` (or ``qp``) and nothing else."""
     data = load_yaml_mapping(path, "controller config")
+    if not data:
+        raise ConfigError(f"{path}: no controller config keys; for the defaults write 'type: osc' or 'type: qp'")
     try:
         return config_from_dict(data)
     except ConfigError as exc:

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from controllers.config import ConfigError, OSCConfig, QPConfig, config_from_dict, load_config
+from ohio_core.data.topics import TopicMap, TopicMapError
 from ohio_core.envs.arm.description import Q_HOME
 
 CONFIGS = [OSCConfig, QPConfig]
@@ -213,13 +214,34 @@ def test_load_qp_yaml(tmp_path):
     assert c.torque_limits == (80.0,) * 4 + (10.0,) * 3
 
 
-def test_load_yaml_without_type_is_osc_and_empty_file_is_defaults(tmp_path):
+def test_load_yaml_without_type_is_osc(tmp_path):
     path = tmp_path / "plain.yaml"
     path.write_text("kp: 90\n")
     assert load_config(path) == OSCConfig(kp=90)
-    empty = tmp_path / "empty.yaml"
-    empty.write_text("")
-    assert load_config(empty) == OSCConfig()
+    only_type = tmp_path / "defaults.yaml"
+    only_type.write_text("type: qp\n")
+    assert load_config(only_type) == QPConfig()
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# gains to come\n", "{}\n"], ids=["empty", "blank", "comments", "braces"])
+def test_controller_yaml_without_keys_is_refused_with_the_file_named(tmp_path, text):
+    """A file with no keys is not taken as the defaults (a truncated or wrong file, not a choice)."""
+    path = tmp_path / "ctl.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(str(path)) + r": (the file is empty|no controller config keys)"):
+        load_config(path)
+
+
+def test_topic_map_yaml_shares_the_refusal_of_an_empty_file(tmp_path):
+    """The topic-map loader uses the same reader: an empty file is an error naming it, while an
+    explicit empty mapping still means 'every topic at its default' (its documented meaning)."""
+    empty = tmp_path / "topics.yaml"
+    empty.write_text("# copy of ohio.yaml, not filled in\n")
+    with pytest.raises(TopicMapError, match=re.escape(str(empty)) + r": the file is empty \(no topic map keys\)"):
+        TopicMap.load(empty)
+    explicit = tmp_path / "defaults.yaml"
+    explicit.write_text("{}\n")
+    assert TopicMap.load(explicit) == TopicMap()
 
 
 def test_typo_key_in_file_names_file_and_key(tmp_path):
