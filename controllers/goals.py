@@ -16,8 +16,24 @@ from dataclasses import dataclass
 import numpy as np
 
 
+#: m, bound on each coordinate of a goal position (world frame, the robot's base at the origin).
+#: The Panda reaches 0.86 m; a goal beyond 10 m is a unit or frame error, and near 1e307 the
+#: task force overflows to NaN torques.
+GOAL_POSITION_BOUND = 10.0
+#: bound on max |R R^T - I| and |det R - 1| of a goal orientation (a rotation rounded to float32
+#: is within 1e-6)
+ROTATION_TOLERANCE = 1e-5
+
+
 class NonFiniteInputError(ValueError):
     """A state, goal or action holds NaN or inf."""
+
+
+class ImplausibleInputError(NonFiniteInputError):
+    """A finite state or goal beyond a stated physical bound (``GOAL_POSITION_BOUND``,
+    ``controllers.robot.VELOCITY_BOUND``, ``POSITION_BOUND``): refused like NaN (a subclass, so
+    every caller that refuses non-finite input refuses it too), for it can only be a corrupt
+    reading or a unit error, and its arithmetic overflows to NaN torques."""
 
 
 def require_finite(name: str, value: np.ndarray) -> np.ndarray:
@@ -27,18 +43,42 @@ def require_finite(name: str, value: np.ndarray) -> np.ndarray:
     return arr
 
 
+def require_within(name: str, value: np.ndarray, low, high, bound: str) -> np.ndarray:
+    """``value`` (finite, else ``NonFiniteInputError``) with low <= value <= high elementwise, else
+    ``ImplausibleInputError`` naming ``bound`` (the stated limit, in words)."""
+    arr = require_finite(name, value)
+    if not ((arr >= low) & (arr <= high)).all():
+        raise ImplausibleInputError(f"{name} is beyond the physical bound ({bound}): "
+                                    f"{np.array2string(arr, precision=4)}")
+    return arr
+
+
+def require_rotation(name: str, R: np.ndarray) -> np.ndarray:
+    """``R`` (..., 3, 3) orthonormal with det 1 within ``ROTATION_TOLERANCE``, else ``ValueError``."""
+    with np.errstate(over="ignore", invalid="ignore"):      # a huge finite matrix: inf, refused below
+        off = np.abs(R @ np.swapaxes(R, -1, -2) - np.eye(3)).max(axis=(-2, -1))
+        det = np.linalg.det(R)
+    if not ((off <= ROTATION_TOLERANCE) & (np.abs(det - 1.0) <= ROTATION_TOLERANCE)).all():
+        raise ValueError(f"{name} is not a rotation matrix (orthonormal, det 1, within {ROTATION_TOLERANCE:g}): "
+                         f"max |R R^T - I| = {off.max():.3g}, det = {np.array2string(det, precision=6)}")
+    return R
+
+
 @dataclass(frozen=True)
 class PoseGoal:
-    """Absolute TCP pose goal: position ``p`` (..., 3) and rotation matrix ``R`` (..., 3, 3)."""
+    """Absolute TCP pose goal: position ``p`` (..., 3) within ``GOAL_POSITION_BOUND`` and rotation
+    matrix ``R`` (..., 3, 3) (``require_rotation``)."""
 
     p: np.ndarray
     R: np.ndarray
 
     def __post_init__(self):
-        object.__setattr__(self, "p", require_finite("goal position", self.p))
+        b = GOAL_POSITION_BOUND
+        object.__setattr__(self, "p", require_within("goal position", self.p, -b, b, f"|p_i| <= {b:g} m"))
         object.__setattr__(self, "R", require_finite("goal orientation", self.R))
         if self.p.shape[-1:] != (3,) or self.R.shape[-2:] != (3, 3):
             raise ValueError(f"PoseGoal needs p (..., 3) and R (..., 3, 3), got {self.p.shape}, {self.R.shape}")
+        require_rotation("goal orientation", self.R)
 
     @classmethod
     def unchecked(cls, p: np.ndarray, R: np.ndarray) -> "PoseGoal":

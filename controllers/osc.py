@@ -37,7 +37,12 @@ class OSCTerms:
     R: np.ndarray      # (..., 3, 3) TCP orientation
     B: np.ndarray      # (..., 7, 6)
     c: np.ndarray      # (..., 7)
-    cond: np.ndarray   # (...,) condition number of J M^-1 J^T
+    cond: np.ndarray   # (...,) condition number of J M^-1 J^T; NaN where the sample is not valid
+
+    @property
+    def valid(self) -> np.ndarray:
+        """Per sample, whether its terms were computed (``osc_terms`` marks the others NaN)."""
+        return ~np.isnan(self.cond)
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,43 @@ def task_inertia(A: np.ndarray, rcond: float) -> tuple[np.ndarray, np.ndarray]:
     return Lam, cond
 
 
+def _finite_samples(*arrays: np.ndarray, batch: tuple) -> np.ndarray:
+    """Per sample (leading ``batch`` dimensions), whether every array is finite there."""
+    ok = np.ones(batch, bool)
+    for a in arrays:
+        ok &= np.isfinite(a).reshape(batch + (-1,)).all(-1)
+    return ok
+
+
 def osc_terms(kin: Kinematics, q: np.ndarray, qd: np.ndarray, config: OSCConfig) -> OSCTerms:
+    """The goal-independent terms at a state or a batch of states (leading dimensions).
+
+    A sample whose state or kinematics is not finite, or whose terms overflow (finite inputs far
+    beyond ``controllers.robot``'s bounds), gets NaN in B, c and cond (``OSCTerms.valid`` False);
+    every other sample is computed as in a batch without it."""
+    batch = np.shape(q)[:-1]
+    ok = _finite_samples(q, qd, kin.M, kin.h, kin.J, *(() if kin.Minv is None else (kin.Minv,)), batch=batch)
+    if ok.all():
+        terms = _osc_terms(kin, q, qd, config)
+    else:
+        nan = np.full(batch + (7, 6), np.nan), np.full(batch + (7,), np.nan), np.full(batch, np.nan)
+        terms = OSCTerms(p=kin.p, R=kin.R, B=nan[0], c=nan[1], cond=nan[2])
+        if ok.any():
+            part = _osc_terms(_samples(kin, ok), q[ok], qd[ok], config)
+            terms.B[ok], terms.c[ok], terms.cond[ok] = part.B, part.c, part.cond
+    overflow = ~_finite_samples(terms.B, terms.c, batch=batch)
+    if overflow.any():
+        terms = OSCTerms(p=terms.p, R=terms.R, B=np.where(overflow[..., None, None], np.nan, terms.B),
+                         c=np.where(overflow[..., None], np.nan, terms.c), cond=np.where(overflow, np.nan, terms.cond))
+    return terms
+
+
+def _samples(kin: Kinematics, ok: np.ndarray) -> Kinematics:
+    return Kinematics(**{f: None if getattr(kin, f) is None else getattr(kin, f)[ok]
+                         for f in ("p", "R", "J", "M", "Minv", "h", "dJqd")})
+
+
+def _osc_terms(kin: Kinematics, q: np.ndarray, qd: np.ndarray, config: OSCConfig) -> OSCTerms:
     J, Jt = kin.J, np.swapaxes(kin.J, -1, -2)
     # J M^-1, from M^-1 when the caller has it (Pinocchio, one state) or by a solve (batches)
     JMinv = J @ kin.Minv if kin.Minv is not None else np.swapaxes(np.linalg.solve(kin.M, Jt), -1, -2)
@@ -165,10 +206,10 @@ class OSC:
         self.tau_max = torque_limits(model, config)
 
     def compute(self, q: np.ndarray, qd: np.ndarray, goal: PoseGoal) -> ControlOutput:
-        q, qd = require_finite("q", q), require_finite("qd", qd)
-        if q.ndim == 1:
-            return osc_step(self.model.kinematics(q, qd), q, qd, goal, self.config, self.tau_max)
-        raise ValueError(f"OSC.compute takes one state (q of shape (7,)), got {q.shape}; batches: osc_terms, osc_law")
+        """One state's torque; a state that is not finite or beyond the physical bounds
+        (``PandaModel.check_state``) raises ``NonFiniteInputError``. Batches: osc_terms, osc_law."""
+        q, qd = self.model.check_state(q, qd)
+        return osc_step(self.model.kinematics(q, qd), q, qd, goal, self.config, self.tau_max)
 
     def act(self, q: np.ndarray, qd: np.ndarray, goal: PoseGoal) -> np.ndarray:
         return self.compute(q, qd, goal).tau

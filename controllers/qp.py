@@ -131,7 +131,7 @@ class QP:
         self.fallbacks = 0
 
     def compute(self, q: np.ndarray, qd: np.ndarray, goal: PoseGoal) -> QPOutput:
-        q, qd = require_finite("q", q), require_finite("qd", qd)
+        q, qd = self.model.check_state(q, qd)
         out = qp_step(self.model, q, qd, goal, self.config, self.tau_max)
         self.solves += 1
         self.fallbacks += out.status != STATUS_OK

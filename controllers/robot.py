@@ -13,7 +13,15 @@ from pathlib import Path
 import numpy as np
 import pinocchio as pin
 
+from controllers.goals import ImplausibleInputError, require_finite
 from ohio_core.envs.arm.description import ARM_JOINTS, FINGER_JOINTS, FINGER_LOCK, TCP_FRAME, urdf_path
+
+#: |qd_i| <= VELOCITY_BOUND * qd_max_i: no joint turns at 100 times its rated speed (the Panda's
+#: 2.2-2.6 rad/s), so a faster reading is corrupt; near 1e154 rad/s the Coriolis terms overflow.
+VELOCITY_BOUND = 100.0
+#: rad: q_min_i - POSITION_BOUND <= q_i <= q_max_i + POSITION_BOUND. A joint half a turn past its
+#: limit is past its end stop; near 1e307 rad the kinematics are NaN.
+POSITION_BOUND = np.pi
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,33 @@ class PandaModel:
         self.q_max = self.model.upperPositionLimit.copy()
         self.qd_max = self.model.velocityLimit.copy()
         self.tau_max = self.model.effortLimit.copy()
+        # (q, qd) is within bounds where |(q, qd) - centre| <= half_width, elementwise (NaN is not)
+        self._state_centre = np.concatenate([(self.q_min + self.q_max) / 2, np.zeros(7)])
+        self._state_half_width = np.concatenate([(self.q_max - self.q_min) / 2 + POSITION_BOUND,
+                                                 VELOCITY_BOUND * self.qd_max])
+
+    def states_in_bounds(self, q: np.ndarray, qd: np.ndarray) -> np.ndarray:
+        """Per state (leading dimensions of q, qd), whether both are within ``POSITION_BOUND`` and
+        ``VELOCITY_BOUND`` (NaN is not)."""
+        x = np.concatenate(np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(qd, dtype=float)), -1)
+        return (np.abs(x - self._state_centre) <= self._state_half_width).all(-1)
+
+    def check_state(self, q: np.ndarray, qd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One state's q, qd (7,) as float arrays; ``NonFiniteInputError`` where one holds NaN or inf,
+        ``ImplausibleInputError`` where one is beyond ``POSITION_BOUND`` / ``VELOCITY_BOUND``."""
+        q, qd = np.asarray(q, dtype=float), np.asarray(qd, dtype=float)
+        if q.shape == qd.shape == (7,) and (
+                np.abs(np.concatenate((q, qd)) - self._state_centre) <= self._state_half_width).all():
+            return q, qd
+        require_finite("q", q)
+        require_finite("qd", qd)
+        if not q.shape == qd.shape == (7,):
+            raise ValueError(f"one state is q and qd of shape (7,), got {q.shape} and {qd.shape}")
+        if not (np.abs(q - self._state_centre[:7]) <= self._state_half_width[:7]).all():
+            raise ImplausibleInputError(f"q is beyond the physical bound (each joint within {POSITION_BOUND:.4g} rad "
+                                        f"of its limits): {np.array2string(q, precision=4)}")
+        raise ImplausibleInputError(f"qd is beyond the physical bound ({VELOCITY_BOUND:g} x each joint's velocity "
+                                    f"limit): {np.array2string(qd, precision=4)}")
 
     def kinematics(self, q: np.ndarray, qd: np.ndarray, drift: bool = False) -> Kinematics:
         """Evaluate M(q), M(q)^-1, h(q, qd), the TCP pose, J(q) (and dJ qd if ``drift``) in one pass.

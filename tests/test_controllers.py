@@ -2,8 +2,8 @@
 
 Issue requirement: a static goal within reach is tracked to < 1 cm and < 0.05 rad within 2 s at
 50 Hz with the default gains (kp 150, damping ratio 1) for both controllers; torques never exceed
-limits; the QP keeps joints inside limits when the goal asks to leave them; non-finite inputs
-raise a clear error.
+limits; the QP keeps joints inside limits when the goal asks to leave them; non-finite inputs,
+and finite ones beyond the stated physical bounds, raise a clear error (a batch marks them).
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ import pytest
 import quadprog
 
 from controllers.config import OSCConfig, QPConfig
-from controllers.goals import (NonFiniteInputError, PoseGoal, action_from_goal, goal_from_action,
-                               orientation_error, so3_exp, so3_log)
+from controllers.goals import (GOAL_POSITION_BOUND, ImplausibleInputError, NonFiniteInputError, PoseGoal,
+                               action_from_goal, goal_from_action, orientation_error, so3_exp, so3_log)
 from controllers.osc import OSC, clip_torque, near_singular, osc_law, osc_terms, task_error, task_inertia
 from controllers.qp import QP, STATUS_BRAKE, STATUS_OK, hold_torque, qp_problem, task_acceleration
-from controllers.robot import Kinematics, PandaModel
+from controllers.robot import POSITION_BOUND, VELOCITY_BOUND, Kinematics, PandaModel
 from ohio_core.envs.arm.description import Q_HOME
 from ohio_core.envs.arm.sim import ArmSim
+from ohio_core.inverse.terms import batch_kinematics
 
 CONTROL_HZ = 50
 CUBE_OUT_OF_THE_WAY = (0.3, 0.45, 0.02)
@@ -396,6 +397,147 @@ def test_non_finite_goal_raises_a_clear_error(bad):
         goal_from_action(np.array([bad, 0, 0, 0, 0, 0]), np.zeros(3), np.eye(3), OSCConfig().output_max)
     with pytest.raises(ValueError):   # a NonFiniteInputError is a ValueError
         PoseGoal(np.array([bad, 0.0, 0.0]), np.eye(3))
+
+
+# -- extreme finite inputs (fuzz) ---------------------------------------------------------------
+
+def _beyond(panda, what: str, rng) -> tuple[np.ndarray, np.ndarray]:
+    """A state with one entry beyond its stated bound: 'qd' past VELOCITY_BOUND x qd_max,
+    'q' past POSITION_BOUND outside the joint limits; either by a hair or absurdly far."""
+    q, qd = panda.random_configuration(rng), rng.uniform(-1.0, 1.0, 7) * panda.qd_max
+    j, sign = rng.integers(7), rng.choice([-1.0, 1.0])
+    far = rng.random() < 0.5
+    if what == "qd":
+        qd[j] = sign * (10.0 ** rng.uniform(154, 308) if far else VELOCITY_BOUND * panda.qd_max[j] * (1 + 1e-9))
+    else:
+        edge = panda.q_max[j] + POSITION_BOUND if sign > 0 else panda.q_min[j] - POSITION_BOUND
+        q[j] = sign * 10.0 ** rng.uniform(307, 308) if far else edge + sign * 1e-9
+    return q, qd
+
+
+@pytest.mark.parametrize("kind", ["osc", "qp"])
+@pytest.mark.parametrize("what", ["q", "qd"])
+def test_extreme_finite_state_is_refused_like_nan(panda, kind, what):
+    """Finite but impossible states (one joint velocity >= 1e154 rad/s or a hair above 100 x its
+    limit; a joint 1e307 rad out, or a hair beyond pi rad past a limit) raise the error of a NaN
+    state, naming the input and the bound, instead of returning NaN torques."""
+    rng = np.random.default_rng(31 if what == "q" else 32)
+    c = OSC(panda) if kind == "osc" else QP(panda)
+    for _ in range(20):
+        q, qd = _beyond(panda, what, rng)
+        goal = random_goal_near(rng, *panda.tcp_pose(np.clip(q, panda.q_min, panda.q_max)))
+        with pytest.raises(ImplausibleInputError, match=rf"^{what} is beyond the physical bound"):
+            c.compute(q, qd, goal)
+        with pytest.raises(NonFiniteInputError):          # the same error class as NaN
+            c.act(q, qd, goal)
+    if kind == "qp":
+        assert c.solves == 0
+
+
+def test_the_state_bounds_are_where_their_docstrings_say(panda):
+    q, qd = Q_HOME.copy(), VELOCITY_BOUND * panda.qd_max          # exactly on the bound: accepted
+    qd[::2] *= -1.0
+    q[3] = panda.q_max[3] + POSITION_BOUND
+    q[0] = panda.q_min[0] - POSITION_BOUND
+    got_q, got_qd = panda.check_state(q, qd)
+    np.testing.assert_array_equal(got_q, q)
+    assert panda.states_in_bounds(q, qd) and not panda.states_in_bounds(q, np.nextafter(qd, 2 * qd))
+    assert VELOCITY_BOUND == 100.0 and POSITION_BOUND == pytest.approx(np.pi) and GOAL_POSITION_BOUND == 10.0
+    np.testing.assert_array_equal(panda.states_in_bounds(np.array([Q_HOME, Q_HOME, q]),
+                                                         np.array([np.zeros(7), np.full(7, np.nan), qd])),
+                                  [True, False, True])
+
+
+@pytest.mark.parametrize("kind", ["osc", "qp"])
+def test_fuzz_inputs_within_the_bounds_give_finite_torques_within_limits(panda, kind):
+    """Random states anywhere within the bounds (velocities up to 100 x the limits, joints up to pi
+    past them, some exactly on the bounds) and goals up to 10 m away: finite torques within limits."""
+    rng = np.random.default_rng(33)
+    c = OSC(panda) if kind == "osc" else QP(panda)
+    lo, hi = panda.q_min - POSITION_BOUND, panda.q_max + POSITION_BOUND
+    for i in range(150):
+        q = rng.uniform(lo, hi) if i % 3 else np.where(rng.random(7) < 0.5, lo, hi)
+        qd = VELOCITY_BOUND * panda.qd_max * (rng.uniform(-1.0, 1.0, 7) if i % 2 else rng.choice([-1.0, 1.0], 7))
+        p = GOAL_POSITION_BOUND * (rng.uniform(-1.0, 1.0, 3) if i % 4 else rng.choice([-1.0, 1.0], 3))
+        out = c.compute(q, qd, PoseGoal(p, so3_exp(rng.normal(size=3) * 2.0)))
+        assert np.all(np.isfinite(out.tau)) and np.all(np.abs(out.tau) <= c.tau_max), f"state {i}"
+        assert np.all(np.isfinite(out.tau_unclipped)) or kind == "qp"
+
+
+def test_extreme_goal_position_is_refused_like_nan(panda):
+    rng = np.random.default_rng(34)
+    for _ in range(20):
+        p = rng.uniform(-0.5, 0.5, 3)
+        p[rng.integers(3)] = rng.choice([-1.0, 1.0]) * (10.0 ** rng.uniform(307, 308) if rng.random() < 0.5
+                                                       else GOAL_POSITION_BOUND * (1 + 1e-9))
+        with pytest.raises(ImplausibleInputError, match=r"^goal position is beyond the physical bound"):
+            PoseGoal(p, so3_exp(rng.normal(size=3)))
+    batch = np.zeros((4, 3))
+    batch[2, 1] = 1e307
+    with pytest.raises(NonFiniteInputError, match="goal position"):
+        PoseGoal(batch, np.broadcast_to(np.eye(3), (4, 3, 3)))
+    PoseGoal(np.full(3, GOAL_POSITION_BOUND), np.eye(3))        # on the bound: a goal
+
+
+@pytest.mark.parametrize("name", ["scaled", "huge", "reflection", "shear", "one_of_a_batch"])
+def test_goal_orientation_must_be_a_rotation(name):
+    R0 = so3_exp(np.array([0.3, -0.2, 0.5]))
+    R = {"scaled": 1.001 * R0, "huge": 1e307 * R0, "reflection": R0 @ np.diag([1.0, 1.0, -1.0]),
+         "shear": R0 @ np.array([[1.0, 1e-3, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]),
+         "one_of_a_batch": np.stack([R0, R0, 1.01 * R0])}[name]
+    p = np.zeros(R.shape[:-2] + (3,))
+    with pytest.raises(ValueError, match=r"^goal orientation is not a rotation matrix"):
+        PoseGoal(p, R)
+
+
+def test_a_rotation_rounded_to_float32_is_still_a_goal():
+    rng = np.random.default_rng(35)
+    R = so3_exp(rng.normal(size=(200, 3)) * 2.0).astype(np.float32)
+    goal = PoseGoal(np.zeros((200, 3)), R)
+    assert goal.R.dtype == np.float64 and goal.R.shape == (200, 3, 3)
+
+
+def test_a_bad_sample_in_a_batch_is_marked_and_the_others_are_computed_as_before(panda):
+    """One NaN state (which raised LinAlgError for the whole batch), one whose kinematics overflow
+    (qd 1e154) and one whose terms overflow (q 1.7e308: finite kinematics, infinite posture
+    torque) get NaN terms and valid False; every other sample equals, bit for bit, the batch
+    computed without them."""
+    rng = np.random.default_rng(36)
+    n = 12
+    qs = np.array([panda.random_configuration(rng) for _ in range(n)])
+    qs[7] = SINGULAR_STATES["exact"]
+    qds = rng.uniform(-0.5, 0.5, (n, 7)) * panda.qd_max
+    cfg = OSCConfig()
+    good = np.ones(n, bool)
+    good[[3, 5, 9]] = False
+    with np.errstate(over="ignore"):
+        ref = osc_terms(batch_kinematics(panda, qs[good], qds[good]), qs[good], qds[good], cfg)
+    bad_q, bad_qd = qs.copy(), qds.copy()
+    bad_q[3, 2] = np.nan
+    bad_qd[9, 1] = 1e154
+    bad_q[5, 0] = 1.7e308
+    with np.errstate(over="ignore", invalid="ignore"):
+        kin = batch_kinematics(panda, bad_q, bad_qd)
+        terms = osc_terms(kin, bad_q, bad_qd, cfg)
+    np.testing.assert_array_equal(terms.valid, good)
+    for f in ("B", "c", "cond"):
+        np.testing.assert_array_equal(getattr(terms, f)[good], getattr(ref, f))
+        assert np.isnan(getattr(terms, f)[~good]).all()
+    assert ref.valid.all() and np.isinf(ref.cond).sum() + np.isfinite(ref.cond).sum() == n - 3
+    assert np.isfinite(kin.M[5]).all() and np.isfinite(kin.h[5]).all()      # only the terms overflow
+    # one state: the same marks
+    for i in (5, 9):
+        with np.errstate(over="ignore", invalid="ignore"):
+            one = osc_terms(panda.kinematics(bad_q[i], bad_qd[i]), bad_q[i], bad_qd[i], cfg)
+        assert not one.valid and np.isnan(one.c).all() and np.isnan(one.B).all()
+    # a batch of only bad samples
+    with np.errstate(over="ignore", invalid="ignore"):
+        none = osc_terms(_take(kin, ~good), bad_q[~good], bad_qd[~good], cfg)
+    assert not none.valid.any()
+
+
+def _take(kin: Kinematics, rows) -> Kinematics:
+    return Kinematics(**{f: getattr(kin, f)[rows] for f in ("p", "R", "J", "M", "h")}, Minv=None)
 
 
 def test_malformed_goal_shapes_are_rejected():

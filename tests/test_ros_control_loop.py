@@ -148,3 +148,18 @@ def test_controller_failure_falls_back_to_gravity_compensation(model, tau):
     else:                                       # finite but beyond the limits: clipped, flagged
         assert cmd.saturated and not cmd.fallback
         np.testing.assert_array_equal(cmd.tau, model.tau_max)
+
+
+def test_a_joint_state_beyond_the_physical_bounds_is_rejected_and_the_last_good_one_kept(model):
+    """A finite but impossible reading (a joint at 1e154 rad/s, or 1e307 rad) is refused like NaN:
+    counted as 'state: implausible', never used for a command (which would be NaN)."""
+    loop = make_loop(model)
+    assert loop.on_state(0, Q_HOME, np.zeros(7), 0)
+    fast, far = np.zeros(7), Q_HOME.copy()
+    fast[1] = 1e154
+    far[0] = 1e307
+    assert not loop.on_state(MS, Q_HOME, fast, MS) and not loop.on_state(2 * MS, far, np.zeros(7), 2 * MS)
+    c = loop.counters
+    assert c.rejected == {"state: implausible": 2} and c.states_rejected == 2 and c.states_received == 1
+    cmd = loop.step(3 * MS)
+    assert cmd.state_stamp == 0 and not cmd.fallback and np.isfinite(cmd.tau).all()

@@ -8,14 +8,15 @@ Rules (times are the node clock, in ns):
 - a goal is used while it is at most ``goal_timeout`` old (by arrival); without one, the loop
   holds position: it tracks the TCP pose of the first state after the goal went missing or
   stale, with the same controller law (so torques stay within the same limits);
-- non-finite or malformed inputs are rejected and counted; they never replace good ones;
+- non-finite or malformed inputs are rejected and counted; they never replace good ones; so are
+  finite ones beyond the physical bounds (``PandaModel.check_state``, ``PoseGoal``): 'implausible';
 - every command is finite and within the torque limits. Should the controller fail or return
   a non-finite torque, the command is gravity compensation with joint damping instead (counted).
 """
 
 from dataclasses import dataclass, field
 
-from controllers.goals import PoseGoal
+from controllers.goals import ImplausibleInputError, NonFiniteInputError, PoseGoal
 import numpy as np
 
 TRACK, HOLD = 'track', 'hold'
@@ -71,11 +72,21 @@ class ControlLoop:
         self.reason = 'no joint state yet'
 
     # -- inputs --------------------------------------------------------------------------------
-    def on_state(self, now: int, q, qd, stamp: int) -> None:
-        """Take a joint state (already validated finite) that arrived at ``now``."""
+    def on_state(self, now: int, q, qd, stamp: int) -> bool:
+        """
+        Take a joint state that arrived at ``now``; return whether it was taken.
+
+        One beyond the physical bounds (a corrupt reading) is rejected and counted instead.
+        """
+        try:
+            q, qd = self.model.check_state(q, qd)
+        except NonFiniteInputError as exc:
+            implausible = isinstance(exc, ImplausibleInputError)
+            self.reject('state', 'implausible' if implausible else 'nonfinite')
+            return False
         self.counters.states_received += 1
-        self.state = (int(now), np.asarray(q, dtype=float), np.asarray(qd, dtype=float),
-                      int(stamp))
+        self.state = (int(now), q, qd, int(stamp))
+        return True
 
     def on_goal(self, now: int, goal: PoseGoal) -> None:
         """Take a goal (already validated) that arrived at ``now``; a fresh goal ends holding."""

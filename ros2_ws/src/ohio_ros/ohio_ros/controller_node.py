@@ -10,7 +10,7 @@ Parameters: ``ohio_ros.config.ControllerNodeConfig`` and ``controller.*``
 
 import time
 
-from controllers.goals import NonFiniteInputError
+from controllers.goals import ImplausibleInputError, NonFiniteInputError
 from controllers.robot import PandaModel
 from geometry_msgs.msg import PoseStamped
 from ohio_core.data.collect import make_controller
@@ -85,6 +85,10 @@ class ControllerNode(Node):
     def _on_goal(self, msg: PoseStamped) -> None:
         try:
             goal = convert.pose_goal_from_msg(msg, self.config.goal_frame)
+        except ImplausibleInputError as exc:
+            self.loop.reject('goal', 'implausible')
+            self.get_logger().warning(f'goal rejected: {exc}', throttle_duration_sec=5.0)
+            return
         except NonFiniteInputError:
             self.loop.reject('goal', 'nonfinite')
             self.get_logger().warning('goal with NaN/inf rejected', throttle_duration_sec=5.0)
