@@ -7,6 +7,8 @@ Before clipping the OSC is affine in the task error (``controllers.osc.OSCTerms`
 so with W the mask of unsaturated torque entries, e* = (B^T W B)^-1 B^T W (tau - c), then
 p_g = p + e*_p and R_g = exp(asin(|e*_o|) e*_o / |e*_o|) R, valid for rotations under 90 degrees.
 Segments with fewer than 6 unsaturated entries are ILL_POSED (hand them to the numerical inverse).
+The goal is solved at the first period; the residual pushes it through the clipped law at all k
+logged states (``segment_terms.segment_residual``), so a wrong k or controller shows.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from controllers.goals import so3_exp
-from controllers.osc import OSC, near_singular, osc_terms
+from controllers.osc import OSC, near_singular
 from ohio_core.inverse.base import InverseResult, Segments, Status, finish, register
-from ohio_core.inverse.terms import batch_kinematics
+from ohio_core.inverse.segment_terms import osc_segment_terms, segment_residual
 
 #: relative margin under the torque limit below which an entry counts as unsaturated
 SATURATION_TOL = 1e-6
@@ -68,19 +70,21 @@ def solve_masked(B: np.ndarray, rhs: np.ndarray, mask: np.ndarray) -> tuple[np.n
 
 @register("analytical")
 def invert(segments: Segments, controller: OSC, max_cond: float = 1e10) -> InverseResult:
+    """Closed form at the first period; ``residual`` over all k periods (``segment_terms``)."""
     if "closed_form" not in getattr(controller, "inverse_capabilities", ()):
         raise ValueError(f"the analytical inverse needs a closed-form controller (OSC), got {type(controller).__name__}")
     finite, seg = segments.sanitized()
-    q0, qd0, tau0 = seg.q[:, 0], seg.qd[:, 0], seg.tau[:, 0]
-    kin = batch_kinematics(controller.model, q0, qd0)
-    terms = osc_terms(kin, q0, qd0, controller.config)
+    terms = osc_segment_terms(controller, seg.q, seg.qd)
+    p0, R0, B0, c0 = terms.p[:, 0], terms.R[:, 0], terms.B[:, 0], terms.c[:, 0]
+    tau0 = seg.tau[:, 0]
     mask = unsaturated(tau0, controller.tau_max)
-    e, residual, cond = solve_masked(terms.B, tau0 - terms.c, mask)
-    goal_p, goal_R, in_range = error_to_pose(e, kin.p, kin.R)
+    e, _, cond = solve_masked(B0, tau0 - c0, mask)
+    goal_p, goal_R, in_range = error_to_pose(e, p0, R0)
+    residual = segment_residual(controller, seg.q, seg.qd, seg.tau, goal_p, goal_R, terms)
     status = np.full(len(segments), Status.OK, dtype=int)
     status[~in_range] = Status.OUT_OF_RANGE
-    status[near_singular(terms.cond, controller.config.lambda_rcond)] = Status.SINGULAR
+    status[near_singular(terms.cond[:, 0], controller.config.lambda_rcond)] = Status.SINGULAR
     status[~(cond < max_cond)] = Status.ILL_POSED
     status[~finite] = Status.NON_FINITE
-    return finish(goal_p, goal_R, kin.p, kin.R, controller.config.output_max, residual, status, cond,
+    return finish(goal_p, goal_R, p0, R0, controller.config.output_max, residual, status, cond,
                   {"method": "analytical", "unsaturated_entries": mask.sum(-1)})

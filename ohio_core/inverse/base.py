@@ -74,9 +74,11 @@ class Segments:
 class InverseResult:
     """One goal per segment: the absolute TCP pose and the deployment controller's normalized action.
 
-    ``residual`` is the RMS torque mismatch (N m) of the recovered goal over the segment's
-    unsaturated entries (state mismatch for state matching); ``cond`` the conditioning of the
-    solve; ``clipped`` marks actions that left [-1, 1] and were clipped.
+    ``residual`` is the RMS torque mismatch (N m) over the segment's k periods and 7 joints of the
+    recovered goal pushed through the deployment controller's clipped law at each logged state
+    (``segment_terms.segment_residual``; the state mismatch after each period for state matching,
+    0 for the naive baseline); ``cond`` the conditioning of the solve; ``clipped`` marks actions
+    that left [-1, 1] and were clipped.
     """
 
     goal_p: np.ndarray       # (N, 3)

@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from controllers.goals import PoseGoal, so3_exp
-from controllers.osc import OSC, task_error
-from ohio_core.inverse.analytical import unsaturated
+from controllers.goals import so3_exp
+from controllers.osc import OSC
 from ohio_core.inverse.base import InverseResult, Segments, Status, finish, register
-from ohio_core.inverse.segment_terms import osc_segment_terms
+from ohio_core.inverse.segment_terms import osc_prediction, osc_segment_terms, segment_residual
+
+
+def _goal(p0, R0, a, s):
+    """Goals (p, R) of normalized actions a from the TCP pose (p0, R0) (broadcast against a)."""
+    return p0 + a[..., :3] * s[:3], so3_exp(a[..., 3:] * s[3:]) @ R0
 
 
 def _cost(terms, a, s, tau, tau_max):
     """terms (N, k, ...), actions a (N, M, 6) -> cost (N, M)."""
-    p0, R0 = terms.p[:, None, 0], terms.R[:, None, 0]
-    goal_p = p0 + a[..., :3] * s[:3]
-    goal_R = so3_exp(a[..., 3:] * s[3:]) @ R0
-    e = task_error(PoseGoal.unchecked(goal_p[:, :, None], goal_R[:, :, None]), terms.p[:, None], terms.R[:, None])
-    pred = (terms.B[:, None] @ e[..., None])[..., 0] + terms.c[:, None]
+    pred = osc_prediction(terms, *_goal(terms.p[:, None, 0], terms.R[:, None, 0], a, s))
     return ((np.clip(pred, -tau_max, tau_max) - tau[:, None]) ** 2).sum((2, 3))
 
 
@@ -42,7 +42,7 @@ def invert(segments: Segments, controller: OSC, population: int = 128, elites: i
     s = controller.config.array("output_max")
     finite, seg = segments.sanitized()
     q, qd, tau = seg.q, seg.qd, seg.tau
-    best_a, best_cost, final_std = np.zeros((n, 6)), np.empty(n), np.empty(n)
+    goal_p, goal_R, residual, final_std = np.empty((n, 3)), np.empty((n, 3, 3)), np.empty(n), np.empty(n)
     p0, R0 = np.empty((n, 3)), np.empty((n, 3, 3))
     for start in range(0, n, chunk):
         sl = slice(start, min(n, start + chunk))
@@ -66,12 +66,11 @@ def invert(segments: Segments, controller: OSC, population: int = 128, elites: i
             better = c0 < top_c
             top_a[better], top_c[better] = elite[better, 0], c0[better]
         std = np.sqrt(np.linalg.eigvalsh(cov)[:, -1:])
-        best_a[sl], best_cost[sl], final_std[sl] = top_a, top_c, std.max(1)
+        final_std[sl] = std.max(1)
         p0[sl], R0[sl] = terms.p[:, 0], terms.R[:, 0]
-    goal_p = p0 + best_a[:, :3] * s[:3]
-    goal_R = so3_exp(best_a[:, 3:] * s[3:]) @ R0
-    used = np.maximum(1, unsaturated(tau, controller.tau_max).sum((1, 2)))
+        goal_p[sl], goal_R[sl] = _goal(p0[sl], R0[sl], top_a, s)
+        residual[sl] = segment_residual(controller, q[sl], qd[sl], tau[sl], goal_p[sl], goal_R[sl], terms)
     status = np.where(final_std < tol, Status.OK, Status.NOT_CONVERGED)
     status[~finite] = Status.NON_FINITE
-    return finish(goal_p, goal_R, p0, R0, s, np.sqrt(best_cost / used), status, np.full(n, np.nan),
+    return finish(goal_p, goal_R, p0, R0, s, residual, status, np.full(n, np.nan),
                   {"method": "cem", "population": population, "iterations": iterations})

@@ -11,7 +11,8 @@ constraints active at qdd, gives with P the projector onto the complement of ran
 solved for e in least squares, then e -> (p_g, R_g) as for the OSC. With no active constraint this
 is exact; each active constraint removes one equation (6 unknowns, 7 - |A| equations). The goal is
 held over the segment, so the step with the fewest active constraints is used; a segment whose
-every step has two or more is ILL_POSED.
+every step has two or more is ILL_POSED. The residual is the QP controller's own solve for the
+recovered goal at each of the k logged states against the logged torques (``segment_terms``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from controllers.qp import QP, qp_problem
 from ohio_core.inverse.analytical import error_to_pose
 from ohio_core.inverse.base import InverseResult, Segments, Status, finish, register
+from ohio_core.inverse.segment_terms import segment_residual
 from ohio_core.inverse.terms import batch_kinematics
 
 #: a constraint counts as active when its slack is below this (quadprog's solutions are exact to ~1e-12)
@@ -61,7 +63,7 @@ def invert(segments: Segments, controller: QP) -> InverseResult:
     # a(g) - a(0) = J^T W K_p e
     JtWKp = np.swapaxes(kin.J, 1, 2) * (cfg.array("task_weight") * cfg.array("kp"))
     rhs = (P @ ((G @ qdd[..., None])[..., 0] - a0)[..., None])[..., 0]
-    e, res, rank, cond = _lstsq(P @ JtWKp, rhs)
+    e, rank, cond = _lstsq(P @ JtWKp, rhs)
     # the goal is the same at every step: use the step with the fewest active constraints
     score = np.where(rank == 6, active.sum(-1), 99).reshape(n, k)
     j = np.argmin(score, axis=1)
@@ -73,18 +75,18 @@ def invert(segments: Segments, controller: QP) -> InverseResult:
     status[~in_range] = Status.OUT_OF_RANGE
     status[rank[pick] < 6] = Status.ILL_POSED
     status[~finite] = Status.NON_FINITE
-    return finish(goal_p, goal_R, p0, R0, cfg.output_max, res[pick], status, cond[pick],
+    residual = segment_residual(controller, seg.q, seg.qd, seg.tau, goal_p, goal_R)
+    return finish(goal_p, goal_R, p0, R0, cfg.output_max, residual, status, cond[pick],
                   {"method": "qp", "active_constraints": active.sum(-1)[pick], "step_used": j})
 
 
 def _lstsq(A: np.ndarray, rhs: np.ndarray):
-    """Batched least squares through the SVD: solution, RMS residual, numerical rank, condition."""
+    """Batched least squares through the SVD: solution, numerical rank, condition."""
     U, s, Vt = np.linalg.svd(A, full_matrices=False)
     tol = s[:, :1] * 1e-9
     keep = s > tol
     s_inv = np.where(keep, 1.0 / np.where(keep, s, 1.0), 0.0)
     e = (np.swapaxes(Vt, 1, 2) @ (s_inv * (np.swapaxes(U, 1, 2) @ rhs[..., None])[..., 0])[..., None])[..., 0]
-    r = (A @ e[..., None])[..., 0] - rhs
     with np.errstate(divide="ignore"):
         cond = s[:, 0] / s[:, -1]
-    return e, np.sqrt((r ** 2).mean(-1)), keep.sum(-1), cond
+    return e, keep.sum(-1), cond

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from controllers.goals import PoseGoal, so3_exp
-from controllers.osc import OSC, near_singular, task_error
+from controllers.goals import so3_exp
+from controllers.osc import OSC, near_singular
 from ohio_core.inverse.analytical import clamp_rotation, error_to_pose, solve_masked, unsaturated
 from ohio_core.inverse.base import InverseResult, Segments, Status, finish, register
-from ohio_core.inverse.segment_terms import osc_segment_terms
+from ohio_core.inverse.segment_terms import osc_prediction, osc_segment_terms, segment_residual
 
 _EYE3 = np.eye(3)
 
@@ -26,8 +26,7 @@ _EYE3 = np.eye(3)
 def _residual(terms, goal_p, goal_R, tau, tau_max, w=None):
     """Weighted clipped prediction minus log, w (clip(pred) - tau) (N, k, 7), the unclipped
     prediction, and the cost per segment (w = 1 when None)."""
-    e = task_error(PoseGoal.unchecked(goal_p[:, None], goal_R[:, None]), terms.p, terms.R)
-    pred = (terms.B @ e[..., None])[..., 0] + terms.c
+    pred = osc_prediction(terms, goal_p, goal_R)
     r = np.clip(pred, -tau_max, tau_max) - tau
     if w is not None:
         r = r * w
@@ -107,8 +106,8 @@ def invert(segments: Segments, controller: OSC, iterations: int = 50, tol: float
 def solve(segments: Segments, controller: OSC, iterations: int = 50, tol: float = 1e-12, chunk: int = 4096,
           weights=None, method: str = "numerical") -> InverseResult:
     """The batched solve behind ``numerical`` (and ``ml``): ``weights(tau)`` maps a chunk's logged
-    torques (n, k, 7) to per-entry weights w (None: w = 1). ``residual`` is the unweighted RMS torque
-    mismatch over the logged unsaturated entries."""
+    torques (n, k, 7) to per-entry weights w (None: w = 1). ``residual`` is the unweighted one of
+    ``segment_terms.segment_residual``."""
     if "differentiable" not in getattr(controller, "inverse_capabilities", ()):
         raise ValueError(f"the {method} inverse needs a differentiable controller (OSC), "
                          f"got {type(controller).__name__}")
@@ -124,13 +123,10 @@ def solve(segments: Segments, controller: OSC, iterations: int = 50, tol: float 
         sl = slice(s, min(n, s + chunk))
         terms = osc_segment_terms(controller, q[sl], qd[sl])
         w = None if weights is None else weights(tau[sl])
-        gp, gR, cost, done = _solve_chunk(terms, tau[sl], tau_max, iterations, tol, w=w)
+        gp, gR, _, done = _solve_chunk(terms, tau[sl], tau_max, iterations, tol, w=w)
         goal_p[sl], goal_R[sl] = gp, gR
         p0[sl], R0[sl] = terms.p[:, 0], terms.R[:, 0]
-        used = unsaturated(tau[sl], tau_max)
-        if w is not None:
-            cost = (_residual(terms, gp, gR, tau[sl], tau_max)[0] ** 2 * used).sum((1, 2))
-        residual[sl] = np.sqrt(cost / np.maximum(1, used.sum((1, 2))))
+        residual[sl] = segment_residual(controller, q[sl], qd[sl], tau[sl], gp, gR, terms)
         converged[sl] = done
         cond[sl] = terms.cond.max(1)
         singular[sl] = near_singular(terms.cond, controller.config.lambda_rcond).any(1)

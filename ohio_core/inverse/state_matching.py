@@ -10,7 +10,8 @@ controller's model with semi-implicit Euler at ``substeps`` per period; any obje
 ``step`` (e.g. a learned model, ``learning.dynamics``) can take its place.
 Initialization: torques estimated by inverse dynamics from consecutive logged states, inverted in
 closed form; refinement: batched Gauss-Newton with a finite-difference Jacobian (6 extra rollouts
-per iteration).
+per iteration). The reported residual is the RMS state mismatch after every one of the k periods
+(the rollout against each logged state), so that it covers the whole segment.
 """
 
 from __future__ import annotations
@@ -57,16 +58,20 @@ class PinocchioDynamics:
 
 
 def rollout(controller: OSC, q: np.ndarray, qd: np.ndarray, goal_p: np.ndarray, goal_R: np.ndarray, k: int,
-            substeps: int = 10, dynamics=None) -> tuple[np.ndarray, np.ndarray]:
+            substeps: int = 10, dynamics=None, trajectory: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Batched closed-loop rollout of k control periods from (q, qd) (N, 7) under goals (N, ...);
-    ``dynamics`` (default: ``PinocchioDynamics`` of the controller's model) advances each period."""
+    ``dynamics`` (default: ``PinocchioDynamics`` of the controller's model) advances each period.
+    Returns the state after the k periods, or with ``trajectory`` the state after each (N, k, 7)."""
     dynamics = dynamics or PinocchioDynamics(controller.model, controller.config.control_period, substeps)
     goal = PoseGoal.unchecked(goal_p, goal_R)
+    qs, qds = [], []
     for _ in range(k):
         kin = batch_kinematics(controller.model, q, qd)
         tau = clip_torque(osc_law(osc_terms(kin, q, qd, controller.config), goal), controller.tau_max).tau
         q, qd = dynamics.step(q, qd, tau)
-    return q, qd
+        qs.append(q)
+        qds.append(qd)
+    return (np.stack(qs, 1), np.stack(qds, 1)) if trajectory else (q, qd)
 
 
 def inverse_dynamics_torques(controller: OSC, seg: Segments) -> np.ndarray:
@@ -122,9 +127,14 @@ def invert(segments: Segments, controller: OSC, iterations: int = 6, fd_eps: flo
         goal_R = np.where(better[:, None, None], cand_R, goal_R)
         r = np.where(better[:, None], r_c, r)
         cost = np.where(better, c_c, cost)
-    rms = np.sqrt(cost / 14.0)
-    status = np.where(rms < 1e-4, Status.OK, Status.NOT_CONVERGED)
+    status = np.where(np.sqrt(cost / 14.0) < 1e-4, Status.OK, Status.NOT_CONVERGED)
     status[~finite] = Status.NON_FINITE
+    # reported: the mismatch after every period of the segment, not only the last one matched
+    q_roll, qd_roll = rollout(controller, seg.q[:, 0], seg.qd[:, 0], goal_p, goal_R, k, substeps, dynamics,
+                              trajectory=True)
+    q_log = np.concatenate([seg.q[:, 1:], seg.q_next[:, None]], 1)
+    qd_log = np.concatenate([seg.qd[:, 1:], seg.qd_next[:, None]], 1)
+    rms = np.sqrt(np.mean(np.concatenate([q_roll - q_log, velocity_scale * (qd_roll - qd_log)], -1) ** 2, (1, 2)))
     return finish(goal_p, goal_R, kin0.p, kin0.R, controller.config.output_max, rms, status, np.full(n, np.nan),
                   {"method": "state_matching", "residual_units": "rad (q) and velocity_scale * rad/s (qd)",
                    "dynamics": type(dynamics).__name__})

@@ -7,6 +7,8 @@ written for leading batch dimensions) run once, vectorized, over the whole batch
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pinocchio as pin
 
@@ -14,28 +16,44 @@ from controllers.robot import Kinematics, PandaModel
 
 
 def batch_kinematics(model: PandaModel, q: np.ndarray, qd: np.ndarray, drift: bool = False) -> Kinematics:
-    """``PandaModel.kinematics`` for q, qd of shape (N, 7): every field gains a leading N axis."""
+    """``PandaModel.kinematics`` for q, qd of shape (N, 7): every field gains a leading N axis.
+
+    Per state, CRBA in the WORLD convention also leaves the joint Jacobians and placements in ``data``,
+    from which the TCP frame's placement and Jacobian are read without another kinematics pass;
+    h = RNEA(q, qd, 0) runs over the whole batch in Pinocchio's C++ (``rneaInParallel``)."""
     q = np.ascontiguousarray(q, dtype=float).reshape(-1, 7)
     qd = np.ascontiguousarray(qd, dtype=float).reshape(-1, 7)
     n = len(q)
     m, d, fid = model.model, model.data, model.tcp_id
     P, Rm = np.empty((n, 3)), np.empty((n, 3, 3))
-    J, M, h = np.empty((n, 6, 7)), np.empty((n, 7, 7)), np.empty((n, 7))
+    J, M = np.empty((n, 6, 7)), np.empty((n, 7, 7))
     dJqd = np.empty((n, 6)) if drift else None
-    frame = pin.LOCAL_WORLD_ALIGNED
+    frame, world = pin.LOCAL_WORLD_ALIGNED, pin.Convention.WORLD
+    crba, place, jacobian = pin.crba, pin.updateFramePlacement, pin.getFrameJacobian
     zero = np.zeros(7)
     for i in range(n):
-        qi, vi = q[i], qd[i]
-        M[i] = pin.crba(m, d, qi)
-        h[i] = pin.nonLinearEffects(m, d, qi, vi)
-        if drift:
-            pin.forwardKinematics(m, d, qi, vi, zero)
-            dJqd[i] = pin.getFrameClassicalAcceleration(m, d, fid, frame).vector
-        J[i] = pin.computeFrameJacobian(m, d, qi, fid, frame)
-        oMf = d.oMf[fid]
+        qi = q[i]
+        M[i] = crba(m, d, qi, world)
+        oMf = place(m, d, fid)
+        J[i] = jacobian(m, d, fid, frame)
         P[i] = oMf.translation
         Rm[i] = oMf.rotation
-    return Kinematics(p=P, R=Rm, J=J, M=M, Minv=None, h=h, dJqd=dJqd)
+        if drift:
+            pin.forwardKinematics(m, d, qi, qd[i], zero)
+            dJqd[i] = pin.getFrameClassicalAcceleration(m, d, fid, frame).vector
+    h = pin.rneaInParallel(1, _pool(model), q.T.copy(), qd.T.copy(), np.zeros((7, n))).T if n else np.empty((0, 7))
+    return Kinematics(p=P, R=Rm, J=J, M=M, Minv=None, h=np.ascontiguousarray(h), dJqd=dJqd)
+
+
+_POOLS: "weakref.WeakKeyDictionary[PandaModel, pin.ModelPool]" = weakref.WeakKeyDictionary()
+
+
+def _pool(model: PandaModel) -> pin.ModelPool:
+    """One Pinocchio ``ModelPool`` (one thread) per robot model, built on first use."""
+    pool = _POOLS.get(model)
+    if pool is None:
+        pool = _POOLS[model] = pin.ModelPool(model.model, 1)
+    return pool
 
 
 def batch_tcp_pose(model: PandaModel, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
