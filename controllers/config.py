@@ -22,6 +22,12 @@ class ConfigError(ValueError):
     """A controller configuration is malformed (unknown key, wrong shape, out of range)."""
 
 
+#: who adds gravity compensation g(q) to the joint torques: the controller's command holds it
+#: (a bare torque interface, the MuJoCo sim), or the robot driver adds it to every command
+#: (Franka: libfranka and franka_ros2's effort interface), so the command must not
+GRAVITY_COMPENSATION = ("controller", "driver")
+
+
 def _check_sign(name: str, arr: np.ndarray, kind: str) -> None:
     if not np.all(np.isfinite(arr)):
         raise ConfigError(f"{name} must be finite, got {arr.tolist()}")
@@ -86,6 +92,8 @@ class _Base:
                 object.__setattr__(self, f.name, _vector(name, value, n, kind))
             elif "scalar" in f.metadata:
                 object.__setattr__(self, f.name, _scalar(name, value, f.metadata["scalar"]))
+            elif "choice" in f.metadata and value not in f.metadata["choice"]:
+                raise ConfigError(f"{name} must be one of {list(f.metadata['choice'])}, got {value!r}")
         if not 0.0 < self.control_period <= 0.1:
             raise ConfigError(f"{type(self).__name__}.control_period must be in (0, 0.1] s, got {self.control_period}")
 
@@ -121,12 +129,18 @@ def _num(kind: str, default: float):
     return field(default=default, metadata={"scalar": kind})
 
 
+def _choice(choices: tuple, default: str):
+    return field(default=default, metadata={"choice": choices})
+
+
 @dataclass(frozen=True)
 class OSCConfig(_Base):
     """Operational-space controller (see ``controllers.osc``).
 
     Gains per task axis (x, y, z, rx, ry, rz); ``kd = 2 * damping_ratio * sqrt(kp)``.
     ``output_max`` scales a normalized action in [-1, 1]^6 into a pose delta (m, rad).
+    ``gravity_compensation`` (``GRAVITY_COMPENSATION``): ``driver`` leaves g(q) out of the command
+    (``controllers.robot.controlled_model``); ``torque_limits`` bound what is commanded.
     """
 
     kind = "osc"
@@ -138,6 +152,7 @@ class OSCConfig(_Base):
     torque_limits: tuple | None = _vec(7, "positive", None, optional=True)
     lambda_rcond: float = _num("positive", 1e-6)
     control_period: float = _num("positive", 0.02)
+    gravity_compensation: str = _choice(GRAVITY_COMPENSATION, "controller")
 
     @functools.cached_property
     def kd(self) -> np.ndarray:
@@ -147,7 +162,8 @@ class OSCConfig(_Base):
 @dataclass(frozen=True)
 class QPConfig(_Base):
     """Task-space QP controller (see ``controllers.qp``): same task PD as the OSC, solved under
-    dynamics, torque, joint-velocity and joint-position constraints."""
+    dynamics, torque, joint-velocity and joint-position constraints. ``gravity_compensation`` as
+    for the OSC (``driver``: the torque map, brake and hold torques leave g(q) out)."""
 
     kind = "qp"
     kp: tuple = _vec(6, "positive", 150.0)
@@ -163,6 +179,7 @@ class QPConfig(_Base):
     braking_acceleration: float = _num("positive", 5.0)    # rad/s^2 assumed available to stop before a limit
     hold_damping: float = _num("nonnegative", 10.0)           # N m s/rad, joint damping of the fallback hold torque
     control_period: float = _num("positive", 0.02)
+    gravity_compensation: str = _choice(GRAVITY_COMPENSATION, "controller")
 
     @functools.cached_property
     def kd(self) -> np.ndarray:

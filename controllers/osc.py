@@ -7,6 +7,10 @@ With e = (p_g - p, 1/2 sum_i r_i x r_g,i) and task velocity v = J qd::
     N      = I - J^T Lambda J M^-1                dynamically consistent nullspace projector (N = Nbar^T)
     tau    = clip(J^T F + h + N M (k_n (q_rest - q) - 2 sqrt(k_n) qd),  -tau_max, tau_max)
 
+h = C(q, qd) qd + g(q), or C qd where the robot driver adds g(q) to every command
+(``gravity_compensation: driver``; the controller's model is then ``controlled_model``'s
+gravity-free copy, so B, c and every inverse built on them leave g(q) out alike).
+
 ``osc_terms`` computes everything that does not depend on the goal; ``osc_law`` adds the goal.
 Both accept leading batch dimensions, so the inverse problems call this very code. ``osc_step``,
 what ``OSC.compute`` runs for one state, is the same law in one pass over 1-D arrays (about 12%
@@ -23,7 +27,7 @@ from scipy.linalg.lapack import dlange, dpotrf, dpotrs
 
 from controllers.config import OSCConfig
 from controllers.goals import PoseGoal, goal_from_action, orientation_error, require_finite
-from controllers.robot import Kinematics, PandaModel
+from controllers.robot import Kinematics, PandaModel, controlled_model
 
 
 @dataclass(frozen=True)
@@ -193,7 +197,8 @@ def torque_limits(model: PandaModel, config) -> np.ndarray:
 
 
 class OSC:
-    """Stateless OSC bound to a robot model: ``act(q, qd, goal) -> tau``."""
+    """Stateless OSC bound to a robot model: ``act(q, qd, goal) -> tau``. ``self.model`` is the model
+    the law runs on: ``controlled_model(model, config.gravity_compensation)``."""
 
     name = "osc"
     #: what an inverse may exploit: closed form before clipping, exact gradients of its twin
@@ -202,7 +207,7 @@ class OSC:
     def __init__(self, model: PandaModel, config: OSCConfig = OSCConfig()):
         if not isinstance(config, OSCConfig):
             raise TypeError(f"OSC needs an OSCConfig, got {type(config).__name__}")
-        self.model, self.config = model, config
+        self.model, self.config = controlled_model(model, config.gravity_compensation), config
         self.tau_max = torque_limits(model, config)
 
     def compute(self, q: np.ndarray, qd: np.ndarray, goal: PoseGoal) -> ControlOutput:

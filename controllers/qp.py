@@ -29,7 +29,7 @@ import quadprog
 from controllers.config import QPConfig
 from controllers.goals import PoseGoal, goal_from_action, require_finite
 from controllers.osc import ControlOutput, clip_torque, task_error, torque_limits
-from controllers.robot import Kinematics, PandaModel
+from controllers.robot import Kinematics, PandaModel, controlled_model
 
 STATUS_OK, STATUS_BRAKE, STATUS_HOLD = "ok", "brake", "hold"
 
@@ -116,7 +116,9 @@ def qp_step(model: PandaModel, q: np.ndarray, qd: np.ndarray, goal: PoseGoal, co
 
 
 class QP:
-    """QP controller bound to a robot model: ``act(q, qd, goal) -> tau``; counts fallbacks."""
+    """QP controller bound to a robot model: ``act(q, qd, goal) -> tau``; counts fallbacks.
+    ``self.model`` is ``controlled_model(model, config.gravity_compensation)``: with ``driver``, h and
+    so tau = M qdd + h, the torque constraints, the brake and the hold torque leave g(q) out."""
 
     name = "qp"
     #: what an inverse may exploit: the KKT conditions of the QP
@@ -125,7 +127,7 @@ class QP:
     def __init__(self, model: PandaModel, config: QPConfig = QPConfig()):
         if not isinstance(config, QPConfig):
             raise TypeError(f"QP needs a QPConfig, got {type(config).__name__}")
-        self.model, self.config = model, config
+        self.model, self.config = controlled_model(model, config.gravity_compensation), config
         self.tau_max = torque_limits(model, config)
         self.solves = 0
         self.fallbacks = 0

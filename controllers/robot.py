@@ -119,6 +119,21 @@ class PandaModel:
         oMf = d.oMf[self.tcp_id]
         return Kinematics(p=oMf.translation.copy(), R=oMf.rotation.copy(), J=J, M=M, Minv=Minv, h=h, dJqd=dJqd)
 
+    @property
+    def has_gravity(self) -> bool:
+        """Whether the model's dynamics hold gravity (False for ``without_gravity`` copies)."""
+        return bool(np.any(self.model.gravity.linear != 0.0))
+
+    def without_gravity(self) -> "PandaModel":
+        """A copy with gravity zero: the arm as its controller sees it where the robot driver adds
+        g(q) to every torque command. Then h = C(q, qd) qd, g = 0, and forward dynamics
+        M qdd + C qd = tau hold for the commanded tau. Kinematics, inertias and limits are this model's."""
+        out = copy.copy(self)
+        out.model = pin.Model(self.model)
+        out.model.gravity = pin.Motion.Zero()
+        out.data = out.model.createData()
+        return out
+
     def tcp_pose(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Forward kinematics of the TCP: (p, R) in the world frame."""
         pin.framesForwardKinematics(self.model, self.data, q)
@@ -153,3 +168,21 @@ class PandaModel:
     def random_configuration(self, rng: np.random.Generator, margin: float = 0.1) -> np.ndarray:
         """Uniform sample inside the joint limits shrunk by ``margin`` rad on each side."""
         return rng.uniform(self.q_min + margin, self.q_max - margin)
+
+
+def controlled_model(model: PandaModel, gravity_compensation: str) -> PandaModel:
+    """The model a controller's law runs on, by who compensates gravity (``config.GRAVITY_COMPENSATION``).
+
+    ``controller``: ``model`` itself; h = C(q, qd) qd + g(q), so every command holds g(q).
+    ``driver``: ``model.without_gravity()``; h = C qd, so every quantity built on h leaves g(q) to
+    the driver alike: the OSC's bias term c, the QP's torque map M qdd + h, its brake and hold
+    torques, the control loop's fallback, and the inverse problems (they evaluate ``controller.model``,
+    so relabeling logs of such a controller stays consistent with what it commanded).
+    """
+    if gravity_compensation == "driver":
+        return model.without_gravity() if model.has_gravity else model
+    if gravity_compensation != "controller":
+        raise ValueError(f"gravity_compensation must be 'controller' or 'driver', got {gravity_compensation!r}")
+    if not model.has_gravity:
+        raise ValueError("a model without gravity commands no g(q): use it with gravity_compensation 'driver'")
+    return model

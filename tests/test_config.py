@@ -49,6 +49,22 @@ def test_kd_is_critical_damping_per_axis(cls):
     assert c.kd[4] == 0.0   # zero damping is allowed
 
 
+@pytest.mark.parametrize("cls", CONFIGS)
+def test_gravity_compensation_is_the_controllers_by_default_and_names_its_choices(cls, tmp_path):
+    """controller: the command holds g(q) (the simulator); driver: the robot driver adds it."""
+    assert cls().gravity_compensation == "controller"
+    assert cls(gravity_compensation="driver").gravity_compensation == "driver"
+    for bad in ("Driver", "robot", "", None, 1):
+        with pytest.raises(ConfigError, match=rf"{cls.__name__}\.gravity_compensation must"):
+            cls(gravity_compensation=bad)
+    path = tmp_path / "franka.yaml"
+    path.write_text(f"type: {cls.kind}\ngravity_compensation: driver\n")
+    assert load_config(path) == cls(gravity_compensation="driver")
+    path.write_text(f"type: {cls.kind}\ngravity_compensation: drivr\n")
+    with pytest.raises(ConfigError, match=re.escape(str(path)) + r".*must be one of \['controller', 'driver'\], got 'drivr'"):
+        load_config(path)
+
+
 # -- vector fields -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cls", CONFIGS)

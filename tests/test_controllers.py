@@ -17,9 +17,9 @@ import quadprog
 from controllers.config import OSCConfig, QPConfig
 from controllers.goals import (GOAL_POSITION_BOUND, ImplausibleInputError, NonFiniteInputError, PoseGoal,
                                action_from_goal, goal_from_action, orientation_error, so3_exp, so3_log)
-from controllers.osc import OSC, clip_torque, near_singular, osc_law, osc_terms, task_error, task_inertia
+from controllers.osc import OSC, OSCTerms, clip_torque, near_singular, osc_law, osc_terms, task_error, task_inertia
 from controllers.qp import QP, STATUS_BRAKE, STATUS_OK, hold_torque, qp_problem, task_acceleration
-from controllers.robot import POSITION_BOUND, VELOCITY_BOUND, Kinematics, PandaModel
+from controllers.robot import POSITION_BOUND, VELOCITY_BOUND, Kinematics, PandaModel, controlled_model
 from ohio_core.envs.arm.description import Q_HOME
 from ohio_core.envs.arm.sim import ArmSim
 from ohio_core.inverse.terms import batch_kinematics
@@ -161,6 +161,91 @@ def test_at_rest_on_the_goal_both_controllers_compensate_gravity(panda):
         assert not out.saturated.any()
 
 
+# -- gravity compensation by the robot driver -------------------------------------------------
+
+def _driver(panda, kind):
+    return OSC(panda, OSCConfig(gravity_compensation="driver")) if kind == "osc" else \
+        QP(panda, QPConfig(gravity_compensation="driver"))
+
+
+@pytest.mark.parametrize("kind", ["osc", "qp"])
+def test_with_the_driver_compensating_gravity_the_command_at_rest_is_zero(panda, kind):
+    """At rest at the home pose, goal at the current pose: 'controller' commands g(q) (-20.2 N m
+    on joint 2, 22.9 on joint 4), 'driver' nothing, for the driver adds g(q) itself."""
+    goal = _goal_at(panda, Q_HOME)
+    c = _driver(panda, kind)
+    out = c.compute(Q_HOME, np.zeros(7), goal)
+    np.testing.assert_allclose(out.tau, 0.0, atol=1e-9)
+    assert not out.saturated.any() and getattr(out, "status", STATUS_OK) == STATUS_OK
+    own = (OSC(panda) if kind == "osc" else QP(panda)).act(Q_HOME, np.zeros(7), goal)
+    np.testing.assert_allclose(own[[1, 3]], [-20.2, 22.9], atol=0.05)
+    # away from rest the two commands differ by exactly g(q) wherever neither saturates
+    rng = np.random.default_rng(41)
+    for _ in range(10):
+        q = panda.random_configuration(rng, margin=0.3)
+        qd = rng.uniform(-0.3, 0.3, 7)
+        goal = random_goal_near(rng, *panda.tcp_pose(q), max_dp=0.03, max_angle=0.1)
+        a, b = (OSC(panda) if kind == "osc" else QP(panda)).compute(q, qd, goal), c.compute(q, qd, goal)
+        assert not a.saturated.any() and not b.saturated.any()
+        np.testing.assert_allclose(a.tau - b.tau, panda.gravity(q), atol=1e-8)
+
+
+def test_the_driver_mode_model_is_the_arm_without_gravity(panda):
+    c = _driver(panda, "osc")
+    assert c.model is not panda and panda.has_gravity and not c.model.has_gravity
+    assert OSC(panda).model is panda and controlled_model(c.model, "driver") is c.model
+    rng = np.random.default_rng(42)
+    q, qd = panda.random_configuration(rng), rng.uniform(-1.0, 1.0, 7)
+    k, kd = panda.kinematics(q, qd), c.model.kinematics(q, qd)
+    for f in ("p", "R", "J", "M", "Minv"):
+        np.testing.assert_array_equal(getattr(kd, f), getattr(k, f))
+    np.testing.assert_allclose(kd.h, k.h - panda.gravity(q), atol=1e-10)
+    np.testing.assert_array_equal(c.model.gravity(q), 0.0)
+    np.testing.assert_array_equal(c.tau_max, panda.tau_max)       # the limits bound the command
+    with pytest.raises(ValueError, match="without gravity"):
+        OSC(c.model, OSCConfig())
+
+
+def test_the_batched_law_and_the_inverses_inherit_the_driver_convention(panda):
+    """osc_terms on the controller's model (what the inverses evaluate) gives the driver-mode
+    command: relabeling such a controller's log stays consistent with what it commanded."""
+    rng = np.random.default_rng(43)
+    c = _driver(panda, "osc")
+    qs = np.array([panda.random_configuration(rng) for _ in range(8)])
+    qds = rng.uniform(-0.5, 0.5, (8, 7))
+    terms = osc_terms(batch_kinematics(c.model, qs, qds), qs, qds, c.config)
+    ref = osc_terms(batch_kinematics(panda, qs, qds), qs, qds, OSCConfig())
+    np.testing.assert_allclose(ref.c - terms.c, [panda.gravity(q) for q in qs], atol=1e-9)
+    for i in range(8):
+        goal = random_goal_near(rng, terms.p[i], terms.R[i])
+        np.testing.assert_allclose(osc_law(OSCTerms(terms.p[i], terms.R[i], terms.B[i], terms.c[i], terms.cond[i]), goal),
+                                   c.compute(qs[i], qds[i], goal).tau_unclipped, rtol=1e-9, atol=1e-8)
+
+
+@pytest.mark.parametrize("kind", ["osc", "qp"])
+def test_driver_mode_tracks_in_the_simulator_that_adds_gravity_as_the_driver_does(panda, kind):
+    """The closed loop with the driver convention on both sides (the controller leaves g(q) out,
+    the simulator adds it at every physics step) reaches the same final error as the controller
+    convention (within 1e-5 m and 5e-5 rad, against a requirement of 1 cm and 0.05 rad); the
+    driver-mode controller on a simulator that adds nothing lets the arm sag instead."""
+    sims = {mode: ArmSim(control_period=1.0 / CONTROL_HZ, gravity_compensation=mode)
+            for mode in ("controller", "driver")}
+    p0, R0 = panda.tcp_pose(Q_HOME)
+    rng = np.random.default_rng(1234)
+    for trial in range(3):
+        goal = random_goal_near(rng, p0, R0)
+        own = rollout(sims["controller"], OSC(panda) if kind == "osc" else QP(panda), goal)
+        drv = rollout(sims["driver"], _driver(panda, kind), goal)
+        e_own, e_drv = np.linalg.norm(own.p - goal.p), np.linalg.norm(drv.p - goal.p)
+        a_own, a_drv = rotation_angle(goal.R, own.R), rotation_angle(goal.R, drv.R)
+        assert e_drv < 0.01 and a_drv < 0.05, f"trial {trial}: {e_drv:.4f} m, {a_drv:.4f} rad"
+        assert abs(e_drv - e_own) < 1e-5 and abs(a_drv - a_own) < 5e-5, (trial, e_own, e_drv, a_own, a_drv)
+        assert np.all(np.abs(drv.tau) <= panda.tau_max)
+        np.testing.assert_allclose(drv.applied, drv.tau, atol=1e-9)     # the motors apply the command alone
+    sagging = rollout(sims["controller"], _driver(panda, kind), goal)
+    assert np.linalg.norm(sagging.p - goal.p) > 0.05
+
+
 # -- QP joint limits ---------------------------------------------------------------------------
 
 def _goal_at(panda, q) -> PoseGoal:
@@ -297,6 +382,32 @@ def test_infeasible_qp_falls_back_to_the_braking_torque(panda, index):
     assert qp.fallbacks == 2
     ok = qp.compute(Q_HOME, np.zeros(7), goal)
     assert ok.status == STATUS_OK and qp.fallbacks == 2 and qp.solves == 3
+
+
+@pytest.mark.parametrize("index", range(len(INFEASIBLE_STATES)))
+def test_driver_mode_braking_and_hold_leave_gravity_to_the_driver(panda, index):
+    """The QP's fallbacks in driver mode: the hold torque is h - g - d qd (Coriolis and damping,
+    no g(q)), and the braking torque slows the arm, under the dynamics the driver leaves
+    (M qdd = tau + g - h), at least as hard as the commands it is compared with."""
+    q, qd = INFEASIBLE_STATES[index]
+    qp = _driver(panda, "qp")
+    out = qp.compute(q, qd, _goal_at(panda, Q_HOME))
+    assert out.status == STATUS_BRAKE and np.all(np.abs(out.tau) <= qp.tau_max + 1e-9)
+    full = panda.kinematics(q, qd)
+    hold = hold_torque(qp.model.kinematics(q, qd), qd, qp.config, qp.tau_max)
+    np.testing.assert_allclose(hold, np.clip(full.h - panda.gravity(q) - qp.config.hold_damping * qd,
+                                             -qp.tau_max, qp.tau_max), atol=1e-9)
+    T = qp.config.control_period
+
+    def speed_after(tau_cmd):
+        return np.linalg.norm(qd + T * np.linalg.solve(full.M, tau_cmd + panda.gravity(q) - full.h))
+
+    for other in (hold, np.zeros(7), -np.sign(qd) * qp.tau_max):
+        assert speed_after(out.tau) <= speed_after(other) + 1e-9
+    assert speed_after(out.tau) < np.linalg.norm(qd)
+    # the controller convention brakes differently: its torque carries g(q)
+    own = QP(panda).compute(q, qd, _goal_at(panda, Q_HOME))
+    assert own.status == STATUS_BRAKE and np.abs(own.tau - out.tau).max() > 1.0
 
 
 # -- OSC near a singularity --------------------------------------------------------------------

@@ -3,10 +3,14 @@
 import numpy as np
 import pytest
 
+from controllers.config import OSCConfig
 from controllers.osc import OSC
 from controllers.qp import QP
 from controllers.robot import PandaModel
+from ohio_core.envs.arm.description import Q_HOME
 from ohio_core.envs.arm.env import TRACE_FIELDS, GoalArmEnv, TorqueArmEnv
+from ohio_core.envs.arm.scene import build_model
+from ohio_core.envs.arm.sim import ArmSim
 from ohio_core.envs.arm.tasks import OBS_DIM, OBS_LAYOUT, TaskConfig, obs_slices
 from ohio_core.policies.scripted import EXPERTS
 
@@ -125,3 +129,39 @@ def test_task_config_validation():
         TaskConfig("reach", k=0)
     with pytest.raises(ValueError, match="horizon"):
         TaskConfig("reach", k=5, horizon=3)
+
+
+# -- the driver's gravity compensation in the simulator -----------------------------------------
+
+def test_driver_sim_adds_the_arms_gravity_torque_outside_the_motors(model):
+    """gravity_compensation 'driver': at every physics step MuJoCo adds the arm's g(q) (equal to
+    Pinocchio's, fingers at the model's lock position), not through the motors; an arm commanded
+    zero torque then stays where it is. 'controller' is the model as before and adds nothing."""
+    own, drv = ArmSim(), ArmSim(gravity_compensation="driver")
+    assert own.model.ngravcomp == 0 and drv.model.ngravcomp > 0
+    reference = build_model()
+    for name in ("body_mass", "dof_damping", "actuator_ctrlrange", "body_gravcomp"):
+        np.testing.assert_array_equal(getattr(own.model, name), getattr(reference, name))
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        q = model.random_configuration(rng)
+        drv.reset(q)
+        own.reset(q)
+        np.testing.assert_allclose(drv.gravity_torque, model.gravity(q), atol=1e-9)
+        np.testing.assert_array_equal(own.gravity_torque, 0.0)
+    for sim in (own, drv):
+        sim.reset(Q_HOME)
+    p0 = drv.tcp_pose()[0]
+    for _ in range(50):                                  # 1 s, zero command
+        own.control_step(np.zeros(7))
+        drv.control_step(np.zeros(7))
+    np.testing.assert_array_equal(drv.tau, 0.0)          # the motors applied the command alone
+    assert np.linalg.norm(drv.tcp_pose()[0] - p0) < 1e-3
+    assert np.linalg.norm(own.tcp_pose()[0] - p0) > 0.05    # without it the arm falls
+    with pytest.raises(ValueError, match="gravity_compensation"):
+        ArmSim(gravity_compensation="robot")
+
+
+def test_goal_env_refuses_a_controller_of_the_other_gravity_convention(model):
+    with pytest.raises(ValueError, match="gravity compensation to the driver"):
+        GoalArmEnv(OSC(model, OSCConfig(gravity_compensation="driver")), "reach")

@@ -163,3 +163,22 @@ def test_a_joint_state_beyond_the_physical_bounds_is_rejected_and_the_last_good_
     assert c.rejected == {"state: implausible": 2} and c.states_rejected == 2 and c.states_received == 1
     cmd = loop.step(3 * MS)
     assert cmd.state_stamp == 0 and not cmd.fallback and np.isfinite(cmd.tau).all()
+
+
+@pytest.mark.parametrize("kind", ["osc", "qp"])
+def test_with_the_driver_compensating_gravity_hold_and_fallback_leave_g_out(model, kind):
+    """gravity_compensation 'driver': holding at rest commands nothing (the driver adds g(q)),
+    and the fallback of a failing controller is -d qd, not g(q) - d qd (twice the arm's weight)."""
+    config = (OSCConfig if kind == "osc" else QPConfig)(gravity_compensation="driver")
+    controller = OSC(model, config) if kind == "osc" else QP(model, config)
+    loop = ControlLoop(controller, 0.5, 0.1)
+    loop.on_state(0, Q_HOME, np.zeros(7), 0)
+    cmd = loop.step(MS)
+    assert cmd.mode == HOLD and not cmd.fallback
+    np.testing.assert_allclose(cmd.tau, 0.0, atol=1e-9)
+    qd = np.full(7, 0.1)
+    failing = ControlLoop(_Failing(controller.model, None), 0.5, 0.1, hold_damping=10.0)
+    failing.on_state(0, Q_HOME, qd, 0)
+    cmd = failing.step(MS)
+    assert cmd.fallback
+    np.testing.assert_allclose(cmd.tau, -10.0 * qd, atol=1e-12)

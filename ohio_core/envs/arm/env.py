@@ -102,6 +102,10 @@ class GoalArmEnv(ArmEnv):
     def __init__(self, controller, task: str | TaskConfig = "reach", scene: SceneConfig = SceneConfig(),
                  render_mode: str | None = None):
         super().__init__(task, scene, render_mode)
+        mode = getattr(getattr(controller, "config", None), "gravity_compensation", "controller")
+        if mode != self.sim.gravity_compensation:
+            raise ValueError(f"the controller leaves gravity compensation to the {mode} but the simulated arm "
+                             f"expects it from the {self.sim.gravity_compensation}: the arm would not hold its weight")
         self.controller = controller
         n = 6 + int(self.task.uses_gripper)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (n,), np.float64)

@@ -2,6 +2,12 @@
 
 One ``control_step`` holds the commanded torque for ``control_period`` (several physics steps),
 as a 50 Hz controller on a real robot does.
+
+``gravity_compensation`` says who adds g(q): ``controller`` (the command holds it; the motors
+apply the command alone) or ``driver``: as libfranka does for a Franka, the simulator adds the
+arm's gravity torque to the command at every physics step (MuJoCo's body gravity compensation on
+every body of the arm, hand and fingers included, as Pinocchio's model fuses them; ``qfrc_gravcomp``),
+outside the motors, whose limits bound the command alone.
 """
 
 from __future__ import annotations
@@ -10,21 +16,33 @@ import mujoco
 import numpy as np
 
 from ohio_core.envs.arm.description import ARM_JOINTS, FINGER_JOINTS, Q_HOME
-from ohio_core.envs.arm.scene import CUBE_BODY, GRIPPER_ACTUATOR, TARGET_BODY, TCP_SITE, SceneConfig, build_model
+from ohio_core.envs.arm.scene import CUBE_BODY, GRIPPER_ACTUATOR, TARGET_BODY, TCP_SITE, SceneConfig, build_spec
 
 FINGER_MAX = 0.04   # m, per finger
+GRAVITY_COMPENSATION = ("controller", "driver")
+ARM_BASE_BODY = "panda_link1"      # the first moving body: it and all below it are the arm
 
 
 class ArmSim:
     """The Panda scene stepped at the control rate. Arrays returned are copies."""
 
-    def __init__(self, scene: SceneConfig = SceneConfig(), control_period: float = 0.02):
+    def __init__(self, scene: SceneConfig = SceneConfig(), control_period: float = 0.02,
+                 gravity_compensation: str = "controller"):
         n = control_period / scene.timestep
         if abs(n - round(n)) > 1e-9 or round(n) < 1:
             raise ValueError(f"control_period {control_period} s is not a multiple of the physics "
                              f"timestep {scene.timestep} s")
+        if gravity_compensation not in GRAVITY_COMPENSATION:
+            raise ValueError(f"gravity_compensation must be one of {list(GRAVITY_COMPENSATION)}, "
+                             f"got {gravity_compensation!r}")
         self.scene, self.control_period, self.n_substeps = scene, control_period, int(round(n))
-        self.model = build_model(scene)
+        self.gravity_compensation = gravity_compensation
+        spec = build_spec(scene)
+        if gravity_compensation == "driver":
+            base = spec.body(ARM_BASE_BODY)
+            for body in [base, *base.find_all(mujoco.mjtObj.mjOBJ_BODY)]:
+                body.gravcomp = 1.0
+        self.model = spec.compile()
         self.data = mujoco.MjData(self.model)
         m = self.model
         self.qpos_arm = np.array([m.jnt_qposadr[m.joint(j).id] for j in ARM_JOINTS])
@@ -74,8 +92,14 @@ class ArmSim:
 
     @property
     def tau(self) -> np.ndarray:
-        """Torque the motors apply now (the last command after MuJoCo's limits)."""
+        """Torque the motors apply now (the last command after MuJoCo's limits; in ``driver`` mode
+        the driver's gravity torque ``gravity_torque`` comes on top)."""
         return self.data.actuator_force[self.act_arm].copy()
+
+    @property
+    def gravity_torque(self) -> np.ndarray:
+        """The gravity compensation the driver adds now (zero in ``controller`` mode)."""
+        return self.data.qfrc_gravcomp[self.qvel_arm].copy()
 
     @property
     def finger_opening(self) -> float:

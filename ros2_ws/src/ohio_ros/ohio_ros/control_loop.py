@@ -11,7 +11,9 @@ Rules (times are the node clock, in ns):
 - non-finite or malformed inputs are rejected and counted; they never replace good ones; so are
   finite ones beyond the physical bounds (``PandaModel.check_state``, ``PoseGoal``): 'implausible';
 - every command is finite and within the torque limits. Should the controller fail or return
-  a non-finite torque, the command is gravity compensation with joint damping instead (counted).
+  a non-finite torque, the command is gravity compensation with joint damping instead (counted),
+  g(q) - d qd from the controller's model: -d qd where the robot driver compensates gravity
+  (``gravity_compensation: driver``, whose model has none), so the hold never doubles it.
 """
 
 from dataclasses import dataclass, field
