@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     result, config, bags = relabel_run(args, "ohio pipeline")
     dataset = args.dataset or args.out.with_name(args.out.name + "_dataset")
     command = ("ohio pipeline " + " ".join(str(b) for b in args.bags) + f" --k {args.k} --method {args.method}"
-               + (f" --topics {args.topics}" if args.topics else "") + f" --algo {args.algo} --out {args.out}")
+               + (" --force-k" if args.force_k else "") + (f" --topics {args.topics}" if args.topics else "")
+               + f" --algo {args.algo} --out {args.out}")
     h5, _ = save_dataset(result.data, dataset, {
         "task": result.task, "level": "goal", "controller": config.controller.to_dict(), "k": config.k,
         "method": result.account["method"], "source_bags": [str(b) for b in bags], "command": command})

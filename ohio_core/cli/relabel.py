@@ -19,6 +19,8 @@ def add_relabel_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--controller", type=Path, default=None,
                    help="DEPLOYMENT controller config (YAML, osc or qp); default: the OSC defaults")
     p.add_argument("--k", type=int, default=5, help="control periods per high-level step")
+    p.add_argument("--force-k", action="store_true",
+                   help="relabel with --k even where a bag records another k (bags from `ohio collect` do)")
     p.add_argument("--method", default="auto", choices=METHODS,
                    help="inverse method (auto: closed form, numerical where that is ill-posed; state matching "
                         "for bags without torques; ml: maximum likelihood under --torque-sigma)")
@@ -74,7 +76,8 @@ def relabel_config(args: argparse.Namespace, prog: str):
         return RelabelConfig(controller=config, k=args.k, method=args.method, max_residual=args.max_residual,
                              out_of_range=args.out_of_range, joint_limit_margin=args.joint_limit_margin,
                              topic_map=topic_map, read=read, task=args.task,
-                             torque_sigma=None if args.torque_sigma is None else tuple(args.torque_sigma))
+                             torque_sigma=None if args.torque_sigma is None else tuple(args.torque_sigma),
+                             force_k=args.force_k)
     except (TopicMapError, ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"{prog}: {exc}") from None
 
@@ -155,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
         "task": result.task, "level": "goal", "controller": config.controller.to_dict(), "k": config.k,
         "method": result.account["method"], "source_bags": [str(b) for b in bags],
         "command": "ohio relabel " + " ".join(str(b) for b in args.bags) + f" --k {args.k} --method {args.method}"
-        + (f" --topics {args.topics}" if args.topics else "") + f" --out {args.out}"})
+        + (" --force-k" if args.force_k else "") + (f" --topics {args.topics}" if args.topics else "")
+        + f" --out {args.out}"})
     print(f"wrote {h5} and {js} in {time.perf_counter() - t0:.1f} s")
     if args.json:
         emit_json({"dataset": str(h5), "sidecar": str(js),

@@ -10,6 +10,10 @@ with that error.
 Without torques in a bag (``effort_source: none`` or empty measured efforts) the goals can only
 come from state matching: ``method="auto"`` switches to it and says so; a method that needs
 torques is refused.
+
+A bag that records the k it was collected with (``ohio collect`` writes it to the metadata's
+``ohio.collect``) is refused for any other k unless ``force_k``: a goal held for k periods relabeled
+over another k mixes goals in most segments (the residual shows it; the dataset would be wrong).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from controllers.config import OSCConfig, QPConfig
 from ohio_core.data.account import Drops
 from ohio_core.data.bag_common import BagError
 from ohio_core.data.bag_read import BagStream, ReadOptions, custom_data
+from ohio_core.data.bag_source import STORAGES, is_bag_folder
 from ohio_core.data.topics import TopicMap
 from ohio_core.pipeline.relabel import OUT_OF_RANGE, HighLevelData, concat, relabel, residual_stats
 
@@ -50,6 +55,7 @@ class RelabelConfig:
     read: ReadOptions | None = None     # None: defaults with the controller's control period
     task: str | None = None             # None: read from the bags (``ohio collect`` writes it)
     torque_sigma: tuple | None = None   # method "ml": the torque noise std (N m), one value or one per joint
+    force_k: bool = False               # relabel with ``k`` even where a bag records another
 
     def __post_init__(self):
         if not isinstance(self.k, int) or self.k < 1:
@@ -97,18 +103,55 @@ def _controller(config):
     return _CONTROLLERS[key]
 
 
-def recorded_task(path: Path) -> str | None:
-    """The task ``ohio collect`` recorded in a bag's metadata (None if not said)."""
+def _collect_info(path: Path) -> dict:
+    """The settings ``ohio collect`` recorded in a bag's metadata ({} if none, or not a JSON object)."""
     info = custom_data(path).get("ohio.collect")
     try:
-        return json.loads(info)["task"] if info else None
-    except (ValueError, KeyError, TypeError):
+        value = json.loads(info) if info else {}
+    except (ValueError, TypeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def recorded_task(path: Path) -> str | None:
+    """The task ``ohio collect`` recorded in a bag's metadata (None if not said)."""
+    task = _collect_info(path).get("task")
+    return task if isinstance(task, str) else None
+
+
+def recorded_k(path: Path) -> int | None:
+    """The k (control periods per goal) ``ohio collect`` recorded in a bag's metadata (None if not said);
+    a recorded value that is not a positive integer is a ``BagError``."""
+    info = _collect_info(path)
+    if "k" not in info:
         return None
+    k = info["k"]
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise BagError(f"{path}: the metadata's ohio.collect records k = {k!r}, not a positive integer")
+    return k
+
+
+def _k_refused(path: Path, k: int | None, config: RelabelConfig) -> str | None:
+    """Why ``config`` may not relabel a bag recorded with ``k`` (None: it may)."""
+    if k is None or k == config.k or config.force_k:
+        return None
+    return (f"{path}: recorded with k = {k}, relabeling asked for k = {config.k}; use --k {k}, or --force-k to "
+            f"relabel with k = {config.k} anyway")
+
+
+def check_k(path: Path, config: RelabelConfig) -> int | None:
+    """The bag's recorded k; a ``BagError`` when it differs from ``config.k`` without ``config.force_k``."""
+    k = recorded_k(path)
+    refused = _k_refused(path, k, config)
+    if refused:
+        raise BagError(refused)
+    return k
 
 
 def relabel_bag(bag: str | Path, config: RelabelConfig) -> BagResult:
     """Read ``bag`` chunk by chunk and relabel every chunk for ``config.controller`` (module docstring)."""
     path = Path(bag)
+    k_recorded = check_k(path, config)
     controller = _controller(config.controller)
     stream = BagStream(path, config.topic_map, config.read)
     parts, drops, method = [], Drops(), config.method
@@ -125,7 +168,7 @@ def relabel_bag(bag: str | Path, config: RelabelConfig) -> BagResult:
         drops.merge(data.drops)
         parts.append(data)
     read = stream.account
-    account = {"read": read, **_merge_accounts([p.account for p in parts], config, method)}
+    account = {"read": read, **_merge_accounts([p.account for p in parts], config, method), "k_recorded": k_recorded}
     account["segments_dropped_time_ranges_s"] = drops.ranges_s(read.get("start_ns", 0))
     task = config.task or recorded_task(path) or (None if config.topic_map.task_state is not None else "arm")
     data = concat(parts) if parts and sum(len(p.rewards) for p in parts) else None
@@ -169,6 +212,13 @@ def relabel_bags(bags: list[str | Path], config: RelabelConfig, workers: int | N
     bags = [str(b) for b in bags]
     if not bags:
         raise RelabelError("no bags given")
+    for b in bags:                  # a k other than recorded is the caller's error, not a bad bag: never skipped
+        try:
+            refused = _k_refused(Path(b), recorded_k(Path(b)), config)
+        except BagError:
+            continue                    # an unreadable record is the bag's: its job reports it
+        if refused:
+            raise RelabelError(refused)
     outcomes = sorted(map_items(partial(relabel_bag, config=config), bags, workers=workers,
                                 ray_address=ray_address, progress=progress, desc="bags"),
                       key=lambda o: o.index)
@@ -222,14 +272,16 @@ def total_account(results: list[BagResult], skipped: dict[str, str], config: Rel
 
 
 def expand_bags(paths: list[str | Path]) -> list[Path]:
-    """Bags named directly, or found in folders (every sub-folder holding a metadata.yaml, and loose
-    .mcap/.db3 files), sorted; a path that is neither is an error."""
+    """Bags named directly, or found in folders: every sub-folder holding a metadata.yaml or the data
+    files of one split recording without it (``data.bag_source.split_files``: read as one bag),
+    then the other .mcap/.db3 files one by one, sorted; a path that is neither is an error."""
     out: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir() and not (p / "metadata.yaml").is_file():
-            found = sorted({m.parent for m in p.rglob("metadata.yaml")})
-            loose = sorted(f for f in p.rglob("*") if f.suffix in (".mcap", ".db3") and
-                           not any(f.is_relative_to(b) for b in found))
+        if p.is_dir() and not is_bag_folder(p):
+            data = sorted(f for f in p.rglob("*") if f.suffix in STORAGES and f.is_file())
+            found = sorted({m.parent for m in p.rglob("metadata.yaml")} |
+                           {f.parent for f in data if is_bag_folder(f.parent)})
+            loose = [f for f in data if not any(f.is_relative_to(b) for b in found)]
             if not found and not loose:
                 raise BagError(f"{p}: no rosbag2 bags in this folder (no metadata.yaml, .mcap or .db3 below it)")
             out += found + loose
