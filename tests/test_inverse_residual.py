@@ -57,8 +57,8 @@ def bumped_last_period(seg: Segments) -> Segments:
     return Segments(seg.q, seg.qd, tau, seg.q_next, seg.qd_next)
 
 
-@pytest.mark.parametrize("method, options", [("analytical", {}), ("auto", {}), ("numerical", {}), ("ml", {"sigma": 1.0}),
-                                             ("cem", {"seed": 0})])
+@pytest.mark.parametrize("method, options", [("analytical", {}), ("auto", {}), ("numerical", {}),
+                                             ("ml", {"sigma": 1.0}), ("cem", {"seed": 0})])
 def test_every_method_reports_the_residual_over_all_k_periods(osc, method, options):
     data = simulate_segments(osc, 8, k=5, seed=8, action_scale=0.3)
     assert not data.saturated[:, :, 0].any()            # the bumped entry stays inside the limits

@@ -18,9 +18,10 @@ def add_relabel_arguments(p: argparse.ArgumentParser) -> None:
                    help="rosbag2 bags (folders, .mcap or .db3 files), or folders to search for bags")
     p.add_argument("--controller", type=Path, default=None,
                    help="DEPLOYMENT controller config (YAML, osc or qp); default: the OSC defaults")
-    p.add_argument("--k", type=int, default=5, help="control periods per high-level step")
-    p.add_argument("--force-k", action="store_true",
-                   help="relabel with --k even where a bag records another k (bags from `ohio collect` do)")
+    p.add_argument("--k", type=int, default=5,
+                   help="control periods per high-level step (a bag that records its k, as those of `ohio collect` "
+                        "do, is refused for another)")
+    p.add_argument("--force-k", action="store_true", help="relabel with --k even where a bag records another k")
     p.add_argument("--method", default="auto", choices=METHODS,
                    help="inverse method (auto: closed form, numerical where that is ill-posed; state matching "
                         "for bags without torques; ml: maximum likelihood under --torque-sigma)")
@@ -30,7 +31,8 @@ def add_relabel_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topics", default=None,
                    help=f"topic map: a YAML file or one of {sorted(PRESETS)} (as in config/topics/; default: ohio, "
                         "this stack's topics)")
-    p.add_argument("--max-residual", type=float, default=1.0, help="drop segments above this RMS torque residual (N m)")
+    p.add_argument("--max-residual", type=float, default=1.0, help="drop segments whose residual is above this: the RMS over the k periods and 7 joints of the "
+                        "deployment controller's torque for the recovered goal minus the logged torque (N m)")
     p.add_argument("--max-gap", type=float, default=None,
                    help="logs without task state: a longer gap (s) between joint states ends a piece (default 0.1)")
     p.add_argument("--out-of-range", choices=["clip", "drop"], default="clip",
