@@ -2,7 +2,9 @@
 
 The bags are the rosbag2 variants users bring: both storages, zstd per file and per message, a
 bag split in two files, metadata of older rosbag2 releases, permuted joints, a gap, a cut MCAP,
-a broken database, a recording without torques, and one recorded by this stack's recorder node.
+a broken database, a recording without torques, one recorded by this stack's recorder node, and
+bags with a topic the reader cannot decode beside the stack's (a service-event topic as rosbag2
+records service introspection, a topic in another serialization format than CDR).
 ``tests/golden/make_golden.py`` writes them and describes each. Every bag reads to its expected
 account (and the variants of the clean episodes to the clean rows, exactly) or fails with a
 ``BagError`` naming the bag and the expected problem.
@@ -19,9 +21,12 @@ from rosbags.rosbag2 import Reader
 
 from ohio_core.data import topics as tp
 from ohio_core.data.bags import BagError, read_bag, typestore
+from ohio_core.data.topics import TopicMap
 from test_bags import assert_same_rows
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
+SERVICE_TOPIC = "/add_two_ints/_service_event"
+JSON_TOPIC = "/gripper/command_json"
 BAGS = GOLDEN / "bags"
 EXPECTED = json.loads((GOLDEN / "expected.json").read_text())["bags"]
 
@@ -135,6 +140,19 @@ def test_the_bags_are_the_variants_they_stand_for():
     # a driver without torque sensing
     js = first_message("empty_effort", tp.JOINT_STATES)
     assert list(js.name) == list(tp.ARM_JOINTS) and len(js.effort) == 0 and len(js.position) == 7
+    # a service-event channel as rosbag2's MCAP writer stores it: ros2msg schema holding the .srv text
+    with Reader(BAGS / "service_event_mcap") as r:
+        (svc,) = [c for c in r.connections if c.topic == SERVICE_TOPIC]
+        assert svc.msgtype == "example_interfaces/srv/AddTwoInts_Event" and svc.msgdef.format.name == "MSG"
+        assert svc.msgdef.data.startswith("=" * 80 + "\nSRV: example_interfaces/srv/AddTwoInts\n")
+        assert "\n---\n" in svc.msgdef.data and svc.msgcount == 8
+        assert svc.digest == "RIHS01_32c1d140259c71e5c355115942bcb31df98b4330e4d906b1b75ccb1c9b3ce6c8"
+    # a topic in another serialization format, in metadata.yaml and in the MCAP channel
+    (json_topic,) = [t["topic_metadata"] for t in metadata("non_cdr_topic")["topics_with_message_count"]
+                     if t["topic_metadata"]["name"] == JSON_TOPIC]
+    assert json_topic["serialization_format"] == "json"
+    with Reader(next((BAGS / "non_cdr_topic").glob("*.mcap"))) as r:
+        assert {c.topic: c.ext.serialization_format for c in r.connections}[JSON_TOPIC] == "json"
 
 
 def test_empty_effort_reads_without_torques_and_relabels_by_state_matching():
@@ -152,3 +170,41 @@ def test_empty_effort_reads_without_torques_and_relabels_by_state_matching():
     assert result.account["segments_written"] + sum(result.account["segments_dropped"].values()) == 8
     # the segment before each episode's end has no next state in the bag: counted, not lost silently
     assert result.account["segments_dropped"].get("no state after the segment (the method needs it)", 0) == 2
+
+
+def test_topics_the_map_does_not_use_never_stop_a_bag():
+    """A service-event topic (its stored definition is .srv text rosbags cannot parse) and a topic in
+    another serialization format are skipped, named in the account, when the topic map does not use
+    them; the stack's rows are the clean ones, from the folder and from the data file alone."""
+    clean = read("clean_mcap")
+    for name, topic, why in (("service_event_mcap", SERVICE_TOPIC, "service's .srv text"),
+                             ("non_cdr_topic", JSON_TOPIC, "serialized as 'json', not CDR")):
+        traj = read(name)
+        assert_same_rows(traj, clean)
+        assert list(traj.meta["account"]["topics_not_read"]) == [topic]
+        assert why in traj.meta["account"]["topics_not_read"][topic]
+        (data,) = (BAGS / name).glob("*.mcap")
+        alone = read_bag(data)
+        assert_same_rows(alone, clean)
+        assert list(alone.meta["account"]["topics_not_read"]) == [topic]
+
+
+def test_a_topic_the_map_uses_names_its_serialization_format_not_corruption():
+    uses_it = TopicMap(gripper=JSON_TOPIC)
+    for path in (BAGS / "non_cdr_topic", next((BAGS / "non_cdr_topic").glob("*.mcap"))):
+        with pytest.raises(BagError) as exc:
+            read_bag(path, uses_it)
+        text = str(exc.value)
+        assert text.startswith(f"{path}: topic '{JSON_TOPIC}' (gripper) cannot be read: serialized as 'json', not CDR")
+        assert "corrupt" not in text and "\n" not in text and "set gripper to null" in text
+    with pytest.raises(BagError, match=r"'/add_two_ints/_service_event' \(joint_states\) has message type "
+                                       r"example_interfaces/srv/AddTwoInts_Event"):
+        read_bag(BAGS / "service_event_mcap", TopicMap(joint_states=SERVICE_TOPIC))
+
+
+def test_a_bag_with_a_service_event_topic_relabels_as_the_clean_bag():
+    from ohio_core.pipeline.bag_relabel import RelabelConfig, relabel_bag
+
+    ours, clean = (relabel_bag(BAGS / name, RelabelConfig()) for name in ("service_event_mcap", "clean_mcap"))
+    assert ours.account["segments_written"] == clean.account["segments_written"] > 0
+    np.testing.assert_array_equal(ours.data.actions, clean.data.actions)

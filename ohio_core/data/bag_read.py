@@ -1,8 +1,10 @@
 """Read rosbag2 bags into time-aligned rows (``Trajectories``), streaming, with a full account.
 
 Takes MCAP and sqlite3 storage, split bags (several files, as ``ros2 bag record --max-bag-*``
-writes), zstd compression (file or message), and the metadata versions rosbag2 releases wrote
-(read by ``rosbags``). Which topic holds what: ``data.topics.TopicMap``.
+writes; also without their metadata.yaml), zstd compression (file or message), and the metadata
+versions rosbag2 releases wrote (read by ``rosbags``; how a bag is opened, and which topics it
+cannot read: ``data.bag_source``). Which topic holds what: ``data.topics.TopicMap``. Topics the
+map does not use are never read; one it uses that cannot be read is an error naming it.
 
 Two row rules:
 
@@ -22,25 +24,26 @@ chunk by chunk, so memory holds one chunk: whole episodes until ``chunk_rows`` r
 chunks; ``read_bag`` concatenates them.
 
 Errors name the file and the problem (``BagError``): missing or unreadable file, not a bag,
-truncated or corrupt storage, a topic missing or of another message type, joint names that do not
-match, time going backwards, malformed task-state messages. Everything else that cannot become a
+truncated or corrupt storage, a topic missing, of another message type or unreadable (another
+serialization format, a definition that cannot be parsed), joint names that do not match, time
+going backwards, malformed task-state messages. Everything else that cannot become a
 row is counted in the account, per reason, with the bag time ranges it covers.
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from ohio_core.data import resample as rs
 from ohio_core.data import topics as tp
 from ohio_core.data.account import Drops, stats_ms
-from ohio_core.data.bag_common import (ARM_OBS_LAYOUT, BagError, arm_observation, stamp_ns, task_observation,
-                                       typestore)
+from ohio_core.data.bag_common import ARM_OBS_LAYOUT, BagError, arm_observation, stamp_ns, task_observation
+from ohio_core.data.bag_source import OpenBag, bag_custom_data, one_line, open_bag
 from ohio_core.data.topics import TS, TopicMap
 from ohio_core.data.trajectory import Trajectories
 from ohio_core.envs.arm.tasks import OBS_DIM, OBS_LAYOUT
@@ -105,28 +108,15 @@ class _Columns:
         return len(self.cols["ns"])
 
 
-def open_reader(path: Path):
-    """An open ``rosbags`` AnyReader, or ``BagError`` naming the file and the problem."""
-    from rosbags.highlevel import AnyReader
-
-    if not path.exists():
-        raise BagError(f"{path}: no such bag (file or folder not found)")
-    if path.is_dir() and not (path / "metadata.yaml").is_file():
-        raise BagError(f"{path}: not a rosbag2 folder (no metadata.yaml)")
-    if path.is_file() and path.suffix not in (".mcap", ".db3", ".bag"):
-        raise BagError(f"{path}: not a rosbag2 bag: expected a folder with metadata.yaml, a .mcap or a .db3 file")
-    try:
-        reader = AnyReader([path], default_typestore=typestore())
-        reader.open()
-    except Exception as exc:
-        raise BagError(f"{path}: cannot open the bag (truncated or corrupt?): {type(exc).__name__}: {exc}") from None
-    return reader
+def open_reader(path: Path) -> OpenBag:
+    """The open bag (``bag_source.open_bag``), or ``BagError`` naming the file and the problem."""
+    return open_bag(path)
 
 
-def _read_messages(path: Path, reader, connections) -> Iterator[tuple]:
+def _read_messages(path: Path, reader: OpenBag, connections) -> Iterator[tuple]:
     """(connection, log time ns, message) of ``reader``; what the storage or the decoder cannot read is a
     ``BagError`` naming the bag (errors of this module's own processing are not caught here)."""
-    messages = iter(reader.messages(connections=connections))
+    messages = iter(reader.messages(connections))
     while True:
         try:
             conn, ns, raw = next(messages)
@@ -135,35 +125,44 @@ def _read_messages(path: Path, reader, connections) -> Iterator[tuple]:
             return
         except Exception as exc:
             raise BagError(f"{path}: cannot read the bag's messages (truncated or corrupt?): "
-                           f"{type(exc).__name__}: {exc}") from None
+                           f"{type(exc).__name__}: {one_line(exc)}") from None
         yield conn, ns, msg
 
 
-def _metadata(path: Path) -> dict:
-    """``rosbag2_bagfile_information`` of a bag folder's metadata.yaml ({} when absent or unreadable)."""
-    meta = path / "metadata.yaml"
-    if not path.is_dir() or not meta.is_file():
-        return {}
-    try:
-        return dict(yaml.safe_load(meta.read_text()).get("rosbag2_bagfile_information") or {})
-    except Exception:
-        return {}
-
-
-def bag_info(path: Path) -> dict:
-    """Storage, files, compression and metadata version of a bag."""
-    md = _metadata(path)
-    if not md:
-        return {"storage": {".mcap": "mcap", ".db3": "sqlite3"}.get(path.suffix, "unknown"), "files": 1}
-    return {"storage": md.get("storage_identifier"), "metadata_version": md.get("version"),
-            "files": len(md.get("relative_file_paths") or []),
-            "compression": " ".join(str(x) for x in (md.get("compression_format"), md.get("compression_mode")) if x)
-            or "none"}
-
-
 def custom_data(path: Path) -> dict:
-    """``custom_data`` of a bag folder's metadata.yaml ({} when absent)."""
-    return dict(_metadata(path).get("custom_data") or {})
+    """``custom_data`` of a bag (``bag_source.bag_custom_data``; {} when none is recorded)."""
+    return bag_custom_data(path)
+
+
+def match_roles(bag: OpenBag, tm: TopicMap) -> tuple[dict[str, str], list[tuple[str, str, str]], dict[str, set]]:
+    """Which topic of the bag serves each role of the topic map: (topic -> role, the problems as
+    (role, topic, what is wrong) in the order of the roles, topic -> message types in the bag).
+    A role's topic must be in the bag (optional roles: when present), of the role's type and
+    readable (``OpenBag.unreadable``); ``commands`` only counts with ``effort_source: commands``."""
+    in_bag: dict[str, set] = {}
+    for c in bag.connections:
+        in_bag.setdefault(c.topic, set()).add(c.msgtype)
+    listing = ", ".join(f"{t} ({'/'.join(sorted(ty))})" for t, ty in sorted(in_bag.items())) or "none"
+    role_of, problems = {}, []
+    for role, topic in tm.roles().items():
+        if role == "commands" and tm.effort_source != "commands":
+            continue
+        if topic not in in_bag:
+            if role in tp.REQUIRED_ROLES:
+                problems.append((role, topic, f"topic {topic!r} ({role}) is not in the bag; topics in the bag: "
+                                              f"{listing}"))
+            continue
+        want = tp.ROLE_TYPES[role]
+        if in_bag[topic] != {want}:
+            problems.append((role, topic, f"topic {topic!r} ({role}) has message type "
+                                          f"{'/'.join(sorted(in_bag[topic]))}, expected {want}"))
+        elif topic in bag.unreadable:
+            hint = f" (optional: set {role} to null in the topic map to read the bag without it)" \
+                if role in tp.OPTIONAL_ROLES else ""
+            problems.append((role, topic, f"topic {topic!r} ({role}) cannot be read: {bag.unreadable[topic]}{hint}"))
+        else:
+            role_of[topic] = role
+    return role_of, problems, in_bag
 
 
 class BagStream:
@@ -185,6 +184,7 @@ class BagStream:
         self.model = model
         self.drops = Drops()
         self.account: dict = {}
+        self.custom_data: dict = {}
 
     # -- the message loop ------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Trajectories]:
@@ -197,27 +197,11 @@ class BagStream:
             except Exception:
                 pass
 
-    def _roles(self, reader) -> tuple[dict, list, dict]:
-        path, tm = self.path, self.tm
-        in_bag: dict[str, set] = {}
-        for c in reader.connections:
-            in_bag.setdefault(c.topic, set()).add(c.msgtype)
-        listing = ", ".join(f"{t} ({'/'.join(sorted(ty))})" for t, ty in sorted(in_bag.items())) or "none"
-        role_of, conns = {}, []
-        for role, topic in tm.roles().items():
-            if role == "commands" and tm.effort_source != "commands":
-                continue
-            if topic not in in_bag:
-                if role in tp.REQUIRED_ROLES:
-                    raise BagError(f"{path}: topic {topic!r} ({role}) is not in the bag; topics in the bag: {listing}")
-                continue
-            want = tp.ROLE_TYPES[role]
-            if in_bag[topic] != {want}:
-                raise BagError(f"{path}: topic {topic!r} ({role}) has message type {'/'.join(sorted(in_bag[topic]))}, "
-                               f"expected {want}")
-            role_of[topic] = role
-            conns += [c for c in reader.connections if c.topic == topic]
-        return role_of, conns, in_bag
+    def _roles(self, reader: OpenBag) -> tuple[dict, list, dict]:
+        role_of, problems, in_bag = match_roles(reader, self.tm)
+        if problems:
+            raise BagError(f"{self.path}: {problems[0][2]}")
+        return role_of, reader.use(role_of), in_bag
 
     def _chunks(self, reader) -> Iterator[Trajectories]:
         path, tm, opt = self.path, self.tm, self.opt
@@ -226,13 +210,16 @@ class BagStream:
         self.start_ns = int(reader.start_time) if reader.message_count else 0
         counts = {t: 0 for t in role_of}
         self.account = {
-            "bag": str(path), **bag_info(path), "messages": counts,
+            "bag": str(path), **reader.info, "messages": counts,
             "topics_in_bag": {t: "/".join(sorted(ty)) for t, ty in sorted(in_bag.items())},
             "start_ns": self.start_ns, "duration_s": round((int(reader.end_time) - self.start_ns) * 1e-9, 3)
             if reader.message_count else 0.0,
             "rows": 0, "episodes": 0, "dropped": self.drops.counts,
             "row_rule": "task_state periods" if episodic else f"resampled to {opt.control_period:g} s",
         }
+        if reader.unreadable:
+            self.account["topics_not_read"] = dict(sorted(reader.unreadable.items()))
+        self.custom_data = reader.custom_data
         self.js = _Columns("ns", "pos", "vel", "eff")
         self.cmd = _Columns("ns", "data")
         self.ts = _Columns("ns", "row")
@@ -697,6 +684,89 @@ def _task_state_index(path: Path, topic: str, label: str, tm: TopicMap):
     return np.array(mine), np.array(theirs), max(theirs) + 1
 
 
+def _role_status(bag: OpenBag, tm: TopicMap, role: str, topic: str, role_of: dict, problems: dict) -> str:
+    if role == "commands" and tm.effort_source != "commands":
+        return f"not used (effort_source: {tm.effort_source})"
+    if role in problems:
+        return problems[role]
+    if topic in role_of:
+        return f"{sum(c.msgcount for c in bag.connections if c.topic == topic)} messages"
+    return "not in the bag (optional)"
+
+
+def _first_message_problems(bag: OpenBag, tm: TopicMap, role_of: dict) -> dict[str, str]:
+    """role -> what the first message of its topic shows is wrong (joint names, the command width,
+    the task-state layout): what a read would stop at."""
+    out = {}
+    conns = bag.use(role_of)
+    for topic, role in role_of.items():
+        if role not in ("joint_states", "commands", "task_state"):
+            continue
+        try:
+            first = next(_read_messages(bag.path, bag, [c for c in conns if c.topic == topic]), None)
+        except BagError as exc:
+            out[role] = str(exc).removeprefix(f"{bag.path}: ")
+            continue
+        if first is None:
+            continue
+        msg = first[2]
+        if role == "joint_states":
+            missing = [j for j in tm.arm_joints if j not in msg.name]
+            if missing:
+                out[role] = (f"topic {topic!r} lacks the arm joint(s) {missing}; its messages name {list(msg.name)} "
+                             f"(set arm_joints in the topic map)")
+            elif tm.effort_source == "joint_states" and not len(msg.effort):
+                out["note"] = f"{topic!r} carries no efforts: goals only by state matching"
+        elif role == "commands":
+            label = msg.layout.dim[0].label if msg.layout.dim else ""
+            names = [x.strip() for x in label.split(",")] if "," in label else None
+            if names is not None and sorted(names) != sorted(tm.arm_joints):
+                out[role] = f"topic {topic!r} names joints {names}, expected {list(tm.arm_joints)}"
+            elif len(msg.data) != 7:
+                out[role] = f"topic {topic!r} carries {len(msg.data)} values, expected 7 (one per arm joint)"
+        else:
+            label = msg.layout.dim[0].label if msg.layout.dim else ""
+            try:
+                _task_state_index(bag.path, topic, label, tm)
+            except BagError as exc:
+                out[role] = str(exc).removeprefix(f"{bag.path}: ")
+    return out
+
+
+def inspect_bag(path: str | Path, topic_map: TopicMap | None = None) -> dict:
+    """What a bag holds and whether relabeling with ``topic_map`` finds what it needs (``ohio
+    bag-info``): storage, files, metadata version, compression, messages, start and duration;
+    each topic's types, message count, serialization, stored definition and why it cannot be read
+    (None when it can); each role's topic and status; ``problems`` (what would stop a read,
+    checked on the topics and on the first message of each topic a role needs; empty when
+    relabeling can read the bag) and ``ready``."""
+    tm = topic_map or TopicMap()
+    bag = open_bag(path)
+    try:
+        role_of, found, _ = match_roles(bag, tm)
+        problems = {role: text for role, _, text in found}
+        if not problems:
+            problems = _first_message_problems(bag, tm, role_of)
+        note = problems.pop("note", None)
+        start = int(bag.start_time) if bag.message_count else None
+        out = {
+            "bag": str(path), **bag.info, "messages": bag.message_count,
+            "start": None if start is None else datetime.datetime.fromtimestamp(
+                start * 1e-9, datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "duration_s": round((int(bag.end_time) - 1 - start) * 1e-9, 3) if start is not None else 0.0,
+            "topics": bag.topics(),
+            "roles": {role: {"topic": topic, "status": _role_status(bag, tm, role, topic, role_of, problems)}
+                      for role, topic in tm.roles().items()},
+            "effort_source": tm.effort_source,
+            "problems": list(problems.values()), "ready": not problems,
+        }
+        if note:
+            out["note"] = note
+        return out
+    finally:
+        bag.close()
+
+
 def read_bag(path: str | Path, topic_map: TopicMap | None = None, *, model=None, max_state_age: float = 0.01,
              options: ReadOptions | None = None) -> Trajectories:
     """All rows of a bag (folder, ``.mcap`` or ``.db3``) in one ``Trajectories``; the account of the
@@ -711,7 +781,7 @@ def read_bag(path: str | Path, topic_map: TopicMap | None = None, *, model=None,
     else:
         out = _empty(stream)
     out.meta = {"source": str(path), "topic_map": stream.tm.to_dict(), "account": stream.account,
-                "custom_data": custom_data(path) if path.is_dir() else {},
+                "custom_data": stream.custom_data,
                 "obs_layout": parts[0].meta["obs_layout"] if parts else [list(x) for x in OBS_LAYOUT]}
     return out
 

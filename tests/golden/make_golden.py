@@ -55,7 +55,9 @@ split_mcap
     in ``split_mcap_0.mcap``, episode 1 in ``split_mcap_1.mcap``, each file with all topics;
     one ``metadata.yaml`` (version 9, Jazzy's layout and QoS lists) lists both in
     ``relative_file_paths`` and in ``files`` (each with its own starting_time, duration and
-    message_count), and sums the topics' counts.
+    message_count), and sums the topics' counts. Each file stores the bag's metadata (with its
+    ``custom_data``), as rosbag2 writes it into every file it closes: without metadata.yaml the
+    bag is rebuilt from the files (``tests/test_bag_info.py``).
 sqlite3_v4_foxy
     As Foxy's rosbag2 writes: metadata version 4 (no ``files``, ``custom_data``, ``ros_distro``
     or ``type_description_hash``; QoS profiles as a YAML string, infinite durations as
@@ -90,6 +92,18 @@ empty_effort
     With this stack's topic map the commands are required (expected: the missing-topic error);
     with ``effort_source: joint_states`` it reads with no torques and relabels by state matching
     (``tests/test_golden_bags.py``).
+service_event_mcap
+    The clean messages plus a service-event topic, as ``ros2 bag record`` (Jazzy) records service
+    introspection: ``/add_two_ints/_service_event`` of type ``example_interfaces/srv/AddTwoInts_Event``
+    (its real type hash), whose MCAP schema (encoding ``ros2msg``) holds what rosbag2 stores for a
+    service event: a ``SRV:`` delimiter and the ``.srv`` text with its ``---`` (which ``rosbags``
+    cannot parse); two calls, four events each. Reads to the clean rows, the topic listed as not
+    read.
+non_cdr_topic
+    The clean messages plus ``/gripper/command_json`` (``std_msgs/msg/Float64``) serialized as
+    ``json``, not CDR (``rosbags`` refuses a folder whose metadata.yaml lists such a topic). Reads
+    to the clean rows, the topic listed as not read; a topic map that uses it gets the format and
+    topic named (``tests/test_golden_bags.py``).
 recorder_mcap
     Recorded by ``recorder_node`` in a short closed loop over DDS (mujoco_sim_node,
     controller_node, policy_node, recorder_node as ``launch/sim_arm.launch.py`` starts them,
@@ -113,6 +127,7 @@ import yaml
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, Reader, StoragePlugin, Writer
 from rosbags.rosbag2.metadata import dump_qos_v9
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent
@@ -260,11 +275,14 @@ def read_raw(src: Path):
 
 
 def write_raw(dst: Path, conns, msgs, *, storage=StoragePlugin.MCAP, version: int = 9, compression=None,
-              qos: Qos | None = None, custom_data: dict | None = None) -> None:
+              qos: Qos | None = None, custom_data: dict | None = None, definitions: dict | None = None,
+              formats: dict | None = None) -> None:
     """A bag at ``dst`` (a new folder; its data file is named after it) with these messages.
 
     MCAP gets zstd chunks (as ``ros2 bag record`` writes MCAP by default, and BagWriter)
-    unless ``compression`` says otherwise."""
+    unless ``compression`` says otherwise. ``definitions``: msgtype -> (stored definition text,
+    type hash) for types the Jazzy store lacks; ``formats``: topic -> serialization format (CDR
+    where not given)."""
     ts = _typestore()
     w = Writer(dst, version=version, storage_plugin=storage)
     if compression is None and storage == StoragePlugin.MCAP:
@@ -272,8 +290,12 @@ def write_raw(dst: Path, conns, msgs, *, storage=StoragePlugin.MCAP, version: in
     if compression is not None:
         w.set_compression(compression, CompressionFormat.ZSTD)
     w.open()
-    out = [w.add_connection(topic, msgtype, typestore=ts, offered_qos_profiles=[qos] if qos else [])
-           for topic, msgtype in conns]
+    out = []
+    for topic, msgtype in conns:
+        msgdef, rihs01 = (definitions or {}).get(msgtype, (None, None))
+        out.append(w.add_connection(topic, msgtype, typestore=None if msgdef else ts, msgdef=msgdef, rihs01=rihs01,
+                                    serialization_format=(formats or {}).get(topic, "cdr"),
+                                    offered_qos_profiles=[qos] if qos else []))
     for i, t, raw in msgs:
         w.write(out[i], t, raw)
     for k, v in (custom_data or {}).items():
@@ -390,7 +412,7 @@ def split_mcap(out: Path, work: Path) -> None:
     for n, part in enumerate(parts):
         # each file is a bag of its own while it is written (every topic in each file)
         piece = work / f"{out.name}_{n}"
-        write_raw(piece, conns, part, qos=qos)
+        write_raw(piece, conns, part, qos=qos, custom_data=bag_info(BAGS / CLEAN).get("custom_data"))
         (data,) = piece.glob("*.mcap")
         shutil.move(str(data), str(tmp / data.name))
         files.append(_file_entry(data.name, part))
@@ -576,6 +598,80 @@ def empty_effort(out: Path, work: Path) -> None:
         out_msgs.append((new_index[i], t, raw))
     tmp = work / out.name
     write_raw(tmp, keep, out_msgs)
+    _move_bag(tmp, out)
+
+
+#: a service event type and what rosbag2 (Jazzy) stores for it: the .srv text after a SRV: delimiter
+SERVICE_TOPIC = "/add_two_ints/_service_event"
+SERVICE_EVENT = "example_interfaces/srv/AddTwoInts_Event"
+SERVICE_SRV = "int64 a\nint64 b\n---\nint64 sum\n"
+SERVICE_DEFINITION = "=" * 80 + "\nSRV: example_interfaces/srv/AddTwoInts\n" + SERVICE_SRV
+# the type hash rosidl generates (rosbags computes another: it hashes ServiceEventInfo's char[16] as uint8)
+SERVICE_HASH = "RIHS01_32c1d140259c71e5c355115942bcb31df98b4330e4d906b1b75ccb1c9b3ce6c8"
+JSON_TOPIC = "/gripper/command_json"
+
+
+def _service_event_types():
+    """A typestore holding ``example_interfaces/srv/AddTwoInts_Event`` (and its request and response)
+    under their ROS 2 names (``rosbags`` files a definition named .../srv/X under .../srv/msg/X)."""
+    def rename(node):
+        if isinstance(node, str):
+            return node.replace("example_interfaces/srv/msg/", "example_interfaces/srv/")
+        if isinstance(node, (tuple, list)):
+            return type(node)(rename(x) for x in node)
+        return node
+
+    typs = {}
+    for name, text in (("AddTwoInts_Request", "int64 a\nint64 b\n"), ("AddTwoInts_Response", "int64 sum\n"),
+                       ("AddTwoInts_Event", "service_msgs/msg/ServiceEventInfo info\n"
+                                            "example_interfaces/srv/AddTwoInts_Request[<=1] request\n"
+                                            "example_interfaces/srv/AddTwoInts_Response[<=1] response\n")):
+        typs.update(get_types_from_msg(text, f"example_interfaces/srv/{name}"))
+    ts = get_typestore(Stores.ROS2_JAZZY)
+    ts.register({rename(k): rename(v) for k, v in typs.items()})
+    return ts
+
+
+@bag("service_event_mcap", "clean_mcap plus a service-event topic (example_interfaces/srv/AddTwoInts_Event) "
+     "whose MCAP schema holds the .srv text rosbag2 stores for it", same_rows_as=CLEAN)
+def service_event_mcap(out: Path, work: Path) -> None:
+    ts = _service_event_types()
+    conns, msgs = read_raw(BAGS / CLEAN)
+    k = len(conns)
+    conns = conns + [(SERVICE_TOPIC, SERVICE_EVENT)]
+    Event, Info = ts.types[SERVICE_EVENT], ts.types["service_msgs/msg/ServiceEventInfo"]
+    Request, Response = ts.types["example_interfaces/srv/AddTwoInts_Request"], \
+        ts.types["example_interfaces/srv/AddTwoInts_Response"]
+    Time = ts.types["builtin_interfaces/msg/Time"]
+    gid = np.arange(16, dtype=np.uint8)
+    events = []
+    for call, t in enumerate((msgs[10][1] + 1_000_000, msgs[-10][1] + 1_000_000)):
+        a, b = call + 2, 3 * call + 5
+        for kind in range(4):           # request sent, request received, response sent, response received
+            ns = t + kind * 100_000
+            request = [Request(a=a, b=b)] if kind < 2 else []
+            response = [Response(sum=a + b)] if kind >= 2 else []
+            m = Event(info=Info(event_type=kind, stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), client_gid=gid,
+                                sequence_number=call + 1), request=request, response=response)
+            events.append((k, ns, bytes(ts.serialize_cdr(m, SERVICE_EVENT))))
+    tmp = work / out.name
+    write_raw(tmp, conns, sorted(msgs + events, key=lambda m: m[1]),
+              custom_data=bag_info(BAGS / CLEAN).get("custom_data"),
+              definitions={SERVICE_EVENT: (SERVICE_DEFINITION, SERVICE_HASH)})
+    _move_bag(tmp, out)
+
+
+@bag("non_cdr_topic", f"clean_mcap plus {JSON_TOPIC} (std_msgs/msg/Float64) serialized as json, not CDR",
+     same_rows_as=CLEAN)
+def non_cdr_topic(out: Path, work: Path) -> None:
+    conns, msgs = read_raw(BAGS / CLEAN)
+    k = len(conns)
+    conns = conns + [(JSON_TOPIC, "std_msgs/msg/Float64")]
+    extra = [(k, t + 500_000, json.dumps({"data": round(0.1 * n, 1)}).encode()) for n, (_, t, _) in
+             enumerate(msgs[::20])]
+    tmp = work / out.name
+    write_raw(tmp, conns, sorted(msgs + extra, key=lambda m: m[1]),
+              custom_data=bag_info(BAGS / CLEAN).get("custom_data"), formats={JSON_TOPIC: "json"})
     _move_bag(tmp, out)
 
 
