@@ -26,6 +26,7 @@ import sys
 # MuJoCo picks its OpenGL backend at import: headless EGL unless the user chose one.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+from ohio_core.cli import bag_info  # noqa: E402
 from ohio_core.cli import bench, collect, demo, evaluate, experiments, finetune, pipeline, relabel, train  # noqa: E402
 
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_parser(sub)
     collect.add_parser(sub)
     relabel.add_parser(sub)
+    bag_info.add_parser(sub)
     pipeline.add_parser(sub)
     train.add_parser(sub)
     evaluate.add_parser(sub)
