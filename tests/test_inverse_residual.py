@@ -122,3 +122,15 @@ def test_state_matching_residual_covers_every_period(osc):
     assert (res.status == Status.OK).all() and clean.residual.max() < 1e-4
     # one entry of the 5 x 14 compared is off by 0.01 rad
     np.testing.assert_allclose(res.residual, np.sqrt(clean.residual ** 2 + 0.01 ** 2 / 70), rtol=1e-2)
+
+
+def test_a_period_the_law_cannot_be_evaluated_at_is_an_infinite_residual(osc):
+    """A finite but absurd state inside the segment (not the first): the OSC terms there are NaN; the
+    residual is inf, never a NaN that a threshold would let through."""
+    data = simulate_segments(osc, 3, k=5, seed=8, action_scale=0.3)
+    qd = data.segments.qd.copy()
+    qd[0, 2] = 1e200
+    seg = Segments(data.segments.q, qd, data.segments.tau)
+    for method in ("analytical", "numerical"):
+        res = invert(method, seg, osc)
+        assert res.residual[0] == np.inf and res.residual[1:].max() < 1e-10

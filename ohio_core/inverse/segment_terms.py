@@ -36,8 +36,12 @@ def osc_prediction(terms: OSCTerms, goal_p: np.ndarray, goal_R: np.ndarray) -> n
 
 
 def torque_residual(predicted: np.ndarray, tau: np.ndarray) -> np.ndarray:
-    """RMS over the k periods and 7 joints of predicted (clipped) minus logged torques (N, k, 7) -> (N,)."""
-    return np.sqrt(np.mean((predicted - tau) ** 2, axis=(1, 2)))
+    """RMS over the k periods and 7 joints of predicted (clipped) minus logged torques (N, k, 7) -> (N,);
+    inf where a prediction is not finite (a state the law could not be evaluated at), so that no
+    threshold passes it."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        rms = np.sqrt(np.mean((predicted - tau) ** 2, axis=(1, 2)))
+    return np.where(np.isfinite(rms), rms, np.inf)
 
 
 def predicted_torques(controller, q: np.ndarray, qd: np.ndarray, goal_p: np.ndarray, goal_R: np.ndarray,
