@@ -3,10 +3,19 @@ Real arm: 50 Hz controller and high-level policy against a robot driver's topics
 
 The driver (e.g. ros2_control with a joint_state_broadcaster and a forward effort controller)
 provides /joint_states and consumes the effort commands; something provides ohio/task_state
-(object pose and target, layout in ohio_core/data/topics.py). Remap to the driver's names:
+(object pose and target, layout in ohio_core/data/topics.py). Remap to the driver's names, and
+say who adds gravity compensation (required, no default):
 
     ros2 launch ohio_ros real_arm.launch.py model_path:=/path/to/model \\
+        gravity_compensation:=driver \\
         joint_states:=/franka/joint_states effort_commands:=/effort_controller/commands
+
+gravity_compensation: a Franka's torque interface (libfranka, and franka_ros2's effort command
+interface) adds the arm's gravity torque g(q) to every command itself: use ``driver``, and the
+controller leaves g(q) out of its command (at rest it commands zero). ``controller`` is for a
+driver that applies the command as it is (a bare motor torque interface, a simulator without
+gravity compensation): the command then holds g(q). The wrong choice pushes the arm with twice
+its weight, or drops it; hence no default.
 """
 
 from launch import LaunchDescription
@@ -38,10 +47,15 @@ def generate_launch_description():
                               description='task state topic (object pose, target)'),
         DeclareLaunchArgument('use_sim_time', default_value='false',
                               description='true when the driver is a simulator with /clock'),
+        DeclareLaunchArgument('gravity_compensation', choices=['driver', 'controller'],
+                              description='who adds g(q) to the effort commands: driver '
+                                          '(Franka: libfranka, franka_ros2) or controller'),
         Node(package='ohio_ros', executable='controller_node', name='controller',
              output='screen',
              parameters=[LaunchConfiguration('controller_params'),
-                         {'use_sim_time': use_sim_time}],
+                         {'use_sim_time': use_sim_time,
+                          'controller.gravity_compensation': ParameterValue(
+                              LaunchConfiguration('gravity_compensation'), value_type=str)}],
              remappings=[('/joint_states', LaunchConfiguration('joint_states')),
                          ('effort_controller/commands', LaunchConfiguration('effort_commands'))]),
         Node(package='ohio_ros', executable='policy_node', name='policy', output='screen',

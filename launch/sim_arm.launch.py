@@ -1,7 +1,9 @@
 """
 Simulated arm: MuJoCo simulator, 50 Hz controller, high-level policy, optional recorder.
 
-All nodes but the simulator run on simulated time (the simulator publishes /clock).
+All nodes but the simulator run on simulated time (the simulator publishes /clock). The
+simulator adds no gravity compensation of its own, so the controller's command holds g(q)
+(controller.gravity_compensation: controller).
 
     ros2 launch ohio_ros sim_arm.launch.py                          # scripted reach expert
     ros2 launch ohio_ros sim_arm.launch.py policy:=model model_path:=/path/to/model task:=lift
@@ -51,7 +53,8 @@ def generate_launch_description():
         Node(package='ohio_ros', executable='controller_node', name='controller',
              output='screen',
              parameters=[PathJoinSubstitution([config, 'controller.yaml']),
-                         {'use_sim_time': use_sim_time}]),
+                         {'use_sim_time': use_sim_time,
+                          'controller.gravity_compensation': 'controller'}]),
         Node(package='ohio_ros', executable='policy_node', name='policy', output='screen',
              parameters=[PathJoinSubstitution([config, 'policy.yaml']),
                          {'use_sim_time': use_sim_time, 'task': task,

@@ -44,6 +44,7 @@ class Arg:
     name: str
     default: object = None
     description: str = ""
+    choices: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,9 @@ def _eval(node: ast.AST, env: dict):
         if f == "LaunchDescription":
             return list(args[0]) if args else []
         if f == "DeclareLaunchArgument":
-            return Arg(args[0], kw.get("default_value"), kw.get("description", ""))
+            choices = kw.get("choices")
+            return Arg(args[0], kw.get("default_value"), kw.get("description", ""),
+                       None if choices is None else tuple(choices))
         if f == "LaunchConfiguration":
             return Config(args[0])
         if f == "PathJoinSubstitution":
@@ -225,6 +228,10 @@ def read_launch(path: Path, overrides: dict | None = None) -> Launch:
     missing = [n for n, v in values.items() if v is None]
     if missing:
         raise LaunchReadError(f"{path.name}: launch argument(s) {missing} have no default and no value")
+    for name, a in arguments.items():      # as launch does: a value outside the declared choices is refused
+        if a.choices is not None and values[name] not in a.choices:
+            raise LaunchReadError(f"{path.name}: launch argument {name!r} must be one of {list(a.choices)}, "
+                                  f"got {values[name]!r}")
     nodes = []
     for decl in (x for x in result if isinstance(x, NodeDecl)):
         kw = dict(decl.kwargs)

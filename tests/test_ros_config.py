@@ -67,6 +67,20 @@ def test_controller_errors_name_the_parameter(params, name):
         cfg.controller_config(params)
 
 
+def test_gravity_compensation_is_a_controller_parameter_the_controller_node_requires():
+    """The controller node declares it without a default (a Franka's driver adds g(q) itself, the
+    simulator does not: no default is right for both); its values are checked like any other."""
+    assert set(cfg.CONTROLLER_NODE_REQUIRED) == {"controller.gravity_compensation"}
+    assert all(name in cfg.controller_defaults(kind) for kind in ("osc", "qp") for name in cfg.CONTROLLER_NODE_REQUIRED)
+    hint = cfg.CONTROLLER_NODE_REQUIRED["controller.gravity_compensation"]
+    assert "'driver'" in hint and "Franka" in hint and "'controller'" in hint
+    for kind in ("osc", "qp"):
+        c = cfg.controller_config({"controller.type": kind, "controller.gravity_compensation": "driver"})
+        assert c.gravity_compensation == "driver"
+        with pytest.raises(cfg.ParameterError, match=r"controller\.gravity_compensation must be one of"):
+            cfg.controller_config({"controller.type": kind, "controller.gravity_compensation": "drivr"})
+
+
 @pytest.mark.parametrize("node, cls", [("controller", cfg.ControllerNodeConfig), ("policy", cfg.PolicyNodeConfig),
                                        ("mujoco_sim", cfg.SimNodeConfig), ("recorder", cfg.RecorderNodeConfig)])
 def test_shipped_params_files_build_valid_configs(node, cls):

@@ -56,9 +56,13 @@ def test_there_are_the_four_launch_files():
                                               "routing.launch.py"}
 
 
+#: launch arguments without a default, and a value for reading the file
+REQUIRED_ARGUMENTS = {"real_arm.launch.py": {"gravity_compensation": "driver"}}
+
+
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
 def test_launch_file_is_consistent(path):
-    launch = read_launch(path)
+    launch = read_launch(path, REQUIRED_ARGUMENTS.get(path.name))
     scripts = entry_points()
     assert launch.nodes, "no Node actions"
     executables = {n.name: n.executable for n in launch.nodes}
@@ -104,12 +108,31 @@ def test_launch_arguments_are_checked():
 
 def test_real_arm_has_no_simulator_and_remaps_the_driver_topics():
     launch = read_launch(LAUNCH_DIR / "real_arm.launch.py",
-                         {"joint_states": "/franka/joint_states", "effort_commands": "/fr3/effort/commands"})
+                         {"joint_states": "/franka/joint_states", "effort_commands": "/fr3/effort/commands",
+                          "gravity_compensation": "driver"})
     assert {n.executable for n in launch.nodes} == {"controller_node", "policy_node"}
     ctl = next(n for n in launch.nodes if n.name == "controller")
     assert dict(ctl.remappings) == {"/joint_states": "/franka/joint_states",
                                     "effort_controller/commands": "/fr3/effort/commands"}
-    assert ctl.parameters[1] == {"use_sim_time": False}
+    assert ctl.parameters[1] == {"use_sim_time": False, "controller.gravity_compensation": "driver"}
+
+
+def test_real_arm_launch_requires_gravity_compensation_and_the_sim_states_its_own():
+    """A Franka's driver adds g(q) to every effort command: the real-arm launch has no default that
+    could double it, and refuses a value that is neither choice; the simulated arm says 'controller'."""
+    with pytest.raises(LaunchReadError, match=r"\['gravity_compensation'\] have no default and no value"):
+        read_launch(LAUNCH_DIR / "real_arm.launch.py", {"policy": "scripted"})
+    with pytest.raises(LaunchReadError, match=r"'gravity_compensation' must be one of \['driver', 'controller'\]"):
+        read_launch(LAUNCH_DIR / "real_arm.launch.py", {"gravity_compensation": "yes"})
+    for mode in ("driver", "controller"):
+        ctl = next(n for n in read_launch(LAUNCH_DIR / "real_arm.launch.py", {"gravity_compensation": mode}).nodes
+                   if n.name == "controller")
+        assert ctl.parameters[1]["controller.gravity_compensation"] == mode
+    sim = next(n for n in read_launch(LAUNCH_DIR / "sim_arm.launch.py").nodes if n.name == "controller")
+    assert sim.parameters[1]["controller.gravity_compensation"] == "controller"
+    # the shared parameters file does not set it: a node started from it alone refuses to start
+    shipped = yaml.safe_load((PACKAGE / "config" / "controller.yaml").read_text())
+    assert "gravity_compensation" not in shipped["/**/controller"]["ros__parameters"]["controller"]
 
 
 def test_package_manifest_and_install_rules():
@@ -142,10 +165,28 @@ def test_invalid_parameters_stop_the_node_with_the_parameter_named(tmp_path):
 
 
 @pytest.mark.ros
+def test_controller_node_without_gravity_compensation_refuses_to_start(tmp_path):
+    """Started from the shipped parameters file alone (no launch file stating it), the controller
+    node exits with status 2 and one line naming the parameter and what to set."""
+    node = next(n for n in read_launch(LAUNCH_DIR / "real_arm.launch.py", {"gravity_compensation": "driver"}).nodes
+                if n.name == "controller")
+    node.parameters = node.parameters[:1]
+    r = subprocess.run(command_line(node, tmp_path), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "'controller.gravity_compensation' must be set" in r.stderr and "Franka" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = subprocess.run(command_line(node, tmp_path) + ["-p", "controller.gravity_compensation:=drivr"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "controller.gravity_compensation must be one of" in r.stderr, r.stderr[-2000:]
+
+
+@pytest.mark.ros
 def test_real_arm_nodes_on_remapped_driver_topics(tmp_path):
-    """controller + policy from real_arm.launch.py against a stand-in driver on other topics."""
+    """controller + policy from real_arm.launch.py against a stand-in driver on other topics; the
+    controller reports the gravity convention it was launched with."""
     launch = read_launch(LAUNCH_DIR / "real_arm.launch.py", {
-        "policy": "scripted", "joint_states": "/franka/joint_states", "effort_commands": "/franka/effort_commands"})
+        "policy": "scripted", "joint_states": "/franka/joint_states", "effort_commands": "/franka/effort_commands",
+        "gravity_compensation": "driver"})
     procs = Processes(tmp_path)
     spinner = Spinner()
     try:
@@ -167,6 +208,10 @@ def test_real_arm_nodes_on_remapped_driver_topics(tmp_path):
         wait_for(flowing, what="effort commands on the remapped topic and goals")
         assert all(np.isfinite(m.data).all() and len(m.data) == 7 for m in inbox["/franka/effort_commands"].all())
         assert all(m.header.frame_id == "world" for m in inbox["/ohio/ee_goal"].all())
+        diag = wait_for(lambda: next((d for m in inbox["/diagnostics"].all()
+                                      if (d := convert.diagnostic_values(m).get("controller: control loop"))), None),
+                        what="the controller's diagnostics")
+        assert diag["gravity_compensation"] == "driver"
     finally:
         spinner.close()
         codes = procs.stop()

@@ -63,7 +63,7 @@ def goal_msg(goal):
 
 def controller_setup(spinner, **overrides):
     node = spinner.add(ControllerNode(context=spinner.context, parameter_overrides=params(
-        diagnostics_period=0.2, **overrides)))
+        diagnostics_period=0.2, **{"controller.gravity_compensation": "controller"}, **overrides)))
     _, inbox, pubs = probe(spinner, subscriptions=[(Float64MultiArray, "/effort_controller/commands"),
                                                    (DiagnosticArray, "/diagnostics")],
                            publishers=[(JointState, "/joint_states"), (PoseStamped, "/ohio/ee_goal")])

@@ -95,7 +95,8 @@ def run(seconds: float = 20.0, warmup: float = 2.0, controller: str = "osc", pub
             "task": "reach", "seed": seed, "publish_rate": float(publish_rate), "real_time_factor": 1.0,
             "report_path": str(report), "realtime_priority": realtime_priority}),
         "controller": _node_cmd("controller_node", "controller", {
-            "controller.type": controller, "timing_log": str(timing), "realtime_priority": realtime_priority}),
+            "controller.type": controller, "controller.gravity_compensation": "controller",     # the simulator's
+            "timing_log": str(timing), "realtime_priority": realtime_priority}),
         "policy": _node_cmd("policy_node", "policy", {"policy": "scripted", "task": "reach",
                                                      "controller.type": controller}),
     }

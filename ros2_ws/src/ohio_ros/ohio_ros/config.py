@@ -17,6 +17,15 @@ from ohio_core.data.topics import ARM_JOINTS
 from ohio_core.envs.arm.scene import SceneConfig
 
 CONTROLLER_PREFIX = 'controller.'
+#: ``controller.*`` parameters the controller node has no default for, and what to set. Who
+#: adds gravity compensation differs between robots, and a wrong guess pushes the arm with its
+#: own weight (twice g(q), or none); the launch files state it.
+CONTROLLER_NODE_REQUIRED = {
+    CONTROLLER_PREFIX + 'gravity_compensation':
+        "'driver' where the robot driver adds gravity compensation to the effort commands "
+        "(Franka: libfranka, franka_ros2), 'controller' where it does not (the MuJoCo "
+        'simulator, a bare motor torque interface)',
+}
 TASKS = ('reach', 'lift')
 POLICY_SOURCES = ('model', 'scripted')
 TRIGGERS = ('task_state', 'timer')

@@ -5,7 +5,8 @@ Subscribes ``/joint_states`` and ``ohio/ee_goal``; publishes ``effort_controller
 (the topic of a ros2_control forward effort controller) every control period and
 ``/diagnostics`` every ``diagnostics_period``. Safety rules: ``ohio_ros.control_loop``.
 Parameters: ``ohio_ros.config.ControllerNodeConfig`` and ``controller.*``
-(``config/controller.yaml``).
+(``config/controller.yaml``); ``controller.gravity_compensation`` (``controller`` or ``driver``)
+has no default and must be set (``ohio_ros.config.CONTROLLER_NODE_REQUIRED``).
 """
 
 import time
@@ -36,7 +37,8 @@ class ControllerNode(Node):
         super().__init__(names.CONTROLLER_NODE, **kwargs)
         values = params.declare(self, cfg.ControllerNodeConfig.defaults())
         self.config = cfg.ControllerNodeConfig.from_params(values)
-        self.controller_config, ctrl_names = params.declare_controller(self)
+        self.controller_config, ctrl_names = params.declare_controller(
+            self, required=cfg.CONTROLLER_NODE_REQUIRED)
         params.check_unknown(self, list(values) + ctrl_names)
 
         c = self.config
@@ -61,7 +63,8 @@ class ControllerNode(Node):
         self.diag_timer = diagnostics.publish_periodically(
             self, f'{self.get_name()}: control loop', c.diagnostics_period, self.diagnostics)
         self.get_logger().info(
-            f'{self.controller_config.kind} controller at {1.0 / period:g} Hz on '
+            f'{self.controller_config.kind} controller at {1.0 / period:g} Hz, gravity '
+            f'compensation by the {self.controller_config.gravity_compensation}, on '
             f'{self.resolve_topic_name(names.JOINT_STATES)} + '
             f'{self.resolve_topic_name(names.EE_GOAL)} -> '
             f'{self.resolve_topic_name(names.EFFORT_COMMANDS)}')
@@ -121,6 +124,7 @@ class ControllerNode(Node):
         stale_goal = loop.goal is not None and not loop.goal_fresh(self._now())
         values.update({
             'controller': self.controller_config.kind,
+            'gravity_compensation': self.controller_config.gravity_compensation,
             'mode': loop.mode or 'no command',
             'stale_goal': stale_goal,
             'holding': loop.mode == 'hold',

@@ -45,18 +45,25 @@ def check_unknown(node: Node, known) -> None:
                              f'known: {sorted(known)}')
 
 
-def declare_controller(node: Node) -> tuple:
+def declare_controller(node: Node, required=None) -> tuple:
     """
     Declare ``controller.type`` and that type's ``controller.*`` fields.
 
+    ``required`` (name -> what to set) are declared without a default: unset, a ParameterError.
     Returns the typed controller config (``OSCConfig``/``QPConfig``) and the names declared.
     """
+    required = required or {}
     type_name = CONTROLLER_PREFIX + 'type'
     kind = declare(node, {type_name: 'osc'})[type_name]
     if kind not in CONFIG_TYPES:
         raise ParameterError(f'parameter {type_name!r} must be one of {sorted(CONFIG_TYPES)}, '
                              f'got {kind!r}')
-    defaults = {k: v for k, v in controller_defaults(kind).items() if k != type_name}
+    defaults = {k: None if k in required else v
+                for k, v in controller_defaults(kind).items() if k != type_name}
     values = declare(node, defaults)
+    for name, hint in required.items():
+        if values.get(name) is None:
+            raise ParameterError(f'parameter {name!r} must be set for node {node.get_name()!r} '
+                                 f'(it has no default): {hint}')
     values[type_name] = kind
     return controller_config(values), list(values)
