@@ -116,6 +116,30 @@ def test_interrupt_stops_the_pool():
     assert not multiprocessing.active_children()
 
 
+def test_workers_die_with_a_killed_parent():
+    """SIGKILL of the process running map_items (no clean-up runs there): its workers, and with them
+    the multiprocessing resource tracker, go too. It runs in a session of its own, which they stay
+    in after their parent is gone."""
+    code = ("import sys, time; from ohio_core.pipeline.parallel import map_items\n"
+            "for o in map_items(time.sleep, [0, 600, 600, 600], workers=2, progress=False):\n"
+            "    print('done', o.index, flush=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        assert proc.stdout.readline() == "done 0\n"   # a worker started and took the next item: a 600 s sleep
+        workers = [pid for pid in session_processes(proc.pid)
+                   if b"multiprocessing.spawn" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(workers) == 2
+        proc.kill()
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while (left := session_processes(proc.pid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert left == []
+    finally:
+        kill_session(proc.pid, timeout_s=5)
+
+
 def test_importing_does_not_import_ray():
     code = "import sys, ohio_core.pipeline.parallel; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -127,13 +151,14 @@ def test_importing_does_not_import_ray():
 
 
 def session_processes(sid: int) -> list[int]:
-    """Processes in session ``sid``, from /proc/PID/stat (field 6)."""
+    """Live processes in session ``sid``, from /proc/PID/stat (state, field 3, not Z; session, field 6)."""
     pids = []
     for entry in Path("/proc").iterdir():
         try:
             if entry.name.isdigit():
                 stat = (entry / "stat").read_text()
-                if int(stat[stat.rindex(")") + 2:].split()[3]) == sid:
+                fields = stat[stat.rindex(")") + 2:].split()
+                if int(fields[3]) == sid and fields[0] != "Z":
                     pids.append(int(entry.name))
         except (OSError, ValueError, IndexError):   # gone meanwhile
             pass

@@ -7,15 +7,18 @@ defined in ``__main__``); items and return values must be picklable. On a Ray cl
 node needs the same environment (this project and fn's module importable).
 
 An exception raised by ``fn`` is recorded in ``Outcome.error`` and the other items go on, so a
-caller can skip bad bags; KeyboardInterrupt stops the workers and propagates. Ray is imported
-only when an address is given.
+caller can skip bad bags; KeyboardInterrupt stops the workers and propagates. Local workers die
+with the process that started them, even when it is killed (SIGKILL) and runs no clean-up. Ray is
+imported only when an address is given.
 """
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import multiprocessing
 import os
+import signal
 import socket
 import sys
 import time
@@ -28,6 +31,7 @@ from typing import Any
 from tqdm import tqdm
 
 CONNECT_TIMEOUT_S = 5.0   # for the reachability check of a Ray address
+PR_SET_PDEATHSIG = 1      # prctl(2) option: the signal this process gets when its parent dies
 
 
 @dataclass
@@ -104,11 +108,29 @@ def _run_inline(fn, items) -> Iterator[Outcome]:
         yield Outcome(index, item, *_call(fn, item))
 
 
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: SIGKILL this worker when its parent dies (Linux ``prctl``), and exit now if
+    the parent died before that was set (the worker then has another parent: init or a subreaper).
+
+    Without it a killed parent leaves its workers blocked forever on the task queue, whose write
+    end they hold themselves; the multiprocessing resource tracker exits once they are gone."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"prctl(PR_SET_PDEATHSIG): {os.strerror(errno)}")
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _run_pool(fn, items, workers: int) -> Iterator[Outcome]:
     """A spawn-context process pool; a worker that dies (crash, kill) fails the items then in
-    flight with BrokenProcessPool, and a new pool takes the rest."""
+    flight with BrokenProcessPool, and a new pool takes the rest. The workers die with this
+    process (see ``_die_with_parent``; Linux ties that to the thread that started them, so
+    iterate in one thread that outlives the pool)."""
     def new_pool() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_die_with_parent, initargs=(os.getpid(),))
 
     todo = enumerate(items)
     pending: dict[Future, tuple[int, Any]] = {}
