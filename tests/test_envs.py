@@ -163,5 +163,6 @@ def test_driver_sim_adds_the_arms_gravity_torque_outside_the_motors(model):
 
 
 def test_goal_env_refuses_a_controller_of_the_other_gravity_convention(model):
-    with pytest.raises(ValueError, match="gravity compensation to the driver"):
+    with pytest.raises(ValueError, match=r"gravity_compensation 'driver' does not match the simulated arm's 'controller' "
+                                         r"\(g\(q\) would be added by neither\)"):
         GoalArmEnv(OSC(model, OSCConfig(gravity_compensation="driver")), "reach")

@@ -104,8 +104,10 @@ class GoalArmEnv(ArmEnv):
         super().__init__(task, scene, render_mode)
         mode = getattr(getattr(controller, "config", None), "gravity_compensation", "controller")
         if mode != self.sim.gravity_compensation:
-            raise ValueError(f"the controller leaves gravity compensation to the {mode} but the simulated arm "
-                             f"expects it from the {self.sim.gravity_compensation}: the arm would not hold its weight")
+            twice = "twice" if mode == "controller" else "by neither"
+            raise ValueError(f"controller gravity_compensation {mode!r} does not match the simulated arm's "
+                             f"{self.sim.gravity_compensation!r} (g(q) would be added {twice}); "
+                             f"use gravity_compensation: {self.sim.gravity_compensation} here")
         self.controller = controller
         n = 6 + int(self.task.uses_gripper)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (n,), np.float64)
