@@ -1,8 +1,11 @@
 """The ``ohio`` command: every subcommand runs, and ``--json`` ends with one JSON object."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +140,49 @@ def test_help(argv, capsys):
         main(argv)
     assert exc.value.code == 0
     assert "usage: ohio" in capsys.readouterr().out
+
+
+def test_a_failed_command_ends_with_one_json_error(tmp_path, capsys):
+    """``--json``: a refused input, a refused value and a refused command line each end stdout with
+    ``{"error": LINE}``, LINE being what stderr says."""
+    missing = tmp_path / "nothing"
+    with pytest.raises(SystemExit, match="not found") as exc:
+        main(["train", str(missing), "--out", str(tmp_path / "m"), "--json"])
+    assert last_json(capsys.readouterr().out) == {"error": exc.value.code}
+    assert exc.value.code == f"ohio train: dataset not found: {missing}.h5"
+    with pytest.raises(SystemExit) as exc:
+        main(["experiment", "mismatch", "--task", "reach", "--episodes", "0", "--json"])
+    assert last_json(capsys.readouterr().out) == {"error": exc.value.code}
+    assert exc.value.code.startswith("ohio experiment mismatch: ")
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "controllers", "--states", "many", "--json"])
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    line = "ohio bench controllers: error: argument --states: invalid int value: 'many'"
+    assert last_json(captured.out) == {"error": line} and captured.err.splitlines()[-1] == line
+    with pytest.raises(SystemExit) as exc:   # without --json nothing goes to stdout
+        main(["bench", "controllers", "--states", "many"])
+    assert exc.value.code == 2 and capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(("sig", "status", "message"), [(signal.SIGINT, 130, "interrupted"),
+                                                        (signal.SIGTERM, 143, "terminated")],
+                         ids=["SIGINT", "SIGTERM"])
+def test_sigterm_stops_a_command_as_sigint_does(tmp_path, sig, status, message):
+    err = tmp_path / "stderr.txt"
+    with open(err, "wb") as stderr:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "ohio"), "collect", "--task", "reach", "--policy",
+                                 "expert", "--episodes", "100000", "--out", str(tmp_path / "bag"), "--json"],
+                                stdout=subprocess.PIPE, stderr=stderr, text=True)
+    try:
+        while b" 2/100000 " not in err.read_bytes():   # running episodes, past start-up
+            assert proc.poll() is None, err.read_text()[-3000:]
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    text = err.read_text()
+    assert proc.returncode == status, text[-3000:]
+    assert "Traceback" not in text and text.rstrip().endswith(message), text[-3000:]
+    assert last_json(out) == {"error": message}

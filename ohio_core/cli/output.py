@@ -31,4 +31,9 @@ def check_targets(result: dict, targets: dict) -> list[list]:
 
 
 def emit_json(obj: dict) -> None:
-    print(json.dumps(obj, sort_keys=False))
+    print(json.dumps(obj, sort_keys=False), flush=True)
+
+
+def emit_error(message: str) -> None:
+    """The last line of a failed command run with ``--json``: ``{"error": message}``."""
+    emit_json({"error": message})
