@@ -65,7 +65,7 @@ def _print_report(r: dict, map_name: str) -> None:
         parts.append(f"compression {r['compression']}")
     print("  " + ", ".join(parts))
     if r.get("metadata_rebuilt"):
-        print(f"  {r['metadata_rebuilt']}")
+        print(f"  {r['metadata_rebuilt']} (--reindex writes its metadata.yaml)")
     print(f"  {r['messages']} messages over {r['duration_s']:g} s" + (f" from {r['start']}" if r["start"] else ""))
     rows = [[topic, "/".join(t["types"]), t["messages"], "/".join(t["serialization"]), "/".join(t["definition"]),
              "yes" if t["unreadable"] is None else "no (below)"] for topic, t in r["topics"].items()]

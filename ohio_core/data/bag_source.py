@@ -231,7 +231,7 @@ def rebuild_metadata(files: list[Path], readers: list[Reader]) -> dict:
     hashes: dict[str, str] = {}
     for f in files:
         for t in stored_metadata(f).get("topics_with_message_count") or []:
-            meta = t.get("topic_metadata") or {} if isinstance(t, dict) else {}
+            meta = (t.get("topic_metadata") or {}) if isinstance(t, dict) else {}
             if meta.get("name") and meta.get("type_description_hash"):
                 hashes[meta["name"]] = meta["type_description_hash"]
     for f, r in zip(files, readers):
@@ -260,8 +260,8 @@ def rebuild_metadata(files: list[Path], readers: list[Reader]) -> dict:
 
 def write_metadata(folder: str | Path) -> dict:
     """Rebuild the ``metadata.yaml`` of a split recording's folder that has none (``ros2 bag
-    reindex``), write it, and read it back: the folder must then open as a rosbag2 bag with the
-    messages per topic and per file the data files hold. Returns the metadata written."""
+    reindex``), write it, and read the bag back through it: every message the data files hold
+    must come back, per topic (else the file is removed again). Returns the metadata written."""
     folder = Path(folder)
     meta = folder / "metadata.yaml"
     if not folder.is_dir():
