@@ -52,7 +52,8 @@ import gymnasium as gym
 import numpy as np
 
 from ohio_core import plotting
-from ohio_core.learning.policy import LEVEL_FLOWS, LEVEL_GOAL, LEVEL_TORQUE, Policy, load_policy, save_policy
+from ohio_core.learning.policy import (LEVEL_FLOWS, LEVEL_GOAL, LEVEL_TORQUE, Policy, PolicyMismatchError, load_policy,
+                                       save_policy)
 
 ONLINE_ALGOS = ("iql", "calql")
 ARM_TASKS = ("reach", "lift")
@@ -420,7 +421,10 @@ def finetune(model: str | Path, config: FinetuneConfig, out: str | Path, dataset
     if config.algo is not None and config.algo != algo_name:
         raise ValueError(f"model {policy.path} was trained with {algo_name!r}, not {config.algo!r}: fine-tuning "
                          f"continues the model's own algorithm (train the offline model with --algo {config.algo})")
-    offline, _ = load_dataset(dataset_path(policy, dataset))
+    offline, offline_meta = load_dataset(dataset_path(policy, dataset))
+    if int(offline_meta["action_dim"]) != policy.action_dim:
+        raise PolicyMismatchError(f"dataset {dataset_path(policy, dataset)} holds actions of size "
+                                  f"{offline_meta['action_dim']}, model {policy.path} acts with {policy.action_dim}")
     label = label or f"{policy.task}/{policy.level}"
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
@@ -429,7 +433,9 @@ def finetune(model: str | Path, config: FinetuneConfig, out: str | Path, dataset
         d3rlpy.seed(config.seed)
         algo = policy.algo
         env = make_env(policy, config.seed, config.horizon)
-        online = d3rlpy.dataset.create_infinite_replay_buffer(env=env)
+        online = d3rlpy.dataset.ReplayBuffer(d3rlpy.dataset.InfiniteBuffer(), env=env,
+                                             action_space=d3rlpy.constants.ActionSpace.CONTINUOUS,
+                                             action_size=policy.action_dim)
         buffer = d3rlpy.dataset.MixedReplayBuffer(online, offline, secondary_mix_ratio=1.0 - config.online_ratio)
         scorer = Scorer(policy, config.eval_episodes, config.eval_seed, config.horizon)
         at = set(config.eval_steps())

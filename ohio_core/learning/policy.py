@@ -98,4 +98,9 @@ def load_policy(path: str | Path) -> Policy:
     d3, js = model_paths(path)
     meta = read_sidecar(d3, js, "model", FORMAT)
     algo = d3rlpy.load_learnable(str(d3), device="cpu:0")
+    continuous = algo.get_action_type() == d3rlpy.constants.ActionSpace.CONTINUOUS
+    if not continuous or algo.action_size != int(meta["action_dim"]):
+        kind = "continuous" if continuous else "discrete"
+        raise PolicyMismatchError(f"model {d3} acts with {algo.action_size} {kind} actions, its sidecar says "
+                                  f"{meta['action_dim']} continuous")
     return Policy(algo, meta, d3)

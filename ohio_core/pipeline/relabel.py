@@ -8,8 +8,11 @@ could not solve them (non-finite data, singular, ...), their residual is above `
 a joint left its limits by more than ``joint_limit_margin`` (when given), or, with
 ``out_of_range="drop"``, the goal lies outside the deployment controller's range (else it is clipped
 to [-1, 1] and counted). The transition before a dropped segment ends its piece of episode with a
-timeout, so no transition spans missing data. Where the rows carry bag times, the account lists
-the time ranges of each drop reason.
+timeout, so no transition spans missing data. A kept segment left alone in its piece (dropped or
+missing neighbours on both sides, or an episode of one segment) that does not end in a terminal
+state has no next state in the data: d3rlpy would not store it, so it is dropped here and counted
+under ``SINGLE_STEP_PIECE``. Where the rows carry bag times, the account lists the time ranges of
+each drop reason.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ def _gripper_action(traj: Trajectories, rows: np.ndarray) -> np.ndarray | None:
 
 
 OUT_OF_RANGE = ("clip", "drop")
+#: drop reason of a segment that would form a piece of episode alone without a terminal state
+SINGLE_STEP_PIECE = "single-step piece (its next state is not in the data)"
 #: inverse methods that compare with the state after the segment
 NEEDS_NEXT_STATE = ("state_matching", "naive")
 
@@ -94,6 +99,8 @@ def relabel(traj: Trajectories, controller, k: int, method: str = "auto", max_re
     drop(f"residual above {max_residual:g} N m", res.residual > max_residual)
     if out_of_range == "drop":
         drop("goal outside the deployment controller's range", res.clipped)
+    ends = index.start + k - 1
+    drop(SINGLE_STEP_PIECE, single_step_pieces(index.start, k, keep, traj.last[ends], traj.terminal[ends]))
     data = assemble(traj, index.start, index.dropped, k, res.action, keep, dict(drops.counts), res.residual,
                     res.clipped, method, gripper)
     data.drops = drops
@@ -106,23 +113,51 @@ def segments_of(traj: Trajectories, k: int):
     return index, build_segments(traj, index, k)
 
 
+def piece_links(starts: np.ndarray, k: int, keep: np.ndarray, ended: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(to next, from previous) per segment: whether the segment starting at ``start + k`` (``start - k``)
+    is kept and continues the same piece of episode; ``ended``: the segment's last row ends its episode."""
+    n = len(starts)
+    if n == 0:
+        return np.zeros(0, bool), np.zeros(0, bool)
+    order = np.argsort(starts, kind="stable")
+    sorted_starts = starts[order]
+
+    def kept_at(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        j = order[np.minimum(np.searchsorted(sorted_starts, rows), n - 1)]
+        return (starts[j] == rows) & keep[j], j
+
+    nxt, _ = kept_at(starts + k)
+    prv, j = kept_at(starts - k)
+    return nxt & ~ended, prv & ~ended[j]
+
+
+def single_step_pieces(starts: np.ndarray, k: int, keep: np.ndarray, ended: np.ndarray,
+                       terminal: np.ndarray) -> np.ndarray:
+    """Kept segments that form a piece of episode alone and do not end in a terminal state (module
+    docstring): their transition has no next state, and d3rlpy stores no such piece."""
+    nxt, prv = piece_links(starts, k, keep, ended)
+    return keep & ~nxt & ~prv & ~terminal
+
+
 def assemble(traj: Trajectories, starts: np.ndarray, rows_dropped: dict, k: int, actions: np.ndarray,
              keep: np.ndarray, reasons: dict, residual: np.ndarray, clipped: np.ndarray, method: str,
              gripper: bool | None = None) -> HighLevelData:
     """High-level transitions (s_t, a_t, sum of k rewards) for the segments starting at ``starts``
-    whose ``keep`` is set, with the account of the rest (``reasons``: dropped segments per reason)."""
+    whose ``keep`` is set, with the account of the rest (``reasons``: dropped segments per reason;
+    single-step pieces are dropped here under ``SINGLE_STEP_PIECE`` unless the caller already did)."""
     ends = starts + k - 1
+    ended = traj.last[ends]
+    lone = single_step_pieces(starts, k, keep, ended, traj.terminal[ends])
+    keep = keep & ~lone
+    reasons = dict(reasons)
+    reasons[SINGLE_STEP_PIECE] = reasons.get(SINGLE_STEP_PIECE, 0) + int(lone.sum())
     reasons = {r: n for r, n in reasons.items() if n}
     rewards = traj.reward[starts[:, None] + np.arange(k)].sum(1)
     terminals = traj.terminal[ends].astype(np.float32)
     timeouts = traj.timeout[ends].astype(np.float32)
     # end a piece of episode where the next segment is missing
-    nxt_kept = np.zeros(len(starts), bool)
-    pos = {int(s): i for i, s in enumerate(starts)}
-    for i, e in enumerate(ends):
-        j = pos.get(int(e) + 1)
-        nxt_kept[i] = j is not None and keep[j]
-    open_end = keep & ~nxt_kept & (terminals == 0) & (timeouts == 0)
+    nxt, _ = piece_links(starts, k, keep, ended)
+    open_end = keep & ~nxt & ~ended
     timeouts = np.where(open_end, 1.0, timeouts).astype(np.float32)
     use_gripper = gripper if gripper is not None else _gripper_action(traj, starts) is not None
     if use_gripper:

@@ -16,9 +16,10 @@ with S = ``GOAL_SPAN`` = 1, so every change of a share (at most 1) is representa
 ``goals_clipped_to_span`` in the account stays 0 unless S is lowered.
 
 Samples the inverse cannot use are dropped and counted: no idle vehicles (every goal gives the
-same empty flows), infeasible or non-finite flows. Flows the LP would not have chosen (NOT_OPTIMAL:
-it reaches the same distribution at lower cost) are kept and counted, with their excess cost as
-the residual.
+same empty flows), infeasible or non-finite flows; a step left alone between such drops (or an
+episode of one step) has no next state in the data and is dropped under ``SINGLE_STEP_PIECE``.
+Flows the LP would not have chosen (NOT_OPTIMAL: it reaches the same distribution at lower cost)
+are kept and counted, with their excess cost as the residual.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 
 from ohio_core.data.account import Drops
 from ohio_core.inverse.routing import FlowStatus, invert_flows
-from ohio_core.pipeline.relabel import HighLevelData, residual_stats
+from ohio_core.pipeline.relabel import SINGLE_STEP_PIECE, HighLevelData, residual_stats
 
 METHODS = ("ohio", "flat")
 GOAL_SPAN = 1.0
@@ -114,23 +115,28 @@ def relabel_routing(log, travel_time: np.ndarray, method: str = "ohio", reward_s
             drops.add(f"inverse: {s.name.lower()}", int(np.sum(res.status == s)))
         p, q = np.nan_to_num(res.distribution), idle_distribution(log.idle)
         actions = encode_distribution(p, q)
-        clipped = int(np.sum(keep & (np.abs(p - q) > GOAL_SPAN + 1e-9).any(-1)))
+        clipped = (np.abs(p - q) > GOAL_SPAN + 1e-9).any(-1)
         residual = np.nan_to_num(res.residual)
-        not_optimal = int(np.sum(res.status == FlowStatus.NOT_OPTIMAL))
+        not_optimal = res.status == FlowStatus.NOT_OPTIMAL
     else:
         keep = np.ones(len(log), bool)
-        clipped = 0
+        clipped = not_optimal = np.zeros(len(log), bool)
         actions = encode_flows(log.flows, log.idle)
         residual = np.zeros(len(log))
-        not_optimal = 0
     timeouts = log.timeout.astype(np.float32)
+    ended = log.timeout | log.terminal
+    linked = np.r_[log.episode[1:] == log.episode[:-1], False] & ~ended      # step i continues into step i + 1
+    # a kept step with no kept step of its piece before or after it has no next state in the data
+    to_next, from_prev = linked & np.r_[keep[1:], False], np.r_[False, (linked & keep)[:-1]]
+    lone = keep & ~to_next & ~from_prev & ~log.terminal
+    drops.add(SINGLE_STEP_PIECE, int(lone.sum()))
+    keep = keep & ~lone
     # a dropped step ends its piece of episode: the step before it times out
-    nxt = np.r_[keep[1:], False] & np.r_[log.episode[1:] == log.episode[:-1], False]
-    open_end = keep & ~nxt & ~log.timeout & ~log.terminal
+    open_end = keep & ~(linked & np.r_[keep[1:], False]) & ~ended
     timeouts = np.where(open_end, 1.0, timeouts).astype(np.float32)
     account = {"steps_in": int(len(log)), "episodes_in": int(log.episodes), "transitions_written": int(keep.sum()),
-               "dropped": dict(drops.counts), "flows_not_lp_optimal_kept": not_optimal,
-               "goals_clipped_to_span": clipped,
+               "dropped": dict(drops.counts), "flows_not_lp_optimal_kept": int(np.sum(keep & not_optimal)),
+               "goals_clipped_to_span": int(np.sum(keep & clipped)),
                "pieces_ended_by_drop": int(open_end.sum()), "method": method, "regions": n,
                "residual_vehicle_steps": residual_stats(residual[keep])}
     layout = log.meta.get("obs_layout") or [["obs", int(log.obs.shape[1])]]
