@@ -196,3 +196,19 @@ def test_pinocchio_dynamics_batch_equals_aba_per_sample_and_pickles(model):
         np.testing.assert_array_equal(before, after)
     with pytest.raises(ValueError, match="threads"):
         PinocchioDynamics(model, 0.02, threads=0)
+
+
+def test_batch_kinematics_equals_the_models_one_state_kinematics(model):
+    """The batch (CRBA's WORLD pass for the TCP Jacobian and pose, batched RNEA for h) against
+    ``PandaModel.kinematics`` state by state, drift included; an empty batch keeps its shapes."""
+    from ohio_core.inverse.terms import batch_kinematics
+
+    rng = np.random.default_rng(9)
+    q, qd = random_states(model, 40, rng, velocity_std=1.0)
+    batch = batch_kinematics(model, q, qd, drift=True)
+    for i in range(len(q)):
+        one = model.kinematics(q[i], qd[i], drift=True)
+        for name in ("p", "R", "J", "M", "h", "dJqd"):
+            np.testing.assert_allclose(getattr(batch, name)[i], getattr(one, name), rtol=0, atol=1e-12, err_msg=name)
+    empty = batch_kinematics(model, q[:0], qd[:0])
+    assert empty.M.shape == (0, 7, 7) and empty.h.shape == (0, 7) and empty.p.shape == (0, 3)

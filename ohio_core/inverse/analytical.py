@@ -69,21 +69,26 @@ def solve_masked(B: np.ndarray, rhs: np.ndarray, mask: np.ndarray) -> tuple[np.n
 
 
 @register("analytical")
-def invert(segments: Segments, controller: OSC, max_cond: float = 1e10) -> InverseResult:
-    """Closed form at the first period; ``residual`` over all k periods (``segment_terms``)."""
+def invert(segments: Segments, controller: OSC, max_cond: float = 1e10, chunk: int = 4096) -> InverseResult:
+    """Closed form at the first period; ``residual`` over all k periods (``segment_terms``), computed
+    ``chunk`` segments at a time."""
     if "closed_form" not in getattr(controller, "inverse_capabilities", ()):
         raise ValueError(f"the analytical inverse needs a closed-form controller (OSC), got {type(controller).__name__}")
     finite, seg = segments.sanitized()
-    terms = osc_segment_terms(controller, seg.q, seg.qd)
-    p0, R0, B0, c0 = terms.p[:, 0], terms.R[:, 0], terms.B[:, 0], terms.c[:, 0]
-    tau0 = seg.tau[:, 0]
-    mask = unsaturated(tau0, controller.tau_max)
-    e, _, cond = solve_masked(B0, tau0 - c0, mask)
-    goal_p, goal_R, in_range = error_to_pose(e, p0, R0)
-    residual = segment_residual(controller, seg.q, seg.qd, seg.tau, goal_p, goal_R, terms)
-    status = np.full(len(segments), Status.OK, dtype=int)
+    n = len(segments)
+    p0, R0, goal_p, goal_R = np.empty((n, 3)), np.empty((n, 3, 3)), np.empty((n, 3)), np.empty((n, 3, 3))
+    residual, cond, cond0, in_range = np.empty(n), np.empty(n), np.empty(n), np.empty(n, bool)
+    mask = unsaturated(seg.tau[:, 0], controller.tau_max)
+    for start in range(0, n, chunk):
+        sl = slice(start, min(n, start + chunk))
+        terms = osc_segment_terms(controller, seg.q[sl], seg.qd[sl])
+        p0[sl], R0[sl], cond0[sl] = terms.p[:, 0], terms.R[:, 0], terms.cond[:, 0]
+        e, _, cond[sl] = solve_masked(terms.B[:, 0], seg.tau[sl, 0] - terms.c[:, 0], mask[sl])
+        goal_p[sl], goal_R[sl], in_range[sl] = error_to_pose(e, p0[sl], R0[sl])
+        residual[sl] = segment_residual(controller, seg.q[sl], seg.qd[sl], seg.tau[sl], goal_p[sl], goal_R[sl], terms)
+    status = np.full(n, Status.OK, dtype=int)
     status[~in_range] = Status.OUT_OF_RANGE
-    status[near_singular(terms.cond[:, 0], controller.config.lambda_rcond)] = Status.SINGULAR
+    status[near_singular(cond0, controller.config.lambda_rcond)] = Status.SINGULAR
     status[~(cond < max_cond)] = Status.ILL_POSED
     status[~finite] = Status.NON_FINITE
     return finish(goal_p, goal_R, p0, R0, controller.config.output_max, residual, status, cond,

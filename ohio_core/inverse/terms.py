@@ -25,8 +25,7 @@ def batch_kinematics(model: PandaModel, q: np.ndarray, qd: np.ndarray, drift: bo
     qd = np.ascontiguousarray(qd, dtype=float).reshape(-1, 7)
     n = len(q)
     m, d, fid = model.model, model.data, model.tcp_id
-    P, Rm = np.empty((n, 3)), np.empty((n, 3, 3))
-    J, M = np.empty((n, 6, 7)), np.empty((n, 7, 7))
+    H, J, M = np.empty((n, 4, 4)), np.empty((n, 6, 7)), np.empty((n, 7, 7))
     dJqd = np.empty((n, 6)) if drift else None
     frame, world = pin.LOCAL_WORLD_ALIGNED, pin.Convention.WORLD
     crba, place, jacobian = pin.crba, pin.updateFramePlacement, pin.getFrameJacobian
@@ -34,15 +33,14 @@ def batch_kinematics(model: PandaModel, q: np.ndarray, qd: np.ndarray, drift: bo
     for i in range(n):
         qi = q[i]
         M[i] = crba(m, d, qi, world)
-        oMf = place(m, d, fid)
+        H[i] = place(m, d, fid).homogeneous
         J[i] = jacobian(m, d, fid, frame)
-        P[i] = oMf.translation
-        Rm[i] = oMf.rotation
         if drift:
             pin.forwardKinematics(m, d, qi, qd[i], zero)
             dJqd[i] = pin.getFrameClassicalAcceleration(m, d, fid, frame).vector
     h = pin.rneaInParallel(1, _pool(model), q.T.copy(), qd.T.copy(), np.zeros((7, n))).T if n else np.empty((0, 7))
-    return Kinematics(p=P, R=Rm, J=J, M=M, Minv=None, h=np.ascontiguousarray(h), dJqd=dJqd)
+    return Kinematics(p=H[:, :3, 3].copy(), R=H[:, :3, :3].copy(), J=J, M=M, Minv=None, h=np.ascontiguousarray(h),
+                      dJqd=dJqd)
 
 
 _POOLS: "weakref.WeakKeyDictionary[PandaModel, pin.ModelPool]" = weakref.WeakKeyDictionary()
