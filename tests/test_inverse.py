@@ -212,3 +212,23 @@ def test_batch_kinematics_equals_the_models_one_state_kinematics(model):
             np.testing.assert_allclose(getattr(batch, name)[i], getattr(one, name), rtol=0, atol=1e-12, err_msg=name)
     empty = batch_kinematics(model, q[:0], qd[:0])
     assert empty.M.shape == (0, 7, 7) and empty.h.shape == (0, 7) and empty.p.shape == (0, 3)
+
+
+def test_parallel_workers_exit_without_being_terminated(model, capfd):
+    """The forked workers finish on their own: a SIGTERM handler of the caller (the CLI stops a command
+    on SIGTERM by raising) is never run in them on the way out."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt("terminated")
+
+    ctl = OSC(model)
+    seg, *_ = one_step_segments(ctl, 60, np.random.default_rng(3))
+    big = Segments(*(np.repeat(a, 200, axis=0) for a in (seg.q, seg.qd, seg.tau)))
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        res = invert("analytical", big, ctl, workers=2)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert len(res.status) == len(big)
+    assert "terminated" not in capfd.readouterr().err

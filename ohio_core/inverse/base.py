@@ -142,6 +142,8 @@ def invert(method: str, segments: Segments, controller, workers: int = 1, **opti
     try:
         with multiprocessing.get_context("fork").Pool(len(bounds) - 1) as pool:
             parts = pool.map(_run_chunk, list(zip(bounds[:-1], bounds[1:])))
+            pool.close()            # the workers exit on their own: no SIGTERM (the CLI's handler) on leaving
+            pool.join()
     finally:
         _FORK_JOB = None
     return concatenate_results(parts)
