@@ -14,14 +14,19 @@ from ohio_core.data import topics as tp
 from ohio_core.data.bags import read_bag
 from ohio_core.data.collect import make_controller
 from ohio_core.pipeline.relabel import relabel
+from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 from ohio_ros import convert
+from ohio_ros.recorder_node import DIAGNOSTICS_NAME as RECORDER_STATUS
 from ros_harness import Processes, Spinner, probe, wait_for
 from ros_launch import LAUNCH_DIR, command_line, read_launch
 
 pytestmark = pytest.mark.ros
+
+#: messages of each topic a row needs that the recorder must have written before the stop
+ROWS_WANTED = 50
 
 
 def test_closed_loop_reaches_the_target_and_records_a_bag(tmp_path):
@@ -37,22 +42,41 @@ def test_closed_loop_reaches_the_target_and_records_a_bag(tmp_path):
     try:
         _, inbox, _ = probe(spinner, subscriptions=[(Float64MultiArray, "/ohio/task_state"),
                                                     (Float64MultiArray, "/effort_controller/commands"),
-                                                    (JointState, "/joint_states")])
+                                                    (JointState, "/joint_states"),
+                                                    (DiagnosticArray, "/diagnostics")])
         for node in launch.nodes:
             if node.enabled:
                 procs.start(node.name, command_line(node, tmp_path))
 
-        success = []
+        success, recorded_then = [], []
 
-        def success_row():
+        def recorded():
+            """Messages the recorder has written per topic, by its latest status (its own count: it
+            may have matched each topic later than the probe did)."""
+            for msg in reversed(inbox["/diagnostics"].all()):
+                values = convert.diagnostic_values(msg).get(RECORDER_STATUS)
+                if values is not None:
+                    return {k: int(v) for k, v in values.items() if k.startswith("/")}
+            return {}
+
+        def success_recorded():
             assert all(procs.alive(n) for n in procs.procs), procs.report()
             msg = inbox["/ohio/task_state"].last()
             row = None if msg is None else reader(msg)
             if not success and row is not None and row[tp.TS["success"]] == 1.0 and row[tp.TS["episode"]] == 0:
                 success.append(row)
-            # and some more (2 s of simulated time at least) for the checks of the bag below
-            return (success[0],) if success and len(inbox["/ohio/task_state"]) >= 100 else None
-        (row,) = wait_for(success_row, timeout=180, what="the reach task's success flag in /ohio/task_state")
+                inbox["/diagnostics"].clear()           # only statuses received after it count
+            counts = recorded()
+            if success and counts and not recorded_then:
+                recorded_then.append(counts.get(tp.TASK_STATE, 0))
+            # the bag's rows pair task states, commands and joint states: wait until the recorder has
+            # written enough of each, and ROWS_WANTED more task states after its first status received
+            # once the probe saw the success (the arm then holds the target: the bag holds success rows)
+            enough = recorded_then and counts.get(tp.TASK_STATE, 0) >= recorded_then[0] + ROWS_WANTED \
+                and counts.get(tp.EFFORT_COMMANDS, 0) >= ROWS_WANTED and counts.get(tp.JOINT_STATES, 0) >= ROWS_WANTED
+            return (success[0],) if enough else None
+        (row,) = wait_for(success_recorded, timeout=180,
+                          what="the reach task's success flag in /ohio/task_state, then the recorder's bag")
         target = row[tp.TS["target_x"]:tp.TS["target_z"] + 1]
         # independently of the simulator's flag: forward kinematics of the joint states it sent
         states = inbox["/joint_states"].all()

@@ -6,6 +6,9 @@ Subscribes ``/joint_states``, ``effort_controller/commands``, ``ohio/task_state`
 writes each message with its receive time on the node clock (sim time under use_sim_time)
 through ``ohio_core.data.bags.BagWriter``, so ``ohio relabel`` reads the result like a
 collected bag. On a ROS 2 machine ``ros2 bag record`` records the same topics.
+Every ``DIAGNOSTICS_PERIOD`` (node clock) it publishes on ``/diagnostics`` the status
+``recorder: bag`` with the messages written so far per topic, so a caller can wait for what the
+bag will hold.
 Parameters: ``ohio_ros.config.RecorderNodeConfig`` (``config/recorder.yaml``).
 """
 
@@ -18,7 +21,7 @@ from ohio_core.data import topics as tp
 from ohio_core.data.bags import BagWriter
 from ohio_core.data.topics import TopicMap
 from ohio_ros import config as cfg
-from ohio_ros import names, params, qos
+from ohio_ros import diagnostics, names, params, qos
 from ohio_ros.runtime import run
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
@@ -33,6 +36,9 @@ ROLES = (
     ('gripper', names.GRIPPER, Float64, tp.FLOAT64),
 )
 DIAGNOSTICS_TYPE = 'diagnostic_msgs/msg/DiagnosticArray'
+#: seconds (node clock) between two ``recorder: bag`` statuses
+DIAGNOSTICS_PERIOD = 0.5
+DIAGNOSTICS_NAME = 'recorder: bag'
 
 
 class RecorderNode(Node):
@@ -59,6 +65,8 @@ class RecorderNode(Node):
             topic = self.resolve_topic_name(name)
             self.create_subscription(cls, name, self._writer_for(topic, msgtype), qos.RECORD,
                                      raw=True)
+        self.diag_timer = diagnostics.publish_periodically(self, DIAGNOSTICS_NAME,
+                                                           DIAGNOSTICS_PERIOD, self.diagnostics)
         self.get_logger().info(f'recording {len(subs)} topics into {output} ({c.storage})')
 
     def _writer_for(self, topic: str, msgtype: str):
@@ -69,6 +77,12 @@ class RecorderNode(Node):
                 return
             self.writer.write_raw(topic, msgtype, now, data)
         return write
+
+    def diagnostics(self) -> tuple[str, str, dict]:
+        """(level, message, values): messages written per topic, and those before a clock."""
+        values = dict(self.writer.counts, dropped_before_clock=self.dropped_before_clock)
+        level = 'warn' if self.dropped_before_clock else 'ok'
+        return level, f'recording into {self.writer.path}', values
 
     def close(self) -> None:
         """Close the bag (writes the MCAP summary and metadata.yaml)."""
