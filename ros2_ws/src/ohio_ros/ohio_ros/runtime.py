@@ -1,17 +1,30 @@
-"""Process entry of every node: init, build, spin, clean shutdown, exit status."""
+"""
+Process entry of every node: init, build, spin, ordered shutdown, exit status.
+
+A stop request (SIGINT or SIGTERM) never raises inside the executor and never shuts the
+context down under it (rclpy's own signal handlers do both: a KeyboardInterrupt can land inside
+``take_message``, and the context can become invalid while the executor builds its wait set).
+The first request is recorded and wakes the executor, which stops between two callbacks; the
+node then shuts down in the order rclpy requires: stop spinning, close the node (e.g. the
+recorder's bag), destroy its entities and the node, shut the context down. Every stop request
+ends with exit status 0; later ones are ignored.
+"""
 
 import os
 from pathlib import Path
+import signal
 import sys
+import threading
 
 from controllers.config import ConfigError
 from ohio_ros.config import ParameterError
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+from rclpy.signals import SignalHandlerOptions
+from rclpy.task import Future
 
 EXIT_PARAMETERS = 2
-RCLError = _rclpy.RCLError
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def use_installed_description() -> None:
@@ -48,16 +61,84 @@ def set_realtime_priority(priority: int) -> str | None:
     return None
 
 
+def _ignore(_signum, _frame) -> None:
+    """Python-level handler of a stop signal: nothing (``StopRequest`` acts on it)."""
+
+
+class StopRequest:
+    """
+    The first SIGINT/SIGTERM of the process, as a flag that also ends ``spin``.
+
+    Python's C-level handler writes the signal number to a wakeup pipe from whichever thread
+    the signal hit (a DDS thread too); a watcher thread reads it, records the request and
+    completes the future the executor spins on, which wakes it from ``rcl_wait``. The
+    Python-level handlers do nothing, so no exception is raised in the main thread. Later
+    requests are ignored, up to the process's exit: ``close`` sets the signals to SIG_IGN
+    (Python resets its own handlers to SIG_DFL while the interpreter finalizes, where a second
+    Ctrl-C would kill the process with SIGINT).
+    """
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._future: Future | None = None
+        self._lock = threading.Lock()
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, _ignore)
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._previous_fd = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        self._thread = threading.Thread(target=self._watch, name='stop_request', daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        with os.fdopen(self._read, 'rb', buffering=0) as pipe:
+            while data := pipe.read(64):
+                for signum in data:
+                    if signum in STOP_SIGNALS:
+                        self._request(signum)
+
+    def _request(self, signum: int) -> None:
+        with self._lock:
+            if self.signal is None:
+                self.signal = signum
+                if self._future is not None:
+                    self._future.set_result(signum)
+
+    def spin(self, executor) -> None:
+        """Spin ``executor`` until the first stop request (at once if one came already)."""
+        future = Future()
+        with self._lock:
+            if self.signal is not None:
+                return
+            self._future = future
+        try:
+            executor.spin_until_future_complete(future)
+        finally:
+            with self._lock:
+                self._future = None
+
+    def close(self) -> None:
+        """Stop watching; from now on the stop signals are ignored."""
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        signal.set_wakeup_fd(self._previous_fd)
+        os.close(self._write)
+        self._thread.join(timeout=5.0)
+
+
 def run(node_factory, name: str, args=None) -> int:
     """
-    Create the node with ``node_factory()``, spin it until shutdown, close it.
+    Create the node with ``node_factory()``, spin it until a stop request, shut it down.
 
-    Returns 0 after a normal shutdown (Ctrl-C, SIGTERM) and EXIT_PARAMETERS when the node's
+    Returns 0 after a stop request (Ctrl-C, SIGTERM; also one that came while the node was
+    being built) or an external shutdown of the context, and EXIT_PARAMETERS when the node's
     parameters are invalid (the error names the parameter).
     """
     use_installed_description()
-    rclpy.init(args=sys.argv if args is None else args)
-    node = None
+    stop = StopRequest()
+    rclpy.init(args=sys.argv if args is None else args,
+               signal_handler_options=SignalHandlerOptions.NO)
+    node = executor = None
     try:
         try:
             node = node_factory()
@@ -68,17 +149,21 @@ def run(node_factory, name: str, args=None) -> int:
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         try:
-            executor.spin()
-        except (KeyboardInterrupt, ExternalShutdownException):
+            stop.spin(executor)
+        except ExternalShutdownException:
             pass
-        except RCLError:
-            if node.context.ok():      # not a shutdown racing the executor: a real failure
-                raise
         return 0
     finally:
-        if node is not None:
-            close = getattr(node, 'close', None)
-            if close is not None:
-                close()
-            node.destroy_node()
-        rclpy.try_shutdown()
+        if executor is not None:
+            executor.shutdown()
+        try:
+            if node is not None:
+                try:
+                    close = getattr(node, 'close', None)
+                    if close is not None:
+                        close()
+                finally:
+                    node.destroy_node()
+        finally:
+            rclpy.try_shutdown()
+            stop.close()
