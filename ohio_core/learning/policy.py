@@ -4,7 +4,8 @@
 task, the level (``goal``: normalized end-effector goals every k control periods through a
 controller; ``torque``: normalized joint torques every period), the controller config the goals
 are normalized for, k, the observation layout and the action size. ``load_policy`` refuses a
-model without its sidecar, and ``Policy.check`` refuses an environment the model does not fit.
+model without its sidecar or a damaged one (``InputError`` naming the file), and ``Policy.check``
+refuses an environment the model does not fit.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ohio_core.pipeline.sidecar import pair_paths, read_sidecar, write_pair
+from ohio_core.pipeline.sidecar import pair_paths, read_data, read_sidecar, write_pair
 
 FORMAT = "ohio_policy_v1"
 LEVEL_GOAL, LEVEL_TORQUE = "goal", "torque"
@@ -97,7 +98,7 @@ def load_policy(path: str | Path) -> Policy:
 
     d3, js = model_paths(path)
     meta = read_sidecar(d3, js, "model", FORMAT)
-    algo = d3rlpy.load_learnable(str(d3), device="cpu:0")
+    algo = read_data(d3, "model", lambda: d3rlpy.load_learnable(str(d3), device="cpu:0"))
     continuous = algo.get_action_type() == d3rlpy.constants.ActionSpace.CONTINUOUS
     if not continuous or algo.action_size != int(meta["action_dim"]):
         kind = "continuous" if continuous else "discrete"

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ohio_core.pipeline.relabel import SINGLE_STEP_PIECE, HighLevelData
-from ohio_core.pipeline.sidecar import pair_paths, read_sidecar, write_pair
+from ohio_core.pipeline.sidecar import pair_paths, read_data, read_sidecar, write_pair
 
 FORMAT = "ohio_hl_dataset_v1"
 COUNTS = ("transitions", "pieces", "transitions_with_next_state")
@@ -170,6 +170,6 @@ def load_dataset(path: str | Path):
     what its sidecar counts."""
     h5, js = paths(path)
     meta = read_sidecar(h5, js, "dataset", FORMAT)
-    episodes = read_episodes(h5)
+    episodes = read_data(h5, "dataset", lambda: read_episodes(h5))
     check_counts(stored_counts(episodes), meta, h5, "its sidecar")
     return continuous_buffer(episodes, meta["action_dim"]), meta
