@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
 from ohio_core.data import topics as tp
 from rosbags.highlevel import AnyReader
 from sensor_msgs.msg import JointState
@@ -145,7 +146,8 @@ def test_closed_loop_stopped_while_running_exits_0(tmp_path, stop):
     procs = Processes(tmp_path)
     spinner = Spinner()
     try:
-        _, inbox, _ = probe(spinner, subscriptions=[(Float64MultiArray, tp.TASK_STATE), (DiagnosticArray, "/diagnostics")])
+        _, inbox, _ = probe(spinner, subscriptions=[(Float64MultiArray, tp.TASK_STATE), (PoseStamped, tp.EE_GOAL),
+                                                    (DiagnosticArray, "/diagnostics")])
         for node in launch.nodes:
             if node.enabled:
                 procs.start(node.name, command_line(node, tmp_path))
@@ -153,8 +155,11 @@ def test_closed_loop_stopped_while_running_exits_0(tmp_path, stop):
         def loop_running():
             assert all(procs.alive(n) for n in procs.procs), procs.report()
             written = next(iter(recorder_statuses(inbox["/diagnostics"]).values()), {})
-            # the loop is closed (task states flow once the controller's commands do) and recorded
-            return len(inbox[tp.TASK_STATE]) >= 10 and all(written.get(t, 0) > 0 for t in FLOODED)
+            # every node is up and busy (a node still importing its modules has no handler yet): the
+            # loop is closed (task states flow once the controller's commands do), the policy sends
+            # goals, the recorder writes
+            return len(inbox[tp.TASK_STATE]) >= 10 and len(inbox[tp.EE_GOAL]) >= 2 and \
+                all(written.get(t, 0) > 0 for t in FLOODED)
         wait_for(loop_running, timeout=180, what="the closed loop running and recorded")
         for proc, _ in procs.procs.values():
             proc.send_signal(stop)
