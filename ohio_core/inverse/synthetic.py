@@ -37,7 +37,8 @@ def simulate_segments(controller, n: int, k: int = 5, seed: int = 0, joint_noise
     rng = np.random.default_rng(seed)
     noise_rng = np.random.default_rng([seed, 1])
     sigma = None if torque_sigma is None else np.broadcast_to(np.asarray(torque_sigma, float), (7,))
-    sim = sim or ArmSim(control_period=controller.config.control_period)
+    sim = sim or ArmSim(control_period=controller.config.control_period,
+                        gravity_compensation=controller.config.gravity_compensation)
     model = controller.model
     lo, hi = model.q_min + 0.1, model.q_max - 0.1
     q_log, qd_log, tau_log = (np.empty((n, k, 7)) for _ in range(3))
