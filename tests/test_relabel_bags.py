@@ -307,9 +307,28 @@ def test_a_bag_recorded_with_another_k_is_refused_unless_forced(collected):
     with pytest.raises(RelabelError, match=refused):          # the caller's error: not skipped as a bad bag
         relabel_bags([collected], RelabelConfig(k=7), workers=1, skip_bad=True, progress=False)
     # forced: the goals change inside the 7-period segments, the residual shows it and drops them
-    forced = relabel_bag(collected, RelabelConfig(k=7, force_k=True)).account
+    forced = relabel_bag(collected, RelabelConfig(k=7, force_k=True, max_residual=1.0)).account
     assert forced["k"] == 7 and forced["k_recorded"] == 5 and forced["segments_built"] == 10
     assert forced["segments_dropped"]["residual above 1 N m"] >= 9
+
+
+def test_the_residual_is_a_warning_for_the_recording_controller_and_no_drop_for_another(collected):
+    """Relabeled for the controller that recorded it, a bag is reproduced exactly, and a residual says
+    something is wrong (here k); relabeled for another controller the residual measures how far apart
+    the two are, and by default no segment is dropped for it."""
+    same = relabel_bags([collected], RelabelConfig(k=5), workers=1, progress=False).account
+    assert same["per_bag"][str(collected)]["recorded_controller"] == "same" and same["warnings"] == []
+    forced = relabel_bags([collected], RelabelConfig(k=7, force_k=True), workers=1, progress=False).account
+    (warning,) = forced["warnings"]
+    assert warning.startswith(f"{collected}: residual p95 ") and "check k, the controller config" in warning
+    assert forced["segments_written"] == forced["segments_built"] == 10
+    damped = OSCConfig(damping_ratio=3.0)
+    other = relabel_bags([collected], RelabelConfig(controller=damped), workers=1, progress=False).account
+    bag = other["per_bag"][str(collected)]
+    assert bag["recorded_controller"] == "different" and other["warnings"] == []
+    assert bag["residual_n_m"]["p95"] > 1.0                       # the two controllers differ by newton metres
+    assert other["segments_written"] == other["segments_built"] == 14
+    assert not any(r.startswith("residual") for r in other["segments_dropped"])
 
 
 def test_cli_refuses_another_k_than_recorded_and_force_k_overrides(collected, tmp_path, capsys):

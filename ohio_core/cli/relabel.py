@@ -31,8 +31,11 @@ def add_relabel_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topics", default=None,
                    help=f"topic map: a YAML file or one of {sorted(PRESETS)} (as in config/topics/; default: ohio, "
                         "this stack's topics)")
-    p.add_argument("--max-residual", type=float, default=1.0, help="drop segments whose residual is above this: the RMS over the k periods and 7 joints of the "
-                        "deployment controller's torque for the recovered goal minus the logged torque (N m)")
+    p.add_argument("--max-residual", type=float, default=float("inf"), metavar="N_M",
+                   help="drop segments whose residual is above this: the RMS over the k periods and 7 joints of the "
+                        "deployment controller's torque for the recovered goal minus the logged torque (N m); "
+                        "default: keep every solved segment (for another controller than the one that recorded "
+                        "the bag, the residual measures how far apart the two are)")
     p.add_argument("--max-gap", type=float, default=None,
                    help="logs without task state: a longer gap (s) between joint states ends a piece (default 0.1)")
     p.add_argument("--out-of-range", choices=["clip", "drop"], default="clip",
@@ -137,6 +140,8 @@ def print_account(run) -> None:
     res = acc["residual_n_m"]
     if res.get("count"):
         print(f"residual (N m): median {res['median']:.3g}, p95 {res['p95']:.3g}, max {res['max']:.3g}")
+    for warning in acc["warnings"]:
+        print(f"WARNING: {warning}")
     for kind in ("state_ms", "command_age_ms"):
         worst = [(r.account["read"]["alignment"][kind], Path(r.bag).name) for r in run.bags
                  if r.account["read"]["alignment"][kind].get("count")]

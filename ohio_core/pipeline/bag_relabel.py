@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controllers.config import OSCConfig, QPConfig
+from controllers.config import ConfigError, OSCConfig, QPConfig, config_from_dict
 from ohio_core.data.account import Drops
 from ohio_core.data.bag_common import BagError
 from ohio_core.data.bag_read import BagStream, ReadOptions, custom_data
@@ -35,6 +35,9 @@ from ohio_core.pipeline.relabel import OUT_OF_RANGE, HighLevelData, concat, rela
 METHODS = ("auto", "analytical", "numerical", "cem", "qp", "naive", "state_matching", "ml")
 #: methods that need no logged torques
 TORQUE_FREE = ("state_matching", "naive")
+#: residual p95 (N m) above which a bag relabeled for the controller that recorded it is reported: that
+#: controller reproduces its own torques exactly (~1e-12 N m), so a wrong k, config or model shows here
+RESIDUAL_WARNING = 1.0
 
 
 class RelabelError(RuntimeError):
@@ -48,7 +51,7 @@ class RelabelConfig:
     controller: OSCConfig | QPConfig = field(default_factory=OSCConfig)
     k: int = 5
     method: str = "auto"
-    max_residual: float = 1.0
+    max_residual: float = float("inf")  # drop segments above this residual (N m); default: keep every solved one
     out_of_range: str = "clip"          # goals outside the controller's range: clip (and count) or drop
     joint_limit_margin: float = 0.05    # rad beyond the URDF limits before a segment is dropped
     topic_map: TopicMap = field(default_factory=TopicMap)
@@ -131,6 +134,17 @@ def recorded_k(path: Path) -> int | None:
     return k
 
 
+def recorded_controller(path: Path, config: OSCConfig | QPConfig) -> str:
+    """Whether ``ohio collect`` recorded the bag with ``config``: 'same', 'different' or 'unknown'."""
+    recorded = _collect_info(path).get("controller")
+    if not isinstance(recorded, dict):
+        return "unknown"
+    try:
+        return "same" if config_from_dict(recorded).to_dict() == config.to_dict() else "different"
+    except ConfigError:
+        return "different"
+
+
 def _k_refused(path: Path, k: int | None, config: RelabelConfig) -> str | None:
     """Why ``config`` may not relabel a bag recorded with ``k`` (None: it may)."""
     if k is None or k == config.k or config.force_k:
@@ -172,6 +186,12 @@ def relabel_bag(bag: str | Path, config: RelabelConfig) -> BagResult:
     account["segments_dropped_time_ranges_s"] = drops.ranges_s(read.get("start_ns", 0))
     task = config.task or recorded_task(path) or (None if config.topic_map.task_state is not None else "arm")
     data = concat(parts) if parts and sum(len(p.rewards) for p in parts) else None
+    stats = residual_stats(data.residual if data is not None else np.zeros(0))
+    account.update({"recorded_controller": recorded_controller(path, config.controller), "residual_n_m": stats})
+    if account["recorded_controller"] == "same" and stats["count"] and stats["p95"] > RESIDUAL_WARNING:
+        account["warning"] = (f"residual p95 {stats['p95']:.3g} N m, relabeled for the controller that recorded "
+                              f"the bag (which reproduces its own torques exactly): check k, the controller config "
+                              f"and the robot model")
     if data is not None:
         data.account = account
     return BagResult(str(path), data, account, task)
@@ -267,6 +287,7 @@ def total_account(results: list[BagResult], skipped: dict[str, str], config: Rel
         "bags_read": len(results), "bags_skipped": skipped, "messages": messages,
         "rows_dropped_at_read": rows_dropped, "episodes_in": sum(a["read"]["episodes"] for a in accs),
         "residual_n_m": residual_stats(residual), "per_bag": {r.bag: r.account for r in results},
+        "warnings": [f"{r.bag}: {r.account['warning']}" for r in results if "warning" in r.account],
     })
     return total
 

@@ -54,16 +54,24 @@ def _gripper_action(traj: Trajectories, rows: np.ndarray) -> np.ndarray | None:
 OUT_OF_RANGE = ("clip", "drop")
 #: drop reason of a segment that would form a piece of episode alone without a terminal state
 SINGLE_STEP_PIECE = "single-step piece (its next state is not in the data)"
+#: drop reason of a segment whose residual cannot be computed at one of its periods
+RESIDUAL_NOT_FINITE = "residual not finite (the law cannot be evaluated at a period)"
 #: inverse methods that compare with the state after the segment
 NEEDS_NEXT_STATE = ("state_matching", "naive")
 
 
-def relabel(traj: Trajectories, controller, k: int, method: str = "auto", max_residual: float = 1.0,
+def relabel(traj: Trajectories, controller, k: int, method: str = "auto", max_residual: float = float("inf"),
             gripper: bool | None = None, workers: int = 1, out_of_range: str = "clip",
             joint_limit_margin: float | None = None, result: InverseResult | None = None,
             **options) -> HighLevelData:
     """Relabel ``traj`` for ``controller`` (the deployment controller) with inverse ``method``.
-    ``result``: the inverse already run on ``segments_of(traj, k)`` (it is not run again)."""
+    ``result``: the inverse already run on ``segments_of(traj, k)`` (it is not run again).
+
+    ``max_residual`` (N m) drops segments whose residual over the k periods is above it; the default
+    keeps every solved one (the residual measures how far the deployment controller, holding one goal,
+    is from the logged torques: large by nature when it is not the controller that recorded them).
+    A segment whose residual is not finite (the law cannot be evaluated at one of its periods) is
+    always dropped."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     if out_of_range not in OUT_OF_RANGE:
@@ -96,7 +104,9 @@ def relabel(traj: Trajectories, controller, k: int, method: str = "auto", max_re
         q = segs.q
         beyond = ((q < model.q_min - joint_limit_margin) | (q > model.q_max + joint_limit_margin)).any((1, 2))
         drop(f"joint limit violation (beyond {joint_limit_margin:g} rad)", beyond)
-    drop(f"residual above {max_residual:g} N m", res.residual > max_residual)
+    drop(RESIDUAL_NOT_FINITE, ~np.isfinite(res.residual))
+    if np.isfinite(max_residual):
+        drop(f"residual above {max_residual:g} N m", res.residual > max_residual)
     if out_of_range == "drop":
         drop("goal outside the deployment controller's range", res.clipped)
     ends = index.start + k - 1
