@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ohio_core.envs.arm.description import Q_HOME
+from controllers.description import Q_HOME
 
 
 class ConfigError(ValueError):

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pinocchio as pin
 
+from controllers.description import ARM_JOINTS, FINGER_JOINTS, FINGER_LOCK, TCP_FRAME, urdf_path
 from controllers.goals import ImplausibleInputError, require_finite
-from ohio_core.envs.arm.description import ARM_JOINTS, FINGER_JOINTS, FINGER_LOCK, TCP_FRAME, urdf_path
 
 #: |qd_i| <= VELOCITY_BOUND * qd_max_i: no joint turns at 100 times its rated speed (the Panda's
 #: 2.2-2.6 rad/s), so a faster reading is corrupt; near 1e154 rad/s the Coriolis terms overflow.

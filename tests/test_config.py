@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from controllers.config import ConfigError, OSCConfig, QPConfig, config_from_dict, load_config
+from controllers.description import Q_HOME
 from ohio_core.data.topics import TopicMap, TopicMapError
-from ohio_core.envs.arm.description import Q_HOME
 
 CONFIGS = [OSCConfig, QPConfig]
 

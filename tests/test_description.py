@@ -17,9 +17,9 @@ import mujoco
 import numpy as np
 import pytest
 
+from controllers import description
+from controllers.description import ARM_JOINTS, FINGER_JOINTS, Q_HOME, urdf_path
 from controllers.robot import FINGER_LOCK, PandaModel
-from ohio_core.envs.arm import description
-from ohio_core.envs.arm.description import ARM_JOINTS, FINGER_JOINTS, Q_HOME, urdf_path
 from ohio_core.envs.arm.scene import TCP_SITE, build_model, effort_limits
 from ohio_core.envs.arm.sim import FINGER_MAX, ArmSim
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from controllers.config import OSCConfig
+from controllers.description import Q_HOME
 from controllers.osc import OSC
 from controllers.qp import QP
 from controllers.robot import PandaModel
-from ohio_core.envs.arm.description import Q_HOME
 from ohio_core.envs.arm.env import TRACE_FIELDS, GoalArmEnv, TorqueArmEnv
 from ohio_core.envs.arm.scene import build_model
 from ohio_core.envs.arm.sim import ArmSim

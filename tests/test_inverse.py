@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from controllers.config import OSCConfig
+from controllers.description import Q_HOME
 from controllers.osc import OSC
 from controllers.robot import PandaModel
-from ohio_core.envs.arm.description import Q_HOME
 from ohio_core.inverse import Segments, Status, invert
 from ohio_core.inverse.synthetic import recovery, simulate_segments
 

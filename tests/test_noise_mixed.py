@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from controllers.config import OSCConfig
+from controllers.description import Q_HOME
 from controllers.osc import OSC
 from controllers.robot import PandaModel
 from ohio_core.cli.main import main
 from ohio_core.data.collect import collect
-from ohio_core.envs.arm.description import Q_HOME
 from ohio_core.envs.arm.noise import NoisyController, torque_sigma
 from ohio_core.experiments import mixed
 from ohio_core.inverse import Status, invert

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 from controllers.config import OSCConfig, QPConfig
+from controllers.description import Q_HOME
 from controllers.goals import PoseGoal
 from controllers.osc import OSC
 from controllers.qp import QP
 from controllers.robot import PandaModel
-from ohio_core.envs.arm.description import Q_HOME
 
 from ohio_ros.control_loop import HOLD, TRACK, ControlLoop
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import yaml
 from controllers.config import CONFIG_TYPES
+from controllers.description import Q_HOME
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from ohio_core.data import topics as tp
-from ohio_core.envs.arm.description import Q_HOME
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 

@@ -7,13 +7,13 @@ bounded by a generous timeout and no assertion depends on how long something too
 import numpy as np
 import pytest
 from controllers.config import OSCConfig
+from controllers.description import Q_HOME
 from controllers.goals import PoseGoal
 from controllers.osc import OSC
 from controllers.robot import PandaModel
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from ohio_core.data import topics as tp
-from ohio_core.envs.arm.description import Q_HOME
 from rclpy.parameter import Parameter
 from rosbags.highlevel import AnyReader
 from rosgraph_msgs.msg import Clock

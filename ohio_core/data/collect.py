@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from controllers.config import OSCConfig, QPConfig, load_config
+from controllers.description import FINGER_JOINTS
 from controllers.goals import matrix_to_quat
 from controllers.osc import OSC
 from controllers.qp import QP
@@ -31,7 +32,6 @@ from controllers.robot import PandaModel
 from ohio_core.data.bags import BagError, BagWriter, EpisodeLog, bag_size, logs_to_trajectories
 from ohio_core.data.topics import TopicMap
 from ohio_core.data.trajectory import Trajectories
-from ohio_core.envs.arm.description import FINGER_JOINTS
 from ohio_core.envs.arm.env import GoalArmEnv, TorqueArmEnv
 from ohio_core.envs.arm.noise import NoisyController, torque_sigma
 from ohio_core.envs.arm.scene import SceneConfig

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from controllers.description import Q_HOME
 from controllers.goals import PoseGoal, so3_exp, so3_log
 from controllers.osc import OSC
 from controllers.qp import QP
 from controllers.robot import PandaModel
 from ohio_core import plotting
-from ohio_core.envs.arm.description import Q_HOME
 from ohio_core.envs.arm.env import GoalArmEnv, run_episode
 from ohio_core.envs.arm.sim import ArmSim
 from ohio_core.policies.scripted import EXPERTS

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from controllers.description import Q_HOME
 from controllers.goals import PoseGoal
-from ohio_core.envs.arm.description import Q_HOME
 from ohio_core.envs.arm.sim import ArmSim
 from ohio_core.inverse.base import Segments
 

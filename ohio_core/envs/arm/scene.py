@@ -16,7 +16,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from ohio_core.envs.arm.description import ARM_JOINTS, FINGER_JOINTS, TCP_FRAME, urdf_path
+from controllers.description import ARM_JOINTS, FINGER_JOINTS, TCP_FRAME, urdf_path
 
 TCP_SITE = "tcp"
 CUBE_BODY = "cube"

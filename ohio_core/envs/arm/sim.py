@@ -15,7 +15,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from ohio_core.envs.arm.description import ARM_JOINTS, FINGER_JOINTS, Q_HOME
+from controllers.description import ARM_JOINTS, FINGER_JOINTS, Q_HOME
 from ohio_core.envs.arm.scene import CUBE_BODY, GRIPPER_ACTUATOR, TARGET_BODY, TCP_SITE, SceneConfig, build_spec
 
 FINGER_MAX = 0.04   # m, per finger

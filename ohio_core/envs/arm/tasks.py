@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ohio_core.envs.arm.description import Q_HOME
+from controllers.description import Q_HOME
 from ohio_core.envs.arm.scene import SceneConfig
 from ohio_core.envs.arm.sim import ArmSim
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import threading
 import time
 
+from controllers.description import FINGER_JOINTS
 from controllers.goals import NonFiniteInputError
-from ohio_core.envs.arm.description import FINGER_JOINTS
 from ohio_ros import config as cfg
 from ohio_ros import convert, names, params, qos
 from ohio_ros.runtime import run, set_realtime_priority

@@ -12,10 +12,10 @@ After it the next episode starts (a new scene drawn from ``[seed, episode]``) at
 
 from dataclasses import dataclass
 
+from controllers.description import FINGER_JOINTS
 from controllers.goals import matrix_to_quat
 import numpy as np
 from ohio_core.data.topics import TASK_STATE_FIELDS, TS
-from ohio_core.envs.arm.description import FINGER_JOINTS
 from ohio_core.envs.arm.scene import SceneConfig
 from ohio_core.envs.arm.tasks import TASKS
 

@@ -26,7 +26,7 @@ def description_dir() -> Path:
     candidates = []
     if os.environ.get("OHIO_URDF_DIR"):
         candidates.append(Path(os.environ["OHIO_URDF_DIR"]))
-    candidates.append(Path(__file__).resolve().parents[3] / "urdf")
+    candidates.append(Path(__file__).resolve().parents[1] / "urdf")
     candidates.append(Path(sys.prefix) / "share" / "ohio" / "urdf")
     for c in candidates:
         if (c / "panda.urdf").is_file():
