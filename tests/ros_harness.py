@@ -128,8 +128,9 @@ class Processes:
     def start(self, name: str, cmd: list[str], env: dict | None = None) -> subprocess.Popen:
         log = self.log_dir / f"{name}.log"
         with open(log, "wb") as out:
+            # faulthandler: SIGABRT (sent to a process that hangs) writes every thread's stack to the log
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=dict(os.environ, **(env or {})))
+                                    env=dict(os.environ, PYTHONFAULTHANDLER="1", **(env or {})))
         self.procs[name] = (proc, log)
         return proc
 
@@ -140,7 +141,8 @@ class Processes:
         return self.procs[name][0].poll() is None
 
     def stop(self, timeout: float = 30.0) -> dict[str, int]:
-        """SIGINT to all, wait (bounded), SIGKILL stragglers; the exit codes."""
+        """SIGINT to all, wait (bounded); a straggler gets SIGABRT (its stacks go to its log), then
+        SIGKILL; the exit codes (-6 or -9 for a process that hung)."""
         for proc, _ in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
@@ -149,10 +151,14 @@ class Processes:
             try:
                 codes[name] = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                codes[name] = proc.wait(timeout=10)
+                proc.send_signal(signal.SIGABRT)
+                try:
+                    codes[name] = proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    codes[name] = proc.wait(timeout=10)
         return codes
 
     def report(self) -> str:
         """Every process's output tail (for assertion messages)."""
-        return "\n".join(f"--- {name}\n{self.output(name)[-3000:]}" for name in self.procs)
+        return "\n".join(f"--- {name}\n{self.output(name)[-6000:]}" for name in self.procs)
