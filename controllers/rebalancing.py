@@ -27,8 +27,9 @@ Formulations (``RebalancingConfig.formulation``):
   sends no more from any region. Where several flows are optimal, the two formulations may return
   different ones. Non-metric travel times are refused.
 
-``project_flows`` (the feasibility projection of flat per-edge policies) lives with the simulator
-and is re-exported here.
+Also here: ``project_flows``, the feasibility projection of flat policies' per-edge flows, and the
+largest-remainder rounding both use (``round_to_total``); the simulator and the routing environment
+import them from here.
 """
 
 from __future__ import annotations
@@ -42,10 +43,9 @@ from scipy import sparse
 from scipy.optimize import linprog
 
 from controllers.config import ConfigError, config_fields
-from ohio_core.envs.routing.sim import project_flows, round_to_total
 
 __all__ = ["RebalancingConfig", "RebalancingError", "Rebalancer", "desired_counts", "rebalance", "flow_cost",
-           "project_flows", "is_metric", "cost_tolerance", "transport_flows", "SOLVERS", "FORMULATIONS"]
+           "project_flows", "round_to_total", "is_metric", "cost_tolerance", "transport_flows", "SOLVERS", "FORMULATIONS"]
 
 SOLVERS = ("highs", "highs-ds", "highs-ipm")
 FORMULATIONS = ("edges", "transport")
@@ -117,6 +117,42 @@ def desired_counts(distribution, idle_total) -> np.ndarray:
         raise ValueError(f"idle_total must hold integers >= 0, got {a.tolist()}")
     a = np.broadcast_to(a.astype(np.int64), total.shape)
     return round_to_total(w / total[..., None] * a[..., None], a)
+
+
+def round_to_total(x: np.ndarray, totals) -> np.ndarray:
+    """Largest-remainder rounding along the last axis: ``floor(x)`` plus 1 on the ``totals - sum
+    floor(x)`` entries of largest remainder ``x - floor(x)`` (ties: lower index first), so every row
+    sums to its total and ``|c - x| < 1``. Needs ``sum floor(x) <= totals <= sum floor(x) + n``."""
+    x = np.asarray(x, dtype=float)
+    low = np.floor(x)
+    extra = np.asarray(totals) - low.sum(-1)
+    if (extra < -1e-9).any() or (extra > x.shape[-1] + 1e-9).any():
+        raise ValueError(f"totals {np.asarray(totals).tolist()} cannot be reached by rounding {x.tolist()}")
+    order = np.argsort(low - x, axis=-1, kind="stable")            # largest remainder first
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.broadcast_to(np.arange(x.shape[-1]), x.shape), axis=-1)
+    return (low + (rank < np.rint(extra)[..., None])).astype(np.int64)
+
+
+def project_flows(raw: np.ndarray, idle: np.ndarray) -> np.ndarray:
+    """Feasible integer flows nearest in spirit to a flat policy's raw per-edge flows (..., n, n).
+
+    ``y = max(raw, 0)`` with a zero diagonal, each origin scaled to ``y_i. <= idle_i``
+    (``y_ij *= min(1, idle_i / sum_j y_ij)``), then per origin ``round_to_total(y_i, min(idle_i,
+    round(sum_j y_ij)))``. Feasible integer flows come back unchanged.
+    """
+    y = np.asarray(raw, dtype=float)
+    idle = np.asarray(idle)
+    n = y.shape[-1]
+    if y.shape[-2:] != (n, n) or idle.shape != y.shape[:-1]:
+        raise ValueError(f"raw flows (..., n, n) and idle (..., n) disagree: {y.shape}, {idle.shape}")
+    if not np.isfinite(y).all():
+        raise ValueError("raw flows must be finite")
+    y = np.clip(y, 0.0, None)
+    y[..., np.arange(n), np.arange(n)] = 0.0
+    out = y.sum(-1)
+    y *= np.where(out > idle, idle / np.where(out > 0, out, 1.0), 1.0)[..., None]
+    return round_to_total(y, np.minimum(np.rint(y.sum(-1)), idle))
 
 
 @functools.lru_cache(maxsize=32)

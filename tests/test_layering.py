@@ -3,6 +3,8 @@
 - ``ohio_core`` and ``controllers`` never import rclpy (only the ROS 2 nodes in ros2_ws do):
   checked by importing every module in a fresh interpreter and inspecting ``sys.modules``,
   and statically over the source with ``ast`` (which also sees imports inside functions).
+- ``controllers`` is the bottom of the stack: it never imports ``ohio_core`` (statically, and no
+  module of it loads one of ``ohio_core`` in a fresh interpreter), so the two packages form no cycle.
 - ``ohio_core.envs`` runs no controller of its own: the simulators take their low level as an
   argument. From ``controllers`` they import only the robot description, the goal conventions, the
   validation helpers and the flow arithmetic the routing simulator shares with the rebalancing LP
@@ -174,6 +176,21 @@ def test_core_modules_do_not_import_rclpy_at_runtime(core_import_report):
 def test_core_sources_do_not_import_rclpy():
     violations = static_violations(CORE_PACKAGES, ROS_CLIENT)
     assert not violations, f"{ROS_CLIENT} imported in the core packages:\n" + "\n".join(violations)
+
+
+def test_controllers_sources_do_not_import_ohio_core():
+    violations = static_violations(["controllers"], "ohio_core")
+    assert not violations, "controllers sits below ohio_core and must not import it:\n" + "\n".join(violations)
+
+
+def test_controllers_modules_do_not_load_ohio_core(tmp_path):
+    """Also through other modules: a fresh interpreter imports every module of controllers."""
+    report = probe(tmp_path, ["ohio_core"], discover_modules("controllers"))
+    assert report["baseline"] == [], f"ohio_core is loaded by a bare interpreter: {report['baseline']}"
+    assert not report["errors"], "controllers modules fail to import:\n" + _format_errors(report["errors"])
+    assert not report["culprits"], (
+        "controllers sits below ohio_core and must not load it (directly or through another module):\n"
+        + "\n".join(f"  {name}: {', '.join(new[:5])}" for name, new in report["culprits"].items()))
 
 
 def test_envs_sources_import_no_controller():

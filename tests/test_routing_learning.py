@@ -11,11 +11,10 @@ import json
 import numpy as np
 import pytest
 
-from controllers.rebalancing import RebalancingConfig, Rebalancer, desired_counts, flow_cost, rebalance
+from controllers.rebalancing import RebalancingConfig, Rebalancer, desired_counts, flow_cost, project_flows, rebalance
 from ohio_core.cli.main import main
 from ohio_core.envs.routing.env import FlatRoutingEnv, RoutingEnv, rollout
 from ohio_core.envs.routing.scenario import synthetic
-from ohio_core.envs.routing.sim import project_flows
 from ohio_core.inverse.routing import FlowStatus, invert_flows
 from ohio_core.experiments.routing import RoutingExperimentConfig, run
 from ohio_core.learning.finetune import routing_scenario

@@ -3,10 +3,10 @@
 - ``RoutingEnv`` (high level): action = desired distribution of idle vehicles over the n regions,
   as nonnegative weights (normalized here; all zero means uniform). A rebalancing controller passed
   in (``goal_from_action(p, idle) -> desired counts``, ``act(idle, desired, travel_time) -> flows``,
-  e.g. ``controllers.rebalancing.Rebalancer``; ``ohio_core.envs`` sits below ``controllers``) turns
-  it into integer flows.
+  e.g. ``controllers.rebalancing.Rebalancer``; the env takes it as an argument) turns it into
+  integer flows.
 - ``FlatRoutingEnv`` (end to end): action = per-edge flows (n * n,) in vehicles, row-major
-  (``x[i * n + j]`` from i to j), made feasible by ``sim.project_flows``.
+  (``x[i * n + j]`` from i to j), made feasible by ``controllers.rebalancing.project_flows``.
 
 One env step is one simulator step t (``sim`` module docstring): the matching of step t has
 happened when the policy observes; the env applies the flows, then advances to t + 1 and matches.
@@ -40,8 +40,9 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from controllers.rebalancing import project_flows
 from ohio_core.envs.routing.scenario import Scenario
-from ohio_core.envs.routing.sim import RoutingSim, project_flows
+from ohio_core.envs.routing.sim import RoutingSim
 
 DEFAULT_LOOKAHEAD = 4
 LEVEL_GOAL, LEVEL_FLOWS = "goal", "flows"

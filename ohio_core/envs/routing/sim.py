@@ -10,31 +10,17 @@ Every vehicle is idle in a region or on its way to one (with a passenger or reba
    leave i now and arrive at j at ``t + t_ij``;
 5. ``advance()``: t + 1, then 1-3 of the new step while t < horizon.
 
-Costs: ``op_cost`` per vehicle-step of travel, for trips and rebalancing alike.
-Also here: ``project_flows``, the feasibility projection of flat policies' per-edge flows, and the
-integer rounding both use (``round_to_total``).
+Costs: ``op_cost`` per vehicle-step of travel, for trips and rebalancing alike. The integer
+rounding of the initial fleet is ``controllers.rebalancing.round_to_total``, the rounding of the
+rebalancing low level.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from controllers.rebalancing import round_to_total
 from ohio_core.envs.routing.scenario import Scenario
-
-
-def round_to_total(x: np.ndarray, totals) -> np.ndarray:
-    """Largest-remainder rounding along the last axis: ``floor(x)`` plus 1 on the ``totals - sum
-    floor(x)`` entries of largest remainder ``x - floor(x)`` (ties: lower index first), so every row
-    sums to its total and ``|c - x| < 1``. Needs ``sum floor(x) <= totals <= sum floor(x) + n``."""
-    x = np.asarray(x, dtype=float)
-    low = np.floor(x)
-    extra = np.asarray(totals) - low.sum(-1)
-    if (extra < -1e-9).any() or (extra > x.shape[-1] + 1e-9).any():
-        raise ValueError(f"totals {np.asarray(totals).tolist()} cannot be reached by rounding {x.tolist()}")
-    order = np.argsort(low - x, axis=-1, kind="stable")            # largest remainder first
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.broadcast_to(np.arange(x.shape[-1]), x.shape), axis=-1)
-    return (low + (rank < np.rint(extra)[..., None])).astype(np.int64)
 
 
 def check_flows(flows: np.ndarray, idle: np.ndarray) -> np.ndarray:
@@ -57,27 +43,6 @@ def check_flows(flows: np.ndarray, idle: np.ndarray) -> np.ndarray:
         i = over[0]
         raise ValueError(f"flows send {x[i].sum()} vehicles out of region {i}, which has {idle[i]} idle")
     return x
-
-
-def project_flows(raw: np.ndarray, idle: np.ndarray) -> np.ndarray:
-    """Feasible integer flows nearest in spirit to a flat policy's raw per-edge flows (..., n, n).
-
-    ``y = max(raw, 0)`` with a zero diagonal, each origin scaled to ``y_i. <= idle_i``
-    (``y_ij *= min(1, idle_i / sum_j y_ij)``), then per origin ``round_to_total(y_i, min(idle_i,
-    round(sum_j y_ij)))``. Feasible integer flows come back unchanged.
-    """
-    y = np.asarray(raw, dtype=float)
-    idle = np.asarray(idle)
-    n = y.shape[-1]
-    if y.shape[-2:] != (n, n) or idle.shape != y.shape[:-1]:
-        raise ValueError(f"raw flows (..., n, n) and idle (..., n) disagree: {y.shape}, {idle.shape}")
-    if not np.isfinite(y).all():
-        raise ValueError("raw flows must be finite")
-    y = np.clip(y, 0.0, None)
-    y[..., np.arange(n), np.arange(n)] = 0.0
-    out = y.sum(-1)
-    y *= np.where(out > idle, idle / np.where(out > 0, out, 1.0), 1.0)[..., None]
-    return round_to_total(y, np.minimum(np.rint(y.sum(-1)), idle))
 
 
 def match(requests: np.ndarray, price: np.ndarray, idle: np.ndarray) -> np.ndarray:
