@@ -17,7 +17,8 @@ from rosbags.rosbag2.storage_mcap import McapWriter, Schema, write_schema
 
 from ohio_core.cli.main import main
 from ohio_core.data import topics as tp
-from ohio_core.data.bag_read import inspect_bag, read_bag
+from ohio_core.data.bag_inspect import inspect_bag
+from ohio_core.data.bag_read import read_bag
 from ohio_core.data.bag_source import write_metadata
 from ohio_core.data.bags import BagError, typestore
 from ohio_core.data.topics import TopicMap

@@ -89,7 +89,7 @@ def _print_report(r: dict, map_name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ohio_core.data.bag_common import BagError
-    from ohio_core.data.bag_read import inspect_bag
+    from ohio_core.data.bag_inspect import inspect_bag
     from ohio_core.data.bag_source import write_metadata
     from ohio_core.pipeline.bag_relabel import expand_bags
 

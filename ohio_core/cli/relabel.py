@@ -65,7 +65,7 @@ def add_parser(sub) -> None:
 
 def relabel_config(args: argparse.Namespace, prog: str):
     """``RelabelConfig`` from the shared options; bad values exit with a message naming them."""
-    from ohio_core.data.bag_read import ReadOptions
+    from ohio_core.data.rows_common import ReadOptions
     from ohio_core.data.collect import controller_config
     from ohio_core.data.topics import PRESETS, TopicMap, TopicMapError
     from ohio_core.pipeline.bag_relabel import RelabelConfig

@@ -27,8 +27,9 @@ import numpy as np
 from controllers.config import ConfigError, OSCConfig, QPConfig, config_from_dict
 from ohio_core.data.account import Drops
 from ohio_core.data.bag_common import BagError
-from ohio_core.data.bag_read import BagStream, ReadOptions, custom_data
-from ohio_core.data.bag_source import STORAGES, is_bag_folder
+from ohio_core.data.bag_read import BagStream
+from ohio_core.data.bag_source import STORAGES, bag_custom_data, is_bag_folder
+from ohio_core.data.rows_common import ReadOptions
 from ohio_core.data.topics import TopicMap
 from ohio_core.pipeline.relabel import OUT_OF_RANGE, HighLevelData, concat, relabel, residual_stats
 
@@ -108,7 +109,7 @@ def _controller(config):
 
 def _collect_info(path: Path) -> dict:
     """The settings ``ohio collect`` recorded in a bag's metadata ({} if none, or not a JSON object)."""
-    info = custom_data(path).get("ohio.collect")
+    info = bag_custom_data(path).get("ohio.collect")
     try:
         value = json.loads(info) if info else {}
     except (ValueError, TypeError):

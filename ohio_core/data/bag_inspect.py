@@ -1,0 +1,96 @@
+"""What a bag holds, and whether relabeling with a topic map finds what it needs in it (``ohio
+bag-info``): ``inspect_bag``."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+from ohio_core.data.bag_common import BagError
+from ohio_core.data.bag_read import match_roles, read_messages
+from ohio_core.data.bag_source import OpenBag, open_bag
+from ohio_core.data.rows_episodic import task_state_index
+from ohio_core.data.topics import TopicMap
+
+
+def _role_status(bag: OpenBag, tm: TopicMap, role: str, topic: str, role_of: dict, problems: dict) -> str:
+    if role == "commands" and tm.effort_source != "commands":
+        return f"not used (effort_source: {tm.effort_source})"
+    if role in problems:
+        return problems[role]
+    if topic in role_of:
+        return f"{sum(c.msgcount for c in bag.connections if c.topic == topic)} messages"
+    return "not in the bag (optional)"
+
+
+def _first_message_problems(bag: OpenBag, tm: TopicMap, role_of: dict) -> dict[str, str]:
+    """role -> what the first message of its topic shows is wrong (joint names, the command width,
+    the task-state layout): what a read would stop at."""
+    out = {}
+    conns = bag.use(role_of)
+    for topic, role in role_of.items():
+        if role not in ("joint_states", "commands", "task_state"):
+            continue
+        try:
+            first = next(read_messages(bag.path, bag, [c for c in conns if c.topic == topic]), None)
+        except BagError as exc:
+            out[role] = str(exc).removeprefix(f"{bag.path}: ")
+            continue
+        if first is None:
+            continue
+        msg = first[2]
+        if role == "joint_states":
+            missing = [j for j in tm.arm_joints if j not in msg.name]
+            if missing:
+                out[role] = (f"topic {topic!r} lacks the arm joint(s) {missing}; its messages name {list(msg.name)} "
+                             f"(set arm_joints in the topic map)")
+            elif tm.effort_source == "joint_states" and not len(msg.effort):
+                out["note"] = f"{topic!r} carries no efforts: goals only by state matching"
+        elif role == "commands":
+            label = msg.layout.dim[0].label if msg.layout.dim else ""
+            names = [x.strip() for x in label.split(",")] if "," in label else None
+            if names is not None and sorted(names) != sorted(tm.arm_joints):
+                out[role] = f"topic {topic!r} names joints {names}, expected {list(tm.arm_joints)}"
+            elif len(msg.data) != 7:
+                out[role] = f"topic {topic!r} carries {len(msg.data)} values, expected 7 (one per arm joint)"
+        else:
+            label = msg.layout.dim[0].label if msg.layout.dim else ""
+            try:
+                task_state_index(bag.path, topic, label, tm)
+            except BagError as exc:
+                out[role] = str(exc).removeprefix(f"{bag.path}: ")
+    return out
+
+
+def inspect_bag(path: str | Path, topic_map: TopicMap | None = None) -> dict:
+    """What a bag holds and whether relabeling with ``topic_map`` finds what it needs (``ohio
+    bag-info``): storage, files, metadata version, compression, messages, start and duration;
+    each topic's types, message count, serialization, stored definition and why it cannot be read
+    (None when it can); each role's topic and status; ``problems`` (what would stop a read,
+    checked on the topics and on the first message of each topic a role needs; empty when
+    relabeling can read the bag) and ``ready``."""
+    tm = topic_map or TopicMap()
+    bag = open_bag(path)
+    try:
+        role_of, found, _ = match_roles(bag, tm)
+        problems = {role: text for role, _, text in found}
+        if not problems:
+            problems = _first_message_problems(bag, tm, role_of)
+        note = problems.pop("note", None)
+        start = int(bag.start_time) if bag.message_count else None
+        out = {
+            "bag": str(path), **bag.info, "messages": bag.message_count,
+            "start": None if start is None else datetime.datetime.fromtimestamp(
+                start * 1e-9, datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "duration_s": round((int(bag.end_time) - 1 - start) * 1e-9, 3) if start is not None else 0.0,
+            "topics": bag.topics(),
+            "roles": {role: {"topic": topic, "status": _role_status(bag, tm, role, topic, role_of, problems)}
+                      for role, topic in tm.roles().items()},
+            "effort_source": tm.effort_source,
+            "problems": list(problems.values()), "ready": not problems,
+        }
+        if note:
+            out["note"] = note
+        return out
+    finally:
+        bag.close()
