@@ -180,6 +180,12 @@ def goal_from_action(action: np.ndarray, p0: np.ndarray, R0: np.ndarray, output_
     return PoseGoal(np.asarray(p0, float) + delta[..., :3], so3_exp(delta[..., 3:]) @ np.asarray(R0, float))
 
 
+def gripper_command(action_value: float) -> float:
+    """The binary gripper command (1 grasp, 0 open) of a normalized gripper action in [-1, 1]: grasp
+    where it is >= 0. The hand's command is binary, as the Franka hand's grasp and move actions are."""
+    return 1.0 if float(require_finite("gripper action", action_value)) >= 0.0 else 0.0
+
+
 def action_from_goal(goal: PoseGoal, p0: np.ndarray, R0: np.ndarray, output_max) -> np.ndarray:
     """Inverse of ``goal_from_action`` before clipping: the normalized action (may leave [-1, 1])."""
     return action_from_pose(goal.p, goal.R, p0, R0, output_max)

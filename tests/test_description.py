@@ -20,7 +20,7 @@ import pytest
 from controllers import description
 from controllers.description import ARM_JOINTS, FINGER_JOINTS, Q_HOME, urdf_path
 from controllers.robot import FINGER_LOCK, PandaModel
-from ohio_core.envs.arm.scene import TCP_SITE, build_model, effort_limits
+from ohio_core.envs.arm.scene import TCP_SITE, SceneConfig, build_model, effort_limits
 from ohio_core.envs.arm.sim import FINGER_MAX, ArmSim
 
 N_CONFIGS = 50
@@ -245,42 +245,44 @@ def test_gravity_vector_agrees(panda, mj):
 # -- fingers -----------------------------------------------------------------------------------
 
 def test_fingers_are_coupled_by_the_urdf_mimic_joint():
+    """One motor drives both fingers (the mimic equality couples them): they close and open together,
+    at most at the finger speed, from and to their limits."""
     sim = ArmSim()
     m = sim.model
     f1, f2 = (m.joint(j).id for j in FINGER_JOINTS)
     couplings = [i for i in range(m.neq) if m.eq_type[i] == mujoco.mjtEq.mjEQ_JOINT
                  and {int(m.eq_obj1id[i]), int(m.eq_obj2id[i])} == {f1, f2}]
     assert len(couplings) == 1
+    dofs = [m.jnt_dofadr[j] for j in (f1, f2)]
     panda = PandaModel()
-    for command in (0.5, 0.25, 1.0):
-        sim.reset(Q_HOME, gripper=0.0)
+    for command in (1.0, 0.5, 0.49, 0.0):        # binary: from 0.5 up it grasps, below it opens
+        grasp = command >= 0.5
+        sim.reset(Q_HOME, gripper=0.0 if grasp else 1.0)
         start = sim.data.qpos[sim.qpos_fingers].copy()
-        np.testing.assert_array_equal(start, [FINGER_MAX, FINGER_MAX])
+        np.testing.assert_array_equal(start, [FINGER_MAX, FINGER_MAX] if grasp else [0.0, 0.0])
+        speeds = []
         for step in range(25):
             sim.control_step(panda.gravity(sim.q), gripper=command)
+            speeds.append(np.abs(sim.data.qvel[dofs]).max())
             if step == 2:   # both fingers are on their way
-                moved = start - sim.data.qpos[sim.qpos_fingers]
+                moved = np.abs(start - sim.data.qpos[sim.qpos_fingers])
                 assert np.all(moved > 1e-3), f"fingers did not both move: {moved}"
         fingers = sim.data.qpos[sim.qpos_fingers]
-        target = FINGER_MAX * (1.0 - command)
+        target = 0.0 if grasp else FINGER_MAX
         assert abs(fingers[0] - fingers[1]) < 1e-4, f"fingers not equal: {fingers}"
         np.testing.assert_allclose(fingers, [target, target], atol=1e-3)
         assert sim.finger_opening == pytest.approx(fingers.sum())
+        assert max(speeds) <= 1.01 * SceneConfig().finger_speed
 
 
 def test_reset_places_both_fingers():
     sim = ArmSim()
-    sim.reset(Q_HOME, gripper=0.25)
-    np.testing.assert_allclose(sim.data.qpos[sim.qpos_fingers], [0.03, 0.03], atol=1e-15)
+    sim.reset(Q_HOME, gripper=1.0)
+    np.testing.assert_allclose(sim.data.qpos[sim.qpos_fingers], [0.0, 0.0], atol=1e-15)
     sim.reset(Q_HOME)
     np.testing.assert_allclose(sim.data.qpos[sim.qpos_fingers], [FINGER_LOCK, FINGER_LOCK], atol=1e-15)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "scene.py: closing the gripper on nothing drives the fingers ~2 cm past their 0 m limit (MuJoCo's "
-    "default soft limit, solref 0.02 s, with the URDF mimic equality); stiffer limits (solref 0.004-0.01) "
-    "or servo damping reduce the crossing but make grasps of the cube fail (lift expert 0-90% instead of "
-    "100%), so the scene keeps the defaults until the finger contact model is reworked"))
 def test_closing_on_nothing_keeps_fingers_in_their_range():
     sim = ArmSim()
     panda = PandaModel()
@@ -289,7 +291,7 @@ def test_closing_on_nothing_keeps_fingers_in_their_range():
     for _ in range(25):
         sim.control_step(panda.gravity(sim.q), gripper=1.0)
         lowest = min(lowest, sim.data.qpos[sim.qpos_fingers].min())
-    assert lowest >= -5e-3, f"finger went to {lowest:.4f} m, below its 0 m limit"
+    assert lowest >= -1e-3, f"finger went to {lowest:.4f} m, below its 0 m limit"
 
 
 # -- one file, two engines ---------------------------------------------------------------------

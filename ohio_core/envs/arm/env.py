@@ -1,7 +1,8 @@
 """gymnasium environments on the arm tasks, with two action interfaces.
 
 - ``GoalArmEnv`` (high level): action = normalized end-effector goal in [-1, 1]^6 (+ gripper in
-  [-1, 1] for lift: -1 open, +1 closed), held for ``k`` control steps while a low-level controller
+  [-1, 1] for lift: grasp where >= 0, else open; the hand's command is binary,
+  ``controllers.goals.gripper_command``), held for ``k`` control steps while a low-level controller
   turns it into torques at 50 Hz. The controller is passed in (anything with
   ``goal_from_action(action, q)`` and ``act(q, qd, goal)``, e.g. ``controllers.OSC``/``QP``).
 - ``TorqueArmEnv`` (low level): action = joint torques normalized by the limits, [-1, 1]^7
@@ -22,6 +23,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from controllers.goals import gripper_command
 from ohio_core.envs.arm.scene import SceneConfig
 from ohio_core.envs.arm.tasks import OBS_DIM, TASKS, TaskConfig
 
@@ -59,7 +61,7 @@ class ArmEnv(gym.Env):
         return self.task.observation(), {"is_success": False}
 
     def _gripper_command(self, action: np.ndarray) -> float:
-        return 0.5 * (float(np.clip(action[-1], -1.0, 1.0)) + 1.0) if self.task.uses_gripper else 0.0
+        return gripper_command(action[-1]) if self.task.uses_gripper else 0.0
 
     def _control_step(self, tau: np.ndarray, gripper: float, trace: dict) -> None:
         sim = self.sim

@@ -2,9 +2,22 @@
 
 ``build_model()`` takes ``urdf/panda.urdf`` through MuJoCo's URDF compiler and adds, with
 ``mujoco.MjSpec``: a TCP site (placed by composing the URDF's fixed joints, since MuJoCo fuses
-fixed links), torque motors on the 7 arm joints with the URDF effort limits, a position-
-controlled gripper (finger 2 mirrors finger 1 through the joint equality MuJoCo makes of the
-URDF's mimic tag), a table, a cube with a free joint, a target marker, a light and a camera.
+fixed links), torque motors on the 7 arm joints with the URDF effort limits, the gripper, a table,
+a cube with a free joint, a target marker, a light and a camera.
+
+The gripper behaves as the Franka hand does: one motor drives both fingers (coupled: finger 2
+mirrors finger 1 through the joint equality MuJoCo makes of the URDF's mimic tag, and the motor
+pulls on a tendon of the mean finger opening), its command is binary (grasp or open), and it moves
+the fingers at most at the URDF's finger speed, pressing with at most ``grasp_force`` per finger.
+The motor is a DC motor's torque-speed line on the tendon,
+
+    f = k_v (v_cmd - v),   v_cmd = -+ finger_speed (close / open),   k_v = 2 grasp_force / finger_speed,
+
+so the fingers run at ``finger_speed`` in free motion and press with ``grasp_force`` each at stall
+(on the cube, or on a limit). ``finger_armature`` (reflected motor inertia) and stiff finger
+contacts and limits (``finger_solref``) keep a grasp from sinking into the cube or the fingers from
+crossing their limits at the 2 ms physics step: the soft constraints of 15 g fingers alone gave
+way by centimetres under the grasp force.
 """
 
 from __future__ import annotations
@@ -22,6 +35,7 @@ TCP_SITE = "tcp"
 CUBE_BODY = "cube"
 TARGET_BODY = "target"
 GRIPPER_ACTUATOR = "gripper"
+FINGER_TENDON = "fingers"
 CAMERA = "front"
 
 
@@ -33,8 +47,10 @@ class SceneConfig:
     cube_half_size: float = 0.02
     cube_mass: float = 0.1
     cube_friction: float = 1.0
-    gripper_kp: float = 1000.0       # N/m, position servo on the fingers
-    gripper_force: float = 70.0      # N, continuous force of the Franka hand
+    finger_speed: float = 0.2        # m/s per finger (the URDF's finger velocity limit)
+    grasp_force: float = 20.0        # N per finger at stall (the Franka hand grasps with up to 70 N)
+    finger_armature: float = 0.5     # kg, reflected inertia of the finger drive
+    finger_solref: float = 0.004     # s, time constant of finger contacts and limits (2 physics steps)
 
     table_center: tuple[float, float] = (0.45, 0.0)
     table_half_size: tuple[float, float] = (0.6, 0.6)
@@ -49,6 +65,12 @@ class SceneConfig:
                              f"got {self.arm_damping}, {self.arm_frictionloss}")
         if not 0.0 < self.timestep <= 0.005:
             raise ValueError(f"SceneConfig.timestep must be in (0, 0.005] s, got {self.timestep}")
+        for name in ("finger_speed", "grasp_force", "finger_armature", "finger_solref"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"SceneConfig.{name} must be > 0, got {getattr(self, name)}")
+        if self.finger_solref < 2 * self.timestep:
+            raise ValueError(f"SceneConfig.finger_solref ({self.finger_solref} s) must be at least two physics "
+                             f"steps ({2 * self.timestep} s)")
         if not 0.005 <= self.cube_half_size <= 0.035:
             raise ValueError(
                 f"SceneConfig.cube_half_size must fit the gripper (0.005..0.035 m), got {self.cube_half_size}")
@@ -104,6 +126,28 @@ def _look_at(eye, center) -> list[float]:
     return [*x, *np.cross(x, f)]
 
 
+def _add_gripper(spec: mujoco.MjSpec, config: SceneConfig) -> None:
+    """The hand's finger drive (module docstring): a tendon of the mean finger opening, a velocity
+    servo on it with the motor line's gain, binary command -+ ``finger_speed``."""
+    tendon = spec.add_tendon(name=FINGER_TENDON)
+    for name in FINGER_JOINTS:
+        joint = spec.joint(name)
+        joint.armature = config.finger_armature
+        joint.solref_limit = [config.finger_solref, 1.0]
+        tendon.wrap_joint(name, 0.5)
+    grip = spec.add_actuator(name=GRIPPER_ACTUATOR, target=FINGER_TENDON, trntype=mujoco.mjtTrn.mjTRN_TENDON)
+    grip.set_to_velocity(kv=2.0 * config.grasp_force / config.finger_speed)
+    grip.ctrlrange = [-config.finger_speed, config.finger_speed]
+    grip.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
+    spec.add_exclude(bodyname1="panda_leftfinger", bodyname2="panda_rightfinger")
+    for finger in ("panda_leftfinger", "panda_rightfinger"):
+        for geom in spec.body(finger).geoms:
+            geom.friction = [config.cube_friction, 0.005, 0.0001]
+            geom.condim = 4
+            geom.solref = [config.finger_solref, 1.0]
+            geom.solimp = [0.95, 0.99, 0.001, 0.5, 2.0]
+
+
 def build_spec(config: SceneConfig = SceneConfig(), urdf: Path | None = None) -> mujoco.MjSpec:
     urdf = Path(urdf) if urdf is not None else urdf_path()
     if not urdf.is_file():
@@ -133,17 +177,7 @@ def build_spec(config: SceneConfig = SceneConfig(), urdf: Path | None = None) ->
         act.forcerange = [-limit, limit]
         act.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
 
-    grip = spec.add_actuator(name=GRIPPER_ACTUATOR, target=FINGER_JOINTS[0], trntype=mujoco.mjtTrn.mjTRN_JOINT)
-    grip.set_to_position(kp=config.gripper_kp)
-    grip.ctrlrange = [0.0, 0.04]
-    grip.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
-    grip.forcerange = [-config.gripper_force, config.gripper_force]
-    grip.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
-    spec.add_exclude(bodyname1="panda_leftfinger", bodyname2="panda_rightfinger")
-    for finger in ("panda_leftfinger", "panda_rightfinger"):
-        for geom in spec.body(finger).geoms:
-            geom.friction = [config.cube_friction, 0.005, 0.0001]
-            geom.condim = 4
+    _add_gripper(spec, config)
 
     world = spec.worldbody
     world.add_light(pos=[0.5, 0, 2.5], dir=[0, 0, -1], diffuse=[0.8, 0.8, 0.8])

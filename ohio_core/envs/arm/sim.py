@@ -19,6 +19,14 @@ from controllers.description import ARM_JOINTS, FINGER_JOINTS, Q_HOME
 from ohio_core.envs.arm.scene import CUBE_BODY, GRIPPER_ACTUATOR, TARGET_BODY, TCP_SITE, SceneConfig, build_spec
 
 FINGER_MAX = 0.04   # m, per finger
+#: a gripper command (0 open .. 1 closed) at or above this grasps, below it opens: the hand's
+#: command is binary, as the Franka hand's grasp and move actions are
+GRASP_THRESHOLD = 0.5
+
+
+def grasps(gripper: float) -> bool:
+    """Whether a gripper command (0 open .. 1 closed) means grasp."""
+    return float(gripper) >= GRASP_THRESHOLD
 GRAVITY_COMPENSATION = ("controller", "driver")
 ARM_BASE_BODY = "panda_link1"      # the first moving body: it and all below it are the arm
 
@@ -64,18 +72,19 @@ class ArmSim:
     # -- state -------------------------------------------------------------------------------------
     def reset(self, q: np.ndarray = Q_HOME, gripper: float = 0.0, cube_pos=None, cube_quat=(1, 0, 0, 0),
               target=None) -> None:
-        """Set the arm at rest at ``q``; ``gripper`` 0 open .. 1 closed; cube pose (wxyz) and target."""
+        """Set the arm at rest at ``q``; the fingers closed where ``gripper`` grasps (``grasps``), else open;
+        cube pose (wxyz) and target."""
         mujoco.mj_resetData(self.model, self.data)
         d = self.data
         d.qpos[self.qpos_arm] = q
-        d.qpos[self.qpos_fingers] = FINGER_MAX * (1.0 - gripper)
+        d.qpos[self.qpos_fingers] = 0.0 if grasps(gripper) else FINGER_MAX
         if cube_pos is None:
             cube_pos = (*self.scene.table_center, self.scene.cube_half_size)
         d.qpos[self.qpos_cube:self.qpos_cube + 3] = cube_pos
         d.qpos[self.qpos_cube + 3:self.qpos_cube + 7] = cube_quat
         if target is not None:
             d.mocap_pos[self.target_mocap] = target
-        d.ctrl[self.act_gripper] = FINGER_MAX * (1.0 - gripper)
+        self._command_gripper(gripper)
         mujoco.mj_forward(self.model, d)
 
     @property
@@ -128,8 +137,14 @@ class ArmSim:
         return all(b in touching for b in self.finger_bodies)
 
     # -- stepping ----------------------------------------------------------------------------------
+    def _command_gripper(self, gripper: float) -> None:
+        """The finger motor's speed command: closing or opening at the scene's finger speed."""
+        speed = self.scene.finger_speed
+        self.data.ctrl[self.act_gripper] = -speed if grasps(gripper) else speed
+
     def control_step(self, tau: np.ndarray, gripper: float = 0.0) -> None:
-        """Apply ``tau`` (7) and the gripper command (0 open .. 1 closed) for one control period."""
+        """Apply ``tau`` (7) and the gripper command (0 open .. 1 closed; binary: ``grasps``) for one
+        control period."""
         tau = np.asarray(tau, dtype=float)
         if tau.shape != (7,) or not np.isfinite(tau).all():
             raise ValueError(f"torque command must be 7 finite numbers, got {tau}")
@@ -137,7 +152,7 @@ class ArmSim:
             raise ValueError(f"gripper command must be finite, got {gripper}")
         d = self.data
         d.ctrl[self.act_arm] = np.clip(tau, -self.tau_max, self.tau_max)
-        d.ctrl[self.act_gripper] = FINGER_MAX * (1.0 - float(np.clip(gripper, 0.0, 1.0)))
+        self._command_gripper(gripper)
         mujoco.mj_step(self.model, d, nstep=self.n_substeps)
         # mj_step leaves positions one substep ahead of the derived quantities (site and body poses,
         # contacts): recompute them so every reading after a control step describes the same state

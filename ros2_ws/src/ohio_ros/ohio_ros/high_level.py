@@ -5,7 +5,8 @@ A ``HighLevelPolicy`` turns the latest joint state and task state into the 36-D 
 observation (``ohio_core.envs.arm.tasks.OBS_LAYOUT``; TCP pose by Pinocchio forward kinematics,
 the same function the bag reader uses), asks the policy for a normalized action and maps it onto
 an end-effector goal with the controller the policy was made for (``goal_from_action``), plus a
-gripper command 0.5 (a[6] + 1) where the action has one.
+binary gripper command (``controllers.goals.gripper_command``: grasp where a[6] >= 0) where the
+action has one.
 
 Sources: a trained model (``ohio_core.learning.policy.load_policy``, imported only then) or the
 task's scripted expert (``ohio_core.policies.scripted.EXPERTS``).
@@ -14,7 +15,7 @@ task's scripted expert (``ohio_core.policies.scripted.EXPERTS``).
 from dataclasses import dataclass
 
 from controllers.config import config_from_dict
-from controllers.goals import PoseGoal
+from controllers.goals import gripper_command, PoseGoal
 from controllers.robot import PandaModel
 import numpy as np
 from ohio_core.data.bags import task_observation
@@ -71,7 +72,7 @@ class HighLevelPolicy:
         if not np.isfinite(a).all():
             raise ValueError(f'policy returned a non-finite action {a}')
         goal = self.controller.goal_from_action(a[:6], q)
-        gripper = 0.5 * (float(np.clip(a[6], -1.0, 1.0)) + 1.0) if self.action_dim == 7 else None
+        gripper = gripper_command(a[6]) if self.action_dim == 7 else None
         return Decision(goal=goal, gripper=gripper, action=a)
 
 
