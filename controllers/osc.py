@@ -25,9 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg.lapack import dlange, dpotrf, dpotrs
 
+from controllers.base import ControlOutput, Controller, InverseCapability, clip_torque, register_controller
 from controllers.config import OSCConfig
-from controllers.goals import PoseGoal, goal_from_action, orientation_error, require_finite
-from controllers.robot import Kinematics, PandaModel, controlled_model
+from controllers.goals import PoseGoal, orientation_error
+from controllers.robot import Kinematics, PandaModel
 
 
 @dataclass(frozen=True)
@@ -47,13 +48,6 @@ class OSCTerms:
     def valid(self) -> np.ndarray:
         """Per sample, whether its terms were computed (``osc_terms`` marks the others NaN)."""
         return ~np.isnan(self.cond)
-
-
-@dataclass(frozen=True)
-class ControlOutput:
-    tau: np.ndarray              # (..., 7) commanded torque, within limits
-    tau_unclipped: np.ndarray    # (..., 7)
-    saturated: np.ndarray        # (..., 7) bool, entries that hit a limit
 
 
 _EYE6 = np.eye(6)
@@ -187,28 +181,19 @@ def osc_step(kin: Kinematics, q: np.ndarray, qd: np.ndarray, goal: PoseGoal, con
     return clip_torque(kin.h + tau_post + Jt @ (Lam @ force), tau_max)
 
 
-def clip_torque(tau: np.ndarray, tau_max: np.ndarray) -> ControlOutput:
-    clipped = np.minimum(np.maximum(tau, -tau_max), tau_max)
-    return ControlOutput(tau=clipped, tau_unclipped=tau, saturated=clipped != tau)
-
-
-def torque_limits(model: PandaModel, config) -> np.ndarray:
-    return model.tau_max if config.torque_limits is None else config.array("torque_limits")
-
-
-class OSC:
-    """Stateless OSC bound to a robot model: ``act(q, qd, goal) -> tau``. ``self.model`` is the model
-    the law runs on: ``controlled_model(model, config.gravity_compensation)``."""
+@register_controller
+class OSC(Controller):
+    """Stateless OSC bound to a robot model: ``act(q, qd, goal) -> tau`` (``Controller``). Batches:
+    ``terms``/``law`` (``osc_terms``/``osc_law``)."""
 
     name = "osc"
-    #: what an inverse may exploit: closed form before clipping, exact gradients of its twin
-    inverse_capabilities = frozenset({"closed_form", "differentiable"})
+    config_type = OSCConfig
+    #: closed form before clipping, exact gradients of its batched twin
+    capabilities = frozenset({InverseCapability.CLOSED_FORM, InverseCapability.DIFFERENTIABLE})
+    batched_law = True
 
     def __init__(self, model: PandaModel, config: OSCConfig = OSCConfig()):
-        if not isinstance(config, OSCConfig):
-            raise TypeError(f"OSC needs an OSCConfig, got {type(config).__name__}")
-        self.model, self.config = controlled_model(model, config.gravity_compensation), config
-        self.tau_max = torque_limits(model, config)
+        super().__init__(model, config)
 
     def compute(self, q: np.ndarray, qd: np.ndarray, goal: PoseGoal) -> ControlOutput:
         """One state's torque; a state that is not finite or beyond the physical bounds
@@ -216,9 +201,8 @@ class OSC:
         q, qd = self.model.check_state(q, qd)
         return osc_step(self.model.kinematics(q, qd), q, qd, goal, self.config, self.tau_max)
 
-    def act(self, q: np.ndarray, qd: np.ndarray, goal: PoseGoal) -> np.ndarray:
-        return self.compute(q, qd, goal).tau
+    def terms(self, kin: Kinematics, q: np.ndarray, qd: np.ndarray) -> OSCTerms:
+        return osc_terms(kin, q, qd, self.config)
 
-    def goal_from_action(self, action: np.ndarray, q: np.ndarray) -> PoseGoal:
-        p0, R0 = self.model.tcp_pose(require_finite("q", q))
-        return goal_from_action(action, p0, R0, self.config.output_max)
+    def law(self, terms: OSCTerms, goal: PoseGoal) -> np.ndarray:
+        return osc_law(terms, goal)

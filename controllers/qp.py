@@ -26,10 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 import quadprog
 
+from controllers.base import ControlOutput, Controller, InverseCapability, clip_torque, register_controller
 from controllers.config import QPConfig
-from controllers.goals import PoseGoal, goal_from_action, require_finite
-from controllers.osc import ControlOutput, clip_torque, task_error, torque_limits
-from controllers.robot import Kinematics, PandaModel, controlled_model
+from controllers.goals import PoseGoal
+from controllers.osc import task_error
+from controllers.robot import Kinematics, PandaModel
 
 STATUS_OK, STATUS_BRAKE, STATUS_HOLD = "ok", "brake", "hold"
 
@@ -115,20 +116,20 @@ def qp_step(model: PandaModel, q: np.ndarray, qd: np.ndarray, goal: PoseGoal, co
     return QPOutput(tau=out.tau, tau_unclipped=out.tau_unclipped, saturated=out.saturated, qdd=qdd)
 
 
-class QP:
-    """QP controller bound to a robot model: ``act(q, qd, goal) -> tau``; counts fallbacks.
+@register_controller
+class QP(Controller):
+    """QP controller bound to a robot model: ``act(q, qd, goal) -> tau`` (``Controller``); counts fallbacks.
     ``self.model`` is ``controlled_model(model, config.gravity_compensation)``: with ``driver``, h and
-    so tau = M qdd + h, the torque constraints, the brake and the hold torque leave g(q) out."""
+    so tau = M qdd + h, the torque constraints, the brake and the hold torque leave g(q) out.
+    It has no batched law: an inverse solves its KKT conditions, or its QP state by state."""
 
     name = "qp"
-    #: what an inverse may exploit: the KKT conditions of the QP
-    inverse_capabilities = frozenset({"kkt"})
+    config_type = QPConfig
+    #: the KKT conditions of the QP
+    capabilities = frozenset({InverseCapability.KKT})
 
     def __init__(self, model: PandaModel, config: QPConfig = QPConfig()):
-        if not isinstance(config, QPConfig):
-            raise TypeError(f"QP needs a QPConfig, got {type(config).__name__}")
-        self.model, self.config = controlled_model(model, config.gravity_compensation), config
-        self.tau_max = torque_limits(model, config)
+        super().__init__(model, config)
         self.solves = 0
         self.fallbacks = 0
 
@@ -138,10 +139,3 @@ class QP:
         self.solves += 1
         self.fallbacks += out.status != STATUS_OK
         return out
-
-    def act(self, q: np.ndarray, qd: np.ndarray, goal: PoseGoal) -> np.ndarray:
-        return self.compute(q, qd, goal).tau
-
-    def goal_from_action(self, action: np.ndarray, q: np.ndarray) -> PoseGoal:
-        p0, R0 = self.model.tcp_pose(require_finite("q", q))
-        return goal_from_action(action, p0, R0, self.config.output_max)

@@ -45,7 +45,8 @@ from scipy.optimize import linprog
 from controllers.config import ConfigError, config_fields
 
 __all__ = ["RebalancingConfig", "RebalancingError", "Rebalancer", "desired_counts", "rebalance", "flow_cost",
-           "project_flows", "round_to_total", "is_metric", "cost_tolerance", "transport_flows", "SOLVERS", "FORMULATIONS"]
+           "project_flows", "round_to_total", "is_metric", "cost_tolerance", "transport_flows", "SOLVERS",
+           "FORMULATIONS"]
 
 SOLVERS = ("highs", "highs-ds", "highs-ipm")
 FORMULATIONS = ("edges", "transport")

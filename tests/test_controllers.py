@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 import quadprog
 
+from controllers.base import clip_torque
 from controllers.config import OSCConfig, QPConfig
 from controllers.description import Q_HOME
 from controllers.goals import (GOAL_POSITION_BOUND, ImplausibleInputError, NonFiniteInputError, PoseGoal,
                                action_from_goal, goal_from_action, orientation_error, so3_exp, so3_log)
-from controllers.osc import OSC, OSCTerms, clip_torque, near_singular, osc_law, osc_terms, task_error, task_inertia
+from controllers.osc import OSC, OSCTerms, near_singular, osc_law, osc_terms, task_error, task_inertia
 from controllers.qp import QP, STATUS_BRAKE, STATUS_OK, hold_torque, qp_problem, task_acceleration
 from controllers.robot import POSITION_BOUND, VELOCITY_BOUND, Kinematics, PandaModel, controlled_model
 from ohio_core.envs.arm.sim import ArmSim

@@ -11,10 +11,11 @@ import json
 import numpy as np
 import pytest
 
+from controllers.base import make_controller
 from controllers.config import OSCConfig
 from controllers.rebalancing import RebalancingConfig, Rebalancer
 from ohio_core.cli.main import main
-from ohio_core.data.collect import collect, make_controller
+from ohio_core.data.collect import collect
 from ohio_core.envs.routing.env import RoutingEnv, RoutingLog, rollout
 from ohio_core.envs.routing.scenario import synthetic
 from ohio_core.learning.algos import TrainConfig

@@ -6,11 +6,12 @@ import json
 import numpy as np
 import pytest
 
+from controllers.base import make_controller
 from controllers.config import OSCConfig
 from controllers.rebalancing import RebalancingConfig, Rebalancer
 from controllers.robot import PandaModel
 from ohio_core.cli.main import main
-from ohio_core.data.collect import collect, make_controller
+from ohio_core.data.collect import collect
 from ohio_core.envs.arm.env import TorqueArmEnv
 from ohio_core.envs.arm.tasks import TaskConfig
 from ohio_core.envs.routing.env import FlatRoutingEnv, RoutingEnv

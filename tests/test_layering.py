@@ -236,6 +236,21 @@ def test_envs_modules_do_not_load_controllers(tmp_path):
         + "\n".join(f"  {name}: {', '.join(new[:5])}" for name, new in report["culprits"].items()))
 
 
+#: the 50 Hz controller node's module and what its import chain must not load: a simulator, the
+#: data collection (MuJoCo, the bag writer, tqdm) or the offline layers
+CONTROLLER_NODE = "ohio_ros.controller_node"
+CONTROLLER_NODE_NEVER_LOADS = ["mujoco", "ohio_core.envs", "ohio_core.data.collect", "ohio_core.data.bags",
+                               "ohio_core.inverse", "ohio_core.pipeline", "ohio_core.learning", "tqdm"]
+
+
+def test_controller_node_loads_no_simulator(tmp_path):
+    report = probe(tmp_path, CONTROLLER_NODE_NEVER_LOADS, [CONTROLLER_NODE])
+    assert not report["errors"], f"{CONTROLLER_NODE} fails to import:\n" + _format_errors(report["errors"])
+    assert report["baseline"] == [] and report["files"][CONTROLLER_NODE]
+    assert not report["culprits"], (f"{CONTROLLER_NODE} loads what it never uses: "
+                                    f"{report['culprits'][CONTROLLER_NODE][:8]}")
+
+
 # --- the checks above see what they claim to see ----------------------------------------
 
 

@@ -4,8 +4,9 @@ environment they do not fit, evaluation is reproducible, baseline datasets say w
 import numpy as np
 import pytest
 
+from controllers.base import make_controller
 from controllers.config import OSCConfig
-from ohio_core.data.collect import collect, make_controller
+from ohio_core.data.collect import collect
 from ohio_core.envs.arm.tasks import OBS_LAYOUT
 from ohio_core.learning.algos import ALGOS, TrainConfig
 from ohio_core.learning.evaluate import evaluate, normalize, reference, seeds

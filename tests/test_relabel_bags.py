@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from controllers.base import make_controller
 from controllers.config import OSCConfig
 from ohio_core.cli.main import main
 from ohio_core.data.bag_common import BagError
 from ohio_core.data.bag_read import BagStream, read_bag
 from ohio_core.data.bags import write_bag
-from ohio_core.data.collect import collect, collect_bag, iter_episodes, make_controller
+from ohio_core.data.collect import collect, collect_bag, iter_episodes
 from ohio_core.data.rows_common import ReadOptions
 from ohio_core.data.topics import TopicMap
 from ohio_core.pipeline.bag_relabel import RelabelConfig, RelabelError, recorded_k, relabel_bag, relabel_bags

@@ -131,7 +131,7 @@ class _Failing:
     def compute(self, q, qd, goal):
         if self._tau is None:
             raise np.linalg.LinAlgError("singular")
-        from controllers.osc import clip_torque
+        from controllers.base import clip_torque
         return clip_torque(np.asarray(self._tau, float), np.full(7, np.inf))
 
 

@@ -8,11 +8,11 @@ import json
 
 import numpy as np
 import pytest
+from controllers.base import make_controller
 from controllers.config import OSCConfig
 from controllers.robot import PandaModel
 from ohio_core.data import topics as tp
 from ohio_core.data.bags import read_bag
-from ohio_core.data.collect import make_controller
 from ohio_core.pipeline.relabel import relabel
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import JointState

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from controllers.base import make_controller
 from controllers.config import OSCConfig, QPConfig
 from controllers.goals import matrix_to_quat
 from controllers.robot import PandaModel
 from ohio_core.data import topics as tp
-from ohio_core.data.collect import make_controller
 from ohio_core.envs.arm.env import GoalArmEnv
 from ohio_core.envs.arm.tasks import OBS_LAYOUT
 from ohio_core.policies.scripted import EXPERTS

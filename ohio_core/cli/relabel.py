@@ -65,8 +65,8 @@ def add_parser(sub) -> None:
 
 def relabel_config(args: argparse.Namespace, prog: str):
     """``RelabelConfig`` from the shared options; bad values exit with a message naming them."""
+    from controllers.base import controller_config
     from ohio_core.data.rows_common import ReadOptions
-    from ohio_core.data.collect import controller_config
     from ohio_core.data.topics import PRESETS, TopicMap, TopicMapError
     from ohio_core.pipeline.bag_relabel import RelabelConfig
 

@@ -23,11 +23,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from controllers.config import OSCConfig, QPConfig, load_config
+from controllers.base import controller_config, make_controller
 from controllers.description import FINGER_JOINTS
 from controllers.goals import matrix_to_quat
-from controllers.osc import OSC
-from controllers.qp import QP
 from controllers.robot import PandaModel
 from ohio_core.data.bags import BagError, BagWriter, EpisodeLog, bag_size, logs_to_trajectories
 from ohio_core.data.topics import TopicMap
@@ -39,20 +37,6 @@ from ohio_core.envs.arm.tasks import TaskConfig, obs_slices
 from ohio_core.policies.behavior import LEVEL_GOAL, MixPolicy, make_policy
 
 _FINGER = obs_slices()["finger_opening"]
-
-
-def controller_config(config: OSCConfig | QPConfig | str | Path | None) -> OSCConfig | QPConfig:
-    """A controller config from a config object, a YAML path, or None (``OSCConfig()``)."""
-    if config is None:
-        return OSCConfig()
-    if isinstance(config, (OSCConfig, QPConfig)):
-        return config
-    return load_config(config)
-
-
-def make_controller(config: OSCConfig | QPConfig, model: PandaModel | None = None):
-    model = model or PandaModel()
-    return OSC(model, config) if isinstance(config, OSCConfig) else QP(model, config)
 
 
 class _Recorder:

@@ -114,7 +114,7 @@ def _train(h5: Path, cfg: FinetuneExperimentConfig, steps: int, model: Path, ext
 
 def arm_models(cfg: FinetuneExperimentConfig, out: Path, progress: bool = True) -> dict[str, Path]:
     """``{method: model}``: ``ohio_<controller>`` per controller and ``flat``, trained on one dataset."""
-    from ohio_core.data.collect import make_controller
+    from controllers.base import make_controller
     from ohio_core.experiments.configs import ORIGINAL, deployment_configs, inverse_methods, \
         inversion_controller_config
     from ohio_core.experiments.mismatch import MismatchConfig, behavior_data

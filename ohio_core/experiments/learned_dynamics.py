@@ -75,7 +75,7 @@ class LearnedDynamicsConfig(ArmExperimentConfig):
 def _plant_job(args: tuple) -> tuple[str, dict]:
     """Collect, learn the dynamics, state-match with both models, write the datasets."""
     cfg, plant, out = args
-    from ohio_core.data.collect import make_controller
+    from controllers.base import make_controller
     from ohio_core.envs.arm.scene import SceneConfig
     from ohio_core.experiments.configs import ORIGINAL
     from ohio_core.experiments.recovery import (accept_best_fit, behavior_data, goal_errors, true_goals,

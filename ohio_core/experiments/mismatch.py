@@ -98,7 +98,7 @@ def _digest(data) -> str:
 
 def build_datasets(traj, cfg: MismatchConfig, out: Path, progress: bool = True) -> tuple[dict, Artifacts]:
     """Write every dataset the experiment needs; returns ``{(method, config): dataset name}``."""
-    from ohio_core.data.collect import make_controller
+    from controllers.base import make_controller
     from ohio_core.pipeline.baselines import flat_transitions, logged_actions
     from ohio_core.pipeline.dataset import save_dataset
     from ohio_core.pipeline.relabel import relabel

@@ -137,7 +137,7 @@ def inverse_for(part: str, relabeling: str, deploy) -> tuple[str, object, str]:
 
 def relabel_parts(parts: dict, relabeling: str, deploy, cfg: MixedConfig):
     """The mixed dataset of one relabeling for deployment config ``deploy``, with what each part used."""
-    from ohio_core.data.collect import make_controller
+    from controllers.base import make_controller
     from ohio_core.pipeline.baselines import flat_transitions, logged_actions
     from ohio_core.pipeline.relabel import relabel
 

@@ -99,7 +99,7 @@ def error_stats(perr: np.ndarray, oerr: np.ndarray, ok: np.ndarray) -> dict:
 
 def recovery(cfg: NoiseConfig, progress: bool = True) -> dict:
     """``{level: {method: error_stats}}`` on simulated segments with known goals."""
-    from ohio_core.data.collect import make_controller
+    from controllers.base import make_controller
     from ohio_core.envs.arm.noise import torque_sigma
     from ohio_core.inverse import invert
     from ohio_core.inverse.synthetic import recovery as goal_errors
@@ -139,7 +139,7 @@ def behavior_data(cfg: NoiseConfig, level: float, progress: bool = True):
 
 def build_datasets(cfg: NoiseConfig, out: Path, progress: bool = True):
     """Per policy level and method a dataset; returns (Artifacts, ``{level: {method: name}}``, data stats)."""
-    from ohio_core.data.collect import make_controller
+    from controllers.base import make_controller
     from ohio_core.experiments.mismatch import Artifacts
     from ohio_core.pipeline.baselines import logged_actions
     from ohio_core.pipeline.dataset import save_dataset

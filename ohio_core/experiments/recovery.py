@@ -92,7 +92,7 @@ def write_dataset(traj, controller, k: int, method: str, res: InverseResult, pat
 
 def write_logged_dataset(traj, k: int, path: Path, task: str) -> str:
     """The logged (true) goals as actions: the reference a perfect inverse would reach."""
-    from ohio_core.data.collect import make_controller
+    from controllers.base import make_controller
     from ohio_core.pipeline.baselines import logged_actions
     from ohio_core.pipeline.dataset import save_dataset
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from controllers.base import InverseCapability, supports
 from controllers.goals import so3_exp
 from controllers.osc import OSC, near_singular
 from ohio_core.inverse.base import InverseResult, Segments, Status, finish, register
@@ -72,7 +73,7 @@ def solve_masked(B: np.ndarray, rhs: np.ndarray, mask: np.ndarray) -> tuple[np.n
 def invert(segments: Segments, controller: OSC, max_cond: float = 1e10, chunk: int = 4096) -> InverseResult:
     """Closed form at the first period; ``residual`` over all k periods (``segment_terms``), computed
     ``chunk`` segments at a time."""
-    if "closed_form" not in getattr(controller, "inverse_capabilities", ()):
+    if not supports(controller, InverseCapability.CLOSED_FORM):
         raise ValueError(f"the analytical inverse needs a closed-form controller (OSC), got {type(controller).__name__}")
     finite, seg = segments.sanitized()
     n = len(segments)

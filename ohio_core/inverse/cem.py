@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from controllers.base import InverseCapability, supports
 from controllers.goals import so3_exp
 from controllers.osc import OSC
 from ohio_core.inverse.base import InverseResult, Segments, Status, finish, register
@@ -34,8 +35,7 @@ def _cost(terms, a, s, tau, tau_max):
 def invert(segments: Segments, controller: OSC, population: int = 128, elites: int = 24, iterations: int = 40,
            init_std: float = 0.5, min_std: float = 1e-5, smoothing: float = 0.5, tol: float = 1e-2, seed: int = 0,
            chunk: int = 512) -> InverseResult:
-    if "differentiable" not in getattr(controller, "inverse_capabilities", ()) and \
-            "closed_form" not in getattr(controller, "inverse_capabilities", ()):
+    if not supports(controller, InverseCapability.DIFFERENTIABLE, InverseCapability.CLOSED_FORM):
         raise ValueError(f"the CEM inverse needs the OSC's batched twin, got {type(controller).__name__}")
     rng = np.random.default_rng(seed)
     n = len(segments)

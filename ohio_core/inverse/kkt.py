@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from controllers.base import InverseCapability, supports
 from controllers.qp import QP, qp_problem
 from ohio_core.inverse.analytical import error_to_pose
 from ohio_core.inverse.base import InverseResult, Segments, Status, finish, register
@@ -47,7 +48,7 @@ def _problems(controller: QP, kin, q, qd):
 
 @register("qp")
 def invert(segments: Segments, controller: QP) -> InverseResult:
-    if "kkt" not in getattr(controller, "inverse_capabilities", ()):
+    if not supports(controller, InverseCapability.KKT):
         raise ValueError(f"the KKT inverse needs the QP controller, got {type(controller).__name__}")
     cfg = controller.config
     n, k = len(segments), segments.k

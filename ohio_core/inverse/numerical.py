@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from controllers.base import InverseCapability, supports
 from controllers.goals import so3_exp
 from controllers.osc import OSC, near_singular
 from ohio_core.inverse.analytical import clamp_rotation, error_to_pose, solve_masked, unsaturated
@@ -108,7 +109,7 @@ def solve(segments: Segments, controller: OSC, iterations: int = 50, tol: float 
     """The batched solve behind ``numerical`` (and ``ml``): ``weights(tau)`` maps a chunk's logged
     torques (n, k, 7) to per-entry weights w (None: w = 1). ``residual`` is the unweighted one of
     ``segment_terms.segment_residual``."""
-    if "differentiable" not in getattr(controller, "inverse_capabilities", ()):
+    if not supports(controller, InverseCapability.DIFFERENTIABLE):
         raise ValueError(f"the {method} inverse needs a differentiable controller (OSC), "
                          f"got {type(controller).__name__}")
     n = len(segments)

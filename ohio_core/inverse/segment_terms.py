@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from controllers.base import InverseCapability, supports
 from controllers.goals import PoseGoal
 from controllers.osc import OSCTerms, osc_terms, task_error
 from controllers.qp import qp_step
@@ -49,11 +50,10 @@ def predicted_torques(controller, q: np.ndarray, qd: np.ndarray, goal_p: np.ndar
     """clip(pi_LL(s_j, g)) (N, k, 7) at every logged state of every segment: the OSC through its batched
     law (``terms``: its terms at those states, if already computed), the QP through its own solve
     (``controllers.qp.qp_step``, fallbacks included) state by state."""
-    caps = getattr(controller, "inverse_capabilities", ())
-    if "closed_form" in caps or "differentiable" in caps:
+    if supports(controller, InverseCapability.CLOSED_FORM, InverseCapability.DIFFERENTIABLE):
         terms = terms if terms is not None else osc_segment_terms(controller, q, qd)
         return np.clip(osc_prediction(terms, goal_p, goal_R), -controller.tau_max, controller.tau_max)
-    if "kkt" in caps:
+    if supports(controller, InverseCapability.KKT):
         out = np.empty(q.shape)
         for i in range(q.shape[0]):
             goal = PoseGoal.unchecked(goal_p[i], goal_R[i])

@@ -19,8 +19,9 @@ from __future__ import annotations
 import numpy as np
 import pinocchio as pin
 
+from controllers.base import InverseCapability, clip_torque, supports
 from controllers.goals import PoseGoal, so3_exp
-from controllers.osc import OSC, clip_torque, osc_law, osc_terms
+from controllers.osc import OSC, osc_law, osc_terms
 from ohio_core.inverse.analytical import clamp_rotation, error_to_pose, solve_masked
 from ohio_core.inverse.base import InverseResult, Segments, Status, finish, register
 from ohio_core.inverse.terms import batch_kinematics
@@ -91,7 +92,7 @@ def invert(segments: Segments, controller: OSC, iterations: int = 6, fd_eps: flo
     """``dynamics``: the plant model of the rollouts (default: Pinocchio, the controller's model)."""
     if segments.q_next is None or segments.qd_next is None:
         raise ValueError("state matching needs the state after each segment (q_next, qd_next)")
-    if "differentiable" not in getattr(controller, "inverse_capabilities", ()):
+    if not supports(controller, InverseCapability.DIFFERENTIABLE):
         raise ValueError(f"state matching needs the OSC's batched twin, got {type(controller).__name__}")
     n, k = len(segments), segments.k
     segments = Segments(segments.q, segments.qd, None, segments.q_next, segments.qd_next)   # torques unused

@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from tqdm import tqdm
 
+from controllers.base import make_controller
 from controllers.config import OSCConfig
-from ohio_core.data.collect import make_controller
 from ohio_core.envs.arm.env import GoalArmEnv, TorqueArmEnv, run_episode
 from ohio_core.envs.arm.scene import SceneConfig
 from ohio_core.envs.arm.tasks import OBS_LAYOUT, TaskConfig

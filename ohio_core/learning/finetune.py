@@ -285,7 +285,7 @@ def make_env(policy: Policy, seed: int, horizon: int | None = None) -> OnlineEnv
     domain = domain_of(policy.task)
     if domain == "arm":
         from controllers.robot import PandaModel
-        from ohio_core.data.collect import make_controller
+        from controllers.base import make_controller
         from ohio_core.envs.arm.env import GoalArmEnv, TorqueArmEnv
         from ohio_core.envs.arm.tasks import OBS_LAYOUT, TaskConfig
 

@@ -102,7 +102,7 @@ _CONTROLLERS: dict = {}
 def _controller(config):
     key = json.dumps(config.to_dict(), sort_keys=True)
     if key not in _CONTROLLERS:
-        from ohio_core.data.collect import make_controller
+        from controllers.base import make_controller
         _CONTROLLERS[key] = make_controller(config)
     return _CONTROLLERS[key]
 

@@ -14,7 +14,6 @@ import math
 
 from controllers.config import CONFIG_TYPES, ConfigError
 from ohio_core.data.topics import ARM_JOINTS
-from ohio_core.envs.arm.scene import SceneConfig
 
 CONTROLLER_PREFIX = 'controller.'
 #: ``controller.*`` parameters the controller node has no default for, and what to set. Who
@@ -209,6 +208,8 @@ class SimNodeConfig(_NodeConfig):
     report_path: str = ''
 
     def __post_init__(self):
+        from ohio_core.envs.arm.scene import SceneConfig    # the simulator only: mujoco
+
         _choice('task', self.task, TASKS)
         object.__setattr__(self, 'seed', _number('seed', self.seed, low=0, integer=True))
         object.__setattr__(self, 'horizon', _number('horizon', self.horizon, low=-1,

@@ -11,10 +11,10 @@ has no default and must be set (``ohio_ros.config.CONTROLLER_NODE_REQUIRED``).
 
 import time
 
+from controllers.base import make_controller
 from controllers.goals import ImplausibleInputError, NonFiniteInputError
 from controllers.robot import PandaModel
 from geometry_msgs.msg import PoseStamped
-from ohio_core.data.collect import make_controller
 from ohio_ros import config as cfg
 from ohio_ros import convert, diagnostics, names, params, qos
 from ohio_ros.control_loop import ControlLoop

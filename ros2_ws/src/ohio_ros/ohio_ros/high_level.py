@@ -14,12 +14,12 @@ task's scripted expert (``ohio_core.policies.scripted.EXPERTS``).
 
 from dataclasses import dataclass
 
+from controllers.base import make_controller
 from controllers.config import config_from_dict
 from controllers.goals import gripper_command, PoseGoal
 from controllers.robot import PandaModel
 import numpy as np
 from ohio_core.data.bags import task_observation
-from ohio_core.data.collect import make_controller
 from ohio_core.data.topics import TS
 from ohio_core.envs.arm.tasks import OBS_DIM, OBS_LAYOUT
 from ohio_ros.config import ParameterError
