@@ -12,7 +12,7 @@ from ohio_core.cli.output import emit_json, table
 def add_relabel_arguments(p: argparse.ArgumentParser) -> None:
     """The options ``ohio relabel`` and ``ohio pipeline`` share."""
     from ohio_core.data.topics import PRESETS
-    from ohio_core.pipeline.bag_relabel import METHODS
+    from ohio_core.inverse import METHODS
 
     p.add_argument("bags", nargs="+", type=Path,
                    help="rosbag2 bags (folders, .mcap or .db3 files), or folders to search for bags")
@@ -22,7 +22,7 @@ def add_relabel_arguments(p: argparse.ArgumentParser) -> None:
                    help="control periods per high-level step (a bag that records its k, as those of `ohio collect` "
                         "do, is refused for another)")
     p.add_argument("--force-k", action="store_true", help="relabel with --k even where a bag records another k")
-    p.add_argument("--method", default="auto", choices=METHODS,
+    p.add_argument("--method", default="auto", choices=list(METHODS),
                    help="inverse method (auto: closed form, numerical where that is ill-posed; state matching "
                         "for bags without torques; ml: maximum likelihood under --torque-sigma)")
     p.add_argument("--torque-sigma", type=float, nargs="+", default=None, metavar="S",

@@ -7,4 +7,7 @@ segments of k low-level steps in, one goal per segment out, with a residual and 
 
 from ohio_core.inverse.base import METHODS, InverseResult, Segments, Status, get_method, invert
 
+# each method registers itself in METHODS when its module is imported
+from ohio_core.inverse import analytical, auto, cem, kkt, ml, naive, numerical, state_matching  # noqa: F401
+
 __all__ = ["METHODS", "InverseResult", "Segments", "Status", "get_method", "invert"]

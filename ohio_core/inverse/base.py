@@ -111,19 +111,22 @@ def finish(goal_p: np.ndarray, goal_R: np.ndarray, p0: np.ndarray, R0: np.ndarra
                          cond=cond, clipped=clipped & ~bad, info=info or {})
 
 
+#: name -> ``invert`` function of every method; each method module registers itself (``register``) and
+#: ``ohio_core.inverse`` imports them all
 METHODS: dict[str, Callable[..., InverseResult]] = {}
 
 
 def register(name: str):
+    """Decorator of a method's ``invert(segments, controller, **options) -> InverseResult``: adds it to
+    ``METHODS`` under ``name``."""
     def deco(fn):
-        METHODS[name] = fn
+        if METHODS.setdefault(name, fn) is not fn:
+            raise ValueError(f"inverse method {name!r} is already registered by {METHODS[name].__module__}")
         return fn
     return deco
 
 
 def get_method(name: str) -> Callable[..., InverseResult]:
-    if name not in METHODS:
-        _load_all()
     if name not in METHODS:
         raise ValueError(f"unknown inverse method {name!r}; available: {sorted(METHODS)}")
     return METHODS[name]
@@ -166,7 +169,3 @@ def concatenate_results(parts: list[InverseResult]) -> InverseResult:
             info[key] = np.concatenate([p.info[key] for p in parts])
     return InverseResult(goal_p=cat("goal_p"), goal_R=cat("goal_R"), action=cat("action"), residual=cat("residual"),
                          status=cat("status"), cond=cat("cond"), clipped=cat("clipped"), info=info)
-
-
-def _load_all() -> None:
-    from ohio_core.inverse import analytical, auto, cem, kkt, ml, naive, numerical, state_matching  # noqa: F401

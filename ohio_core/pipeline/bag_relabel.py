@@ -31,9 +31,9 @@ from ohio_core.data.bag_read import BagStream
 from ohio_core.data.bag_source import STORAGES, bag_custom_data, is_bag_folder
 from ohio_core.data.rows_common import ReadOptions
 from ohio_core.data.topics import TopicMap
+from ohio_core.inverse import METHODS
 from ohio_core.pipeline.relabel import OUT_OF_RANGE, HighLevelData, concat, relabel, residual_stats
 
-METHODS = ("auto", "analytical", "numerical", "cem", "qp", "naive", "state_matching", "ml")
 #: methods that need no logged torques
 TORQUE_FREE = ("state_matching", "naive")
 #: residual p95 (N m) above which a bag relabeled for the controller that recorded it is reported: that
