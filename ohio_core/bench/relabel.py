@@ -71,9 +71,9 @@ def measure(bags: list[str], workers: int) -> dict:
     acc = run.account
     main_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     worker_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"seconds": seconds, "messages": sum(acc["messages"].values()), "messages_per_topic": acc["messages"],
-            "control_steps": acc["control_steps_in"], "segments_written": acc["segments_written"],
-            "segments_dropped": acc["segments_dropped"], "peak_rss_mb_main": main_kb / 1024,
+    return {"seconds": seconds, "messages": sum(acc.messages.values()), "messages_per_topic": acc.messages,
+            "control_steps": acc.segments.control_steps_in, "segments_written": acc.segments.segments_written,
+            "segments_dropped": acc.segments.segments_dropped, "peak_rss_mb_main": main_kb / 1024,
             "peak_rss_mb_worker": worker_kb / 1024}
 
 

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
                + f" --algo {args.algo} --out {args.out}")
     h5, _ = save_dataset(result.data, dataset, {
         "task": result.task, "level": "goal", "controller": config.controller.to_dict(), "k": config.k,
-        "method": result.account["method"], "source_bags": [str(b) for b in bags], "command": command})
+        "method": result.account.method, "source_bags": [str(b) for b in bags], "command": command})
     relabel_s = time.perf_counter() - t0
     if args.task is None:
         train_config = TrainConfig.for_task(result.task, algo=args.algo, steps=args.steps, seed=args.seed)
@@ -57,5 +57,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"dataset": str(h5), "model": str(res.model), "transitions": res.transitions,
                    "relabel_seconds": relabel_s, "train_seconds": res.seconds,
-                   "account": {k: v for k, v in result.account.items() if k != "per_bag"}})
+                   "account": {k: v for k, v in result.account.to_dict().items() if k != "per_bag"}})
     return 0

@@ -111,49 +111,9 @@ def relabel_run(args: argparse.Namespace, prog: str):
 
 
 def print_account(run) -> None:
-    acc = run.account
-    rows = []
-    for r in run.bags:
-        a = r.account
-        rd = a["read"]
-        rows.append([Path(r.bag).name, f"{rd.get('storage')} x{rd.get('files')}", sum(rd["messages"].values()),
-                     rd["rows"], a["segments_built"], a["segments_written"],
-                     sum(a["segments_dropped"].values()) + sum(rd["dropped"].values()), "ok"])
-    for bag, err in run.skipped.items():
-        rows.append([Path(bag).name, "-", "-", "-", "-", "-", "-", f"SKIPPED: {err[:90]}"])
-    print(table(rows, ["bag", "storage", "messages", "rows", "segments", "written", "dropped", "status"]))
-    lines = [["bags read / skipped", f"{acc['bags_read']} / {len(acc['bags_skipped'])}"],
-             ["messages read", sum(acc["messages"].values())],
-             ["control steps", acc["control_steps_in"]], ["segments built", acc["segments_built"]],
-             ["segments written", acc["segments_written"]],
-             ["goals clipped to the controller's range", acc["actions_clipped"]],
-             ["episode pieces ended by a drop", acc["pieces_ended_by_drop"]]]
-    lines += [[f"rows dropped at read: {r}", n] for r, n in acc["rows_dropped_at_read"].items()]
-    lines += [[f"segments dropped: {r}", n] for r, n in acc["segments_dropped"].items()]
-    lines += [[f"rows not in a segment: {r}", n] for r, n in acc["rows_not_in_segments"].items()]
-    print(table(lines, ["account", "count"]))
-    for r in run.bags:
-        ranges = {**r.account["read"].get("drop_time_ranges_s", {}), **r.account["segments_dropped_time_ranges_s"]}
-        for reason, spans in ranges.items():
-            shown = ", ".join(f"{a:.2f}-{b:.2f}" for a, b in spans[:5]) + (" ..." if len(spans) > 5 else "")
-            print(f"  {Path(r.bag).name}: {reason}: {shown} s")
-    res = acc["residual_n_m"]
-    if res.get("count"):
-        print(f"residual (N m): median {res['median']:.3g}, p95 {res['p95']:.3g}, max {res['max']:.3g}")
-    for warning in acc["warnings"]:
-        print(f"WARNING: {warning}")
-    for kind in ("state_ms", "command_age_ms"):
-        worst = [(r.account["read"]["alignment"][kind], Path(r.bag).name) for r in run.bags
-                 if r.account["read"]["alignment"][kind].get("count")]
-        if worst:
-            (stats, name) = max(worst, key=lambda w: w[0]["max_ms"])
-            label = "joint state to row time" if kind == "state_ms" else "command age"
-            print(f"alignment, {label}: p95 {stats['p95_ms']:g} ms, max {stats['max_ms']:g} ms (worst bag: {name})")
-    rules = {r.account["read"]["alignment"]["rule"] for r in run.bags}
-    rules |= {f"velocities {r.account['read']['velocities']}" for r in run.bags}
-    rules |= {f"efforts {r.account['read']['efforts']}" for r in run.bags}
-    for rule in sorted(rules):
-        print(f"  rule: {rule}")
+    """The run's account (``data.account.RunAccount.report``)."""
+    for block in run.account.report():
+        print(block if isinstance(block, str) else table(*block))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -163,12 +123,12 @@ def run(args: argparse.Namespace) -> int:
     result, config, bags = relabel_run(args, "ohio relabel")
     h5, js = save_dataset(result.data, args.out, {
         "task": result.task, "level": "goal", "controller": config.controller.to_dict(), "k": config.k,
-        "method": result.account["method"], "source_bags": [str(b) for b in bags],
+        "method": result.account.method, "source_bags": [str(b) for b in bags],
         "command": "ohio relabel " + " ".join(str(b) for b in args.bags) + f" --k {args.k} --method {args.method}"
         + (" --force-k" if args.force_k else "") + (f" --topics {args.topics}" if args.topics else "")
         + f" --out {args.out}"})
     print(f"wrote {h5} and {js} in {time.perf_counter() - t0:.1f} s")
     if args.json:
         emit_json({"dataset": str(h5), "sidecar": str(js),
-                   **{k: v for k, v in result.account.items() if k != "per_bag"}})
+                   **{k: v for k, v in result.account.to_dict().items() if k != "per_bag"}})
     return 0

@@ -41,7 +41,7 @@ import numpy as np
 
 from ohio_core.data import resample as rs
 from ohio_core.data import topics as tp
-from ohio_core.data.account import stats_ms
+from ohio_core.data.account import ReadAccount, stats_ms
 from ohio_core.data.bag_common import ARM_OBS_LAYOUT, BagError, stamp_ns
 from ohio_core.data.bag_source import OpenBag, one_line, open_bag
 from ohio_core.data.rows_common import ReadOptions, ReadState
@@ -108,7 +108,7 @@ class BagStream:
         stream = BagStream(path, topic_map, options)
         for traj in stream:          # Trajectories with stamp (ns) and meta["obs_layout"]
             ...
-        stream.account               # complete once the loop ends
+        stream.account               # a ReadAccount, complete once the loop ends
 
     Episode ids are those of the task state, or numbered pieces (0, 1, ...) without one.
     """
@@ -119,7 +119,7 @@ class BagStream:
         self.tm = topic_map or TopicMap()
         self.opt = options or ReadOptions()
         self.model = model
-        self.account: dict = {}
+        self.account: ReadAccount | None = None
         self.custom_data: dict = {}
 
     def __iter__(self) -> Iterator[Trajectories]:
@@ -140,18 +140,13 @@ class BagStream:
         conns = reader.use(role_of)
         start_ns = int(reader.start_time) if reader.message_count else 0
         counts = {t: 0 for t in role_of}
-        self.account = {
-            "bag": str(path), **reader.info, "messages": counts,
-            "topics_in_bag": {t: "/".join(sorted(ty)) for t, ty in sorted(in_bag.items())},
-            "start_ns": start_ns, "duration_s": round((int(reader.end_time) - start_ns) * 1e-9, 3)
-            if reader.message_count else 0.0,
-            "rows": 0, "episodes": 0, "dropped": {},
-        }
-        self.state = state = ReadState(path, tm, self.opt, self.model, self.account)
+        self.state = state = ReadState(path, tm, self.opt, self.model)
         self.rule = rule = EpisodicRows(state) if tm.task_state is not None else ResampledRows(state)
-        self.account.update(dropped=state.drops.counts, row_rule=rule.row_rule)
-        if reader.unreadable:
-            self.account["topics_not_read"] = dict(sorted(reader.unreadable.items()))
+        self.account = ReadAccount(
+            bag=str(path), info=dict(reader.info), messages=counts,
+            topics_in_bag={t: "/".join(sorted(ty)) for t, ty in sorted(in_bag.items())}, start_ns=start_ns,
+            duration_s=round((int(reader.end_time) - start_ns) * 1e-9, 3) if reader.message_count else 0.0,
+            rows=0, episodes=0, dropped={}, row_rule=rule.row_rule, topics_not_read=dict(sorted(reader.unreadable.items())) or None)
         self.custom_data = reader.custom_data
         # decoding: arm-joint order per joint-name tuple and command label, task-state layout per label
         self._js_index, self._cmd_index, self._ts_index = {}, {}, {}
@@ -169,7 +164,7 @@ class BagStream:
             yield from rule.after(role, ns)
         self._check_counts(conns, counts)
         yield from rule.finish()
-        self._finish(start_ns)
+        self._finish()
 
     def _check_counts(self, conns, counts: dict) -> None:
         """Messages read against the counts the bag's metadata states: a topic the metadata says
@@ -183,7 +178,7 @@ class BagStream:
                 raise BagError(f"{self.path}: the bag's metadata states {n} messages on {topic!r} but none could "
                                f"be read (offered QoS or type in metadata.yaml differs from the data file?)")
         if short:
-            self.account["messages_missing_vs_metadata"] = short
+            self.account.messages_missing_vs_metadata = short
 
     def _add(self, role: str, topic: str, ns: int, msg, n: int) -> None:
         """Decode message ``n`` of ``topic`` (received at ``ns``) into the read's columns."""
@@ -253,33 +248,31 @@ class BagStream:
         elif role == "gripper":
             s.grip.add(ns=ns, value=float(msg.data))
 
-    def _finish(self, start_ns: int) -> None:
+    def _finish(self) -> None:
         """The account's entries known at the end of the bag."""
         acc, s, tm = self.account, self.state, self.tm
-        n_js = acc["messages"].get(tm.joint_states, 0)
         self.rule.note(acc)
         if tm.effort_source == "commands":
-            acc["commands_unused"] = int(acc["messages"].get(tm.commands, 0) - s.used["cmd"])
-        acc["episodes"] = len(s.episodes)
-        acc["velocities"] = ("from joint_states" if s.vel_missing == 0 else
-                             f"{rs.VELOCITY_RULE} ({s.vel_missing} joint states without velocities)")
+            acc.commands_unused = int(acc.messages.get(tm.commands, 0) - s.used["cmd"])
+        acc.rows, acc.episodes = s.rows, len(s.episodes)
+        acc.velocities = ("from joint_states" if s.vel_missing == 0 else
+                          f"{rs.VELOCITY_RULE} ({s.vel_missing} joint states without velocities)")
         if tm.effort_source == "commands":
-            acc["efforts"] = f"commanded: {tm.commands} (held over the period)"
+            acc.efforts = f"commanded: {tm.commands} (held over the period)"
         elif s.efforts() == "joint_states":
-            acc["efforts"] = f"measured: {tm.joint_states} effort (first joint state after the period's start)"
+            acc.efforts = f"measured: {tm.joint_states} effort (first joint state after the period's start)"
         else:
             why = "effort_source: none" if tm.effort_source == "none" else \
-                f"{s.eff_missing} of {n_js} joint states have no effort"
-            acc["efforts"] = f"none ({why}): torques unknown, goals need state matching"
-        acc["alignment"] = {"state_ms": stats_ms(np.concatenate(s.state_err) if s.state_err else []),
-                            "command_age_ms": stats_ms(np.concatenate(s.cmd_age) if s.cmd_age else [])}
-        acc["alignment"]["rule"] = self.rule.alignment_rule
+                f"{s.eff_missing} of {acc.messages.get(tm.joint_states, 0)} joint states have no effort"
+            acc.efforts = f"none ({why}): torques unknown, goals need state matching"
+        acc.alignment = {"state_ms": stats_ms(np.concatenate(s.state_err) if s.state_err else []),
+                         "command_age_ms": stats_ms(np.concatenate(s.cmd_age) if s.cmd_age else []),
+                         "rule": self.rule.alignment_rule}
         if self._goal_frames - {tp.GOAL_FRAME, ""}:
-            acc["goal_frames"] = sorted(self._goal_frames)
-        acc["dropped"] = dict(s.drops.counts)
-        acc["drop_time_ranges_s"] = s.drops.ranges_s(start_ns)
-        if s.drops.more:
-            acc["drop_time_ranges_not_listed"] = dict(s.drops.more)
+            acc.goal_frames = sorted(self._goal_frames)
+        acc.dropped = dict(s.drops.counts)
+        acc.drop_time_ranges_s = s.drops.ranges_s(acc.start_ns)
+        acc.drop_time_ranges_not_listed = dict(s.drops.more) or None
 
 
 def read_bag(path: str | Path, topic_map: TopicMap | None = None, *, model=None, max_state_age: float = 0.01,

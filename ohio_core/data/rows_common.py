@@ -79,13 +79,12 @@ class Columns:
 @dataclass
 class ReadState:
     """A read in progress: the decoded messages of each role not yet made into rows, what has been
-    read and used of them, the drops, and the account (``data.account.ReadAccount``)."""
+    read and used of them, the rows handed on, and the drops."""
 
     path: Path
     tm: TopicMap
     opt: ReadOptions
     model: object
-    account: dict
     drops: Drops = field(default_factory=Drops)
     js: Columns = field(default_factory=lambda: Columns("ns", "pos", "vel", "eff"))
     cmd: Columns = field(default_factory=lambda: Columns("ns", "data"))
@@ -99,6 +98,7 @@ class ReadState:
     last_used: dict = field(default_factory=lambda: {"js": -1, "cmd": -1})  # receive time of the last used
     state_err: list = field(default_factory=list)   # alignment error of each row's state (ns), per chunk
     cmd_age: list = field(default_factory=list)     # age of each row's command (ns), per chunk
+    rows: int = 0                                   # rows handed on
     episodes: set = field(default_factory=set)      # episode ids of the rows handed on
 
     def efforts(self) -> str:
@@ -119,10 +119,10 @@ class ReadState:
             self.last_used[kind] = int(u[-1])
 
     def trajectories(self, rows: dict, layout) -> Trajectories:
-        """``rows`` (columns of ``Trajectories``) with the observation ``layout``, counted in the account."""
+        """``rows`` (columns of ``Trajectories``) with the observation ``layout``, counted."""
         rows.setdefault("goal", None)
         rows.setdefault("gripper", None)
         meta = {"source": str(self.path), "obs_layout": [list(x) for x in layout]}
-        self.account["rows"] += len(rows["t"])
+        self.rows += len(rows["t"])
         self.episodes.update(int(e) for e in np.unique(rows["episode"]))
         return Trajectories(meta=meta, **rows)

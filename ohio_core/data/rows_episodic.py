@@ -24,6 +24,7 @@ import numpy as np
 
 from ohio_core.data import resample as rs
 from ohio_core.data import topics as tp
+from ohio_core.data.account import ReadAccount
 from ohio_core.data.bag_common import BagError, task_observation
 from ohio_core.data.rows_common import Columns, ReadState
 from ohio_core.data.topics import TS, TopicMap
@@ -71,6 +72,8 @@ class EpisodicRows:
         self.seen_episodes: set[int] = set()
         self.ts_episode = None       # episode of the last task state
         self.ts_rows = 0             # task states buffered
+        self.episodes_not_closed: list[int] | None = None   # once a piece ends without its end in the bag
+        self.gaps_closed_by_timeout: int | None = None
         self.alignment_rule = ("joint state at or before the period's command (at most "
                                f"{state.opt.max_state_age * 1e3:g} ms older)")
 
@@ -89,10 +92,11 @@ class EpisodicRows:
         """The rows of what is left at the end of the bag."""
         yield from self._flush(None)
 
-    def note(self, account: dict) -> None:
+    def note(self, account: ReadAccount) -> None:
         """This rule's entries of the read's account."""
-        n_js = account["messages"].get(self.s.tm.joint_states, 0)
-        account["joint_states_unused"] = int(n_js - self.s.used["js"])
+        account.joint_states_unused = int(account.messages.get(self.s.tm.joint_states, 0) - self.s.used["js"])
+        account.episodes_not_closed = self.episodes_not_closed
+        account.gaps_closed_by_timeout = self.gaps_closed_by_timeout
 
     def _flush(self, boundary: int | None) -> Iterator[Trajectories]:
         s = self.s
@@ -215,9 +219,9 @@ class EpisodicRows:
         open_end = run_end & ~(timeout | terminal)
         if open_end.any():
             is_ep_end = np.r_[rep[1:] != rep[:-1], True]
-            acc = s.account
-            acc.setdefault("episodes_not_closed", []).extend(sorted(int(e) for e in rep[open_end & is_ep_end]))
-            acc["gaps_closed_by_timeout"] = acc.get("gaps_closed_by_timeout", 0) + int(np.sum(open_end & ~is_ep_end))
+            self.episodes_not_closed = (self.episodes_not_closed or []) + sorted(
+                int(e) for e in rep[open_end & is_ep_end])
+            self.gaps_closed_by_timeout = (self.gaps_closed_by_timeout or 0) + int(np.sum(open_end & ~is_ep_end))
             timeout |= open_end
         return {
             "t": (js_ns[jj] - start_ns) * 1e-9, "stamp": js_ns[jj],

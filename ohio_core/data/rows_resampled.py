@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from ohio_core.data import resample as rs
+from ohio_core.data.account import ReadAccount
 from ohio_core.data.bag_common import ARM_OBS_LAYOUT, arm_observation
 from ohio_core.data.rows_common import ReadState
 from ohio_core.data.trajectory import Trajectories
@@ -48,12 +49,11 @@ class ResampledRows:
         """The rows of what is left at the end of the bag."""
         yield from self._flush(final=True)
 
-    def note(self, account: dict) -> None:
+    def note(self, account: ReadAccount) -> None:
         """This rule's entries of the read's account."""
-        account["pieces_cut_at_max_piece"] = self.cuts
-        if account["duration_s"]:
-            n_js = account["messages"].get(self.s.tm.joint_states, 0)
-            account["joint_state_rate_hz"] = round(n_js / account["duration_s"], 1)
+        account.pieces_cut_at_max_piece = self.cuts
+        if account.duration_s:
+            account.joint_state_rate_hz = round(account.messages.get(self.s.tm.joint_states, 0) / account.duration_s, 1)
 
     def _flush(self, final: bool) -> Iterator[Trajectories]:
         """Hand on what the buffered joint states complete: a piece ended by a gap (or by the end of

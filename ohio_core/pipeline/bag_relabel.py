@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from controllers.config import ConfigError, OSCConfig, QPConfig, config_from_dict
-from ohio_core.data.account import Drops
+from ohio_core.data.account import BagAccount, Drops, RunAccount, SegmentCounts
 from ohio_core.data.bag_common import BagError
 from ohio_core.data.bag_read import BagStream
 from ohio_core.data.bag_source import STORAGES, bag_custom_data, is_bag_folder
@@ -92,7 +92,7 @@ class BagResult:
 
     bag: str
     data: HighLevelData | None
-    account: dict
+    account: BagAccount
     task: str | None = None
 
 
@@ -175,41 +175,30 @@ def relabel_bag(bag: str | Path, config: RelabelConfig) -> BagResult:
             if method == "auto":
                 method = "state_matching"
             elif method not in TORQUE_FREE:
-                raise BagError(f"{path}: the bag has no torques ({stream.account.get('efforts') or 'none'}); "
+                raise BagError(f"{path}: the bag has no torques ({stream.account.efforts or 'none'}); "
                                f"method {method!r} needs them: use --method state_matching (or auto)")
         noise = {"sigma": np.asarray(config.torque_sigma)} if method == "ml" else {}
         data = relabel(chunk, controller, config.k, method, max_residual=config.max_residual,
                        out_of_range=config.out_of_range, joint_limit_margin=config.joint_limit_margin, **noise)
         drops.merge(data.drops)
         parts.append(data)
-    read = stream.account
-    account = {"read": read, **_merge_accounts([p.account for p in parts], config, method), "k_recorded": k_recorded}
-    account["segments_dropped_time_ranges_s"] = drops.ranges_s(read.get("start_ns", 0))
+    segments = SegmentCounts()
+    for p in parts:
+        segments.add(p.account)
     task = config.task or recorded_task(path) or (None if config.topic_map.task_state is not None else "arm")
     data = concat(parts) if parts and sum(len(p.rewards) for p in parts) else None
     stats = residual_stats(data.residual if data is not None else np.zeros(0))
-    account.update({"recorded_controller": recorded_controller(path, config.controller), "residual_n_m": stats})
-    if account["recorded_controller"] == "same" and stats["count"] and stats["p95"] > RESIDUAL_WARNING:
-        account["warning"] = (f"residual p95 {stats['p95']:.3g} N m, relabeled for the controller that recorded "
-                              f"the bag (which reproduces its own torques exactly): check k, the controller config "
-                              f"and the robot model")
+    recorded = recorded_controller(path, config.controller)
+    warning = None
+    if recorded == "same" and stats["count"] and stats["p95"] > RESIDUAL_WARNING:
+        warning = (f"residual p95 {stats['p95']:.3g} N m, relabeled for the controller that recorded the bag (which "
+                   f"reproduces its own torques exactly): check k, the controller config and the robot model")
+    account = BagAccount(read=stream.account, segments=segments, method=method, k=config.k, k_recorded=k_recorded,
+                         segments_dropped_time_ranges_s=drops.ranges_s(stream.account.start_ns),
+                         recorded_controller=recorded, residual_n_m=stats, warning=warning)
     if data is not None:
-        data.account = account
+        data.account = account.to_dict()
     return BagResult(str(path), data, account, task)
-
-
-def _merge_accounts(accounts: list[dict], config: RelabelConfig, method: str) -> dict:
-    out = {"control_steps_in": 0, "segments_built": 0, "segments_written": 0, "actions_clipped": 0,
-           "pieces_ended_by_drop": 0, "segments_dropped": {}, "rows_not_in_segments": {}}
-    for acc in accounts:
-        for key in ("control_steps_in", "segments_built", "segments_written", "actions_clipped",
-                    "pieces_ended_by_drop"):
-            out[key] += acc[key]
-        for key in ("segments_dropped", "rows_not_in_segments"):
-            for reason, n in acc[key].items():
-                out[key][reason] = out[key].get(reason, 0) + n
-    out.update({"method": method, "k": config.k})
-    return out
 
 
 @dataclass
@@ -220,7 +209,7 @@ class RunResult:
     bags: list[BagResult]
     skipped: dict[str, str]          # bag -> error
     task: str | None
-    account: dict
+    account: RunAccount
 
 
 def relabel_bags(bags: list[str | Path], config: RelabelConfig, workers: int | None = None,
@@ -258,7 +247,7 @@ def relabel_bags(bags: list[str | Path], config: RelabelConfig, workers: int | N
     data = concat(parts) if parts else None
     account = total_account(results, skipped, config)
     if data is not None:
-        data.account = account
+        data.account = account.to_dict()
     return RunResult(data, results, skipped, tasks.pop() if tasks else None, account)
 
 
@@ -271,26 +260,10 @@ def _failure(outcome) -> str:
     return text[len(bag) + 2:] if text.startswith(bag + ": ") else text
 
 
-def total_account(results: list[BagResult], skipped: dict[str, str], config: RelabelConfig) -> dict:
+def total_account(results: list[BagResult], skipped: dict[str, str], config: RelabelConfig) -> RunAccount:
     """The run's account: totals over the bags, and each bag's own."""
-    accs = [r.account for r in results]
-    total = _merge_accounts(accs, config, ",".join(sorted({a["method"] for a in accs})) or config.method)
-    messages: dict[str, int] = {}
-    for a in accs:
-        for topic, n in a["read"]["messages"].items():
-            messages[topic] = messages.get(topic, 0) + n
-    rows_dropped: dict[str, int] = {}
-    for a in accs:
-        for reason, n in a["read"]["dropped"].items():
-            rows_dropped[reason] = rows_dropped.get(reason, 0) + n
     residual = np.concatenate([r.data.residual for r in results if r.data is not None] or [np.zeros(0)])
-    total.update({
-        "bags_read": len(results), "bags_skipped": skipped, "messages": messages,
-        "rows_dropped_at_read": rows_dropped, "episodes_in": sum(a["read"]["episodes"] for a in accs),
-        "residual_n_m": residual_stats(residual), "per_bag": {r.bag: r.account for r in results},
-        "warnings": [f"{r.bag}: {r.account['warning']}" for r in results if "warning" in r.account],
-    })
-    return total
+    return RunAccount.total([r.account for r in results], skipped, config.method, config.k, residual_stats(residual))
 
 
 def expand_bags(paths: list[str | Path]) -> list[Path]:
