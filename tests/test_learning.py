@@ -139,6 +139,25 @@ def test_flat_transitions_are_normalized_logged_torques(reach_traj):
     assert data.timeouts.sum() == 2                        # one episode end each
 
 
+def test_minmax_action_scaling_trains_on_the_datasets_range_and_acts_in_it(reach_traj, tmp_path, rng):
+    """Goals relabeled for a controller with an 8x wider output range use an eighth of [-1, 1]:
+    the scaler maps the dataset's range onto [-1, 1] for training and back when the policy acts."""
+    data = relabel(reach_traj, make_controller(OSCConfig()), 5, "analytical")
+    data.actions = data.actions / 8.0
+    h5, _ = save_dataset(data, tmp_path / "narrow", {"task": "reach", "k": 5, "controller": OSCConfig().to_dict()})
+    buffer, meta = load_dataset(h5)
+    res = train(buffer, meta, TrainConfig(algo="bc", steps=30, epochs=1, action_scaling="minmax"), tmp_path / "m",
+                progress=False)
+    policy = load_policy(res.model)
+    assert policy.meta["train"]["action_scaling"] == "minmax"
+    low, high = data.actions.min(0), data.actions.max(0)
+    acts = np.array([policy.act(o) for o in rng.normal(size=(20, 36))])
+    assert np.all(acts >= low - 1e-6) and np.all(acts <= high + 1e-6)
+    assert np.abs(high - low).max() < 0.5                  # so the check above is not the [-1, 1] box
+    with pytest.raises(ValueError, match="action scaling"):
+        TrainConfig(action_scaling="standard")
+
+
 def test_train_config_validates_its_fields():
     with pytest.raises(ValueError, match="unknown algorithm"):
         TrainConfig(algo="ppo")

@@ -31,6 +31,8 @@ class ArmExperimentConfig:
 
 
 ORIGINAL = OSCConfig()
+#: the reference work's enlarged output range (m, rad) of its two changed settings
+WIDE_RANGE = (0.4, 0.4, 0.4, 1.6, 1.6, 1.6)
 
 CHANGED: dict[str, OSCConfig | QPConfig] = {
     # a normalized orientation action means twice the rotation
@@ -41,11 +43,16 @@ CHANGED: dict[str, OSCConfig | QPConfig] = {
     "damping3": ORIGINAL.replace(damping_ratio=3.0),
     # another controller: the task-space QP with the original gains
     "qp": QPConfig(),
+    # the reference work's two changed settings, each with the output range enlarged to 0.4 m / 1.6 rad:
+    # a logged normalized action means an 8x larger move (3.2x for rotations)
+    "kp_ori50_wide": ORIGINAL.replace(kp=(150.0, 150.0, 150.0, 50.0, 50.0, 50.0), output_max=WIDE_RANGE),
+    "damping3_pos_wide": ORIGINAL.replace(damping_ratio=(3.0, 3.0, 3.0, 1.0, 1.0, 1.0), output_max=WIDE_RANGE),
 }
 
 #: YAML file of each changed config, relative to the repository's ``config/controllers``
 YAML_FILES = {"ori_scale": "osc_ori_scale.yaml", "kp_ori50": "osc_kp_ori50.yaml",
-              "damping3": "osc_damping3.yaml", "qp": "qp.yaml"}
+              "damping3": "osc_damping3.yaml", "qp": "qp.yaml", "kp_ori50_wide": "osc_kp_ori50_wide.yaml",
+              "damping3_pos_wide": "osc_damping3_pos_wide.yaml"}
 
 
 def deployment_configs(names=None) -> dict:

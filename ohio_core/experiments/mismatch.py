@@ -45,6 +45,8 @@ class MismatchConfig(ArmExperimentConfig):
     # residual threshold would empty those datasets, so none is applied; residuals are in the sidecars.
     max_residual: float = float("inf")
     numerical_iterations: int = 200
+    action_scaling: str = "none"         # TrainConfig.action_scaling of every method's policy
+    train_seed: int | None = None        # seed of the training runs (None: ``seed``, which also draws the data)
 
     def __post_init__(self):
         super().__post_init__()
@@ -54,6 +56,7 @@ class MismatchConfig(ArmExperimentConfig):
         if self.episodes < len(self.behavior) or self.eval_episodes < 1 or self.workers < 1:
             raise ValueError("episodes must cover every behavior policy; eval_episodes and workers >= 1")
         deployment_configs(self.configs)
+        train_config(self)                   # TrainConfig checks the training settings
 
 
 @dataclass
@@ -190,7 +193,9 @@ def train_config(cfg: MismatchConfig):
     """The one training configuration every method's policy is trained with."""
     from ohio_core.learning.algos import TrainConfig
 
-    return TrainConfig.for_task(cfg.task, algo=cfg.algo, steps=cfg.steps, seed=cfg.seed)
+    return TrainConfig.for_task(cfg.task, algo=cfg.algo, steps=cfg.steps,
+                                seed=cfg.seed if cfg.train_seed is None else cfg.train_seed,
+                                action_scaling=cfg.action_scaling)
 
 
 def train_all(cfg: MismatchConfig, art: Artifacts, out: Path, progress: bool = True) -> None:

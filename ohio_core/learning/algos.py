@@ -11,7 +11,11 @@ name       d3rlpy algorithm
 =========  ==================================================================================
 
 Every algorithm standardizes observations with statistics fitted on the dataset and saved with
-the model (``StandardObservationScaler``); actions are already normalized to [-1, 1].
+the model (``StandardObservationScaler``); actions are already normalized to [-1, 1]. With
+``action_scaling="minmax"`` each action dimension is also mapped from the dataset's own range onto
+[-1, 1] for training (``MinMaxActionScaler``, saved with the model and inverted when it acts): goals
+relabeled for a controller with a wider output range use a small part of [-1, 1], and the scaling
+gives them back the whole of it.
 
 Networks (``TrainConfig.network``): ``mlp`` (every network an MLP of ``hidden`` widths) or, for
 routing goals (one action per region), ``region`` (``learning.region_net``: one network shared by
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 
 ALGOS = ("iql", "cql", "calql", "td3bc", "bc")
 NETWORKS = ("mlp", "region")
+ACTION_SCALINGS = ("none", "minmax")
 
 #: per task: (updates, batch size). Lift has twice the horizon and a gripper phase.
 TASK_STEPS = {"reach": 10_000, "lift": 20_000}
@@ -45,6 +50,7 @@ class TrainConfig:
     hidden: tuple = (128, 128)        # hidden layer widths of every network
     network: str = "mlp"              # NETWORKS (module docstring)
     temperature: float = 3.0          # IQL: policy weights exp(temperature * advantage)
+    action_scaling: str = "none"      # ACTION_SCALINGS (module docstring)
 
     def __post_init__(self):
         if self.algo not in ALGOS:
@@ -56,6 +62,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.gamma must be in (0, 1], got {self.gamma}")
         if not 0 < self.temperature < float("inf"):
             raise ValueError(f"TrainConfig.temperature must be > 0 and finite, got {self.temperature}")
+        if self.action_scaling not in ACTION_SCALINGS:
+            raise ValueError(f"unknown action scaling {self.action_scaling!r}; expected one of {list(ACTION_SCALINGS)}")
         if self.network not in NETWORKS:
             raise ValueError(f"unknown network {self.network!r}; expected one of {list(NETWORKS)}")
         if not self.hidden or any(int(h) < 1 for h in self.hidden):
@@ -107,6 +115,8 @@ def build(config: TrainConfig, obs_layout=None):
     enc, pooled = _encoders(config, obs_layout)
     common = {"batch_size": config.batch_size, "gamma": config.gamma,
               "observation_scaler": d3rlpy.preprocessing.StandardObservationScaler()}
+    if config.action_scaling == "minmax":
+        common["action_scaler"] = d3rlpy.preprocessing.MinMaxActionScaler()
     critic = {"actor_encoder_factory": enc, "critic_encoder_factory": pooled}
     if config.algo == "iql":
         algo = d3rlpy.algos.IQLConfig(**common, **critic, value_encoder_factory=pooled, expectile=0.7,
