@@ -17,10 +17,11 @@ from ohio_core.envs.arm.tasks import TaskConfig
 from ohio_core.envs.routing.env import FlatRoutingEnv, RoutingEnv
 from ohio_core.envs.routing.scenario import synthetic
 from ohio_core.learning.algos import TrainConfig
-from ohio_core.learning.finetune import (ArmLimits, FinetuneConfig, OnlineEnv, arm_violations, arm_worst, finetune,
-                                         routing_violations)
+from ohio_core.learning.finetune import FinetuneConfig, finetune
+from ohio_core.learning.online_env import OnlineEnv
 from ohio_core.learning.policy import load_policy
 from ohio_core.learning.train import train
+from ohio_core.learning.violations import ArmLimits, arm_violations, arm_worst, routing_violations
 from ohio_core.pipeline.baselines import flat_transitions
 from ohio_core.pipeline.dataset import load_dataset, save_dataset
 from ohio_core.pipeline.relabel import relabel

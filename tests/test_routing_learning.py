@@ -17,7 +17,7 @@ from ohio_core.envs.routing.env import FlatRoutingEnv, RoutingEnv, rollout
 from ohio_core.envs.routing.scenario import synthetic
 from ohio_core.inverse.routing import FlowStatus, invert_flows
 from ohio_core.experiments.routing import RoutingExperimentConfig, run
-from ohio_core.learning.finetune import routing_scenario
+from ohio_core.learning.online_env import routing_scenario
 from ohio_core.pipeline.routing import (decode_distribution, decode_flows, encode_distribution, encode_flows,
                                         idle_distribution, relabel_routing)
 from ohio_core.policies.routing import make_routing_policy

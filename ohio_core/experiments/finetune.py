@@ -16,7 +16,7 @@ blocks of the other experiments, then each is fine-tuned online with the same bu
   goal policy on region-shared networks (``learning.region_net``), the flat policy on MLPs.
 
 Reported per method: the normalized score at the start, its minimum over the curve, the final
-score, and the violation counts over all exploration steps (definitions in ``learning.finetune``).
+score, and the violation counts over all exploration steps (definitions in ``learning.violations``).
 """
 
 from __future__ import annotations
@@ -201,7 +201,8 @@ def summarize(curve: list, totals: dict) -> dict:
 
 def run(config: FinetuneExperimentConfig, out: str | Path, progress: bool = True) -> dict:
     """The experiment; writes ``out/result.json`` and ``out/DOMAIN.png`` (curves of every method)."""
-    from ohio_core.learning.finetune import finetune, plot_curve
+    from ohio_core.learning.finetune import finetune
+    from ohio_core.learning.finetune_plot import plot_curve
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

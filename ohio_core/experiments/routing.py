@@ -231,7 +231,7 @@ def _fit_and_score(data, method: str, config: RoutingExperimentConfig, out: Path
 
 def _train(data, config: RoutingExperimentConfig, out: Path, name: str, level: str, scenario):
     """Fit ``config.algo`` on ``data``; the model is saved to ``out/name`` (d3 + sidecar, with the city's
-    synthetic settings that ``learning.finetune.routing_scenario`` reads) and loaded back."""
+    synthetic settings that ``learning.online_env.routing_scenario`` reads) and loaded back."""
     from ohio_core.learning.train import train
     from ohio_core.pipeline.dataset import load_dataset, save_dataset
 
