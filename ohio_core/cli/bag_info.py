@@ -22,7 +22,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ohio_core.cli.output import emit_json, table
+from ohio_core.cli.output import emit_json, print_report
 
 PROG = "ohio bag-info"
 
@@ -54,37 +54,6 @@ def _topic_map(name: str | None):
         return TopicMap.preset(name or "ohio") if name is None or name in PRESETS else TopicMap.load(name)
     except (TopicMapError, FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"{PROG}: {exc}") from None
-
-
-def _print_report(r: dict, map_name: str) -> None:
-    print(r["bag"])
-    parts = [f"storage {r['storage']}", f"{r['files']} file(s)"]
-    if "metadata_version" in r:
-        parts.append(f"metadata version {r['metadata_version']}")
-    if "compression" in r:
-        parts.append(f"compression {r['compression']}")
-    print("  " + ", ".join(parts))
-    if r.get("metadata_rebuilt"):
-        print(f"  {r['metadata_rebuilt']} (--reindex writes its metadata.yaml)")
-    print(f"  {r['messages']} messages over {r['duration_s']:g} s" + (f" from {r['start']}" if r["start"] else ""))
-    rows = [[topic, "/".join(t["types"]), t["messages"], "/".join(t["serialization"]), "/".join(t["definition"]),
-             "yes" if t["unreadable"] is None else "no (below)"] for topic, t in r["topics"].items()]
-    print("\n".join("  " + line for line in table(
-        rows, ["topic", "type", "messages", "serialization", "definition", "readable"]).splitlines()))
-    for topic, t in r["topics"].items():
-        if t["unreadable"] is not None:
-            print(f"  not readable: {topic}: {t['unreadable']}")
-    print(f"  relabeling with topic map {map_name} (effort_source: {r['effort_source']}):")
-    rows = [[role, v["topic"], v["status"] if v["status"] not in r["problems"] else "PROBLEM (below)"]
-            for role, v in r["roles"].items()]
-    print("\n".join("    " + line for line in table(rows, ["role", "topic", "status"]).splitlines()))
-    if r.get("note"):
-        print(f"  note: {r['note']}")
-    if r["ready"]:
-        print("  relabeling finds what it needs")
-    else:
-        for problem in r["problems"]:
-            print(f"  NOT READY: {problem}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,13 +92,13 @@ def run(args: argparse.Namespace) -> int:
         except BagError as exc:
             fail(bag, exc)
             continue
-        _print_report(reports[-1], args.topics or "ohio")
-    ready = [r for r in reports if r["ready"]]
+        print_report(reports[-1].report(args.topics or "ohio"))
+    ready = [r for r in reports if r.ready]
     if len(named) + len(unreadable) > 1:
         print(f"{len(reports)} bag(s) read: {len(ready)} ready to relabel, {len(reports) - len(ready)} not; "
               f"{len(unreadable)} could not be read")
     code = 2 if unreadable else 0 if len(ready) == len(reports) else 1
     if args.json:
-        emit_json({"bags": reports, "unreadable": unreadable, "metadata_written": written,
+        emit_json({"bags": [r.to_dict() for r in reports], "unreadable": unreadable, "metadata_written": written,
                    "topic_map": topic_map.to_dict(), "ready": code == 0, "exit_status": code})
     return code

@@ -20,6 +20,15 @@ def table(rows: list[list], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+def print_report(report: list) -> None:
+    """Print a report (``data.account.Report``): its lines as they are, its tables formatted by ``table``."""
+    for block in report:
+        if isinstance(block, str):
+            print(block)
+        else:
+            print("\n".join(block.indent + line for line in table(block.rows, block.header).splitlines()))
+
+
 def check_targets(result: dict, targets: dict) -> list[list]:
     """Rows (metric, value, target, met) for the metrics that have a target."""
     rows = []

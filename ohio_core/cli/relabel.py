@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from ohio_core.cli.output import emit_json, table
+from ohio_core.cli.output import emit_json, print_report
 
 
 def add_relabel_arguments(p: argparse.ArgumentParser) -> None:
@@ -101,19 +101,13 @@ def relabel_run(args: argparse.Namespace, prog: str):
         run = relabel_bags(bags, config, workers=args.workers, ray_address=args.ray, skip_bad=args.skip_bad)
     except (BagError, RelabelError, ParallelError) as exc:
         raise SystemExit(f"{prog}: {exc}") from None
-    print_account(run)
+    print_report(run.account.report())
     if run.data is None:
         raise SystemExit(f"{prog}: no transitions to write: every segment was dropped or every bag skipped "
                          f"(see the account above)")
     if run.task is None:
         raise SystemExit(f"{prog}: the bags do not say which task they record; pass --task")
     return run, config, bags
-
-
-def print_account(run) -> None:
-    """The run's account (``data.account.RunAccount.report``)."""
-    for block in run.account.report():
-        print(block if isinstance(block, str) else table(*block))
 
 
 def run(args: argparse.Namespace) -> int:

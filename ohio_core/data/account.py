@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 
@@ -133,6 +133,18 @@ class Record(Mapping):
         return sum(1 for _ in self._entries())
 
 
+class Table(NamedTuple):
+    """A table of a report: rows under a header, every line indented by ``indent``."""
+
+    rows: list[list]
+    header: list[str]
+    indent: str = ""
+
+
+#: a printout, in order: lines and tables (printed by ``cli.output.print_report``)
+Report = list[Table | str]
+
+
 @dataclass(eq=False)
 class ReadAccount(Record):
     """What a bag read (``data.bag_read.BagStream``) did with every message: messages read per topic,
@@ -221,10 +233,6 @@ class BagAccount(Record):
         return self.segments.segments_dropped_total + sum(self.read.dropped.values())
 
 
-#: a table of a report: (rows, header)
-Table = tuple[list[list], list[str]]
-
-
 def _by_bag(accounts: list[BagAccount]) -> dict[str, BagAccount]:
     return {a.read.bag: a for a in accounts}
 
@@ -264,7 +272,7 @@ class RunAccount(Record):
                    episodes_in=sum(a.read.episodes for a in bags), residual_n_m=residual_n_m, per_bag=list(bags),
                    warnings=[f"{a.read.bag}: {a.warning}" for a in bags if a.warning])
 
-    def report(self) -> list[Table | str]:
+    def report(self) -> Report:
         """What ``ohio relabel`` and ``ohio pipeline`` print, in order: a table of the bags, a table of
         the totals, then lines: the time ranges of the drops per bag, the residual, the warnings, the
         worst alignment of the streams and the rules rows were made by."""
@@ -283,9 +291,8 @@ class RunAccount(Record):
         totals += [[f"rows dropped at read: {r}", n] for r, n in self.rows_dropped_at_read.items()]
         totals += [[f"segments dropped: {r}", n] for r, n in s.segments_dropped.items()]
         totals += [[f"rows not in a segment: {r}", n] for r, n in s.rows_not_in_segments.items()]
-        out: list[Table | str] = [(bags, ["bag", "storage", "messages", "rows", "segments", "written", "dropped",
-                                          "status"]),
-                                  (totals, ["account", "count"])]
+        out: Report = [Table(bags, ["bag", "storage", "messages", "rows", "segments", "written", "dropped", "status"]),
+                       Table(totals, ["account", "count"])]
         for a in self.per_bag:
             for reason, spans in {**(a.read.drop_time_ranges_s or {}), **a.segments_dropped_time_ranges_s}.items():
                 shown = ", ".join(f"{x:.2f}-{y:.2f}" for x, y in spans[:5]) + (" ..." if len(spans) > 5 else "")

@@ -4,8 +4,10 @@ bag-info``): ``inspect_bag``."""
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass
 from pathlib import Path
 
+from ohio_core.data.account import Record, Report, Table, optional
 from ohio_core.data.bag_common import BagError
 from ohio_core.data.bag_read import match_roles, read_messages
 from ohio_core.data.bag_source import OpenBag, open_bag
@@ -62,7 +64,52 @@ def _first_message_problems(bag: OpenBag, tm: TopicMap, role_of: dict) -> dict[s
     return out
 
 
-def inspect_bag(path: str | Path, topic_map: TopicMap | None = None) -> dict:
+@dataclass(eq=False)
+class BagInfo(Record):
+    """What a bag holds and whether relabeling with a topic map finds what it needs in it."""
+
+    bag: str
+    info: dict                    # storage, files, metadata version, compression (``bag_source.OpenBag.info``)
+    messages: int
+    start: str | None             # ISO 8601, UTC (None: no messages)
+    duration_s: float
+    topics: dict[str, dict]       # topic -> types, messages, serialization, definition, unreadable (why, or None)
+    roles: dict[str, dict]        # role of the topic map -> its topic and status
+    effort_source: str
+    problems: list[str]           # what would stop a read (empty: relabeling can read the bag)
+    ready: bool
+    note: str | None = optional()
+
+    FLAT = ("info",)
+
+    def report(self, map_name: str) -> Report:
+        """What ``ohio bag-info`` prints for the bag (``map_name``: the topic map's name)."""
+        parts = [f"storage {self.info['storage']}", f"{self.info['files']} file(s)"]
+        parts += [f"{key.replace('_', ' ')} {self.info[key]}" for key in ("metadata_version", "compression")
+                  if key in self.info]
+        out: Report = [self.bag, "  " + ", ".join(parts)]
+        if self.info.get("metadata_rebuilt"):
+            out.append(f"  {self.info['metadata_rebuilt']} (--reindex writes its metadata.yaml)")
+        out.append(f"  {self.messages} messages over {self.duration_s:g} s" + (f" from {self.start}" if self.start
+                                                                               else ""))
+        out.append(Table([[topic, "/".join(t["types"]), t["messages"], "/".join(t["serialization"]),
+                           "/".join(t["definition"]), "yes" if t["unreadable"] is None else "no (below)"]
+                          for topic, t in self.topics.items()],
+                         ["topic", "type", "messages", "serialization", "definition", "readable"], "  "))
+        out += [f"  not readable: {topic}: {t['unreadable']}" for topic, t in self.topics.items()
+                if t["unreadable"] is not None]
+        out.append(f"  relabeling with topic map {map_name} (effort_source: {self.effort_source}):")
+        out.append(Table([[role, v["topic"], v["status"] if v["status"] not in self.problems else "PROBLEM (below)"]
+                          for role, v in self.roles.items()], ["role", "topic", "status"], "    "))
+        if self.note:
+            out.append(f"  note: {self.note}")
+        if self.ready:
+            out.append("  relabeling finds what it needs")
+        out += [f"  NOT READY: {problem}" for problem in self.problems]
+        return out
+
+
+def inspect_bag(path: str | Path, topic_map: TopicMap | None = None) -> BagInfo:
     """What a bag holds and whether relabeling with ``topic_map`` finds what it needs (``ohio
     bag-info``): storage, files, metadata version, compression, messages, start and duration;
     each topic's types, message count, serialization, stored definition and why it cannot be read
@@ -78,19 +125,14 @@ def inspect_bag(path: str | Path, topic_map: TopicMap | None = None) -> dict:
             problems = _first_message_problems(bag, tm, role_of)
         note = problems.pop("note", None)
         start = int(bag.start_time) if bag.message_count else None
-        out = {
-            "bag": str(path), **bag.info, "messages": bag.message_count,
-            "start": None if start is None else datetime.datetime.fromtimestamp(
+        return BagInfo(
+            bag=str(path), info=dict(bag.info), messages=bag.message_count,
+            start=None if start is None else datetime.datetime.fromtimestamp(
                 start * 1e-9, datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "duration_s": round((int(bag.end_time) - 1 - start) * 1e-9, 3) if start is not None else 0.0,
-            "topics": bag.topics(),
-            "roles": {role: {"topic": topic, "status": _role_status(bag, tm, role, topic, role_of, problems)}
-                      for role, topic in tm.roles().items()},
-            "effort_source": tm.effort_source,
-            "problems": list(problems.values()), "ready": not problems,
-        }
-        if note:
-            out["note"] = note
-        return out
+            duration_s=round((int(bag.end_time) - 1 - start) * 1e-9, 3) if start is not None else 0.0,
+            topics=bag.topics(),
+            roles={role: {"topic": topic, "status": _role_status(bag, tm, role, topic, role_of, problems)}
+                   for role, topic in tm.roles().items()},
+            effort_source=tm.effort_source, problems=list(problems.values()), ready=not problems, note=note or None)
     finally:
         bag.close()

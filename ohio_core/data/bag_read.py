@@ -146,7 +146,8 @@ class BagStream:
             bag=str(path), info=dict(reader.info), messages=counts,
             topics_in_bag={t: "/".join(sorted(ty)) for t, ty in sorted(in_bag.items())}, start_ns=start_ns,
             duration_s=round((int(reader.end_time) - start_ns) * 1e-9, 3) if reader.message_count else 0.0,
-            rows=0, episodes=0, dropped={}, row_rule=rule.row_rule, topics_not_read=dict(sorted(reader.unreadable.items())) or None)
+            rows=0, episodes=0, dropped={}, row_rule=rule.row_rule,
+            topics_not_read=dict(sorted(reader.unreadable.items())) or None)
         self.custom_data = reader.custom_data
         # decoding: arm-joint order per joint-name tuple and command label, task-state layout per label
         self._js_index, self._cmd_index, self._ts_index = {}, {}, {}
