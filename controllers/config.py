@@ -1,7 +1,8 @@
 """Typed, validated controller configurations, loadable from YAML.
 
 Every vector field accepts a scalar (broadcast) or a list of the right length. Unknown keys are
-an error that names them: a typo never silently falls back to a default.
+an error that names them: a typo never silently falls back to a default. The checks are those of
+``controllers.validate``.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ import dataclasses
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import yaml
 
+from controllers import validate
 from controllers.description import Q_HOME
 
 
@@ -28,42 +29,6 @@ class ConfigError(ValueError):
 GRAVITY_COMPENSATION = ("controller", "driver")
 
 
-def _check_sign(name: str, arr: np.ndarray, kind: str) -> None:
-    if not np.all(np.isfinite(arr)):
-        raise ConfigError(f"{name} must be finite, got {arr.tolist()}")
-    if kind == "positive" and np.any(arr <= 0):
-        raise ConfigError(f"{name} must be > 0, got {arr.tolist()}")
-    if kind == "nonnegative" and np.any(arr < 0):
-        raise ConfigError(f"{name} must be >= 0, got {arr.tolist()}")
-
-
-def _numbers(name: str, value: Any) -> np.ndarray:
-    if isinstance(value, (str, bytes)) or (np.ndim(value) > 0 and any(isinstance(v, (str, bytes)) for v in value)):
-        raise ConfigError(f"{name} must be numeric, got {value!r}")
-    try:
-        return np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be numeric, got {value!r}") from None
-
-
-def _vector(name: str, value: Any, n: int, kind: str) -> tuple:
-    arr = _numbers(name, value)
-    if arr.ndim == 0:
-        arr = np.full(n, float(arr))
-    if arr.shape != (n,):
-        raise ConfigError(f"{name} must be a scalar or a list of {n} numbers, got shape {arr.shape}")
-    _check_sign(name, arr, kind)
-    return tuple(float(x) for x in arr)
-
-
-def _scalar(name: str, value: Any, kind: str) -> float:
-    arr = _numbers(name, value)
-    if arr.ndim != 0:
-        raise ConfigError(f"{name} must be a single number, got {value!r}")
-    _check_sign(name, arr, kind)
-    return float(arr)
-
-
 def config_fields(cls, data: dict | None) -> dict:
     """The fields of config class ``cls`` in ``data``: an optional ``type`` must be ``cls.kind``, and an
     unknown key is a ``ConfigError`` that names it."""
@@ -71,10 +36,7 @@ def config_fields(cls, data: dict | None) -> dict:
     kind = data.pop("type", None)
     if kind is not None and kind != cls.kind:
         raise ConfigError(f"config has type {kind!r}, expected {cls.kind!r}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} for {cls.__name__}; known keys: {sorted(known)}")
+    validate.unknown_keys(data, (f.name for f in dataclasses.fields(cls)), ConfigError, owner=cls.__name__)
     return data
 
 
@@ -88,12 +50,12 @@ class _Base:
                     raise ConfigError(f"{name} must be set (null is not allowed)")
                 continue
             if "vector" in f.metadata:
-                n, kind = f.metadata["vector"]
-                object.__setattr__(self, f.name, _vector(name, value, n, kind))
+                n, sign = f.metadata["vector"]
+                object.__setattr__(self, f.name, validate.vector(name, value, n, ConfigError, sign))
             elif "scalar" in f.metadata:
-                object.__setattr__(self, f.name, _scalar(name, value, f.metadata["scalar"]))
-            elif "choice" in f.metadata and value not in f.metadata["choice"]:
-                raise ConfigError(f"{name} must be one of {list(f.metadata['choice'])}, got {value!r}")
+                object.__setattr__(self, f.name, validate.signed_number(name, value, ConfigError, f.metadata["scalar"]))
+            elif "choice" in f.metadata:
+                validate.choice(name, value, f.metadata["choice"], ConfigError)
         if not 0.0 < self.control_period <= 0.1:
             raise ConfigError(f"{type(self).__name__}.control_period must be in (0, 0.1] s, got {self.control_period}")
 
@@ -121,12 +83,12 @@ class _Base:
         return cache[name]
 
 
-def _vec(n: int, kind: str = "any", default=None, optional: bool = False):
-    return field(default=default, metadata={"vector": (n, kind), "optional": optional})
+def _vec(n: int, sign: str = "any", default=None, optional: bool = False):
+    return field(default=default, metadata={"vector": (n, sign), "optional": optional})
 
 
-def _num(kind: str, default: float):
-    return field(default=default, metadata={"scalar": kind})
+def _num(sign: str, default: float):
+    return field(default=default, metadata={"scalar": sign})
 
 
 def _choice(choices: tuple, default: str):

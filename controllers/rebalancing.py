@@ -42,6 +42,7 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import linprog
 
+from controllers import validate
 from controllers.config import ConfigError, config_fields
 
 __all__ = ["RebalancingConfig", "RebalancingError", "Rebalancer", "desired_counts", "rebalance", "flow_cost",
@@ -74,15 +75,10 @@ class RebalancingConfig:
     formulation: str = "edges"
 
     def __post_init__(self):
-        w = self.cost_weight
-        number = isinstance(w, (int, float, np.integer, np.floating)) and not isinstance(w, bool)
-        if not number or not np.isfinite(w) or w <= 0:
-            raise ConfigError(f"RebalancingConfig.cost_weight must be a finite number > 0, got {w!r}")
-        object.__setattr__(self, "cost_weight", float(w))
-        if self.solver not in SOLVERS:
-            raise ConfigError(f"RebalancingConfig.solver must be one of {SOLVERS}, got {self.solver!r}")
-        if self.formulation not in FORMULATIONS:
-            raise ConfigError(f"RebalancingConfig.formulation must be one of {FORMULATIONS}, got {self.formulation!r}")
+        object.__setattr__(self, "cost_weight", validate.number("RebalancingConfig.cost_weight", self.cost_weight,
+                                                                ConfigError, low=0, low_open=True))
+        validate.choice("RebalancingConfig.solver", self.solver, SOLVERS, ConfigError)
+        validate.choice("RebalancingConfig.formulation", self.formulation, FORMULATIONS, ConfigError)
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "RebalancingConfig":

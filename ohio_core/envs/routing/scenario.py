@@ -82,6 +82,8 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from controllers.validate import array, number, signed_number
+
 #: Cost of travel per vehicle-minute when a file gives none (the public simulators' default).
 DEFAULT_BETA = 0.5
 DEFAULT_STEP_MINUTES = 3.0
@@ -111,31 +113,15 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 
 
 def _float_array(name: str, value: Any, ndim: int) -> np.ndarray:
-    try:
-        a = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise ScenarioError(f"Scenario.{name} must be a numeric array, got {type(value).__name__}") from None
-    if a.ndim != ndim:
-        raise ScenarioError(f"Scenario.{name} must have {ndim} dimensions, got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ScenarioError(f"Scenario.{name} must be finite")
-    return a
+    return array(f"Scenario.{name}", value, ndim, ScenarioError)
 
 
 def _integer(name: str, value: Any, low: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating)):
-        raise ScenarioError(f"Scenario.{name} must be an integer, got {value!r}")
-    if not float(value).is_integer() or value < low:
-        raise ScenarioError(f"Scenario.{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
+    return number(f"Scenario.{name}", value, ScenarioError, low=low, integer=True)
 
 
 def _number(name: str, value: Any, positive: bool) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating)):
-        raise ScenarioError(f"Scenario.{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ScenarioError(f"Scenario.{name} must be finite and {'> 0' if positive else '>= 0'}, got {value!r}")
-    return float(value)
+    return signed_number(f"Scenario.{name}", value, ScenarioError, "positive" if positive else "nonnegative")
 
 
 @dataclass(frozen=True, eq=False)

@@ -10,8 +10,8 @@ rebalancing node's LP by ``rebalancing.*`` (``controllers.rebalancing.Rebalancin
 
 import dataclasses
 from dataclasses import dataclass
-import math
 
+from controllers import validate
 from controllers.config import CONFIG_TYPES, ConfigError
 from ohio_core.data.topics import ARM_JOINTS
 
@@ -39,47 +39,28 @@ class ParameterError(ValueError):
     """A node parameter has a wrong type or value; the message names the parameter."""
 
 
-def _number(name, value, *, low=None, high=None, low_open=False, integer=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ParameterError(f'parameter {name!r} must be a number, got {value!r}')
-    if integer and value != int(value):
-        raise ParameterError(f'parameter {name!r} must be an integer, got {value!r}')
-    if not math.isfinite(value):
-        raise ParameterError(f'parameter {name!r} must be finite, got {value!r}')
-    if low is not None and (value <= low if low_open else value < low):
-        raise ParameterError(f'parameter {name!r} must be {">" if low_open else ">="} {low}, '
-                             f'got {value!r}')
-    if high is not None and value > high:
-        raise ParameterError(f'parameter {name!r} must be <= {high}, got {value!r}')
-    return int(value) if integer else float(value)
+def _label(name):
+    return f'parameter {name!r}'
+
+
+def _number(name, value, **bounds):
+    return validate.number(_label(name), value, ParameterError, **bounds)
 
 
 def _choice(name, value, choices):
-    if value not in choices:
-        raise ParameterError(f'parameter {name!r} must be one of {list(choices)}, got {value!r}')
-    return value
+    return validate.choice(_label(name), value, choices, ParameterError)
 
 
 def _string(name, value):
-    if not isinstance(value, str):
-        raise ParameterError(f'parameter {name!r} must be a string, got {value!r}')
-    return value
+    return validate.string(_label(name), value, ParameterError)
 
 
 def _flag(name, value):
-    if not isinstance(value, bool):
-        raise ParameterError(f'parameter {name!r} must be true or false, got {value!r}')
-    return value
+    return validate.flag(_label(name), value, ParameterError)
 
 
 def _joints(name, value):
-    if isinstance(value, str) or not all(isinstance(j, str) and j for j in value):
-        raise ParameterError(f'parameter {name!r} must be a list of joint names, got {value!r}')
-    value = tuple(value)
-    if len(value) != 7 or len(set(value)) != 7:
-        raise ParameterError(f'parameter {name!r} must name 7 distinct arm joints, '
-                             f'got {list(value)}')
-    return value
+    return validate.names(_label(name), value, 7, ParameterError, what='arm joints')
 
 
 def _priority(value):
@@ -98,10 +79,8 @@ class _NodeConfig:
     @classmethod
     def from_params(cls, params: dict):
         """Build from {parameter name: value}; unknown names are an error naming them."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ParameterError(f'unknown parameter(s) {unknown}; known: {sorted(known)}')
+        validate.unknown_keys(params, (f.name for f in dataclasses.fields(cls)), ParameterError,
+                              what='parameter')
         return cls(**params)
 
 
@@ -377,9 +356,8 @@ def rebalancing_config(params: dict):
     from controllers.rebalancing import RebalancingConfig
 
     known = set(rebalancing_defaults())
-    unknown = sorted(n for n in params if n.startswith(REBALANCING_PREFIX) and n not in known)
-    if unknown:
-        raise ParameterError(f'unknown parameter(s) {unknown}; known: {sorted(known)}')
+    validate.unknown_keys((n for n in params if n.startswith(REBALANCING_PREFIX)), known,
+                          ParameterError, what='parameter')
     data = {name[len(REBALANCING_PREFIX):]: value for name, value in params.items()
             if name in known and value is not None}
     try:
