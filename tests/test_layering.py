@@ -14,6 +14,9 @@
   experiments or the front ends.
 - ``controllers`` and ``ohio_core.envs`` import none of data, inverse, pipeline, policies, learning,
   experiments or the front ends.
+- The 50 Hz controller node loads no simulator, data collection or offline layer.
+- Each ROS package's ``package.xml`` (ros2_ws/src/*/) declares exactly what its sources import: the
+  project packages and a rosdep key for every third-party module (``DEPENDENCY_KEYS``).
 
 Modules are discovered from the files on disk, so new modules are covered without edits here.
 """
@@ -26,6 +29,7 @@ import json
 import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -249,6 +253,66 @@ def test_controller_node_loads_no_simulator(tmp_path):
     assert report["baseline"] == [] and report["files"][CONTROLLER_NODE]
     assert not report["culprits"], (f"{CONTROLLER_NODE} loads what it never uses: "
                                     f"{report['culprits'][CONTROLLER_NODE][:8]}")
+
+
+# --- package.xml files declare what their packages import ---------------------------------
+
+#: ROS package (ros2_ws/src/<name>/package.xml) -> the folders of its Python sources, from the repository root
+ROS_PACKAGES = {"controllers": ["controllers"], "ohio_core": ["ohio_core"],
+                "ohio_ros": ["ros2_ws/src/ohio_ros/ohio_ros", "launch"]}
+#: third-party module -> the rosdep key of package.xml that provides it
+DEPENDENCY_KEYS = {
+    "numpy": "python3-numpy", "scipy": "python3-scipy", "yaml": "python3-yaml", "tqdm": "python3-tqdm",
+    "matplotlib": "python3-matplotlib", "pinocchio": "pinocchio", "quadprog": "python3-quadprog-pip",
+    "mujoco": "python3-mujoco-pip", "gymnasium": "python3-gymnasium-pip", "rosbags": "python3-rosbags-pip",
+    "torch": "python3-torch", "d3rlpy": "python3-d3rlpy-pip", "structlog": "python3-structlog",
+    "ray": "python3-ray-pip",
+    **{ros: ros for ros in ("rclpy", "rcl_interfaces", "builtin_interfaces", "std_msgs", "sensor_msgs",
+                            "geometry_msgs", "rosgraph_msgs", "diagnostic_msgs", "ament_index_python", "launch",
+                            "launch_ros")},
+}
+
+
+def repo_root() -> Path:
+    return package_dir(CORE_PACKAGES[0]).parent
+
+
+def declared_dependencies(package: str) -> set[str]:
+    root = ET.parse(repo_root() / "ros2_ws" / "src" / package / "package.xml").getroot()
+    assert root.findtext("name") == package
+    return {e.text.strip() for tag in ("depend", "exec_depend") for e in root.iter(tag)}
+
+
+def imported_top_levels(package: str) -> dict[str, str]:
+    """First-level module -> where it is first imported, over the package's sources (stdlib left out)."""
+    found = {}
+    for folder in ROS_PACKAGES[package]:
+        for path in sorted((repo_root() / folder).rglob("*.py")):
+            for line, name in imported_names(path.read_text(encoding="utf-8"), str(path)):
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top != package:
+                    found.setdefault(top, f"{path}:{line}")
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(ROS_PACKAGES))
+def test_package_xml_declares_what_the_package_imports(package):
+    imports = imported_top_levels(package)
+    assert "numpy" in imports
+    unknown = {m: where for m, where in imports.items() if m not in ROS_PACKAGES and m not in DEPENDENCY_KEYS}
+    assert not unknown, (f"{package} imports modules with no rosdep key (add each to DEPENDENCY_KEYS and to "
+                         f"ros2_ws/src/{package}/package.xml): {unknown}")
+    key = {m: m if m in ROS_PACKAGES else DEPENDENCY_KEYS[m] for m in imports}
+    needed, declared = set(key.values()), declared_dependencies(package)
+    missing = {m: where for m, where in imports.items() if key[m] not in declared}
+    assert not missing, f"ros2_ws/src/{package}/package.xml does not declare what these import: {missing}"
+    assert declared <= needed, f"ros2_ws/src/{package}/package.xml declares what it never imports: {declared - needed}"
+
+
+def test_controllers_package_depends_on_no_other_project_package():
+    assert not declared_dependencies("controllers") & set(ROS_PACKAGES)
+    assert "controllers" in declared_dependencies("ohio_core")
+    assert {"controllers", "ohio_core"} <= declared_dependencies("ohio_ros")
 
 
 # --- the checks above see what they claim to see ----------------------------------------
