@@ -4,9 +4,9 @@ it, a binary grasp command, and grasps that do not depend on how hard the policy
 import numpy as np
 import pytest
 
+from controllers.base import make_controller
 from controllers.config import OSCConfig
 from controllers.goals import gripper_command
-from ohio_core.data.collect import make_controller
 from ohio_core.envs.arm.env import GoalArmEnv
 from ohio_core.envs.arm.scene import SceneConfig
 from ohio_core.policies.scripted import LiftExpert
