@@ -80,9 +80,9 @@ def stats_ms(ns: np.ndarray) -> dict:
             "p95_ms": round(float(np.percentile(x, 95)) * 1e-6, 4), "max_ms": round(float(np.max(x)) * 1e-6, 4)}
 
 
-def optional(**kw):
+def optional():
     """A field of a ``Record`` left out of its JSON form while it is None."""
-    return field(default=None, metadata={"optional": True}, **kw)
+    return field(default=None, metadata={"optional": True})
 
 
 def plain(value):
