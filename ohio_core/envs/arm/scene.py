@@ -30,6 +30,7 @@ import mujoco
 import numpy as np
 
 from controllers.description import ARM_JOINTS, FINGER_JOINTS, TCP_FRAME, urdf_path
+from ohio_core.envs.arm.door import DoorConfig, add_door
 
 TCP_SITE = "tcp"
 CUBE_BODY = "cube"
@@ -58,6 +59,7 @@ class SceneConfig:
     # Pinocchio model does not see them): viscous damping (N m s/rad) and dry friction (N m)
     arm_damping: float = 0.0
     arm_frictionloss: float = 0.0
+    door: DoorConfig | None = None   # the door task's door (``envs.arm.door``); None: no door in the scene
 
     def __post_init__(self):
         if not (self.arm_damping >= 0.0 and self.arm_frictionloss >= 0.0):
@@ -194,6 +196,9 @@ def build_spec(config: SceneConfig = SceneConfig(), urdf: Path | None = None) ->
     cube.add_freejoint(name="cube_joint")
     cube.add_geom(name="cube_geom", type=mujoco.mjtGeom.mjGEOM_BOX, size=[h, h, h], mass=config.cube_mass,
                   rgba=[0.8, 0.1, 0.1, 1], friction=[config.cube_friction, 0.005, 0.0001], condim=4)
+
+    if config.door is not None:
+        add_door(spec, config.door)
 
     target = world.add_body(name=TARGET_BODY, mocap=True, pos=[cx, cy, 0.3])
     # a site, not a geom: the URDF compiler discards contact-free geoms as visual-only

@@ -16,6 +16,7 @@ import mujoco
 import numpy as np
 
 from controllers.description import ARM_JOINTS, FINGER_JOINTS, Q_HOME
+from ohio_core.envs.arm.door import DoorState
 from ohio_core.envs.arm.scene import CUBE_BODY, GRIPPER_ACTUATOR, TARGET_BODY, TCP_SITE, SceneConfig, build_spec
 
 FINGER_MAX = 0.04   # m, per finger
@@ -67,13 +68,15 @@ class ArmSim:
         self.cube_geom = m.geom("cube_geom").id
         self.finger_bodies = (m.body("panda_leftfinger").id, m.body("panda_rightfinger").id)
         self.target_mocap = m.body_mocapid[m.body(TARGET_BODY).id]
+        self.door = DoorState(m, self.data, scene.door) if scene.door is not None else None
         self._renderer = None
 
     # -- state -------------------------------------------------------------------------------------
     def reset(self, q: np.ndarray = Q_HOME, gripper: float = 0.0, cube_pos=None, cube_quat=(1, 0, 0, 0),
-              target=None) -> None:
+              target=None, door_pose=None) -> None:
         """Set the arm at rest at ``q``; the fingers closed where ``gripper`` grasps (``grasps``), else open;
-        cube pose (wxyz) and target."""
+        cube pose (wxyz) and target; in a scene with a door, the door closed and latched, its frame at
+        ``door_pose`` (x, y, yaw) when given."""
         mujoco.mj_resetData(self.model, self.data)
         d = self.data
         d.qpos[self.qpos_arm] = q
@@ -84,6 +87,12 @@ class ArmSim:
         d.qpos[self.qpos_cube + 3:self.qpos_cube + 7] = cube_quat
         if target is not None:
             d.mocap_pos[self.target_mocap] = target
+        if self.door is not None:
+            if door_pose is not None:
+                self.door.place(*door_pose)
+            self.door.close()
+        elif door_pose is not None:
+            raise ValueError("door_pose given, but the scene has no door (SceneConfig.door)")
         self._command_gripper(gripper)
         mujoco.mj_forward(self.model, d)
 
@@ -153,6 +162,8 @@ class ArmSim:
         d = self.data
         d.ctrl[self.act_arm] = np.clip(tau, -self.tau_max, self.tau_max)
         self._command_gripper(gripper)
+        if self.door is not None:
+            self.door.update_latch()
         mujoco.mj_step(self.model, d, nstep=self.n_substeps)
         # mj_step leaves positions one substep ahead of the derived quantities (site and body poses,
         # contacts): recompute them so every reading after a control step describes the same state
