@@ -24,6 +24,8 @@ class ArmExperimentConfig:
     seed: int = 0
     k: int = 5
     workers: int = 2                     # processes for relabeling, training and evaluation
+    action_scaling: str = "none"         # TrainConfig.action_scaling of every policy
+    train_seed: int | None = None        # seed of the training runs (None: ``seed``, which also draws the data)
 
     def __post_init__(self):
         if self.task not in ("reach", "lift"):

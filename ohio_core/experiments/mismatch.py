@@ -45,8 +45,6 @@ class MismatchConfig(ArmExperimentConfig):
     # residual threshold would empty those datasets, so none is applied; residuals are in the sidecars.
     max_residual: float = float("inf")
     numerical_iterations: int = 200
-    action_scaling: str = "none"         # TrainConfig.action_scaling of every method's policy
-    train_seed: int | None = None        # seed of the training runs (None: ``seed``, which also draws the data)
 
     def __post_init__(self):
         super().__post_init__()
