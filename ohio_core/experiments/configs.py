@@ -68,14 +68,16 @@ def deployment_configs(names=None) -> dict:
 
 
 def inverse_methods(config) -> dict[str, str]:
-    """Inverse method behind each OHIO column for a deployment config: the OSC's closed form and
-    its clipping-aware numerical inverse. For the QP, the analytical column is its exact KKT
-    inverse (``qp``); no numerical inverse runs through the QP itself, so the numerical column
-    inverts the OSC with the QP's gains (``numerical@osc``, an approximate model of the QP: the
-    two laws agree where no QP constraint is active)."""
+    """Inverse method behind each OHIO column for a deployment config: the OSC's closed form, its
+    clipping-aware numerical inverse (action matching over the k periods), and state matching (the
+    goal whose k-period rollout under the deployment controller reaches the logged next state).
+    For the QP, the analytical column is its exact KKT inverse (``qp``); no numerical inverse runs
+    through the QP itself, so the numerical and state-matching columns use the OSC with the QP's
+    gains (``...@osc``, an approximate model of the QP: the two laws agree where no QP constraint
+    is active)."""
     if isinstance(config, QPConfig):
-        return {"ohio_analytical": "qp", "ohio_numerical": "numerical@osc"}
-    return {"ohio_analytical": "analytical", "ohio_numerical": "numerical"}
+        return {"ohio_analytical": "qp", "ohio_numerical": "numerical@osc", "ohio_state": "state_matching@osc"}
+    return {"ohio_analytical": "analytical", "ohio_numerical": "numerical", "ohio_state": "state_matching"}
 
 
 def inversion_controller_config(config, inverse: str):

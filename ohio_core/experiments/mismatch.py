@@ -29,7 +29,9 @@ from ohio_core import plotting
 from ohio_core.experiments.configs import (ORIGINAL, ArmExperimentConfig, deployment_configs, inverse_methods,
                                            inversion_controller_config)
 
-METHODS = ("ohio_analytical", "ohio_numerical", "standard", "flat", "naive")
+METHODS = ("ohio_analytical", "ohio_numerical", "ohio_state", "standard", "flat", "naive")
+#: the methods run unless asked for others (``ohio_state``, state matching, is slower: opt in)
+DEFAULT_METHODS = ("ohio_analytical", "ohio_numerical", "standard", "flat", "naive")
 BEHAVIOR = ("expert", "noisy0.1", "noisy0.3")
 
 
@@ -38,7 +40,7 @@ class MismatchConfig(ArmExperimentConfig):
     episodes: int = 450                  # behavior episodes, split evenly over ``behavior``
     behavior: tuple = BEHAVIOR
     configs: tuple | None = None         # deployment configs (None: every changed one)
-    methods: tuple = METHODS
+    methods: tuple = DEFAULT_METHODS
     bags: bool = False                   # go through rosbag2 bags (collect -> bag -> read) instead of memory
     # Under a changed controller the logged torques come from another law: no held goal matches all
     # k of them, and a residual is expected (damping3, reach: median ~5 N m with noisy data). A

@@ -25,7 +25,8 @@ def add_parser(ex) -> None:
     m.add_argument("--configs", nargs="+", default=None,
                    help="deployment configs (default: every changed one; 'original' also known)")
     m.add_argument("--methods", nargs="+", default=None,
-                   help="methods (default: ohio_analytical ohio_numerical standard flat naive)")
+                   help="methods (default: ohio_analytical ohio_numerical standard flat naive; ohio_state, "
+                        "state matching, also known)")
     workers_arg(m, "processes for relabeling, training and evaluation", MismatchConfig)
     m.add_argument("--bags", action="store_true", help="go through rosbag2 bags (collect -> bag -> read)")
     m.add_argument("--action-scaling", choices=ACTION_SCALINGS, default=MismatchConfig.action_scaling,
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
                 eval_episodes=args.eval_episodes, seed=args.seed, workers=args.workers, bags=args.bags,
                 action_scaling=args.action_scaling, train_seed=args.train_seed,
                 configs=tuple(args.configs) if args.configs else None,
-                methods=tuple(args.methods) if args.methods else mismatch.METHODS)
+                methods=tuple(args.methods) if args.methods else mismatch.DEFAULT_METHODS)
     out = out_dir(args, f"mismatch-{args.task}")
     result = mismatch.run(cfg, out)
     title = (f"\nNormalized score, mean +- s.e. over {cfg.eval_episodes} episodes (success rate); task {cfg.task}, "
