@@ -1,6 +1,6 @@
 """The one set of config-validation helpers: numbers, vectors, arrays, choices, strings, flags, names and
 unknown keys, for the controller configs (``controllers.config``), the ROS node configs
-(``ohio_ros.config``) and the routing scenarios (``ohio_core.envs.routing.scenario``).
+(``ohio_ros.config``) and the routing scenarios (``ohio_core.routing.scenario``).
 
 Each helper takes the label its message names (``OSCConfig.kp``, ``parameter 'k'``,
 ``Scenario.vehicles``) and the error class to raise (``ConfigError``, ``ParameterError``,

@@ -16,8 +16,6 @@ from controllers.config import OSCConfig
 from controllers.rebalancing import RebalancingConfig, Rebalancer
 from ohio_core.cli.main import main
 from ohio_core.data.collect import collect
-from ohio_core.envs.routing.env import RoutingEnv, RoutingLog, rollout
-from ohio_core.envs.routing.scenario import synthetic
 from ohio_core.learning.algos import TrainConfig
 from ohio_core.learning.finetune import FinetuneConfig, finetune
 from ohio_core.learning.policy import PolicyMismatchError, load_policy
@@ -26,8 +24,10 @@ from ohio_core.pipeline.baselines import flat_transitions
 from ohio_core.pipeline.d3 import import_d3rlpy
 from ohio_core.pipeline.dataset import DatasetMismatchError, load_dataset, read_episodes, save_dataset
 from ohio_core.pipeline.relabel import SINGLE_STEP_PIECE, HighLevelData, relabel
-from ohio_core.pipeline.routing import relabel_routing
-from ohio_core.policies.routing import make_routing_policy
+from ohio_core.routing.datasets import relabel_routing
+from ohio_core.routing.env import RoutingEnv, RoutingLog, rollout
+from ohio_core.routing.policies import make_routing_policy
+from ohio_core.routing.scenario import synthetic
 
 BC = TrainConfig(algo="bc", steps=4, epochs=1, batch_size=4)
 

@@ -14,8 +14,6 @@ from ohio_core.cli.main import main
 from ohio_core.data.collect import collect
 from ohio_core.envs.arm.env import TorqueArmEnv
 from ohio_core.envs.arm.tasks import TaskConfig
-from ohio_core.envs.routing.env import FlatRoutingEnv, RoutingEnv
-from ohio_core.envs.routing.scenario import synthetic
 from ohio_core.learning.algos import TrainConfig
 from ohio_core.learning.finetune import FinetuneConfig, finetune
 from ohio_core.learning.online_env import OnlineEnv
@@ -25,6 +23,8 @@ from ohio_core.learning.violations import ArmLimits, arm_violations, arm_worst, 
 from ohio_core.pipeline.baselines import flat_transitions
 from ohio_core.pipeline.dataset import load_dataset, save_dataset
 from ohio_core.pipeline.relabel import relabel
+from ohio_core.routing.env import FlatRoutingEnv, RoutingEnv
+from ohio_core.routing.scenario import synthetic
 
 TINY = dict(eval_episodes=1, warmup=5, horizon=30)
 

@@ -5,15 +5,21 @@
   and statically over the source with ``ast`` (which also sees imports inside functions).
 - ``controllers`` is the bottom of the stack: it never imports ``ohio_core`` (statically, and no
   module of it loads one of ``ohio_core`` in a fresh interpreter), so the two packages form no cycle.
-- ``ohio_core.envs`` runs no controller of its own: the simulators take their low level as an
-  argument. From ``controllers`` they import only the robot description, the goal conventions, the
-  validation helpers and the flow arithmetic the routing simulator shares with the rebalancing LP
-  (``ENVS_MAY_IMPORT``), directly or through another module.
-- Inside ``ohio_core``, the offline layers point down: the data, inverse and pipeline packages
-  never import learning, experiments or the command-line front ends; learning never imports
-  experiments or the front ends.
-- ``controllers`` and ``ohio_core.envs`` import none of data, inverse, pipeline, policies, learning,
-  experiments or the front ends.
+- ``ohio_core.envs`` and the routing simulation (``ohio_core.routing``'s scenario, scenario_io, sim
+  and env modules, ``ROUTING_SIMULATION``) run no controller of their own: the simulators take their
+  low level as an argument. From ``controllers`` they, and the routing behavior heuristics, import
+  only the robot description, the goal conventions, the validation helpers and the flow arithmetic
+  the routing simulator shares with the rebalancing LP (``ENVS_MAY_IMPORT``), directly or through
+  another module.
+- Inside ``ohio_core``, the offline layers point down: the data, inverse and pipeline packages and
+  the routing inverse and datasets never import learning (nor the routing region networks),
+  experiments, the benchmarks or the command-line front ends; learning and the region networks never
+  import experiments (the routing experiment included), benchmarks or the front ends; the routing
+  experiment may import learning, not the benchmarks or the front ends.
+- ``controllers``, ``ohio_core.envs`` and the routing simulation import none of data, inverse,
+  pipeline, policies, learning, experiments or the front ends (nor the routing heuristics, inverse
+  and datasets); the routing heuristics import none of them but the simulation.
+- Every module of ``ohio_core.routing`` has its place in these rules (``ROUTING_LAYERS``).
 - The 50 Hz controller node loads no simulator, data collection or offline layer.
 - Each ROS package's ``package.xml`` (ros2_ws/src/*/) declares exactly what its sources import: the
   project packages and a rosdep key for every third-party module (``DEPENDENCY_KEYS``).
@@ -41,6 +47,28 @@ ENVS_MAY_IMPORT = ("controllers.description", "controllers.goals", "controllers.
 #: what loading those brings in besides them
 ENVS_MAY_LOAD = ENVS_MAY_IMPORT + ("controllers", "controllers.config")
 ROS_CLIENT = "rclpy"
+
+ROUTING = "ohio_core.routing"
+#: the routing domain's modules by layer: the city and its simulator and envs (the part of
+#: ``ohio_core.envs``), the behavior heuristics on them, the offline modules (the LP's inverse and the
+#: datasets relabeled with it), the region-shared networks (a part of learning: learning builds them),
+#: and the front modules (the experiment, which trains with learning, and the benchmark)
+ROUTING_LAYERS = {
+    "simulation": ("scenario", "scenario_io", "sim", "env"),
+    "policies": ("policies",),
+    "offline": ("inverse", "datasets"),
+    "learning": ("region_net",),
+    "front": ("experiment", "bench"),
+}
+
+
+def routing_modules(layer: str) -> tuple[str, ...]:
+    return tuple(f"{ROUTING}.{name}" for name in ROUTING_LAYERS[layer])
+
+
+ROUTING_SIMULATION = routing_modules("simulation")
+#: what may import from ``controllers`` only what ``ohio_core.envs`` may
+ENVS_LIKE = (ENVS_PACKAGE, *ROUTING_SIMULATION, *routing_modules("policies"))
 
 # Run in a fresh interpreter: import the given modules one by one and record which of them
 # brought in a module matching one of the given prefixes (the module itself or a submodule).
@@ -77,6 +105,10 @@ def package_dir(package: str) -> Path:
 
 
 def source_files(package: str) -> list[Path]:
+    """The source files of a package, or the file of a plain module."""
+    spec = importlib.util.find_spec(package)
+    if spec is not None and not spec.submodule_search_locations and spec.origin:
+        return [Path(spec.origin)]
     return sorted(p for p in package_dir(package).rglob("*.py") if "__pycache__" not in p.parts)
 
 
@@ -197,42 +229,63 @@ def test_controllers_modules_do_not_load_ohio_core(tmp_path):
         + "\n".join(f"  {name}: {', '.join(new[:5])}" for name, new in report["culprits"].items()))
 
 
-def test_envs_sources_import_no_controller():
-    violations = [f"{path}:{line}: imports {name}" for path, line, name in static_imports([ENVS_PACKAGE], "controllers")
+@pytest.mark.parametrize("package", ENVS_LIKE)
+def test_envs_sources_import_no_controller(package):
+    violations = [f"{path}:{line}: imports {name}" for path, line, name in static_imports([package], "controllers")
                   if not any(is_within(name, allowed) for allowed in ENVS_MAY_IMPORT)]
-    assert not violations, (f"ohio_core.envs takes its controller as an argument; from controllers it may "
+    assert not violations, (f"{package} takes its controller as an argument; from controllers it may "
                             f"import only {list(ENVS_MAY_IMPORT)}:\n" + "\n".join(violations))
 
 
-UPPER = ("ohio_core.learning", "ohio_core.experiments", "ohio_core.cli", "ohio_core.demo", "ohio_core.bench")
+#: learning and what it builds (the routing region networks), above the offline layers
+LEARNING = ("ohio_core.learning", *routing_modules("learning"))
+#: experiments, benchmarks and front ends, above learning
+FRONT = ("ohio_core.experiments", "ohio_core.cli", "ohio_core.demo", "ohio_core.bench", *routing_modules("front"))
+UPPER = LEARNING + FRONT
+ROUTING_EXPERIMENT = f"{ROUTING}.experiment"
+#: (lower, upper): the lower never imports the upper
+POINTS_DOWN = [
+    *[(low, up) for low in ("ohio_core.data", "ohio_core.inverse", "ohio_core.pipeline", *routing_modules("offline"))
+      for up in UPPER],
+    *[(low, up) for low in LEARNING for up in FRONT],
+    (f"{ROUTING}.region_net", "ohio_core.learning"),            # learning builds the region networks
+    *[(ROUTING_EXPERIMENT, up) for up in FRONT if up != ROUTING_EXPERIMENT],   # experiments reuse its data
+]
 
 
-@pytest.mark.parametrize("package, forbidden", [
-    (low, up) for low in ("ohio_core.data", "ohio_core.inverse", "ohio_core.pipeline") for up in UPPER
-] + [("ohio_core.learning", up) for up in UPPER[1:]])
+@pytest.mark.parametrize("package, forbidden", POINTS_DOWN)
 def test_offline_layers_point_down(package, forbidden):
     violations = static_violations([package], forbidden)
     assert not violations, f"{package} sits below {forbidden} and must not import it:\n" + "\n".join(violations)
 
 
-OFFLINE = ("ohio_core.data", "ohio_core.inverse", "ohio_core.pipeline", "ohio_core.policies")
+OFFLINE = ("ohio_core.data", "ohio_core.inverse", "ohio_core.pipeline", "ohio_core.policies",
+           *routing_modules("policies"), *routing_modules("offline"))
 
 
 @pytest.mark.parametrize("package, forbidden", [
-    (low, up) for low in ("controllers", ENVS_PACKAGE) for up in OFFLINE + UPPER
-])
+    (low, up) for low in ("controllers", ENVS_PACKAGE, *ROUTING_SIMULATION) for up in OFFLINE + UPPER
+] + [(policies, up) for policies in routing_modules("policies") for up in OFFLINE + UPPER if up != policies])
 def test_controllers_and_envs_sit_below_the_offline_layers(package, forbidden):
     """Controllers and simulators are the bottom of the stack: no data, inverse, pipeline, policies,
-    learning or front ends in them (the routing env takes its rebalancing controller as an argument)."""
+    learning or front ends in them (the routing env takes its rebalancing controller as an argument);
+    the routing heuristics stand on the simulation alone."""
     violations = static_violations([package], forbidden)
     assert not violations, f"{package} sits below {forbidden} and must not import it:\n" + "\n".join(violations)
 
 
+def test_every_routing_module_has_a_layer():
+    """A new module of ohio_core.routing is placed in ROUTING_LAYERS before the rules above cover it."""
+    placed = {m for layer in ROUTING_LAYERS for m in routing_modules(layer)}
+    assert set(discover_modules(ROUTING)) - {ROUTING} == placed
+
+
 def test_envs_modules_do_not_load_controllers(tmp_path):
-    """Also through other modules: a fresh interpreter imports all of ohio_core.envs."""
+    """Also through other modules: a fresh interpreter imports all of ohio_core.envs, the routing
+    simulation and the routing heuristics."""
     laws = [m for m in discover_modules("controllers") if m not in ENVS_MAY_LOAD]
     assert "controllers.osc" in laws and "controllers.robot" in laws
-    report = probe(tmp_path, laws, discover_modules(ENVS_PACKAGE))
+    report = probe(tmp_path, laws, [*discover_modules(ENVS_PACKAGE), *ENVS_LIKE[1:]])
     assert not report["errors"], "ohio_core.envs modules fail to import:\n" + _format_errors(report["errors"])
     assert not report["culprits"], (
         "ohio_core.envs takes its controller as an argument and must not load a control law (directly or "

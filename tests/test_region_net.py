@@ -11,15 +11,15 @@ import pytest
 import torch
 
 from controllers.rebalancing import RebalancingConfig, Rebalancer
-from ohio_core.envs.routing.env import ObsLayout, RoutingEnv, rollout
-from ohio_core.envs.routing.scenario import synthetic
 from ohio_core.learning.algos import TrainConfig, build
 from ohio_core.learning.policy import load_policy
-from ohio_core.learning.region_net import RegionEncoderFactory
 from ohio_core.learning.train import train
 from ohio_core.pipeline.dataset import load_dataset, save_dataset
-from ohio_core.pipeline.routing import relabel_routing
-from ohio_core.policies.routing import make_routing_policy
+from ohio_core.routing.datasets import relabel_routing
+from ohio_core.routing.env import ObsLayout, RoutingEnv, rollout
+from ohio_core.routing.policies import make_routing_policy
+from ohio_core.routing.region_net import RegionEncoderFactory
+from ohio_core.routing.scenario import synthetic
 
 N, L = 5, 3
 

@@ -16,9 +16,9 @@ import pytest
 import yaml
 from controllers.rebalancing import RebalancingConfig, Rebalancer
 from diagnostic_msgs.msg import DiagnosticArray
-from ohio_core.envs.routing.env import ObsLayout, RoutingEnv, rollout
-from ohio_core.envs.routing.scenario import synthetic
-from ohio_core.policies.routing import make_routing_policy
+from ohio_core.routing.env import ObsLayout, RoutingEnv, rollout
+from ohio_core.routing.policies import make_routing_policy
+from ohio_core.routing.scenario import synthetic
 from rclpy.parameter import Parameter
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension, MultiArrayLayout
 
@@ -531,7 +531,7 @@ def routing_model(tmp_path_factory, city):
     from ohio_core.learning.algos import TrainConfig
     from ohio_core.learning.train import train
     from ohio_core.pipeline.dataset import load_dataset, save_dataset
-    from ohio_core.pipeline.routing import relabel_routing
+    from ohio_core.routing.datasets import relabel_routing
 
     out = tmp_path_factory.mktemp("routing_model")
     env = RoutingEnv(city, Rebalancer())
@@ -549,7 +549,7 @@ def routing_model(tmp_path_factory, city):
 @pytest.mark.ros
 def test_a_trained_model_drives_the_loop(tmp_path, routing_model):
     from ohio_core.learning.policy import load_policy
-    from ohio_core.pipeline.routing import decode_distribution, idle_distribution
+    from ohio_core.routing.datasets import decode_distribution, idle_distribution
 
     procs = Processes(tmp_path)
     spinner = Spinner()

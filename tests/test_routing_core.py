@@ -15,11 +15,12 @@ from scipy.optimize import linprog
 from controllers.config import ConfigError
 from controllers.rebalancing import (RebalancingConfig, Rebalancer, desired_counts, flow_cost, project_flows,
                                      rebalance)
-from ohio_core.envs.routing.env import FlatRoutingEnv, ObsLayout, RoutingEnv, RoutingLog, rollout
-from ohio_core.envs.routing.scenario import Scenario, ScenarioError, load_scenario, save_scenario, synthetic
-from ohio_core.envs.routing.sim import match
-from ohio_core.inverse.routing import (FlowStatus, desired_from_flows, distribution_from_flows, invert_flows)
-from ohio_core.policies.routing import POLICIES, make_routing_policy
+from ohio_core.routing.env import FlatRoutingEnv, ObsLayout, RoutingEnv, RoutingLog, rollout
+from ohio_core.routing.inverse import (FlowStatus, desired_from_flows, distribution_from_flows, invert_flows)
+from ohio_core.routing.policies import POLICIES, make_routing_policy
+from ohio_core.routing.scenario import Scenario, ScenarioError, synthetic
+from ohio_core.routing.scenario_io import load_scenario, save_scenario
+from ohio_core.routing.sim import match
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "routing" / "example_4x4.json"
 
@@ -382,7 +383,7 @@ def test_kkt_inverse_flags_a_detour_and_a_swap():
 @pytest.mark.parametrize("method", ["certificate", "resolve"])
 def test_inverse_in_chunks_equals_the_inverse_in_one_piece(rng, monkeypatch, method):
     """invert_flows bounds its memory by chunks of samples; the chunks change nothing."""
-    import ohio_core.inverse.routing as inverse_routing
+    import ohio_core.routing.inverse as inverse_routing
 
     s = synthetic(10, layout="geometric", horizon=20, seed=2)
     greedy = rollout(FlatRoutingEnv(s), make_routing_policy("greedy_dispatcher", s), 2, seed=5)
@@ -425,7 +426,7 @@ def test_negative_cycle_test_bellman_ford_rounds_agree_with_floyd_warshall_alone
     """The Bellman-Ford rounds only settle samples early: the same answers as Floyd-Warshall on every
     sample (rounds = 0), on LP-optimal, greedy and noisy plans, non-metric float costs included; the
     LP's own plans settle without Floyd-Warshall."""
-    from ohio_core.inverse import routing as inv
+    from ohio_core.routing import inverse as inv
 
     s = synthetic(12, layout="geometric", horizon=20, seed=3)
     n = s.regions

@@ -13,14 +13,14 @@ import pytest
 
 from controllers.rebalancing import RebalancingConfig, Rebalancer, desired_counts, flow_cost, project_flows, rebalance
 from ohio_core.cli.main import main
-from ohio_core.envs.routing.env import FlatRoutingEnv, RoutingEnv, rollout
-from ohio_core.envs.routing.scenario import synthetic
-from ohio_core.inverse.routing import FlowStatus, invert_flows
-from ohio_core.experiments.routing import RoutingExperimentConfig, run
 from ohio_core.learning.online_env import routing_scenario
-from ohio_core.pipeline.routing import (decode_distribution, decode_flows, encode_distribution, encode_flows,
+from ohio_core.routing.datasets import (decode_distribution, decode_flows, encode_distribution, encode_flows,
                                         idle_distribution, relabel_routing)
-from ohio_core.policies.routing import make_routing_policy
+from ohio_core.routing.env import FlatRoutingEnv, RoutingEnv, rollout
+from ohio_core.routing.experiment import RoutingExperimentConfig, run
+from ohio_core.routing.inverse import FlowStatus, invert_flows
+from ohio_core.routing.policies import make_routing_policy
+from ohio_core.routing.scenario import synthetic
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +179,7 @@ def test_scaling_on_the_pooled_behavior_data(tmp_path):
 
 
 def test_lp_formulation_reaches_the_low_level(tmp_path, monkeypatch):
-    from ohio_core.experiments import routing as experiment
+    from ohio_core.routing import experiment
 
     built = []
     real = experiment.routing_envs

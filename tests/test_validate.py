@@ -11,7 +11,7 @@ import pytest
 from controllers import validate
 from controllers.config import ConfigError, OSCConfig, QPConfig
 from controllers.rebalancing import RebalancingConfig
-from ohio_core.envs.routing.scenario import Scenario, ScenarioError, synthetic
+from ohio_core.routing.scenario import Scenario, ScenarioError, synthetic
 from ohio_ros import config as cfg
 
 

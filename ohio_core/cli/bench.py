@@ -128,8 +128,8 @@ def run_relabel(args: argparse.Namespace) -> int:
 
 
 def run_routing(args: argparse.Namespace) -> int:
-    from ohio_core.bench import routing
-    from ohio_core.policies.routing import POLICIES
+    from ohio_core.routing import bench
+    from ohio_core.routing.policies import POLICIES
 
     if min(args.regions) < 2 or args.episodes < 1 or args.repeats < 1:
         raise SystemExit("ohio bench routing: --regions must be >= 2, --episodes and --repeats >= 1")
@@ -141,7 +141,7 @@ def run_routing(args: argparse.Namespace) -> int:
         print(f"[bench routing] {row['regions']} regions, {row['behavior']}: inverse {row['inverse_s']:.2f} s, "
               f"with residual LPs {row['inverse_with_residuals_s']:.2f} s", flush=True)
 
-    result = routing.run(args.regions, args.behaviors, args.episodes, args.seed, args.repeats, progress,
+    result = bench.run(args.regions, args.behaviors, args.episodes, args.seed, args.repeats, progress,
                          args.formulation)
     print(table([[r["regions"], r["behavior"], r["transitions"], r["step_ms"], r["closed_form_us_per_transition"],
                   r["certificate_ms_per_transition"], r["not_lp_optimal"], r["inverse_s"],

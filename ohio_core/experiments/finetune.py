@@ -9,11 +9,11 @@ blocks of the other experiments, then each is fine-tuned online with the same bu
   ``arm_controllers`` with that controller's exact inverse (``experiments.configs.inverse_methods``:
   the OSC's closed form, the QP's KKT conditions) and deploys through it; the flat policy keeps the
   logged 50 Hz torques (``pipeline.baselines.flat_transitions``).
-- routing (``regions``-region grid city): rollouts of ``routing_behavior`` (``experiments.routing.
+- routing (``regions``-region grid city): rollouts of ``routing_behavior`` (``routing.experiment.
   behavior_log``: a goal-level heuristic through the LP, the greedy dispatcher's flows directly); OHIO's
   distributions recovered by the closed-form inverse, the flat policy's per-edge flows
-  (``pipeline.routing.relabel_routing``), rewards per vehicle, as in the routing experiment; OHIO's
-  goal policy on region-shared networks (``learning.region_net``), the flat policy on MLPs.
+  (``routing.datasets.relabel_routing``), rewards per vehicle, as in the routing experiment; OHIO's
+  goal policy on region-shared networks (``routing.region_net``), the flat policy on MLPs.
 
 Reported per method: the normalized score at the start, its minimum over the curve, the final
 score, and the violation counts over all exploration steps (definitions in ``learning.violations``).
@@ -57,7 +57,7 @@ class FinetuneExperimentConfig:
     def __post_init__(self):
         from ohio_core.experiments.configs import deployment_configs
         from ohio_core.learning.finetune import ONLINE_ALGOS
-        from ohio_core.policies.routing import POLICIES
+        from ohio_core.routing.policies import POLICIES
 
         if self.domain not in (*DOMAINS, "both"):
             raise ValueError(f"domain must be arm, routing or both, got {self.domain!r}")
@@ -156,10 +156,10 @@ def arm_models(cfg: FinetuneExperimentConfig, out: Path, progress: bool = True) 
 
 def routing_models(cfg: FinetuneExperimentConfig, out: Path, progress: bool = True) -> dict[str, Path]:
     """``{"ohio": model, "flat": model}`` trained on rollouts of ``cfg.routing_behavior``."""
-    from ohio_core.envs.routing.scenario import synthetic
-    from ohio_core.experiments.routing import behavior_log, routing_envs
+    from ohio_core.routing.scenario import synthetic
+    from ohio_core.routing.experiment import behavior_log, routing_envs
     from ohio_core.pipeline.dataset import save_dataset
-    from ohio_core.pipeline.routing import relabel_routing, reward_scale
+    from ohio_core.routing.datasets import relabel_routing, reward_scale
 
     city = {"regions": cfg.regions, "layout": "grid", "horizon": 60, "seed": cfg.seed}
     models = {m: out / "models" / m for m in ("ohio", "flat")}

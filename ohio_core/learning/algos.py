@@ -18,7 +18,7 @@ relabeled for a controller with a wider output range use a small part of [-1, 1]
 gives them back the whole of it.
 
 Networks (``TrainConfig.network``): ``mlp`` (every network an MLP of ``hidden`` widths) or, for
-routing goals (one action per region), ``region`` (``learning.region_net``: one network shared by
+routing goals (one action per region), ``region`` (``routing.region_net``: one network shared by
 all regions, of width ``hidden[0]``).
 """
 
@@ -95,8 +95,8 @@ def _encoders(config: TrainConfig, obs_layout) -> tuple:
     if config.network == "mlp":
         enc = d3rlpy.models.VectorEncoderFactory(hidden_units=list(config.hidden))
         return enc, enc
-    from ohio_core.envs.routing.env import ObsLayout
-    from ohio_core.learning.region_net import RegionEncoderFactory
+    from ohio_core.routing.env import ObsLayout
+    from ohio_core.routing.region_net import RegionEncoderFactory
 
     try:
         layout = ObsLayout.from_list(obs_layout or [])

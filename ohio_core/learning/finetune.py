@@ -105,8 +105,8 @@ class Scorer:
 
     def _routing_refs(self) -> None:
         from controllers.rebalancing import RebalancingConfig, Rebalancer
-        from ohio_core.envs.routing.env import FlatRoutingEnv, RoutingEnv, rollout
-        from ohio_core.policies.routing import make_routing_policy
+        from ohio_core.routing.env import FlatRoutingEnv, RoutingEnv, rollout
+        from ohio_core.routing.policies import make_routing_policy
 
         scenario = routing_scenario(self.policy.meta)
         self.env = RoutingEnv(scenario, Rebalancer(RebalancingConfig()))
@@ -129,8 +129,8 @@ class Scorer:
             s = evaluate(policy, episodes=self.episodes, seed=self.seed, horizon=self.horizon).summary
             return {"mean": s["mean"], "se": s["se"], "return_mean": s["return_mean"],
                     "success_rate": s["success_rate"]}
-        from ohio_core.envs.routing.env import rollout
-        from ohio_core.pipeline.routing import ModelRoutingPolicy
+        from ohio_core.routing.env import rollout
+        from ohio_core.routing.datasets import ModelRoutingPolicy
 
         env = self.env if policy.level == LEVEL_GOAL else self.flat_env
         returns = rollout(env, ModelRoutingPolicy(policy, env.layout.idle, env.scenario.vehicles), self.episodes,

@@ -5,7 +5,7 @@ observation encoding of its offline data, counting the constraint violations of 
 - Arm: ``GoalArmEnv`` with the model's controller (goal level; normalized end-effector goals every
   k control periods) or ``TorqueArmEnv`` (torque level; torques normalized by the URDF limits).
 - Routing: ``RoutingEnv`` with the LP, the action decoded as w = max(q + a, 0) around the idle
-  distribution q (``pipeline.routing.decode_distribution``), or ``FlatRoutingEnv``, the action
+  distribution q (``routing.datasets.decode_distribution``), or ``FlatRoutingEnv``, the action
   decoded as raw flows x_ij = (a_ij + 1) / 2 idle_i; rewards divided by the fleet size, as in training.
 
 Only the simulator of the model's domain is loaded (``make_env``).
@@ -107,7 +107,7 @@ class OnlineEnv(gym.Env):
         return out
 
     def _routing_step(self, a: np.ndarray):
-        from ohio_core.pipeline.routing import decode_distribution, decode_flows, idle_distribution
+        from ohio_core.routing.datasets import decode_distribution, decode_flows, idle_distribution
 
         idle = self.inner.sim.idle.copy()
         if self.level == LEVEL_GOAL:
@@ -132,8 +132,8 @@ def domain_of(task: str) -> str:
 def routing_scenario(meta: dict):
     """The model's city: ``meta["scenario"]`` (synthetic settings) or, without it, the routing
     experiment's default city with the model's region count (16-region grid, horizon 60, seed 0)."""
-    from ohio_core.envs.routing.env import ObsLayout
-    from ohio_core.envs.routing.scenario import synthetic
+    from ohio_core.routing.env import ObsLayout
+    from ohio_core.routing.scenario import synthetic
 
     s = meta.get("scenario") or {}
     regions = int(s["regions"]) if "regions" in s else ObsLayout.from_list(meta["obs_layout"]).regions
@@ -164,8 +164,8 @@ def make_env(policy: Policy, seed: int, horizon: int | None = None) -> OnlineEnv
             raise ValueError(f"an arm model has level goal or torque, got {policy.level!r}")
         return OnlineEnv(inner, domain, policy.level, policy.action_dim, seed, limits=limits)
     from controllers.rebalancing import RebalancingConfig, Rebalancer
-    from ohio_core.envs.routing.env import FlatRoutingEnv, RoutingEnv
-    from ohio_core.pipeline.routing import reward_scale
+    from ohio_core.routing.env import FlatRoutingEnv, RoutingEnv
+    from ohio_core.routing.datasets import reward_scale
 
     scenario = routing_scenario(policy.meta)
     if policy.level == LEVEL_GOAL:

@@ -94,7 +94,7 @@ def load_policy(path: str | Path) -> Policy:
     from ohio_core.pipeline.d3 import import_d3rlpy
 
     d3rlpy = import_d3rlpy()
-    import ohio_core.learning.region_net  # noqa: F401  (registers its encoder factory with d3rlpy)
+    import ohio_core.routing.region_net  # noqa: F401  (registers its encoder factory with d3rlpy)
 
     d3, js = model_paths(path)
     meta = read_sidecar(d3, js, "model", FORMAT)

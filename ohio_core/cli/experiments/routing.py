@@ -47,9 +47,9 @@ def add_parser(ex) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ohio_core.experiments import routing
+    from ohio_core.routing import experiment
 
-    cfg = build("routing", routing.RoutingExperimentConfig,
+    cfg = build("routing", experiment.RoutingExperimentConfig,
                 regions=args.regions, layout=args.layout, episodes=args.episodes, algo=args.algo, steps=args.steps,
                 eval_episodes=args.eval_episodes, seed=args.seed, scaling=tuple(args.scaling),
                 scaling_episodes=args.scaling_episodes, mixed=not args.no_mixed,
@@ -57,15 +57,15 @@ def run(args: argparse.Namespace) -> int:
                 datasets=not args.scaling_only, scaling_behavior=args.scaling_behavior,
                 flat_max_regions=args.flat_max_regions, lp_formulation=args.lp_formulation)
     out = out_dir(args, f"routing-{args.regions}")
-    result = routing.run(cfg, out)
+    result = experiment.run(cfg, out)
     tables = []
     if result["datasets"]:
         tables.append((f"\nNormalized score, mean +- s.e. over {cfg.eval_episodes} episodes; {cfg.regions} regions, "
                        f"{result['scenario']['vehicles']} vehicles, {cfg.algo}, OHIO on {cfg.network} networks; "
-                       f"0 = random distribution, 100 = best heuristic:", routing.table_rows(result)))
+                       f"0 = random distribution, 100 = best heuristic:", experiment.table_rows(result)))
         tables.append(("\nHow each policy ran the fleet, per step on the evaluation episodes: revenue and costs per "
                        "vehicle of the fleet, vehicles moved to rebalance, share of requests served:",
-                       routing.operations_rows(result)))
+                       experiment.operations_rows(result)))
     if result["scaling"]:
         behaviors = list(cfg.behaviors)
         tables.append((f"\nScaling on {cfg.scaling_behavior} data, {cfg.scaling_steps} updates per policy; "
@@ -81,4 +81,4 @@ def run(args: argparse.Namespace) -> int:
     plots = [f"{out}/{name}.png" for name, key in (("scores", "datasets"), ("scaling", "scaling")) if result[key]]
     plot = f" and {' and '.join(plots)}" if plots else ""
     return report(tables, f"\nwrote {out}/result.json{plot} ({result['seconds']:.0f} s)",
-                  routing.summary_json(result), args.json)
+                  experiment.summary_json(result), args.json)

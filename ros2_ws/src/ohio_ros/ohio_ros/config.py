@@ -31,7 +31,7 @@ TRIGGERS = ('task_state', 'timer')
 STORAGES = ('mcap', 'sqlite3')
 REBALANCING_PREFIX = 'rebalancing.'
 ROUTING_POLICY_SOURCES = ('heuristic', 'model')
-#: the goal-level behavior heuristics of ``ohio_core.policies.routing``
+#: the goal-level behavior heuristics of ``ohio_core.routing.policies``
 ROUTING_HEURISTICS = ('demand_proportional', 'random_distribution', 'uniform')
 
 
@@ -275,7 +275,7 @@ class RoutingSimNodeConfig(_NodeConfig):
     report_path: str = ''
 
     def __post_init__(self):
-        from ohio_core.envs.routing.scenario import LAYOUTS    # routing only: scipy
+        from ohio_core.routing.scenario import LAYOUTS    # routing only: scipy
 
         _string('scenario_file', self.scenario_file)
         for name, low in (('regions', 2), ('seed', 0), ('horizon', 0), ('vehicles', 0),

@@ -10,7 +10,7 @@ topic (label kind)               blocks
 ``routing/state``                ``episode=1,step=1,idle=n,obs.idle=n,obs.arrivals=L*n,
 (``ohio_routing_state``)         obs.demand=n,obs.time=3``: idle vehicles per region after the
                                  step's matching, then the observation (``ObsLayout`` of
-                                 ``ohio_core.envs.routing.env``)
+                                 ``ohio_core.routing.env``)
 ``routing/desired_distribution`` ``episode=1,step=1,weights=n``: nonnegative weights
 (``ohio_routing_distribution``)  (normalized by the rebalancing node) made for that step's state
 ``routing/flows``                ``episode=1,step=1,flows=n*n``: integer vehicles from i to j,
@@ -28,7 +28,7 @@ accepted: they carry no step, and the receiver takes them for its current one.
 from dataclasses import dataclass
 
 import numpy as np
-from ohio_core.envs.routing.env import ObsLayout
+from ohio_core.routing.env import ObsLayout
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension, MultiArrayLayout
 
 VERSION = 1
@@ -258,7 +258,7 @@ def flows_from_msg(msg: Float64MultiArray, regions: int):
 
     A message without a label is plain n * n values (no step). Values are returned as sent:
     whether they are feasible (finite integers >= 0 within the idle vehicles) is the
-    simulator's check (``ohio_core.envs.routing.sim.check_flows``).
+    simulator's check (``ohio_core.routing.sim.check_flows``).
     """
     values, stamp = _payload(msg, FLOWS, 'flows', 'flows message')
     if values.size != regions * regions:

@@ -3,13 +3,13 @@ The routing policy node's step, without middleware: a state in, a desired distri
 
 Sources:
 
-- a goal-level heuristic of ``ohio_core.policies.routing`` (``demand_proportional``,
+- a goal-level heuristic of ``ohio_core.routing.policies`` (``demand_proportional``,
   ``random_distribution``, ``uniform``), built for the regions and lookahead of the states it
   sees; episode e resets it with a generator on ``SeedSequence([seed, e, 1])``, as ``rollout``
   does, so the node's distributions are those of a rollout with the same seed;
 - a trained routing goal model (``ohio_core.learning.policy.load_policy``, imported only then):
   task ``routing``, level ``goal``, observation layout an ``ObsLayout`` and one action per
-  region, decoded with ``ohio_core.pipeline.routing.decode_distribution`` around the state's
+  region, decoded with ``ohio_core.routing.datasets.decode_distribution`` around the state's
   idle distribution (the action is the change of it), as the routing experiment evaluates
   models. A model is refused at
   start if its task, level or layout is not that of a routing goal model, and a state whose
@@ -19,8 +19,8 @@ Sources:
 from dataclasses import dataclass
 
 import numpy as np
-from ohio_core.envs.routing.env import LEVEL_GOAL, ObsLayout
-from ohio_core.policies.routing import make_routing_policy
+from ohio_core.routing.env import LEVEL_GOAL, ObsLayout
+from ohio_core.routing.policies import make_routing_policy
 from ohio_ros.config import ParameterError, ROUTING_HEURISTICS
 from ohio_ros.routing_convert import RoutingState
 
@@ -36,7 +36,7 @@ class _Fleet:
     """
     What the goal-level heuristics read of a scenario: a name and the number of regions.
 
-    They act on the observation alone (``ohio_core.policies.routing``); ``vehicles`` is read
+    They act on the observation alone (``ohio_core.routing.policies``); ``vehicles`` is read
     only by the flows-level dispatcher, which this node does not run.
     """
 
@@ -123,7 +123,7 @@ class ModelPolicy(RoutingPolicy):
 
     def decide(self, state: RoutingState) -> np.ndarray:
         """Return the decoded action of the model for the state's observation."""
-        from ohio_core.pipeline.routing import decode_distribution, idle_distribution
+        from ohio_core.routing.datasets import decode_distribution, idle_distribution
 
         if state.obs_layout != self.obs_layout:
             raise PolicyMismatch(f'the state has observation layout {state.obs_layout}, the model '

@@ -1,7 +1,7 @@
 """
 The routing simulator node's world, without middleware: a fleet advanced one step at a time.
 
-A ``RoutingSession`` wraps ``ohio_core.envs.routing.env.FlatRoutingEnv`` (the simulator with
+A ``RoutingSession`` wraps ``ohio_core.routing.env.FlatRoutingEnv`` (the simulator with
 per-edge flows). Its state after a step's matching is a ``RoutingState``; ``step(flows)`` applies
 feasible integer flows (``check`` refuses others with the reason) or holds (``None``: zero
 flows), advances to the next step and matches it. After the last step of an episode the next
@@ -12,9 +12,10 @@ them, so a loop that applies the flows ``RoutingEnv`` would compute earns the sa
 from dataclasses import dataclass
 
 import numpy as np
-from ohio_core.envs.routing.env import episode_seed, FlatRoutingEnv
-from ohio_core.envs.routing.scenario import load_scenario, Scenario, ScenarioError, synthetic
-from ohio_core.envs.routing.sim import check_flows
+from ohio_core.routing.env import episode_seed, FlatRoutingEnv
+from ohio_core.routing.scenario import Scenario, ScenarioError, synthetic
+from ohio_core.routing.scenario_io import load_scenario
+from ohio_core.routing.sim import check_flows
 from ohio_ros.config import ParameterError, RoutingSimNodeConfig
 from ohio_ros.routing_convert import HOLD_NONE, RoutingState
 

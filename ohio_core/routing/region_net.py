@@ -1,6 +1,6 @@
 """Region-shared networks for routing policies: one small network applied to every region.
 
-A routing observation (``envs.routing.env.ObsLayout``) is a set of regions, each with the same
+A routing observation (``routing.env.ObsLayout``) is a set of regions, each with the same
 local features x_i = (idle_i, arrivals_{1..L, i}, demand_i), plus the time. A plain MLP on the
 flat vector has to learn each region separately and overfits noisy data; here the same weights
 serve every region (a deep set, Zaheer et al. 2017):
@@ -11,7 +11,7 @@ serve every region (a deep set, Zaheer et al. 2017):
 
 The policy encoder returns the z_i side by side (n * feature; the d3rlpy head maps them to the n
 actions); the value encoder returns [mean_i z_i, max_i z_i]. The Q encoder appends the action's
-entry a_i to x_i (action i belongs to region i, as in ``pipeline.routing.encode_distribution``),
+entry a_i to x_i (action i belongs to region i, as in ``routing.datasets.encode_distribution``),
 then pools the same way, so Q(s, a) is learned from every region's (x_i, a_i) at once.
 
 ``RegionEncoderFactory`` is a d3rlpy encoder factory, registered on import so saved models load.
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ohio_core.envs.routing.env import ObsLayout
 from ohio_core.pipeline.d3 import import_d3rlpy
+from ohio_core.routing.env import ObsLayout
 
 d3rlpy = import_d3rlpy()
 _Encoder = d3rlpy.models.torch.Encoder

@@ -41,8 +41,8 @@ import gymnasium as gym
 import numpy as np
 
 from controllers.rebalancing import project_flows
-from ohio_core.envs.routing.scenario import Scenario
-from ohio_core.envs.routing.sim import RoutingSim
+from ohio_core.routing.scenario import Scenario
+from ohio_core.routing.sim import RoutingSim
 
 DEFAULT_LOOKAHEAD = 4
 LEVEL_GOAL, LEVEL_FLOWS = "goal", "flows"

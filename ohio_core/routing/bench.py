@@ -3,7 +3,7 @@
 Per region count and behavior: a synthetic grid city (as ``ohio experiment routing`` builds it),
 ``episodes`` episodes of the behavior (goal-level heuristics through the rebalancing LP, the greedy
 dispatcher's flows directly; the LP in the ``formulation`` given), then the inverse of the logged
-flows (``inverse.routing``), timed by part:
+flows (``routing.inverse``), timed by part:
 
 - closed form: d = a + inflow - outflow, p = d / sum a (``distribution_from_flows``);
 - certificate: the test of LP optimality (``has_negative_cycle`` on the transport plans);
@@ -38,11 +38,11 @@ def measure(regions: int, behavior: str, episodes: int = 2, seed: int = 0, repea
     """One row of the benchmark (module docstring): times in seconds, per-transition times in ms;
     ``formulation``: the rebalancing LP's (``RebalancingConfig.formulation``) for goal-level behaviors."""
     from controllers.rebalancing import RebalancingConfig, Rebalancer, cost_tolerance
-    from ohio_core.envs.routing.env import FlatRoutingEnv, RoutingEnv, rollout
-    from ohio_core.envs.routing.scenario import synthetic
-    from ohio_core.inverse.routing import (FlowStatus, distribution_from_flows, has_negative_cycle,
+    from ohio_core.routing.env import FlatRoutingEnv, RoutingEnv, rollout
+    from ohio_core.routing.scenario import synthetic
+    from ohio_core.routing.inverse import (FlowStatus, distribution_from_flows, has_negative_cycle,
                                            invert_flows, transport_plan)
-    from ohio_core.policies.routing import make_routing_policy
+    from ohio_core.routing.policies import make_routing_policy
 
     scenario = synthetic(regions, layout="grid", horizon=60, seed=seed)
     policy = make_routing_policy(behavior, scenario)

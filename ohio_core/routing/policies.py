@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ohio_core.envs.routing.env import DEFAULT_LOOKAHEAD, LEVEL_FLOWS, LEVEL_GOAL, ObsLayout
-from ohio_core.envs.routing.scenario import Scenario
+from ohio_core.routing.env import DEFAULT_LOOKAHEAD, LEVEL_FLOWS, LEVEL_GOAL, ObsLayout
+from ohio_core.routing.scenario import Scenario
 
 
 class _Policy:

@@ -2,7 +2,7 @@
 
 A ``RoutingLog`` holds, per step, what the policy saw, the idle vehicles a_t and the flows x_t the
 low level sent, never the goal. OHIO recovers the desired distribution the rebalancing LP needed
-(``inverse.routing.invert_flows``: d = a + inflow - outflow, p = d / sum a) whatever produced the
+(``routing.inverse.invert_flows``: d = a + inflow - outflow, p = d / sum a) whatever produced the
 flows (the LP under any goal, a greedy dispatcher, a flat policy); the flat baseline keeps the
 flows as per-edge actions.
 
@@ -27,8 +27,8 @@ from __future__ import annotations
 import numpy as np
 
 from ohio_core.data.account import Drops
-from ohio_core.inverse.routing import FlowStatus, invert_flows
 from ohio_core.pipeline.relabel import SINGLE_STEP_PIECE, HighLevelData, residual_stats
+from ohio_core.routing.inverse import FlowStatus, invert_flows
 
 METHODS = ("ohio", "flat")
 GOAL_SPAN = 1.0

@@ -1,13 +1,13 @@
 """The routing experiment: OHIO against the flat end-to-end policy and the behavior heuristics.
 
-For a city (``envs.routing.scenario.synthetic``), per behavior dataset (heuristics run through the
+For a city (``routing.scenario.synthetic``), per behavior dataset (heuristics run through the
 low level they act on: the LP for distribution policies, directly for the greedy dispatcher):
 
-1. roll out ``episodes`` episodes of the behavior policy (``envs.routing.env.rollout``);
+1. roll out ``episodes`` episodes of the behavior policy (``routing.env.rollout``);
 2. relabel: OHIO recovers the desired distribution from the logged flows
-   (``pipeline.routing``); the flat baseline keeps the per-edge flows;
+   (``routing.datasets``); the flat baseline keeps the per-edge flows;
 3. train both with d3rlpy (``learning``; OHIO's goal policy on region-shared networks,
-   ``learning.region_net``, unless ``network="mlp"``; the flat policy's n^2 actions on MLPs) and
+   ``routing.region_net``, unless ``network="mlp"``; the flat policy's n^2 actions on MLPs) and
    evaluate them on the same ``eval_episodes`` seeds as
    every behavior policy: OHIO through the LP (``RoutingEnv``), flat through the feasibility
    projection (``FlatRoutingEnv``);
@@ -93,7 +93,7 @@ class RoutingExperimentConfig:
 
     def __post_init__(self):
         from ohio_core.learning.algos import ALGOS
-        from ohio_core.policies.routing import POLICIES
+        from ohio_core.routing.policies import POLICIES
 
         unknown = [b for b in self.behaviors if b not in POLICIES]
         if unknown:
@@ -132,7 +132,7 @@ class PolicyScore:
 
 
 def _city(config: RoutingExperimentConfig, regions: int):
-    from ohio_core.envs.routing.scenario import synthetic
+    from ohio_core.routing.scenario import synthetic
 
     return synthetic(regions, layout=config.layout, horizon=config.horizon, seed=config.seed)
 
@@ -141,14 +141,14 @@ def routing_envs(scenario, rebalancing=None):
     """``(RoutingEnv, FlatRoutingEnv)`` of ``scenario``: the goal level with the LP in the loop (``rebalancing``:
     its ``RebalancingConfig``, default settings if None), and per-edge flows."""
     from controllers.rebalancing import RebalancingConfig, Rebalancer
-    from ohio_core.envs.routing.env import FlatRoutingEnv, RoutingEnv
+    from ohio_core.routing.env import FlatRoutingEnv, RoutingEnv
 
     return RoutingEnv(scenario, Rebalancer(rebalancing or RebalancingConfig())), FlatRoutingEnv(scenario)
 
 
 def _evaluate(env, policy, episodes: int, seed: int) -> tuple[list, dict]:
     """Returns of ``episodes`` episodes of ``policy`` and how it ran the fleet (``RoutingLog.operations``)."""
-    from ohio_core.envs.routing.env import rollout
+    from ohio_core.routing.env import rollout
 
     log = rollout(env, policy, episodes, seed)
     return [float(r) for r in log.returns()], log.operations()
@@ -180,7 +180,7 @@ class ScoreScale:
 
 def _score_scale(config: RoutingExperimentConfig, scenario, env, flat_env, episodes: int) -> ScoreScale:
     """Every behavior heuristic and the random distribution policy on the evaluation seeds of ``scenario``."""
-    from ohio_core.policies.routing import make_routing_policy
+    from ohio_core.routing.policies import make_routing_policy
 
     refs, operations = {}, {}
     for name in sorted(set(config.behaviors) | {REFERENCE_RANDOM}):
@@ -198,8 +198,8 @@ def _score_scale(config: RoutingExperimentConfig, scenario, env, flat_env, episo
 def behavior_log(behavior: str, scenario, env, flat_env, episodes: int, seed: int):
     """``episodes`` episodes of ``behavior`` through the low level it acts on (the LP or, for flows, none);
     ``env``, ``flat_env``: ``routing_envs(scenario)``. The log's meta records the observation layout."""
-    from ohio_core.envs.routing.env import rollout
-    from ohio_core.policies.routing import make_routing_policy
+    from ohio_core.routing.env import rollout
+    from ohio_core.routing.policies import make_routing_policy
 
     pol = make_routing_policy(behavior, scenario)
     log = rollout(flat_env if pol.level == "flows" else env, pol, episodes, seed)
@@ -208,9 +208,9 @@ def behavior_log(behavior: str, scenario, env, flat_env, episodes: int, seed: in
 
 
 def _relabeled(log, scenario, method: str, result=None):
-    """``method``'s training data from ``log`` (``pipeline.routing.relabel_routing``), rewards per vehicle;
+    """``method``'s training data from ``log`` (``routing.datasets.relabel_routing``), rewards per vehicle;
     ``result``: OHIO's inverse already run on the log."""
-    from ohio_core.pipeline.routing import relabel_routing, reward_scale
+    from ohio_core.routing.datasets import relabel_routing, reward_scale
 
     return relabel_routing(log, scenario.travel_time, method, reward_scale(scenario), result)
 
@@ -219,7 +219,7 @@ def _fit_and_score(data, method: str, config: RoutingExperimentConfig, out: Path
                    envs: tuple, scale: ScoreScale, episodes: int) -> tuple[PolicyScore, float]:
     """Train ``method`` on ``data`` (``_train``) and score it on the evaluation seeds: OHIO through the LP,
     flat through the feasibility projection. Returns the score and the training seconds."""
-    from ohio_core.pipeline.routing import ModelRoutingPolicy
+    from ohio_core.routing.datasets import ModelRoutingPolicy
 
     env, flat_env = envs
     level = "goal" if method == "ohio" else "flows"
@@ -318,7 +318,7 @@ def _datasets(config: RoutingExperimentConfig, out: Path, progress: bool) -> dic
 def _scaling(config: RoutingExperimentConfig, out: Path, progress: bool) -> list:
     """Both methods on ``config.scaling_behavior``'s data (``mixed``: every behavior's, pooled) of each city of
     ``config.scaling`` (module docstring)."""
-    from ohio_core.inverse.routing import desired_from_flows, invert_flows
+    from ohio_core.routing.inverse import desired_from_flows, invert_flows
 
     scaling = []
     settings = replace(config, steps=config.scaling_steps)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from controllers.rebalancing import round_to_total
-from ohio_core.envs.routing.scenario import Scenario
+from ohio_core.routing.scenario import Scenario
 
 
 def check_flows(flows: np.ndarray, idle: np.ndarray) -> np.ndarray:
