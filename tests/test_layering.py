@@ -295,7 +295,7 @@ def test_envs_modules_do_not_load_controllers(tmp_path):
 
 #: the 50 Hz controller node's module and what its import chain must not load: a simulator, the
 #: data collection (MuJoCo, the bag writer, tqdm) or the offline layers
-CONTROLLER_NODE = "ohio_ros.controller_node"
+CONTROLLER_NODE = "ohio_ros.arm.controller_node"
 CONTROLLER_NODE_NEVER_LOADS = ["mujoco", "ohio_core.envs", "ohio_core.data.collect", "ohio_core.data.bags",
                                "ohio_core.inverse", "ohio_core.pipeline", "ohio_core.learning", "tqdm"]
 

@@ -4,7 +4,7 @@ import pytest
 import yaml
 from controllers.config import OSCConfig, QPConfig
 
-from ohio_ros import config as cfg
+from ohio_ros.arm import config as cfg
 from ros_launch import PACKAGE
 
 CONFIGS = [cfg.ControllerNodeConfig, cfg.PolicyNodeConfig, cfg.SimNodeConfig, cfg.RecorderNodeConfig]

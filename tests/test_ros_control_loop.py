@@ -1,4 +1,4 @@
-"""The controller node's safety rules (ohio_ros.control_loop), without DDS."""
+"""The controller node's safety rules (ohio_ros.arm.control_loop), without DDS."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,7 @@ from controllers.osc import OSC
 from controllers.qp import QP
 from controllers.robot import PandaModel
 
-from ohio_ros.control_loop import HOLD, TRACK, ControlLoop
+from ohio_ros.arm.control_loop import HOLD, TRACK, ControlLoop
 
 MS = 1_000_000
 

@@ -8,7 +8,8 @@ from geometry_msgs.msg import PoseStamped
 from ohio_core.data import topics as tp
 from std_msgs.msg import Float64, Float64MultiArray, MultiArrayDimension, MultiArrayLayout
 
-from ohio_ros import convert, names
+from ohio_ros import diagnostics, names
+from ohio_ros.arm import convert
 
 ARM = tp.ARM_JOINTS
 
@@ -125,11 +126,11 @@ def test_task_state_round_trip_and_reading_by_field_names(rng):
 
 
 def test_diagnostics_message():
-    msg = convert.diagnostic_array(7, "controller: control loop", "warn", "holding", {
+    msg = diagnostics.diagnostic_array(7, "controller: control loop", "warn", "holding", {
         "stale_goal": True, "latency_ms_p99": 1.23456789, "commands": 3})
     (status,) = msg.status
     assert status.level == DiagnosticStatus.WARN and status.message == "holding"
-    assert convert.diagnostic_values(msg)["controller: control loop"] == {
+    assert diagnostics.diagnostic_values(msg)["controller: control loop"] == {
         "stale_goal": "true", "latency_ms_p99": "1.23457", "commands": "3"}
 
 

@@ -20,8 +20,9 @@ from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from ohio_ros import convert
-from ohio_ros.recorder_node import DIAGNOSTICS_NAME as RECORDER_STATUS
+from ohio_ros import diagnostics
+from ohio_ros.arm import convert
+from ohio_ros.arm.recorder_node import DIAGNOSTICS_NAME as RECORDER_STATUS
 from ros_harness import Processes, Spinner, probe, wait_for
 from ros_launch import LAUNCH_DIR, command_line, read_launch
 
@@ -36,7 +37,7 @@ def recorded(inbox) -> dict:
     """Messages the recorder has written per topic, by its latest status on /diagnostics (its own
     count: it matches each topic on its own, later than the probe may)."""
     for msg in reversed(inbox.all()):
-        values = convert.diagnostic_values(msg).get(RECORDER_STATUS)
+        values = diagnostics.diagnostic_values(msg).get(RECORDER_STATUS)
         if values is not None:
             return {k: int(v) for k, v in values.items() if k.startswith("/")}
     return {}

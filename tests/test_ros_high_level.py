@@ -1,4 +1,4 @@
-"""The policy node's high-level step (ohio_ros.high_level), without DDS."""
+"""The policy node's high-level step (ohio_ros.arm.high_level), without DDS."""
 
 import numpy as np
 import pytest
@@ -11,9 +11,9 @@ from ohio_core.envs.arm.env import GoalArmEnv
 from ohio_core.envs.arm.tasks import OBS_LAYOUT
 from ohio_core.policies.scripted import EXPERTS
 
-from ohio_ros import high_level
+from ohio_ros.arm import high_level
+from ohio_ros.arm.sim_session import SimSession
 from ohio_ros.config import ParameterError
-from ohio_ros.sim_session import SimSession
 
 
 @pytest.fixture(scope="module")

@@ -18,16 +18,18 @@ from ohio_core.data import topics as tp
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from ohio_ros import config as cfg
-from ohio_ros import convert
+from ohio_ros import diagnostics
+from ohio_ros.arm import config as cfg
+from ohio_ros.arm import convert
+from ohio_ros.routing import config as routing_cfg
 from ros_harness import Processes, Spinner, probe, wait_for
 from ros_launch import LAUNCH_DIR, PACKAGE, REPO, LaunchReadError, command_line, entry_points, read_launch
 
 LAUNCH_FILES = sorted(LAUNCH_DIR.glob("*.launch.py"))
 NODE_CONFIGS = {"controller_node": cfg.ControllerNodeConfig, "policy_node": cfg.PolicyNodeConfig,
                 "mujoco_sim_node": cfg.SimNodeConfig, "recorder_node": cfg.RecorderNodeConfig,
-                "routing_sim_node": cfg.RoutingSimNodeConfig, "rebalancing_node": cfg.RebalancingNodeConfig,
-                "routing_policy_node": cfg.RoutingPolicyNodeConfig}
+                "routing_sim_node": routing_cfg.RoutingSimNodeConfig, "rebalancing_node": routing_cfg.RebalancingNodeConfig,
+                "routing_policy_node": routing_cfg.RoutingPolicyNodeConfig}
 WITH_CONTROLLER_PARAMS = {"controller_node", "policy_node"}
 
 
@@ -37,7 +39,7 @@ def known_parameters(executable: str) -> set:
         for kind in CONFIG_TYPES:
             names |= set(cfg.controller_defaults(kind))
     if executable == "rebalancing_node":
-        names |= set(cfg.rebalancing_defaults())
+        names |= set(routing_cfg.rebalancing_defaults())
     return names
 
 
@@ -209,7 +211,7 @@ def test_real_arm_nodes_on_remapped_driver_topics(tmp_path):
         assert all(np.isfinite(m.data).all() and len(m.data) == 7 for m in inbox["/franka/effort_commands"].all())
         assert all(m.header.frame_id == "world" for m in inbox["/ohio/ee_goal"].all())
         diag = wait_for(lambda: next((d for m in inbox["/diagnostics"].all()
-                                      if (d := convert.diagnostic_values(m).get("controller: control loop"))), None),
+                                      if (d := diagnostics.diagnostic_values(m).get("controller: control loop"))), None),
                         what="the controller's diagnostics")
         assert diag["gravity_compensation"] == "driver"
     finally:

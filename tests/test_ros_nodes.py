@@ -20,11 +20,12 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Float64MultiArray
 
-from ohio_ros import convert, high_level
-from ohio_ros.controller_node import ControllerNode
-from ohio_ros.mujoco_sim_node import MujocoSimNode
-from ohio_ros.policy_node import PolicyNode
-from ohio_ros.recorder_node import RecorderNode
+from ohio_ros import diagnostics
+from ohio_ros.arm import convert, high_level
+from ohio_ros.arm.controller_node import ControllerNode
+from ohio_ros.arm.mujoco_sim_node import MujocoSimNode
+from ohio_ros.arm.policy_node import PolicyNode
+from ohio_ros.arm.recorder_node import RecorderNode
 from ros_harness import Spinner, probe, wait_for
 
 pytestmark = pytest.mark.ros
@@ -50,7 +51,7 @@ def params(**values):
 
 def latest_diag(inbox):
     msg = inbox.last()
-    return None if msg is None else convert.diagnostic_values(msg).get(DIAG)
+    return None if msg is None else diagnostics.diagnostic_values(msg).get(DIAG)
 
 
 def state_msg(q, qd=np.zeros(7), stamp=0):

@@ -16,8 +16,8 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from ohio_ros import convert
-from ohio_ros.recorder_node import RecorderNode
+from ohio_ros.arm import convert
+from ohio_ros.arm.recorder_node import RecorderNode
 from ros_harness import Spinner, probe, wait_for
 
 pytestmark = pytest.mark.ros

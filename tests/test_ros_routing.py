@@ -22,13 +22,13 @@ from ohio_core.routing.scenario import synthetic
 from rclpy.parameter import Parameter
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension, MultiArrayLayout
 
-from ohio_ros import config as cfg
-from ohio_ros import convert, qos
-from ohio_ros import rebalancing_loop as rl
-from ohio_ros import routing_convert as rc
-from ohio_ros import routing_high_level as hl
+from ohio_ros import diagnostics, qos
 from ohio_ros.config import ParameterError
-from ohio_ros.routing_session import RoutingSession, make_scenario
+from ohio_ros.routing import config as cfg
+from ohio_ros.routing import convert as rc
+from ohio_ros.routing import high_level as hl
+from ohio_ros.routing import rebalancing_loop as rl
+from ohio_ros.routing.session import RoutingSession, make_scenario
 from ros_harness import Processes, Spinner, probe, wait_for
 from ros_launch import LAUNCH_DIR, PACKAGE, REPO, LaunchReadError, command_line, read_launch
 
@@ -323,7 +323,7 @@ def discovered(node, publishers=(), topics=()):
 
 @pytest.mark.ros
 def test_rebalancing_node_flows_stale_goal_and_nan_goal(spinner, city, session):
-    from ohio_ros.rebalancing_node import RebalancingNode
+    from ohio_ros.routing.rebalancing_node import RebalancingNode
 
     node = spinner.add(RebalancingNode(context=spinner.context, parameter_overrides=params(
         max_goal_age_steps=1, goal_wait=0.2, diagnostics_period=0.2)))
@@ -364,14 +364,14 @@ def test_rebalancing_node_flows_stale_goal_and_nan_goal(spinner, city, session):
     flows, stamp = flows_for(rc.RoutingState(0, 2, state.idle, state.obs, 4))
     assert stamp == (0, 2) and not flows.any()
     assert node.loop.counters.by_status == {rl.NO_GOAL: 1, rl.CURRENT: 1, rl.OLDER: 1, rl.STALE: 1}
-    d = wait_for(lambda: (m := inbox["/diagnostics"].last()) and convert.diagnostic_values(m)
+    d = wait_for(lambda: (m := inbox["/diagnostics"].last()) and diagnostics.diagnostic_values(m)
                  ["rebalancing: rebalancing"].get("stale_goal") == "1" and m, what="diagnostics")
-    assert convert.diagnostic_values(d)["rebalancing: rebalancing"]["goals_rejected"] == "1"
+    assert diagnostics.diagnostic_values(d)["rebalancing: rebalancing"]["goals_rejected"] == "1"
 
 
 @pytest.mark.ros
 def test_sim_node_applies_flows_rejects_infeasible_ones_and_ignores_late_ones(spinner, city):
-    from ohio_ros.routing_sim_node import RoutingSimNode
+    from ohio_ros.routing.sim_node import RoutingSimNode
 
     node = spinner.add(RoutingSimNode(context=spinner.context, parameter_overrides=params(
         regions=REGIONS, horizon=HORIZON, step_timeout=60.0, start_subscribers=1)))
@@ -405,7 +405,7 @@ def test_sim_node_applies_flows_rejects_infeasible_ones_and_ignores_late_ones(sp
 
 @pytest.mark.ros
 def test_sim_node_offers_the_first_state_again_then_holds_without_flows(spinner, city):
-    from ohio_ros.routing_sim_node import RoutingSimNode
+    from ohio_ros.routing.sim_node import RoutingSimNode
 
     node = spinner.add(RoutingSimNode(context=spinner.context, parameter_overrides=params(
         regions=REGIONS, horizon=3, step_timeout=0.2, start_subscribers=1, max_episodes=2)))
@@ -429,7 +429,7 @@ def test_sim_node_offers_the_first_state_again_then_holds_without_flows(spinner,
 
 @pytest.mark.ros
 def test_policy_node_publishes_the_heuristic_for_each_state(spinner, session, city):
-    from ohio_ros.routing_policy_node import RoutingPolicyNode
+    from ohio_ros.routing.policy_node import RoutingPolicyNode
 
     node = spinner.add(RoutingPolicyNode(context=spinner.context, parameter_overrides=params(
         heuristic="random_distribution", seed=4)))

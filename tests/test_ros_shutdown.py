@@ -26,8 +26,8 @@ from rosbags.highlevel import AnyReader
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from ohio_ros import convert
-from ohio_ros.recorder_node import DIAGNOSTICS_NAME as RECORDER_STATUS
+from ohio_ros.arm import convert
+from ohio_ros.arm.recorder_node import DIAGNOSTICS_NAME as RECORDER_STATUS
 from ros_harness import TIMEOUT, Processes, Spinner, probe, wait_for
 from ros_launch import LAUNCH_DIR, command_line, executable_command, read_launch
 

@@ -1,4 +1,4 @@
-"""The simulator node's world (ohio_ros.sim_session), without DDS."""
+"""The simulator node's world (ohio_ros.arm.sim_session), without DDS."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from controllers.robot import PandaModel
 from ohio_core.data.topics import TS
 from ohio_core.envs.arm.env import GoalArmEnv
 
-from ohio_ros.sim_session import SimSession
+from ohio_ros.arm.sim_session import SimSession
 
 
 def session(task="reach", horizon=4, substeps=10, seed=0):

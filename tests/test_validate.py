@@ -12,7 +12,7 @@ from controllers import validate
 from controllers.config import ConfigError, OSCConfig, QPConfig
 from controllers.rebalancing import RebalancingConfig
 from ohio_core.routing.scenario import Scenario, ScenarioError, synthetic
-from ohio_ros import config as cfg
+from ohio_ros.arm import config as cfg
 
 
 class Oops(ValueError):

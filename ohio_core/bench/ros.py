@@ -31,7 +31,7 @@ import numpy as np
 from ohio_core.ros_env import local_ros_env
 
 TARGETS = {"period_error_ms_p99": ("<=", 2.0), "latency_ms_p99": ("<=", 5.0)}
-#: what the controller node logs once the loop is closed (ohio_ros.controller_node.FIRST_COMMAND)
+#: what the controller node logs once the loop is closed (ohio_ros.arm.controller_node.FIRST_COMMAND)
 FIRST_COMMAND = "first effort command published"
 
 

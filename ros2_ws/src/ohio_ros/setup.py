@@ -29,13 +29,13 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
-            'controller_node = ohio_ros.controller_node:main',
-            'policy_node = ohio_ros.policy_node:main',
-            'mujoco_sim_node = ohio_ros.mujoco_sim_node:main',
-            'recorder_node = ohio_ros.recorder_node:main',
-            'routing_sim_node = ohio_ros.routing_sim_node:main',
-            'rebalancing_node = ohio_ros.rebalancing_node:main',
-            'routing_policy_node = ohio_ros.routing_policy_node:main',
+            'controller_node = ohio_ros.arm.controller_node:main',
+            'policy_node = ohio_ros.arm.policy_node:main',
+            'mujoco_sim_node = ohio_ros.arm.mujoco_sim_node:main',
+            'recorder_node = ohio_ros.arm.recorder_node:main',
+            'routing_sim_node = ohio_ros.routing.sim_node:main',
+            'rebalancing_node = ohio_ros.routing.rebalancing_node:main',
+            'routing_policy_node = ohio_ros.routing.policy_node:main',
         ],
     },
 )

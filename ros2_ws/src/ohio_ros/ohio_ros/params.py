@@ -2,8 +2,7 @@
 
 from array import array
 
-from ohio_ros.config import CONFIG_TYPES, controller_config, controller_defaults
-from ohio_ros.config import CONTROLLER_PREFIX, ParameterError
+from ohio_ros.config import ParameterError
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
@@ -43,27 +42,3 @@ def check_unknown(node: Node, known) -> None:
     if unknown:
         raise ParameterError(f'unknown parameter(s) {unknown} for node {node.get_name()!r}; '
                              f'known: {sorted(known)}')
-
-
-def declare_controller(node: Node, required=None) -> tuple:
-    """
-    Declare ``controller.type`` and that type's ``controller.*`` fields.
-
-    ``required`` (name -> what to set) are declared without a default: unset, a ParameterError.
-    Returns the typed controller config (``OSCConfig``/``QPConfig``) and the names declared.
-    """
-    required = required or {}
-    type_name = CONTROLLER_PREFIX + 'type'
-    kind = declare(node, {type_name: 'osc'})[type_name]
-    if kind not in CONFIG_TYPES:
-        raise ParameterError(f'parameter {type_name!r} must be one of {sorted(CONFIG_TYPES)}, '
-                             f'got {kind!r}')
-    defaults = {k: None if k in required else v
-                for k, v in controller_defaults(kind).items() if k != type_name}
-    values = declare(node, defaults)
-    for name, hint in required.items():
-        if values.get(name) is None:
-            raise ParameterError(f'parameter {name!r} must be set for node {node.get_name()!r} '
-                                 f'(it has no default): {hint}')
-    values[type_name] = kind
-    return controller_config(values), list(values)

@@ -16,8 +16,9 @@ from ohio_core.routing.env import episode_seed, FlatRoutingEnv
 from ohio_core.routing.scenario import Scenario, ScenarioError, synthetic
 from ohio_core.routing.scenario_io import load_scenario
 from ohio_core.routing.sim import check_flows
-from ohio_ros.config import ParameterError, RoutingSimNodeConfig
-from ohio_ros.routing_convert import HOLD_NONE, RoutingState
+from ohio_ros.config import ParameterError
+from ohio_ros.routing.config import RoutingSimNodeConfig
+from ohio_ros.routing.convert import HOLD_NONE, RoutingState
 
 #: steps per episode of a synthetic city when the parameter ``horizon`` is 0
 SYNTHETIC_HORIZON = 60

@@ -7,16 +7,16 @@ LP (``controllers.rebalancing.Rebalancer``) from the state's idle vehicles to th
 that state, waiting at most ``goal_wait`` seconds for it; then the latest goal of at most
 ``max_goal_age_steps`` steps before is used, and with an older one the flows are zero (the fleet
 holds); before the first goal (and the travel times) it publishes no flows. Rules:
-``ohio_ros.rebalancing_loop``. Also ``/diagnostics``.
-Parameters: ``ohio_ros.config.RebalancingNodeConfig`` and ``rebalancing.*``
+``ohio_ros.routing.rebalancing_loop``. Also ``/diagnostics``.
+Parameters: ``ohio_ros.routing.config.RebalancingNodeConfig`` and ``rebalancing.*``
 (``config/routing.yaml``).
 """
 
 from controllers.rebalancing import Rebalancer
-from ohio_ros import config as cfg
 from ohio_ros import diagnostics, names, params, qos
-from ohio_ros import rebalancing_loop as rl
-from ohio_ros import routing_convert as rc
+from ohio_ros.routing import config as cfg
+from ohio_ros.routing import convert as rc
+from ohio_ros.routing import rebalancing_loop as rl
 from ohio_ros.runtime import run
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray

@@ -7,8 +7,8 @@ multiple of k (in step with the simulator or task publisher at any pace); with
 
 Reads ``/joint_states`` and ``ohio/task_state``; publishes ``ohio/ee_goal`` (and, for tasks with
 a gripper, ``ohio/gripper_command``). The policy is a trained model (``model_path``) or the
-task's scripted expert (``policy: scripted``); see ``ohio_ros.high_level``.
-Parameters: ``ohio_ros.config.PolicyNodeConfig`` (+ ``controller.*`` for the scripted expert).
+task's scripted expert (``policy: scripted``); see ``ohio_ros.arm.high_level``.
+Parameters: ``ohio_ros.arm.config.PolicyNodeConfig`` (+ ``controller.*`` for the scripted expert).
 """
 
 from controllers.goals import NonFiniteInputError
@@ -16,8 +16,10 @@ from controllers.robot import PandaModel
 from geometry_msgs.msg import PoseStamped
 import numpy as np
 from ohio_core.data.topics import TS
-from ohio_ros import config as cfg
-from ohio_ros import convert, high_level, names, params, qos
+from ohio_ros import names, params, qos
+from ohio_ros.arm import config as cfg
+from ohio_ros.arm import convert, high_level
+from ohio_ros.arm.controller_params import declare_controller
 from ohio_ros.pending import take_pending
 from ohio_ros.runtime import run
 from rclpy.node import Node
@@ -35,7 +37,7 @@ class PolicyNode(Node):
         known = list(values)
         model = PandaModel()
         if c.policy == 'scripted':
-            ctrl_config, ctrl_names = params.declare_controller(self)
+            ctrl_config, ctrl_names = declare_controller(self)
             known += ctrl_names
             self.policy = high_level.scripted(c.task, c.k, ctrl_config, model)
         params.check_unknown(self, known)

@@ -14,7 +14,7 @@ same topics.
 Every ``DIAGNOSTICS_PERIOD`` (node clock) it publishes on ``/diagnostics`` the status
 ``recorder: bag`` with the messages written so far per topic, so a caller can wait for what the
 bag will hold.
-Parameters: ``ohio_ros.config.RecorderNodeConfig`` (``config/recorder.yaml``).
+Parameters: ``ohio_ros.arm.config.RecorderNodeConfig`` (``config/recorder.yaml``).
 """
 
 from bisect import bisect_right
@@ -26,8 +26,9 @@ from geometry_msgs.msg import PoseStamped
 from ohio_core.data import topics as tp
 from ohio_core.data.bags import BagWriter
 from ohio_core.data.topics import TopicMap
-from ohio_ros import config as cfg
-from ohio_ros import convert, diagnostics, names, params, qos
+from ohio_ros import diagnostics, names, params, qos
+from ohio_ros.arm import config as cfg
+from ohio_ros.arm import convert
 from ohio_ros.runtime import run
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock

@@ -1,5 +1,5 @@
 """
-Messages <-> numpy arrays: pure functions, no middleware (unit-tested without DDS).
+The arm's messages <-> numpy arrays: pure functions, no middleware (unit-tested without DDS).
 
 Conventions follow ``ohio_core.data.topics``: joints are matched by name, effort commands carry
 one torque per arm joint in the configured order (the names travel in ``layout.dim[0].label``),
@@ -9,7 +9,6 @@ state is a ``Float64MultiArray`` whose ``layout.dim[0].label`` names its fields.
 
 from builtin_interfaces.msg import Time
 from controllers.goals import matrix_to_quat, NonFiniteInputError, PoseGoal
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 import numpy as np
 from ohio_core.data import topics as tp
@@ -211,33 +210,3 @@ class TaskStateReader:
         row = np.full(len(tp.TASK_STATE_FIELDS), np.nan)
         row[mine] = np.asarray(msg.data, dtype=float)[theirs]
         return row
-
-
-# -- diagnostics -----------------------------------------------------------------------------
-
-LEVELS = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN,
-          'error': DiagnosticStatus.ERROR, 'stale': DiagnosticStatus.STALE}
-
-
-def _text(v) -> str:
-    if isinstance(v, bool):
-        return 'true' if v else 'false'
-    if isinstance(v, float):
-        return f'{v:.6g}'
-    return str(v)
-
-
-def diagnostic_array(stamp: int, name: str, level: str, message: str, values: dict,
-                     hardware_id: str = '') -> DiagnosticArray:
-    """diagnostic_msgs/DiagnosticArray with one status; ``values`` become key/value strings."""
-    status = DiagnosticStatus(level=LEVELS[level], name=name, message=message,
-                              hardware_id=hardware_id,
-                              values=[KeyValue(key=k, value=_text(v)) for k, v in values.items()])
-    msg = DiagnosticArray(status=[status])
-    msg.header.stamp = time_msg(stamp)
-    return msg
-
-
-def diagnostic_values(msg: DiagnosticArray) -> dict:
-    """{status name: {key: value string}} of a DiagnosticArray (for tools and tests)."""
-    return {s.name: {kv.key: kv.value for kv in s.values} for s in msg.status}

@@ -2,7 +2,7 @@
 routing_sim_node: the fleet-rebalancing simulator, one step per flows message.
 
 Publishes ``routing/state`` after each step's matching (episode, step, idle vehicles per region,
-the observation; layout in ``ohio_ros.routing_convert``) and waits for ``routing/flows`` for
+the observation; layout in ``ohio_ros.routing.convert``) and waits for ``routing/flows`` for
 that step: feasible flows are applied; non-finite, infeasible or malformed flows are rejected
 (logged, counted) and the fleet holds (zero flows); flows made for another step are late and
 ignored (counted). Without flows within ``step_timeout`` seconds the fleet holds (a stale step,
@@ -10,16 +10,16 @@ counted). Then it advances, matches and publishes the next state; after the hori
 episode starts. Also publishes ``routing/step_info`` per step (reward and its parts, requests,
 served, vehicles moved, how the flows came about), ``routing/travel_time`` once (latched) and
 ``/diagnostics``.
-Parameters: ``ohio_ros.config.RoutingSimNodeConfig`` (``config/routing.yaml``).
+Parameters: ``ohio_ros.routing.config.RoutingSimNodeConfig`` (``config/routing.yaml``).
 """
 
 import json
 from pathlib import Path
 
-from ohio_ros import config as cfg
 from ohio_ros import diagnostics, names, params, qos
-from ohio_ros import routing_convert as rc
-from ohio_ros.routing_session import make_scenario, RoutingSession
+from ohio_ros.routing import config as cfg
+from ohio_ros.routing import convert as rc
+from ohio_ros.routing.session import make_scenario, RoutingSession
 from ohio_ros.runtime import run
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray

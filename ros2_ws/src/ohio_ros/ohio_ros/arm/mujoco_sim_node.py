@@ -10,7 +10,7 @@ and is the stamp of every message; with ``real_time_factor: 1`` it keeps pace wi
 clock (catching up after short delays, jumping ahead after long ones), with 0 it runs as fast
 as it can.
 Stepping runs in its own thread; the executor only receives commands.
-Parameters: ``ohio_ros.config.SimNodeConfig`` (``config/mujoco_sim.yaml``).
+Parameters: ``ohio_ros.arm.config.SimNodeConfig`` (``config/mujoco_sim.yaml``).
 """
 
 import json
@@ -20,10 +20,11 @@ import time
 
 from controllers.description import FINGER_JOINTS
 from controllers.goals import NonFiniteInputError
-from ohio_ros import config as cfg
-from ohio_ros import convert, names, params, qos
+from ohio_ros import names, params, qos
+from ohio_ros.arm import config as cfg
+from ohio_ros.arm import convert
+from ohio_ros.arm.sim_session import SimSession
 from ohio_ros.runtime import run, set_realtime_priority
-from ohio_ros.sim_session import SimSession
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState

@@ -4,15 +4,15 @@ routing_policy_node: the high-level routing policy, one desired distribution per
 Subscribes ``routing/state``; for every new state publishes ``routing/desired_distribution``
 (weights over the regions, made for that state's episode and step): a goal-level heuristic
 (``policy: heuristic``) or a trained routing goal model (``policy: model``, ``model_path``);
-see ``ohio_ros.routing_high_level``. A state it cannot act on gets no distribution (logged,
+see ``ohio_ros.routing.high_level``. A state it cannot act on gets no distribution (logged,
 counted); the rebalancing node then holds the fleet once the last goal is too old.
-Parameters: ``ohio_ros.config.RoutingPolicyNodeConfig`` (``config/routing.yaml``).
+Parameters: ``ohio_ros.routing.config.RoutingPolicyNodeConfig`` (``config/routing.yaml``).
 """
 
-from ohio_ros import config as cfg
 from ohio_ros import names, params, qos
-from ohio_ros import routing_convert as rc
-from ohio_ros import routing_high_level as hl
+from ohio_ros.routing import config as cfg
+from ohio_ros.routing import convert as rc
+from ohio_ros.routing import high_level as hl
 from ohio_ros.runtime import run
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray

@@ -23,7 +23,7 @@ Rules:
 from dataclasses import dataclass, field
 
 import numpy as np
-from ohio_ros.routing_convert import RoutingState
+from ohio_ros.routing.convert import RoutingState
 
 #: how the flows of a state came about
 CURRENT = 'current_goal'            # the goal made for this state

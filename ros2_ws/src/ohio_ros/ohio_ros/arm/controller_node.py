@@ -3,10 +3,10 @@ controller_node: the 50 Hz OSC/QP effort controller.
 
 Subscribes ``/joint_states`` and ``ohio/ee_goal``; publishes ``effort_controller/commands``
 (the topic of a ros2_control forward effort controller) every control period and
-``/diagnostics`` every ``diagnostics_period``. Safety rules: ``ohio_ros.control_loop``.
-Parameters: ``ohio_ros.config.ControllerNodeConfig`` and ``controller.*``
+``/diagnostics`` every ``diagnostics_period``. Safety rules: ``ohio_ros.arm.control_loop``.
+Parameters: ``ohio_ros.arm.config.ControllerNodeConfig`` and ``controller.*``
 (``config/controller.yaml``); ``controller.gravity_compensation`` (``controller`` or ``driver``)
-has no default and must be set (``ohio_ros.config.CONTROLLER_NODE_REQUIRED``).
+has no default and must be set (``ohio_ros.arm.config.CONTROLLER_NODE_REQUIRED``).
 """
 
 import time
@@ -15,9 +15,11 @@ from controllers.base import make_controller
 from controllers.goals import ImplausibleInputError, NonFiniteInputError
 from controllers.robot import PandaModel
 from geometry_msgs.msg import PoseStamped
-from ohio_ros import config as cfg
-from ohio_ros import convert, diagnostics, names, params, qos
-from ohio_ros.control_loop import ControlLoop
+from ohio_ros import diagnostics, names, params, qos
+from ohio_ros.arm import config as cfg
+from ohio_ros.arm import convert
+from ohio_ros.arm.control_loop import ControlLoop
+from ohio_ros.arm.controller_params import declare_controller
 from ohio_ros.loop_stats import LoopStats
 from ohio_ros.pending import take_pending
 from ohio_ros.runtime import run, set_realtime_priority
@@ -37,7 +39,7 @@ class ControllerNode(Node):
         super().__init__(names.CONTROLLER_NODE, **kwargs)
         values = params.declare(self, cfg.ControllerNodeConfig.defaults())
         self.config = cfg.ControllerNodeConfig.from_params(values)
-        self.controller_config, ctrl_names = params.declare_controller(
+        self.controller_config, ctrl_names = declare_controller(
             self, required=cfg.CONTROLLER_NODE_REQUIRED)
         params.check_unknown(self, list(values) + ctrl_names)
 

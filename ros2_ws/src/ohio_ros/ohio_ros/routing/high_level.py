@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 from ohio_core.routing.env import LEVEL_GOAL, ObsLayout
 from ohio_core.routing.policies import make_routing_policy
-from ohio_ros.config import ParameterError, ROUTING_HEURISTICS
-from ohio_ros.routing_convert import RoutingState
+from ohio_ros.config import ParameterError
+from ohio_ros.routing.config import ROUTING_HEURISTICS
+from ohio_ros.routing.convert import RoutingState
 
 ROUTING_TASK = 'routing'
 

@@ -1,0 +1,1 @@
+"""The arm's nodes: controller, policy, MuJoCo simulator and recorder, with their configs."""

@@ -1,0 +1,227 @@
+"""
+Typed, validated configurations of the arm nodes, built from ROS parameters (no middleware here).
+
+The low-level controller is configured by the ``controller.*`` parameters: ``controller.type``
+(``osc`` or ``qp``) and the fields of ``controllers.config.OSCConfig``/``QPConfig``. See
+``ohio_ros.config`` for what the node configs share.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+
+from controllers import validate
+from controllers.config import CONFIG_TYPES, ConfigError
+from ohio_core.data.topics import ARM_JOINTS
+from ohio_ros.config import choice, flag, label, NodeConfig, number, ParameterError, string
+
+CONTROLLER_PREFIX = 'controller.'
+#: ``controller.*`` parameters the controller node has no default for, and what to set. Who
+#: adds gravity compensation differs between robots, and a wrong guess pushes the arm with its
+#: own weight (twice g(q), or none); the launch files state it.
+CONTROLLER_NODE_REQUIRED = {
+    CONTROLLER_PREFIX + 'gravity_compensation':
+        "'driver' where the robot driver adds gravity compensation to the effort commands "
+        "(Franka: libfranka, franka_ros2), 'controller' where it does not (the MuJoCo "
+        'simulator, a bare motor torque interface)',
+}
+TASKS = ('reach', 'lift')
+POLICY_SOURCES = ('model', 'scripted')
+TRIGGERS = ('task_state', 'timer')
+STORAGES = ('mcap', 'sqlite3')
+
+
+def _joints(name, value):
+    return validate.names(label(name), value, 7, ParameterError, what='arm joints')
+
+
+def _priority(value):
+    return number('realtime_priority', value, low=0, high=98, integer=True)
+
+
+@dataclass(frozen=True)
+class ControllerNodeConfig(NodeConfig):
+    """
+    controller_node: safety timeouts, joint names, diagnostics.
+
+    ``goal_timeout``: a goal older than this (s, node clock, by arrival) is stale -> hold.
+    ``state_timeout``: without a joint state this recent (s) no command is published.
+    ``realtime_priority``: 1..98 runs the process under SCHED_FIFO at that priority where
+    permitted (0: default scheduling).
+    ``timing_log``: if set, a JSON file of per-tick timings written at shutdown (benchmarks).
+    """
+
+    goal_timeout: float = 0.5
+    state_timeout: float = 0.1
+    goal_frame: str = 'world'
+    joints: tuple = ARM_JOINTS
+    diagnostics_period: float = 1.0
+    hold_damping: float = 10.0
+    realtime_priority: int = 0
+    timing_log: str = ''
+
+    def __post_init__(self):
+        number('goal_timeout', self.goal_timeout, low=0.0, low_open=True)
+        number('state_timeout', self.state_timeout, low=0.0, low_open=True)
+        string('goal_frame', self.goal_frame)
+        object.__setattr__(self, 'joints', _joints('joints', self.joints))
+        number('diagnostics_period', self.diagnostics_period, low=0.0, low_open=True)
+        number('hold_damping', self.hold_damping, low=0.0)
+        object.__setattr__(self, 'realtime_priority', _priority(self.realtime_priority))
+        string('timing_log', self.timing_log)
+        for f in ('goal_timeout', 'state_timeout', 'diagnostics_period', 'hold_damping'):
+            object.__setattr__(self, f, float(getattr(self, f)))
+
+
+@dataclass(frozen=True)
+class PolicyNodeConfig(NodeConfig):
+    """
+    policy_node: where the high-level policy comes from and what it observes.
+
+    ``policy``: ``model`` (a trained model at ``model_path``; task, k and controller come from
+    the model) or ``scripted`` (the scripted expert of ``task``, every ``k`` control periods,
+    goals scaled by the ``controller.*`` parameters).
+    ``trigger``: ``task_state`` acts on task-state messages whose step is a multiple of k,
+    ``timer`` every k control periods of the node clock.
+    """
+
+    policy: str = 'model'
+    model_path: str = ''
+    task: str = 'reach'
+    k: int = 5
+    trigger: str = 'task_state'
+    goal_frame: str = 'world'
+    joints: tuple = ARM_JOINTS
+    state_timeout: float = 0.1
+
+    def __post_init__(self):
+        choice('policy', self.policy, POLICY_SOURCES)
+        string('model_path', self.model_path)
+        if self.policy == 'model' and not self.model_path:
+            raise ParameterError("parameter 'model_path' must name a model file when "
+                                 "policy is 'model' (or set policy: scripted)")
+        if self.policy == 'scripted' and self.model_path:
+            raise ParameterError("parameter 'model_path' is set but policy is 'scripted'")
+        choice('task', self.task, TASKS)
+        object.__setattr__(self, 'k', number('k', self.k, low=1, integer=True))
+        choice('trigger', self.trigger, TRIGGERS)
+        string('goal_frame', self.goal_frame)
+        object.__setattr__(self, 'joints', _joints('joints', self.joints))
+        object.__setattr__(self, 'state_timeout',
+                           number('state_timeout', self.state_timeout, low=0.0, low_open=True))
+
+
+@dataclass(frozen=True)
+class SimNodeConfig(NodeConfig):
+    """
+    mujoco_sim_node: task, episodes, rates and pacing.
+
+    ``horizon``: control periods per episode (0: the task's default; -1: one endless episode).
+    ``publish_rate``: Hz of /joint_states and /clock (a divisor of the physics rate, a multiple
+    of the control rate). ``real_time_factor``: 1 paces the simulation at wall-clock speed,
+    0 runs it as fast as possible. ``lockstep``: at every control period wait (at most
+    ``lockstep_timeout`` s of wall time) for an effort command received during that period.
+    ``wait_for_command``: hold the arm still (time runs, no task state) until the first command
+    and until ``ohio/task_state`` has ``start_subscribers`` subscribers (e.g. the policy, so that
+    an unpaced simulation does not run ahead of a node still starting).
+    ``realtime_priority``: as for the controller node (SCHED_FIFO where permitted, 0: off).
+    """
+
+    task: str = 'reach'
+    seed: int = 0
+    horizon: int = 0
+    control_period: float = 0.02
+    publish_rate: float = 500.0
+    real_time_factor: float = 1.0
+    lockstep: bool = False
+    lockstep_timeout: float = 1.0
+    wait_for_command: bool = True
+    start_subscribers: int = 0
+    realtime_priority: int = 0
+    joints: tuple = ARM_JOINTS
+    report_path: str = ''
+
+    def __post_init__(self):
+        from ohio_core.envs.arm.scene import SceneConfig    # the simulator only: mujoco
+
+        choice('task', self.task, TASKS)
+        object.__setattr__(self, 'seed', number('seed', self.seed, low=0, integer=True))
+        object.__setattr__(self, 'horizon', number('horizon', self.horizon, low=-1,
+                                                   integer=True))
+        for name, kw in (('control_period', {'low': 0.0, 'low_open': True, 'high': 0.1}),
+                         ('publish_rate', {'low': 0.0, 'low_open': True}),
+                         ('real_time_factor', {'low': 0.0}),
+                         ('lockstep_timeout', {'low': 0.0, 'low_open': True})):
+            object.__setattr__(self, name, number(name, getattr(self, name), **kw))
+        steps = 1.0 / (self.publish_rate * SceneConfig().timestep)
+        if abs(steps - round(steps)) > 1e-6 or round(steps) < 1:
+            raise ParameterError(f"parameter 'publish_rate' ({self.publish_rate} Hz) must divide "
+                                 f'the physics rate ({1.0 / SceneConfig().timestep:g} Hz)')
+        per_period = self.control_period * self.publish_rate
+        if abs(per_period - round(per_period)) > 1e-6 or round(per_period) < 1:
+            raise ParameterError(f"parameter 'publish_rate' ({self.publish_rate} Hz) must be a "
+                                 f'multiple of the control rate (1 / control_period = '
+                                 f'{1.0 / self.control_period:g} Hz)')
+        flag('lockstep', self.lockstep)
+        flag('wait_for_command', self.wait_for_command)
+        object.__setattr__(self, 'start_subscribers',
+                           number('start_subscribers', self.start_subscribers, low=0,
+                                  integer=True))
+        object.__setattr__(self, 'realtime_priority', _priority(self.realtime_priority))
+        object.__setattr__(self, 'joints', _joints('joints', self.joints))
+        string('report_path', self.report_path)
+
+    @property
+    def publish_period(self) -> float:
+        """Seconds of simulated time between two joint-state messages."""
+        return 1.0 / self.publish_rate
+
+    @property
+    def substeps_per_period(self) -> int:
+        """Joint-state messages per control period."""
+        return int(round(self.control_period * self.publish_rate))
+
+
+@dataclass(frozen=True)
+class RecorderNodeConfig(NodeConfig):
+    """recorder_node: bag folder (must not exist; '' picks ohio_bag_<time>) and storage."""
+
+    output: str = ''
+    storage: str = 'mcap'
+    record_diagnostics: bool = True
+
+    def __post_init__(self):
+        string('output', self.output)
+        choice('storage', self.storage, STORAGES)
+        flag('record_diagnostics', self.record_diagnostics)
+
+
+def controller_defaults(kind: str) -> dict:
+    """Map ``controller.*`` parameter names to defaults for a controller type (None: not set)."""
+    cls = CONFIG_TYPES[kind]
+    out = {CONTROLLER_PREFIX + 'type': kind}
+    for f in dataclasses.fields(cls):
+        v = f.default
+        out[CONTROLLER_PREFIX + f.name] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def controller_config(params: dict):
+    """
+    OSCConfig/QPConfig from ``controller.*`` parameters; errors name the parameter.
+
+    Values that are None (declared but not set) keep the config's defaults.
+    """
+    kind = params.get(CONTROLLER_PREFIX + 'type', 'osc')
+    choice(CONTROLLER_PREFIX + 'type', kind, sorted(CONFIG_TYPES))
+    cls = CONFIG_TYPES[kind]
+    data = {}
+    for name, value in params.items():
+        if not name.startswith(CONTROLLER_PREFIX) or name == CONTROLLER_PREFIX + 'type':
+            continue
+        if value is not None:
+            data[name[len(CONTROLLER_PREFIX):]] = value
+    try:
+        return cls.from_dict(data)
+    except (ConfigError, TypeError) as exc:
+        msg = str(exc).replace(f'{cls.__name__}.', CONTROLLER_PREFIX)
+        raise ParameterError(f'controller parameters ({kind}): {msg}') from None
