@@ -333,6 +333,16 @@ def test_the_residual_is_a_warning_for_the_recording_controller_and_no_drop_for_
     assert not any(r.startswith("residual") for r in other["segments_dropped"])
 
 
+def test_torques_no_controller_computed_make_the_recording_controller_unknown(tmp_path):
+    """A flat policy's torques (or a mix with such episodes) come from no controller: relabeled for
+    the configured one, their residual warns of nothing."""
+    bag = tmp_path / "flat"
+    collect_bag(bag, "reach", "flat", episodes=1, seed=3, horizon=35, k=5, progress=False)
+    run = relabel_bags([bag], RelabelConfig(k=5), workers=1, progress=False).account
+    assert run["per_bag"][str(bag)]["recorded_controller"] == "unknown" and run["warnings"] == []
+    assert run["residual_n_m"]["p95"] > 1.0
+
+
 def test_cli_refuses_another_k_than_recorded_and_force_k_overrides(collected, tmp_path, capsys):
     line = re.escape(f"{collected}: recorded with k = 5, relabeling asked for k = 7; use --k 5, or --force-k to "
                      "relabel with k = 7 anyway")

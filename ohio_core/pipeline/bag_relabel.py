@@ -39,6 +39,8 @@ TORQUE_FREE = ("state_matching", "naive")
 #: residual p95 (N m) above which a bag relabeled for the controller that recorded it is reported: that
 #: controller reproduces its own torques exactly (~1e-12 N m), so a wrong k, config or model shows here
 RESIDUAL_WARNING = 1.0
+#: behavior policies of ``ohio collect`` whose episodes may hold torques no controller computed
+TORQUE_LEVEL_POLICIES = ("flat", "mix")
 
 
 class RelabelError(RuntimeError):
@@ -136,9 +138,12 @@ def recorded_k(path: Path) -> int | None:
 
 
 def recorded_controller(path: Path, config: OSCConfig | QPConfig) -> str:
-    """Whether ``ohio collect`` recorded the bag with ``config``: 'same', 'different' or 'unknown'."""
-    recorded = _collect_info(path).get("controller")
-    if not isinstance(recorded, dict):
+    """Whether ``ohio collect`` recorded the bag with ``config``: 'same', 'different' or 'unknown'.
+    'unknown' also where torque-level episodes may be in the bag (``flat``, ``mix``): the controller
+    did not compute their torques."""
+    info = _collect_info(path)
+    recorded = info.get("controller")
+    if not isinstance(recorded, dict) or info.get("policy") in TORQUE_LEVEL_POLICIES:
         return "unknown"
     try:
         return "same" if config_from_dict(recorded).to_dict() == config.to_dict() else "different"
