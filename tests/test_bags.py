@@ -97,7 +97,7 @@ def test_bag_timing_convention(reach_bag):
     states = [(t, m) for topic, t, m in msgs if topic == tp.TASK_STATE]
     joints = [(t, m) for topic, t, m in msgs if topic == tp.JOINT_STATES]
     cmds = [t for topic, t, m in msgs if topic == tp.EFFORT_COMMANDS]
-    assert states[0][1].layout.dim[0].label == tp.TASK_STATE_LABEL and states[0][1].layout.dim[0].size == 18
+    assert states[0][1].layout.dim[0].label == tp.TASK_STATE_LABEL and states[0][1].layout.dim[0].size == len(tp.TASK_STATE_FIELDS) == 20
     first = states[0][1].data
     assert first[tp.TS["step"]] == 0 and np.isnan(first[tp.TS["reward"]]) and first[tp.TS["last"]] == 0
     final = states[50][1].data
@@ -130,8 +130,8 @@ def test_flat_policy_bag_has_no_goals_and_reads(tmp_path):
 def test_observation_matches_the_environment(reach_logs):
     """The observation rebuilt from the bag (FK of the logged q) equals what the policy saw."""
     for log in reach_logs:
-        obs = task_observation(log.q[:-1], log.qd[:-1], log.finger_opening[:-1], log.cube_pos[:-1],
-                               log.cube_quat[:-1], log.target[:-1])
+        obs = task_observation(log.q[:-1], log.qd[:-1], log.finger_opening[:-1], log.object_pos[:-1],
+                               log.object_quat[:-1], log.target[:-1])
         np.testing.assert_allclose(obs, log.env_obs, rtol=0, atol=1e-9)
 
 

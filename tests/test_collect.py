@@ -44,7 +44,7 @@ def test_make_policy_kinds():
 
 
 def test_noisy_actions_are_clipped_and_seeded():
-    obs = np.zeros(36)
+    obs = np.zeros(38)
     obs[17:23] = [1, 0, 0, 0, -1, 0]           # TCP pointing down
     obs[33:36] = [0.5, 0.0, 0.3]               # target
     p = GoalPolicy("reach", (0.05, 0.05, 0.05, 0.5, 0.5, 0.5), 0.5)

@@ -35,8 +35,8 @@ def rollout(env, policy, seed):
 
 def test_observation_layout_is_consistent():
     s = obs_slices()
-    assert OBS_DIM == sum(n for _, n in OBS_LAYOUT) == 36
-    assert s["q"] == slice(0, 7) and s["target_pos"].stop == OBS_DIM
+    assert OBS_DIM == sum(n for _, n in OBS_LAYOUT) == 38
+    assert s["q"] == slice(0, 7) and s["handle_angle"].stop == OBS_DIM
 
 
 @pytest.mark.parametrize("task", ["reach", "lift"])

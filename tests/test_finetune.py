@@ -148,7 +148,7 @@ def test_cli_finetune_end_to_end(models, tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert [p["step"] for p in summary["curve"]] == [0, 6, 12]
     assert (out / "model.d3").is_file() and (out / "curve.png").is_file()
-    load_policy(out / "model.d3").act(np.zeros(36))
+    load_policy(out / "model.d3").act(np.zeros(38))
     with pytest.raises(SystemExit, match="task 'reach', not 'lift'"):
         main(["finetune", str(models["ohio"]), "--task", "lift", "--steps", "5", "--out", str(out)])
 

@@ -22,6 +22,7 @@ from rosbags.rosbag2 import Reader
 from ohio_core.data import topics as tp
 from ohio_core.data.bags import BagError, read_bag, typestore
 from ohio_core.data.topics import TopicMap
+from ohio_core.envs.arm.tasks import obs_slices
 from test_bags import assert_same_rows
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -93,7 +94,12 @@ def test_recorder_bag_is_a_closed_loop_recording():
     traj = read("recorder_mcap")
     custom = traj.meta["custom_data"]
     assert json.loads(custom["ohio.record"])["use_sim_time"] is True
-    assert custom["ohio.task_state_layout"] == tp.TASK_STATE_LABEL
+    # recorded before the door task: layout version 1 (the object named cube_*, no door angles),
+    # read with its fields renamed and the door angles 0
+    version, fields = tp.parse_task_state_label(custom["ohio.task_state_layout"])
+    assert version == 1 and "door_angle" not in fields and "object_x" in fields
+    obs = traj.obs
+    assert np.all(obs[:, -2:] == 0.0) and np.isfinite(obs[:, obs_slices()["object_pos"]]).all()
     assert np.all(np.abs(traj.tau) <= np.array([87.0] * 4 + [12.0] * 3))
     assert {0, 1} <= set(traj.episode.tolist())
 

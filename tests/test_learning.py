@@ -7,7 +7,7 @@ import pytest
 from controllers.base import make_controller
 from controllers.config import OSCConfig
 from ohio_core.data.collect import collect
-from ohio_core.envs.arm.tasks import OBS_LAYOUT
+from ohio_core.envs.arm.tasks import OBS_DIM, OBS_LAYOUT
 from ohio_core.learning.algos import ALGOS, TrainConfig
 from ohio_core.learning.evaluate import evaluate, normalize, reference, seeds
 from ohio_core.learning.policy import PolicyMismatchError, load_policy
@@ -48,7 +48,7 @@ def test_every_algorithm_trains_saves_and_loads_back(algo, reach_dataset, tmp_pa
     assert res.curves and all(len(v) == 2 for v in res.curves.values())
     policy = load_policy(res.model)
     assert policy.meta["train"]["algo"] == algo and policy.k == 5 and policy.task == "reach"
-    obs = rng.normal(size=(4, 36))
+    obs = rng.normal(size=(4, 38))
     a1 = np.array([policy.act(o) for o in obs])
     a2 = np.array([load_policy(res.model).act(o) for o in obs])
     assert a1.shape == (4, 6) and np.all(np.abs(a1) <= 1.0)
@@ -57,7 +57,7 @@ def test_every_algorithm_trains_saves_and_loads_back(algo, reach_dataset, tmp_pa
 
 def test_training_is_reproducible_for_a_seed(reach_dataset, tmp_path, rng):
     buffer, meta = load_dataset(reach_dataset)
-    obs = rng.normal(size=36)
+    obs = rng.normal(size=38)
     acts = []
     for i, seed in enumerate((7, 7, 8)):
         res = train(buffer, meta, TrainConfig(algo="td3bc", steps=20, epochs=1, seed=seed, batch_size=32),
@@ -78,7 +78,7 @@ def test_model_refuses_a_mismatched_observation_layout(reach_model):
     with pytest.raises(PolicyMismatchError, match="k = 10"):
         policy.check("reach", OBS_LAYOUT, 10)
     with pytest.raises(PolicyMismatchError, match="shape"):
-        policy.act(np.zeros(38))
+        policy.act(np.zeros(OBS_DIM + 2))
 
 
 def test_model_refuses_another_controller_unless_allowed(reach_model):
@@ -151,7 +151,7 @@ def test_minmax_action_scaling_trains_on_the_datasets_range_and_acts_in_it(reach
     policy = load_policy(res.model)
     assert policy.meta["train"]["action_scaling"] == "minmax"
     low, high = data.actions.min(0), data.actions.max(0)
-    acts = np.array([policy.act(o) for o in rng.normal(size=(20, 36))])
+    acts = np.array([policy.act(o) for o in rng.normal(size=(20, 38))])
     assert np.all(acts >= low - 1e-6) and np.all(acts <= high + 1e-6)
     assert np.abs(high - low).max() < 0.5                  # so the check above is not the [-1, 1] box
     with pytest.raises(ValueError, match="action scaling"):

@@ -120,7 +120,7 @@ def test_task_state_round_trip_and_reading_by_field_names(rng):
         label="ohio_task_state_v2:" + ",".join(fields), size=5, stride=5)]), data=[3.0, 7.0, 0.5, 9.0, 0.4])
     out = reader(other)
     assert out[tp.TS["episode"]] == 7.0 and out[tp.TS["step"]] == 3.0 and out[tp.TS["target_x"]] == 0.4
-    assert np.isnan(out[tp.TS["cube_x"]])
+    assert np.isnan(out[tp.TS["object_x"]])
     with pytest.raises(convert.MessageError, match="layout"):
         reader(Float64MultiArray(data=[1.0]))
 

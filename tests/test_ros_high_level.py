@@ -26,8 +26,8 @@ def task_state_of(env) -> np.ndarray:
     sim = env.sim
     row = np.zeros(len(tp.TASK_STATE_FIELDS))
     cp, cR = sim.cube_pose()
-    row[tp.TS["cube_x"]:tp.TS["cube_z"] + 1] = cp
-    row[tp.TS["cube_qx"]:tp.TS["cube_qw"] + 1] = matrix_to_quat(cR)
+    row[tp.TS["object_x"]:tp.TS["object_z"] + 1] = cp
+    row[tp.TS["object_qx"]:tp.TS["object_qw"] + 1] = matrix_to_quat(cR)
     row[tp.TS["target_x"]:tp.TS["target_z"] + 1] = sim.target
     row[tp.TS["finger_opening"]] = sim.finger_opening
     return row

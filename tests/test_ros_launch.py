@@ -198,7 +198,7 @@ def test_real_arm_nodes_on_remapped_driver_topics(tmp_path):
         for node in launch.nodes:
             procs.start(node.name, command_line(node, tmp_path))
         row = np.zeros(len(tp.TASK_STATE_FIELDS))
-        row[tp.TS["cube_qw"]] = 1.0
+        row[tp.TS["object_qw"]] = 1.0
         row[tp.TS["target_x"]:tp.TS["target_z"] + 1] = (0.5, 0.1, 0.3)
         js = convert.joint_state_msg(tp.ARM_JOINTS, Q_HOME, np.zeros(7), np.zeros(7), 0)
 

@@ -137,8 +137,8 @@ def test_policy_publishes_the_scripted_goal_for_the_state_it_sees(spinner, model
                            publishers=[(JointState, "/joint_states"), (Float64MultiArray, "/ohio/task_state")])
     q = Q_HOME + 0.03
     row = np.zeros(len(tp.TASK_STATE_FIELDS))
-    row[tp.TS["cube_x"]:tp.TS["cube_z"] + 1] = (0.45, 0.05, 0.02)
-    row[tp.TS["cube_qw"]] = 1.0
+    row[tp.TS["object_x"]:tp.TS["object_z"] + 1] = (0.45, 0.05, 0.02)
+    row[tp.TS["object_qw"]] = 1.0
     row[tp.TS["target_x"]:tp.TS["target_z"] + 1] = (0.45, 0.05, 0.12)
     row[tp.TS["finger_opening"]] = 0.08
 

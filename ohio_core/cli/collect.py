@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ohio_core.cli.output import emit_json, table
+from ohio_core.envs.arm.tasks import TASKS
 
 
 def add_parser(sub) -> None:
@@ -15,7 +16,7 @@ def add_parser(sub) -> None:
                        description="Run a behavior policy on an arm task and record what a robot would "
                                    "log (joint states, effort commands, task state, goals) into one "
                                    "rosbag2 bag (the folder --out).")
-    p.add_argument("--task", choices=["reach", "lift"], required=True)
+    p.add_argument("--task", choices=list(TASKS), required=True)
     p.add_argument("--policy", required=True, metavar="NAME",
                    help=f"behavior policy: {', '.join(POLICY_NAMES)} (or noisy<std>)")
     p.add_argument("--controller", type=Path, default=None, metavar="CONFIG.yaml",

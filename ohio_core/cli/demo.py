@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ohio_core.cli.output import emit_json, table
+from ohio_core.envs.arm.tasks import TASKS
 
 
 def add_parser(sub) -> None:
@@ -15,7 +16,7 @@ def add_parser(sub) -> None:
                                    "d3rlpy, evaluate all three under the changed controller, and write the table "
                                    "and plots.")
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
-    p.add_argument("--task", choices=["reach", "lift"], default="reach")
+    p.add_argument("--task", choices=list(TASKS), default="reach")
     p.add_argument("--config", default="damping3", choices=["ori_scale", "kp_ori50", "damping3", "qp"],
                    help="the changed deployment controller")
     p.add_argument("--episodes", type=int, default=None, help="behavior episodes (default: the experiment's, 450)")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ohio_core.cli.output import emit_json, table
+from ohio_core.envs.arm.tasks import TASKS
 
 
 def add_parser(sub) -> None:
@@ -15,7 +16,7 @@ def add_parser(sub) -> None:
                                    "and the normalized score (0 = uniform-random high-level actions, 100 = the "
                                    "scripted expert under its own controller), mean and standard error.")
     p.add_argument("model", type=Path, help="model (MODEL.d3 + MODEL.json)")
-    p.add_argument("--task", choices=["reach", "lift"], default=None, help="default: the model's task")
+    p.add_argument("--task", choices=list(TASKS), default=None, help="default: the model's task")
     p.add_argument("--controller", type=Path, default=None,
                    help="deployment controller config (YAML); default: the one recorded in the model")
     p.add_argument("--allow-controller-change", action="store_true",

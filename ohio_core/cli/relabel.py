@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from ohio_core.cli.output import emit_json, print_report
+from ohio_core.envs.arm.tasks import TASKS
 
 
 def add_relabel_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,7 +43,7 @@ def add_relabel_arguments(p: argparse.ArgumentParser) -> None:
                    help="goals outside the deployment controller's range: clip to it (counted) or drop the segment")
     p.add_argument("--joint-limit-margin", type=float, default=0.05,
                    help="drop segments whose joints are beyond the URDF limits by more than this (rad)")
-    p.add_argument("--task", choices=["reach", "lift"], default=None,
+    p.add_argument("--task", choices=list(TASKS), default=None,
                    help="the task the bags record (default: read from bags written by `ohio collect`)")
     p.add_argument("--workers", type=int, default=None, help="processes, one bag each (default: one per CPU)")
     p.add_argument("--ray", metavar="ADDRESS", default=None,

@@ -57,11 +57,12 @@ def arm_observation(q, qd, model=None) -> np.ndarray:
     return np.concatenate([q, qd, tcp_p, rot6(tcp_R)], 1)
 
 
-def task_observation(q, qd, finger_opening, cube_pos, cube_quat, target, model=None) -> np.ndarray:
+def task_observation(q, qd, finger_opening, object_pos, object_quat, target, angles=None, model=None) -> np.ndarray:
     """(N, OBS_DIM) task observations from logged quantities (rows: states).
 
-    The TCP pose comes from forward kinematics of q (Pinocchio); the cube orientation from its
-    quaternion (x, y, z, w). Layout: ``envs.arm.tasks.OBS_LAYOUT``.
+    The TCP pose comes from forward kinematics of q (Pinocchio); the object's orientation from its
+    quaternion (x, y, z, w); ``angles``: (N, 2) door and handle angles (None: 0, no door). Layout:
+    ``envs.arm.tasks.OBS_LAYOUT``.
     """
     from controllers.goals import quat_to_matrix
 
@@ -71,7 +72,9 @@ def task_observation(q, qd, finger_opening, cube_pos, cube_quat, target, model=N
     obs = np.empty((n, OBS_DIM))
     obs[:, :ARM_OBS_DIM] = arm
     obs[:, s["finger_opening"]] = np.asarray(finger_opening, float).reshape(n, 1)
-    obs[:, s["cube_pos"]] = np.asarray(cube_pos, float).reshape(n, 3)
-    obs[:, s["cube_rot6"]] = rot6(quat_to_matrix(np.asarray(cube_quat, float).reshape(n, 4)))
+    obs[:, s["object_pos"]] = np.asarray(object_pos, float).reshape(n, 3)
+    obs[:, s["object_rot6"]] = rot6(quat_to_matrix(np.asarray(object_quat, float).reshape(n, 4)))
     obs[:, s["target_pos"]] = np.asarray(target, float).reshape(n, 3)
+    angles = np.zeros((n, 2)) if angles is None else np.asarray(angles, float).reshape(n, 2)
+    obs[:, s["door_angle"]], obs[:, s["handle_angle"]] = angles[:, :1], angles[:, 1:]
     return obs

@@ -51,7 +51,7 @@ from ohio_core.data.topics import TS, TopicMap
 from ohio_core.data.trajectory import Trajectories
 from ohio_core.envs.arm.tasks import OBS_DIM, OBS_LAYOUT
 
-_TS_FLAGS = ("success", "last", "timeout", "terminal")
+_TS_ZERO = [TS[f] for f in tp.TASK_STATE_ZERO]
 _NAN7 = np.full(7, np.nan)
 
 
@@ -239,7 +239,7 @@ class BagStream:
                 s.drops.add(f"malformed task_state ({topic}: {len(msg.data)} values, layout needs {need})", 1, ns)
                 return
             row = np.full(len(tp.TASK_STATE_FIELDS), np.nan)
-            row[[TS[f] for f in _TS_FLAGS]] = 0.0
+            row[_TS_ZERO] = 0.0
             row[mine] = msg.data[theirs]
             s.ts.add(ns=ns, row=row)
         elif role == "ee_goal":

@@ -16,8 +16,8 @@ An episode of T control periods has states 0..T at sim times t_0 < t_1 < ... < t
 - for j < T, when a new high-level goal starts (every k periods; never for torque-level
   policies), ``ohio/ee_goal`` (frame ``world``) and ``ohio/gripper_command`` (lift task only; a
   torque-level policy publishes its gripper command every period);
-- ``ohio/task_state``: ``step = j``, the world at t_j (cube pose, target, finger opening) and the
-  reward/success of period j - 1 (NaN/0 at j = 0); the message of j = T has ``last = 1`` and says
+- ``ohio/task_state``: ``step = j``, the world at t_j (object pose, target, finger opening, door
+  angles) and the reward/success of period j - 1 (NaN/0 at j = 0); the message of j = T has ``last = 1`` and says
   whether the episode ended by timeout or in a terminal state.
 
 So period i's reward and success arrive stamped t_{i+1}, after the period, with ``step = i + 1``.
@@ -45,8 +45,8 @@ it is marked ``timeout`` and the account lists it, so that no transition spans m
 
 The task observation (``envs.arm.tasks.OBS_LAYOUT``) is rebuilt from q, qd, the TCP pose by
 forward kinematics (Pinocchio, ``controllers.robot.PandaModel``) and the start task-state
-(finger opening, cube pose, target); the in-memory collector builds it with the same function
-(``task_observation``), so bag and memory agree exactly. Times in the returned ``Trajectories``
+(finger opening, object pose, target, door angles); the in-memory collector builds it with the
+same function (``task_observation``), so bag and memory agree exactly. Times in the returned ``Trajectories``
 are seconds since the episode's first task-state message.
 
 Reading (``data.bag_read``) streams: messages are deserialized one at a time into per-topic columns,
@@ -101,8 +101,8 @@ class EpisodeLog:
     tau: np.ndarray               # (T, 7) torque commanded for each period
     reward: np.ndarray            # (T,) reward of each period
     success: np.ndarray           # (T,) bool, at the end of each period
-    cube_pos: np.ndarray          # (T+1, 3)
-    cube_quat: np.ndarray         # (T+1, 4) x, y, z, w
+    object_pos: np.ndarray        # (T+1, 3) the task's object (the cube; the door handle's grasp point)
+    object_quat: np.ndarray       # (T+1, 4) x, y, z, w
     target: np.ndarray            # (T+1, 3)
     finger_opening: np.ndarray    # (T+1,) m
     timeout: bool = True          # the episode ended by its horizon
@@ -116,6 +116,7 @@ class EpisodeLog:
     step0: int = 0                         # step index of state 0
     policy: str = ""                       # behavior policy of the episode (not written per message)
     env_obs: np.ndarray | None = None      # (T, OBS_DIM) observation the policy saw (not written)
+    angles: np.ndarray | None = None       # (T+1, 2) door and handle angles (rad; None: no door, 0)
 
     def __post_init__(self):
         T = len(self.tau)
@@ -123,8 +124,8 @@ class EpisodeLog:
             v = getattr(self, f.name)
             if not isinstance(v, np.ndarray):
                 continue
-            want = T + 1 if f.name in ("t", "q", "qd", "effort", "cube_pos", "cube_quat", "target",
-                                       "finger_opening", "finger_q", "finger_qd") else T
+            want = T + 1 if f.name in ("t", "q", "qd", "effort", "object_pos", "object_quat", "target",
+                                       "finger_opening", "finger_q", "finger_qd", "angles") else T
             if len(v) != want:
                 raise ValueError(f"EpisodeLog.{f.name} has {len(v)} rows, expected {want} (T = {T})")
         if (self.goal is None) != (self.goal_new is None) or (self.gripper is None) != (self.gripper_new is None):
@@ -167,8 +168,9 @@ def logs_to_trajectories(logs: Iterable[EpisodeLog], model=None, meta: dict | No
             t=_rel_ns(lg.t)[:T] * 1e-9, q=lg.q[:T].copy(), qd=lg.qd[:T].copy(), tau=np.asarray(lg.tau, float),
             reward=np.asarray(lg.reward, float), success=np.asarray(lg.success, bool),
             episode=np.full(T, lg.episode, np.int64), step=lg.step0 + np.arange(T, dtype=np.int64),
-            obs=task_observation(lg.q[:T], lg.qd[:T], lg.finger_opening[:T], lg.cube_pos[:T],
-                                 lg.cube_quat[:T], lg.target[:T], model).reshape(T, OBS_DIM),
+            obs=task_observation(lg.q[:T], lg.qd[:T], lg.finger_opening[:T], lg.object_pos[:T], lg.object_quat[:T],
+                                 lg.target[:T], None if lg.angles is None else lg.angles[:T],
+                                 model).reshape(T, OBS_DIM),
             timeout=timeout, terminal=terminal,
             gripper=(lg.gripper.astype(float) if lg.gripper is not None else np.full(T, np.nan)) if any_grip else None,
             goal=(lg.goal.astype(float) if lg.goal is not None else np.full((T, 7), np.nan)) if any_goal else None))
@@ -216,7 +218,7 @@ def logs_from_trajectories(traj: Trajectories, control_period: float | None = No
         t = traj.t[r]
         dt = period or (float(np.median(np.diff(t))) if T > 1 else 0.02)
         obs = traj.obs[r]
-        c6 = obs[:, s["cube_rot6"]]
+        c6 = obs[:, s["object_rot6"]]
         R = np.stack([c6[:, :3], c6[:, 3:], np.cross(c6[:, :3], c6[:, 3:])], axis=-1)
         last_row = b - 1
         closed = bool(traj.timeout[last_row] or traj.terminal[last_row])
@@ -225,8 +227,10 @@ def logs_from_trajectories(traj: Trajectories, control_period: float | None = No
         logs.append(EpisodeLog(
             episode=int(traj.episode[a]), t=np.r_[t, t[-1] + dt], q=_nan_row(traj.q[r]), qd=_nan_row(traj.qd[r]),
             effort=np.vstack([np.zeros((1, 7)), traj.tau[r]]), tau=traj.tau[r], reward=traj.reward[r],
-            success=traj.success[r], cube_pos=_nan_row(obs[:, s["cube_pos"]]), cube_quat=_nan_row(matrix_to_quat(R)),
-            target=_nan_row(obs[:, s["target_pos"]]), finger_opening=_nan_row(obs[:, s["finger_opening"]][:, 0]),
+            success=traj.success[r], object_pos=_nan_row(obs[:, s["object_pos"]]),
+            object_quat=_nan_row(matrix_to_quat(R)), target=_nan_row(obs[:, s["target_pos"]]),
+            finger_opening=_nan_row(obs[:, s["finger_opening"]][:, 0]),
+            angles=_nan_row(np.concatenate([obs[:, s["door_angle"]], obs[:, s["handle_angle"]]], 1)),
             timeout=bool(traj.timeout[last_row]) if closed else False,
             terminal=bool(traj.terminal[last_row] and not traj.timeout[last_row]),
             goal=goal, goal_new=_changed(goal) if goal is not None else None,
@@ -416,10 +420,12 @@ class BagWriter:
             rows[T, TS["last"]] = 1.0
             rows[T, TS["timeout"]] = float(log.timeout)
             rows[T, TS["terminal"]] = float(log.terminal and not log.timeout)
-        rows[:, TS["cube_x"]:TS["cube_z"] + 1] = log.cube_pos
-        rows[:, TS["cube_qx"]:TS["cube_qw"] + 1] = log.cube_quat
+        rows[:, TS["object_x"]:TS["object_z"] + 1] = log.object_pos
+        rows[:, TS["object_qx"]:TS["object_qw"] + 1] = log.object_quat
         rows[:, TS["target_x"]:TS["target_z"] + 1] = log.target
         rows[:, TS["finger_opening"]] = log.finger_opening
+        if log.angles is not None:
+            rows[:, [TS["door_angle"], TS["handle_angle"]]] = log.angles
         return rows
 
 

@@ -75,7 +75,7 @@ def _episode_log(env, rec: _Recorder, traces: list[dict], episode: int, policy: 
                  truncated: bool, goals: list | None, goal_new: list | None, grip_every_step: bool) -> EpisodeLog:
     tr = {k: np.concatenate([x[k] for x in traces]) for k in traces[0]}
     sim = env.sim
-    cube_p, cube_R = sim.cube_pose()
+    obj_p, obj_R = env.task.object_pose()
     fq, fqd = rec.fingers()
     T = len(tr["t"])
     uses_gripper = env.task.uses_gripper
@@ -83,8 +83,9 @@ def _episode_log(env, rec: _Recorder, traces: list[dict], episode: int, policy: 
     return EpisodeLog(
         episode=episode, t=np.r_[tr["t"], sim.time], q=np.vstack([tr["q"], sim.q]), qd=np.vstack([tr["qd"], sim.qd]),
         effort=np.vstack([np.zeros((1, 7)), tr["tau"]]), tau=np.array(rec.tau), reward=tr["reward"].astype(float),
-        success=tr["success"].astype(bool), cube_pos=np.vstack([tr["cube_pos"], cube_p]),
-        cube_quat=np.vstack([tr["cube_quat"], matrix_to_quat(cube_R)]), target=np.vstack([tr["target"], sim.target]),
+        success=tr["success"].astype(bool), object_pos=np.vstack([tr["object_pos"], obj_p]),
+        object_quat=np.vstack([tr["object_quat"], matrix_to_quat(obj_R)]),
+        target=np.vstack([tr["target"], env.task.target()]), angles=np.vstack([tr["angles"], env.task.angles()]),
         finger_opening=np.r_[tr["obs"][:, _FINGER][:, 0], sim.finger_opening],
         timeout=bool(truncated), terminal=bool(terminated and not truncated),
         finger_q=np.vstack(rec.finger_q + [fq]), finger_qd=np.vstack(rec.finger_qd + [fqd]),

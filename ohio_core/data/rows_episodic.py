@@ -48,6 +48,7 @@ def task_state_index(path: Path, topic: str, label: str, tm: TopicMap):
     missing = [f for f in tp.TASK_STATE_REQUIRED if f not in names]
     if missing:
         raise BagError(f"{path}: {topic!r} layout lacks the field(s) {missing} (label {label[:120]!r})")
+    names = tp.canonical_fields(names)
     mine = [TS[f] for f in names if f in TS]
     theirs = [i for i, f in enumerate(names) if f in TS]
     return np.array(mine), np.array(theirs), max(theirs) + 1
@@ -111,8 +112,8 @@ class EpisodicRows:
         if rows is not None and len(rows["t"]):
             if s.vel_missing:
                 rows["qd"] = rs.differentiate(rows["q"], s.opt.control_period, pieces(rows))
-            obs = task_observation(rows["q"], rows["qd"], rows.pop("finger_opening"), rows.pop("cube_pos"),
-                                   rows.pop("cube_quat"), rows.pop("target"), s.model)
+            obs = task_observation(rows["q"], rows["qd"], rows.pop("finger_opening"), rows.pop("object_pos"),
+                                   rows.pop("object_quat"), rows.pop("target"), rows.pop("angles"), s.model)
             rows["obs"] = obs.reshape(len(rows["t"]), OBS_DIM)
             yield s.trajectories(rows, self.layout)
 
@@ -229,7 +230,9 @@ class EpisodicRows:
             "reward": END[:, TS["reward"]], "success": END[:, TS["success"]] > 0.5,
             "episode": rep, "step": step, "timeout": timeout, "terminal": terminal,
             "finger_opening": START[:, TS["finger_opening"]],
-            "cube_pos": START[:, TS["cube_x"]:TS["cube_z"] + 1], "cube_quat": START[:, TS["cube_qx"]:TS["cube_qw"] + 1],
+            "object_pos": START[:, TS["object_x"]:TS["object_z"] + 1],
+            "object_quat": START[:, TS["object_qx"]:TS["object_qw"] + 1],
             "target": START[:, TS["target_x"]:TS["target_z"] + 1],
+            "angles": START[:, [TS["door_angle"], TS["handle_angle"]]],
             "goal": held(goal, "pose", 7), "gripper": held(grip, "value", 1),
         }

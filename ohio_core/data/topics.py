@@ -23,8 +23,8 @@ extra joints (the fingers) are ignored by the reader. Effort commands carry one 
 joint, in ``arm_joints`` order (the ros2_control forward command controller convention); the
 writer also names the joints in ``layout.dim[0].label``.
 
-Task state (``ohio/task_state``), layout version 1. The message describes itself: ``layout.dim[0]``
-has ``label = "ohio_task_state_v1:" + ",".join(TASK_STATE_FIELDS)`` and ``size = stride = 18``::
+Task state (``ohio/task_state``), layout version 2. The message describes itself: ``layout.dim[0]``
+has ``label = "ohio_task_state_v2:" + ",".join(TASK_STATE_FIELDS)`` and ``size = stride = 20``::
 
     index  field            meaning
     0      episode          episode id (integer valued)
@@ -34,11 +34,16 @@ has ``label = "ohio_task_state_v1:" + ",".join(TASK_STATE_FIELDS)`` and ``size =
     4      last             1 on the episode's final message, else 0
     5      timeout          1 if the episode ended by its horizon (on the final message)
     6      terminal         1 if it ended in a terminal state (on the final message)
-    7-9    cube_x..z        cube position, world (m)
-    10-13  cube_qx..qw      cube orientation, unit quaternion (x, y, z, w)
-    14-16  target_x..z      target position, world (m)
+    7-9    object_x..z      the task's object, position, world (m): the cube (reach, lift), the
+                            door handle's grasp point (door)
+    10-13  object_qx..qw    its orientation, unit quaternion (x, y, z, w)
+    14-16  target_x..z      target position, world (m); for the door, the hinge axis at the handle's height
     17     finger_opening   distance between the fingertips (m)
+    18     door_angle       door hinge angle (rad; 0 without a door)
+    19     handle_angle     door handle angle (rad; 0 without a door)
 
+Version 1 (bags written before the door task) named the object ``cube_*`` and had no angles: its
+names are read as their version-2 names (``TASK_STATE_ALIASES``) and the angles as 0.
 Readers look fields up by name in the label, so a later version may append fields. Bags whose
 task-state messages have no label can still be read by giving ``TopicMap.task_state_fields``.
 """
@@ -82,29 +87,39 @@ OPTIONAL_ROLES = ("ee_goal", "gripper")
 WRITER_ROLES = ("joint_states", "commands", "task_state")
 EFFORT_SOURCES = ("commands", "joint_states", "none")
 
-TASK_STATE_VERSION = 1
+TASK_STATE_VERSION = 2
 TASK_STATE_PREFIX = "ohio_task_state_v"
 TASK_STATE_FIELDS: tuple[str, ...] = (
     "episode", "step", "reward", "success", "last", "timeout", "terminal",
-    "cube_x", "cube_y", "cube_z", "cube_qx", "cube_qy", "cube_qz", "cube_qw",
-    "target_x", "target_y", "target_z", "finger_opening",
+    "object_x", "object_y", "object_z", "object_qx", "object_qy", "object_qz", "object_qw",
+    "target_x", "target_y", "target_z", "finger_opening", "door_angle", "handle_angle",
 )
 TASK_STATE_LABEL = f"{TASK_STATE_PREFIX}{TASK_STATE_VERSION}:" + ",".join(TASK_STATE_FIELDS)
-#: fields a reader cannot do without; the others default to 0 (flags) or NaN (poses)
+#: fields a reader cannot do without; the others default to 0 (``TASK_STATE_ZERO``) or NaN (poses)
 TASK_STATE_REQUIRED = ("episode", "step", "reward")
+#: fields that are 0 where a message does not carry them (episode-end flags; door angles of a scene without one)
+TASK_STATE_ZERO = ("success", "last", "timeout", "terminal", "door_angle", "handle_angle")
+#: version-1 field names and the version-2 names they are read as
+TASK_STATE_ALIASES = {f"cube_{a}": f"object_{a}" for a in ("x", "y", "z", "qx", "qy", "qz", "qw")}
 TS = {name: i for i, name in enumerate(TASK_STATE_FIELDS)}
 
 
 def parse_task_state_label(label: str) -> tuple[int, tuple[str, ...]]:
-    """``"ohio_task_state_v1:episode,step,..."`` -> (1, ("episode", "step", ...))."""
+    """``"ohio_task_state_v2:episode,step,..."`` -> (2, ("episode", "step", ...)), version-1 names read
+    as their version-2 names (``canonical_fields``)."""
     head, sep, body = label.partition(":")
     if not sep or not head.startswith(TASK_STATE_PREFIX) or not head[len(TASK_STATE_PREFIX):].isdigit():
         raise ValueError(f"not an ohio task-state layout label: {label[:80]!r} "
                          f"(expected {TASK_STATE_PREFIX}<version>:<field>,<field>,...)")
-    fields = tuple(f.strip() for f in body.split(","))
+    fields = canonical_fields(f.strip() for f in body.split(","))
     if not all(fields) or len(set(fields)) != len(fields):
         raise ValueError(f"task-state layout label has empty or repeated field names: {label[:200]!r}")
     return int(head[len(TASK_STATE_PREFIX):]), fields
+
+
+def canonical_fields(names) -> tuple[str, ...]:
+    """Task-state field names with version-1 names read as their version-2 names."""
+    return tuple(TASK_STATE_ALIASES.get(n, n) for n in names)
 
 
 class TopicMapError(ValueError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from controllers.config import OSCConfig, QPConfig
+from ohio_core.envs.arm.tasks import TASKS
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,8 @@ class ArmExperimentConfig:
     train_seed: int | None = None        # seed of the training runs (None: ``seed``, which also draws the data)
 
     def __post_init__(self):
-        if self.task not in ("reach", "lift"):
-            raise ValueError(f"task must be reach or lift, got {self.task!r}")
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {list(TASKS)}, got {self.task!r}")
 
 
 ORIGINAL = OSCConfig()

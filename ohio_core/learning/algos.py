@@ -31,8 +31,8 @@ ALGOS = ("iql", "cql", "calql", "td3bc", "bc")
 NETWORKS = ("mlp", "region")
 ACTION_SCALINGS = ("none", "minmax")
 
-#: per task: (updates, batch size). Lift has twice the horizon and a gripper phase.
-TASK_STEPS = {"reach": 10_000, "lift": 20_000}
+#: per task: updates. Lift and door have twice the horizon and a gripper phase.
+TASK_STEPS = {"reach": 10_000, "lift": 20_000, "door": 20_000}
 DEFAULT_STEPS = 10_000
 
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ohio_core.envs.arm.tasks import TASKS
+
 NOISE_LEVELS = (0.1, 0.3, 0.5)
 FLAT_TORQUE_NOISE = 0.05
 LEVEL_GOAL, LEVEL_TORQUE = "goal", "torque"
@@ -77,7 +79,7 @@ class FlatPolicy:
         self.controller, self.k, self.name = controller, int(k), name
         self.tau_max = np.asarray(tau_max, float)
         self.torque_noise = float(torque_noise)
-        self.uses_gripper = task == "lift"
+        self.uses_gripper = TASKS[task].uses_gripper
         self.rng = np.random.default_rng(0)
         self.goal, self.grip, self._count = None, -1.0, 0
 
@@ -87,7 +89,7 @@ class FlatPolicy:
         self.goal, self.grip, self._count = None, -1.0, 0
 
     def __call__(self, obs: np.ndarray, q: np.ndarray, qd: np.ndarray) -> np.ndarray:
-        """Normalized torques in [-1, 1]^7 (+ the gripper action for lift)."""
+        """Normalized torques in [-1, 1]^7 (+ the gripper action for tasks with a gripper)."""
         if self._count % self.k == 0:
             a = self.expert(obs)
             self.goal = self.controller.goal_from_action(a[:6], q)

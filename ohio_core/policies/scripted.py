@@ -89,7 +89,7 @@ class LiftExpert:
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         p, R = obs[_S["tcp_pos"]], _from_rot6(obs[_S["tcp_rot6"]])
-        cube, cR = obs[_S["cube_pos"]], _from_rot6(obs[_S["cube_rot6"]])
+        cube, cR = obs[_S["object_pos"]], _from_rot6(obs[_S["object_rot6"]])
         yaw = np.arctan2(cR[1, 0], cR[0, 0])
         yaw = (yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4          # the face closest to the hand's yaw
         R_des = _rz(yaw) @ R_DOWN
@@ -112,4 +112,66 @@ class LiftExpert:
         return np.r_[pose_action(p, R, target, R_des, self.output_max, self.pace), grip]
 
 
-EXPERTS = {"reach": ReachExpert, "lift": LiftExpert}
+def _axis_rotation(axis: np.ndarray, angle: float) -> np.ndarray:
+    """Rodrigues: the rotation by ``angle`` about the unit vector ``axis``."""
+    k = np.asarray(axis, float) / np.linalg.norm(axis)
+    K = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return np.eye(3) + np.sin(angle) * K + (1.0 - np.cos(angle)) * K @ K
+
+
+class DoorExpert:
+    """Above the handle -> down onto it -> grasp -> turn it past the latch -> pull the door open.
+
+    The hand points down with its fingers across the handle's flat faces (the handle's frame times
+    ``R_DOWN``). Turning rolls the hand about the handle's axis (the panel's normal: the handle's
+    -x), the grasp point staying where it is; pulling carries the grasp point, and the hand's yaw,
+    around the hinge axis (vertical, through ``target_pos``), the handle held turned. Each target is
+    ``step`` rad ahead of where the handle or door is, so the motion goes on until the task is done.
+    """
+
+    above, close_steps, step = 0.08, 6, 0.3
+    turn_to, unlatched = 0.7, 0.45        # rad: handle angle aimed at, and reached before pulling
+
+    def __init__(self, output_max=(0.05, 0.05, 0.05, 0.5, 0.5, 0.5), pace: float = PACE):
+        if not 0 < pace <= 1:
+            raise ValueError(f"pace must be in (0, 1], got {pace}")
+        self.output_max, self.pace = output_max, pace
+        self.reset()
+
+    def reset(self) -> None:
+        self.phase, self.closed_for = "approach", 0
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        p, R = obs[_S["tcp_pos"]], _from_rot6(obs[_S["tcp_rot6"]])
+        grasp, Rh = obs[_S["object_pos"]], _from_rot6(obs[_S["object_rot6"]])
+        hinge, handle = obs[_S["target_pos"]], float(obs[_S["handle_angle"]][0])
+        axis = -Rh[:, 0]                                   # the handle's turning axis, toward the robot
+        R_grasp = Rh @ R_DOWN
+        target, R_des, grip = grasp.copy(), R_grasp, -1.0
+        if self.phase == "approach":
+            target = grasp + np.array([0.0, 0.0, self.above])
+            if np.linalg.norm(target - p) < 0.01 and np.linalg.norm(_log(R_des @ R.T)) < 0.1:
+                self.phase = "descend"
+        if self.phase == "descend":
+            if np.linalg.norm(grasp - p) < 0.006:
+                self.phase = "grasp"
+        if self.phase == "grasp":
+            grip = 1.0
+            self.closed_for += 1
+            if self.closed_for >= self.close_steps:
+                self.phase = "turn"
+        if self.phase == "turn":
+            grip = 1.0
+            R_des = _axis_rotation(axis, float(np.clip(self.turn_to - handle, 0.0, self.step))) @ R_grasp
+            if handle > self.unlatched:
+                self.phase = "pull"
+        if self.phase == "pull":
+            grip = 1.0
+            around = _axis_rotation(np.array([0.0, 0.0, -1.0]), self.step)   # the door opens about -z
+            pivot = np.array([hinge[0], hinge[1], grasp[2]])
+            held = _axis_rotation(axis, max(0.0, self.turn_to - handle)) @ R_grasp
+            target, R_des = pivot + around @ (grasp - pivot), around @ held
+        return np.r_[pose_action(p, R, target, R_des, self.output_max, self.pace), grip]
+
+
+EXPERTS = {"reach": ReachExpert, "lift": LiftExpert, "door": DoorExpert}

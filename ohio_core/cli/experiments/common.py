@@ -8,10 +8,11 @@ import json
 from pathlib import Path
 
 from ohio_core.cli.output import emit_json, table
+from ohio_core.envs.arm.tasks import TASKS as ARM_TASKS
 from ohio_core.experiments.configs import ArmExperimentConfig
 from ohio_core.learning.algos import ALGOS
 
-TASKS = ["reach", "lift"]
+TASKS = list(ARM_TASKS)
 ARM = ArmExperimentConfig      # a config class: its attributes are the fields' defaults
 
 

@@ -10,8 +10,9 @@
 
 Both expose per control step what a robot would log, in ``info["trace"]`` (arrays with a leading
 axis of length k, or 1). Row i is control period i: the state at its start (t, q, qd, obs, tcp_pos,
-tcp_quat (x, y, z, w), cube_pos, cube_quat, target), the torque applied over it (tau, after the
-actuator limits) and the gripper command, and what the task reported at its end (reward, success).
+tcp_quat (x, y, z, w), object_pos, object_quat, target, angles: ``envs.arm.tasks``), the torque applied
+over it (tau, after the actuator limits) and the gripper command, and what the task reported at its
+end (reward, success).
 The env reward is the sum of the trace's rewards.
 Episodes end by truncation after ``horizon`` control steps; ``info["is_success"]`` says whether
 the task succeeded at any control step so far.
@@ -27,7 +28,7 @@ from controllers.goals import gripper_command
 from ohio_core.envs.arm.scene import SceneConfig
 from ohio_core.envs.arm.tasks import OBS_DIM, TASKS, TaskConfig
 
-TRACE_FIELDS = ("t", "q", "qd", "obs", "tcp_pos", "tcp_quat", "cube_pos", "cube_quat", "target",
+TRACE_FIELDS = ("t", "q", "qd", "obs", "tcp_pos", "tcp_quat", "object_pos", "object_quat", "target", "angles",
                 "tau", "gripper", "reward", "success")
 
 
@@ -66,10 +67,10 @@ class ArmEnv(gym.Env):
     def _control_step(self, tau: np.ndarray, gripper: float, trace: dict) -> None:
         sim = self.sim
         p, R = sim.tcp_pose()
-        cp, cR = sim.cube_pose()
+        op, oR = self.task.object_pose()
         before = (("t", sim.time), ("q", sim.q), ("qd", sim.qd), ("obs", self.task.observation()),
-                  ("tcp_pos", p), ("tcp_quat", _quat_xyzw(R)), ("cube_pos", cp), ("cube_quat", _quat_xyzw(cR)),
-                  ("target", sim.target))
+                  ("tcp_pos", p), ("tcp_quat", _quat_xyzw(R)), ("object_pos", op), ("object_quat", _quat_xyzw(oR)),
+                  ("target", self.task.target()), ("angles", self.task.angles()))
         sim.control_step(tau, gripper)
         self._steps += 1
         reward, success = self.task.reward_success()

@@ -1,4 +1,4 @@
-"""Reach and lift: what the robot is asked to do, how it is rewarded, what it observes.
+"""Reach, lift and door: what the robot is asked to do, how it is rewarded, what it observes.
 
 A task owns an ``ArmSim`` and defines, per control step (50 Hz): the observation vector, a dense
 shaped reward in [0, 1] and a success flag. The gymnasium environments in ``envs.arm.env`` put an
@@ -7,22 +7,29 @@ action interface on top.
 Observation layout (``OBS_LAYOUT``; rotations as the first two columns of the matrix, which is
 continuous, unlike a quaternion)::
 
-    q(7) qd(7) tcp_pos(3) tcp_rot6(6) finger_opening(1) cube_pos(3) cube_rot6(6) target_pos(3)
+    q(7) qd(7) tcp_pos(3) tcp_rot6(6) finger_opening(1) object_pos(3) object_rot6(6) target_pos(3)
+    door_angle(1) handle_angle(1)
+
+The object is what the task is about: the cube (reach: out of the way; lift: to be lifted) or the
+door handle's grasp point (door); the target is the reach target, the point the cube is lifted to,
+or the door hinge's axis at the handle's height; the angles are the door's (0 without a door).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from controllers.description import Q_HOME
+from ohio_core.envs.arm.door import DoorConfig
 from ohio_core.envs.arm.scene import SceneConfig
 from ohio_core.envs.arm.sim import ArmSim
 
 OBS_LAYOUT: tuple[tuple[str, int], ...] = (
     ("q", 7), ("qd", 7), ("tcp_pos", 3), ("tcp_rot6", 6), ("finger_opening", 1),
-    ("cube_pos", 3), ("cube_rot6", 6), ("target_pos", 3),
+    ("object_pos", 3), ("object_rot6", 6), ("target_pos", 3), ("door_angle", 1), ("handle_angle", 1),
 )
 OBS_DIM = sum(n for _, n in OBS_LAYOUT)
 
@@ -81,11 +88,23 @@ class ArmTask:
     def sample_scene(self, rng: np.random.Generator) -> dict:
         raise NotImplementedError
 
+    def object_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """Position and orientation matrix of the task's object (the cube unless a task says otherwise)."""
+        return self.sim.cube_pose()
+
+    def target(self) -> np.ndarray:
+        return self.sim.target
+
+    def angles(self) -> np.ndarray:
+        """Door and handle angles (rad): 0 without a door."""
+        return np.zeros(2)
+
     def observation(self) -> np.ndarray:
         s = self.sim
         p, R = s.tcp_pose()
-        cp, cR = s.cube_pose()
-        return np.concatenate([s.q, s.qd, p, rot6(R), [s.finger_opening], cp, rot6(cR), s.target])
+        op, oR = self.object_pose()
+        return np.concatenate([s.q, s.qd, p, rot6(R), [s.finger_opening], op, rot6(oR), self.target(),
+                               self.angles()])
 
     def reward_success(self) -> tuple[float, bool]:
         raise NotImplementedError
@@ -143,4 +162,43 @@ class Lift(ArmTask):
         return float(r), False
 
 
-TASKS: dict[str, type[ArmTask]] = {Reach.name: Reach, Lift.name: Lift}
+class Door(ArmTask):
+    """Turn the latch handle and pull the door open, as in robosuite's Door (``envs.arm.door``).
+
+    r = 0.25 (1 - tanh(10 d_tcp,handle)) + 0.25 min(1, handle angle / (pi/2)); success (and r = 1)
+    once the door is open by more than 0.3 rad. The door frame's pose is drawn per episode.
+    """
+
+    name = "door"
+    default_horizon = 500   # 10 s
+    uses_gripper = True
+    open_angle = 0.3
+
+    def __init__(self, scene: SceneConfig = SceneConfig(), control_period: float = 0.02, home_noise: float = 0.05):
+        scene = scene if scene.door is not None else dataclasses.replace(scene, door=DoorConfig())
+        super().__init__(scene, control_period, home_noise)
+        self.door = self.sim.door
+
+    def sample_scene(self, rng):
+        cube_xy = np.array(self.sim.scene.table_center) + np.array([-0.1, 0.35])   # out of the way
+        return {"door_pose": self.door.config.sample_pose(rng),
+                "cube_pos": (*cube_xy, self.sim.scene.cube_half_size)}
+
+    def object_pose(self):
+        return self.door.grasp_pose()
+
+    def target(self):
+        return self.door.hinge_point()
+
+    def angles(self):
+        return np.array([self.door.door_angle, self.door.handle_angle])
+
+    def reward_success(self):
+        if self.door.door_angle > self.open_angle:
+            return 1.0, True
+        d = float(np.linalg.norm(self.sim.tcp_pose()[0] - self.door.grasp_pose()[0]))
+        r = 0.25 * (1.0 - np.tanh(10.0 * d)) + 0.25 * min(1.0, abs(self.door.handle_angle) / (np.pi / 2))
+        return float(r), False
+
+
+TASKS: dict[str, type[ArmTask]] = {Reach.name: Reach, Lift.name: Lift, Door.name: Door}

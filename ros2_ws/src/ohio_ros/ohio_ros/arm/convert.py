@@ -175,7 +175,7 @@ _TS_LAYOUT = MultiArrayLayout(dim=[MultiArrayDimension(
 
 
 def task_state_msg(row) -> Float64MultiArray:
-    """ohio/task_state message (layout ohio_task_state_v1) of a row in TASK_STATE_FIELDS order."""
+    """ohio/task_state message (layout ohio_task_state_v2) of a row in TASK_STATE_FIELDS order."""
     row = np.asarray(row, dtype=float)
     if row.shape != (len(tp.TASK_STATE_FIELDS),):
         raise ValueError(f'task state row must have {len(tp.TASK_STATE_FIELDS)} values, '
@@ -183,11 +183,15 @@ def task_state_msg(row) -> Float64MultiArray:
     return Float64MultiArray(layout=_TS_LAYOUT, data=row.tolist())
 
 
+_TS_ZERO = [tp.TS[f] for f in tp.TASK_STATE_ZERO]
+
+
 class TaskStateReader:
     """
     ohio/task_state messages -> rows in TASK_STATE_FIELDS order, by the fields' names.
 
-    Fields a message does not carry are NaN. Layout labels are parsed once and cached.
+    Fields a message does not carry are NaN, or 0 for those of ``TASK_STATE_ZERO`` (episode-end
+    flags, door angles). Layout labels are parsed once and cached.
     """
 
     def __init__(self):
@@ -208,5 +212,6 @@ class TaskStateReader:
         if len(msg.data) < need:
             raise MessageError(f'task state has {len(msg.data)} values, its layout names {need}')
         row = np.full(len(tp.TASK_STATE_FIELDS), np.nan)
+        row[_TS_ZERO] = 0.0
         row[mine] = np.asarray(msg.data, dtype=float)[theirs]
         return row

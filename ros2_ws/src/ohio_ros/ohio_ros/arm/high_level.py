@@ -1,7 +1,7 @@
 """
 The high-level policy as the policy node runs it, without middleware.
 
-A ``HighLevelPolicy`` turns the latest joint state and task state into the 36-D task
+A ``HighLevelPolicy`` turns the latest joint state and task state into the task
 observation (``ohio_core.envs.arm.tasks.OBS_LAYOUT``; TCP pose by Pinocchio forward kinematics,
 the same function the bag reader uses), asks the policy for a normalized action and maps it onto
 an end-effector goal with the controller the policy was made for (``goal_from_action``), plus a
@@ -21,18 +21,19 @@ from controllers.robot import PandaModel
 import numpy as np
 from ohio_core.data.bags import task_observation
 from ohio_core.data.topics import TS
-from ohio_core.envs.arm.tasks import OBS_DIM, OBS_LAYOUT
+from ohio_core.envs.arm.tasks import OBS_DIM, OBS_LAYOUT, TASKS
 from ohio_ros.config import ParameterError
 
-ACTION_DIMS = {'reach': 6, 'lift': 7}
+ACTION_DIMS = {name: 6 + int(task.uses_gripper) for name, task in TASKS.items()}
 
 
 def observation(q, qd, task_state: np.ndarray, model: PandaModel) -> np.ndarray:
-    """(36,) observation from arm joint states and an ohio/task_state row (TASK_STATE_FIELDS)."""
+    """(OBS_DIM,) observation from arm joint states and an ohio/task_state row (TASK_STATE_FIELDS)."""
     ts = np.asarray(task_state, dtype=float)
     obs = task_observation(q, qd, ts[TS['finger_opening']],
-                           ts[TS['cube_x']:TS['cube_z'] + 1], ts[TS['cube_qx']:TS['cube_qw'] + 1],
-                           ts[TS['target_x']:TS['target_z'] + 1], model)
+                           ts[TS['object_x']:TS['object_z'] + 1], ts[TS['object_qx']:TS['object_qw'] + 1],
+                           ts[TS['target_x']:TS['target_z'] + 1], ts[[TS['door_angle'], TS['handle_angle']]],
+                           model)
     return obs.reshape(OBS_DIM)
 
 

@@ -132,11 +132,12 @@ class SimSession:
         row[TS['success']] = float(self._success) if self.step > 0 else 0.0
         if self.episode_over():
             row[TS['last']] = row[TS['timeout']] = 1.0
-        cube_p, cube_R = s.cube_pose()
-        row[TS['cube_x']:TS['cube_z'] + 1] = cube_p
-        row[TS['cube_qx']:TS['cube_qw'] + 1] = matrix_to_quat(cube_R)
-        row[TS['target_x']:TS['target_z'] + 1] = s.target
+        obj_p, obj_R = self.task.object_pose()
+        row[TS['object_x']:TS['object_z'] + 1] = obj_p
+        row[TS['object_qx']:TS['object_qw'] + 1] = matrix_to_quat(obj_R)
+        row[TS['target_x']:TS['target_z'] + 1] = self.task.target()
         row[TS['finger_opening']] = s.finger_opening
+        row[[TS['door_angle'], TS['handle_angle']]] = self.task.angles()
         return row
 
     def tcp_target_distance(self) -> float:
