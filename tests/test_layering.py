@@ -319,7 +319,7 @@ DEPENDENCY_KEYS = {
     "matplotlib": "python3-matplotlib", "pinocchio": "pinocchio", "quadprog": "python3-quadprog-pip",
     "mujoco": "python3-mujoco-pip", "gymnasium": "python3-gymnasium-pip", "rosbags": "python3-rosbags-pip",
     "torch": "python3-torch", "d3rlpy": "python3-d3rlpy-pip", "structlog": "python3-structlog",
-    "ray": "python3-ray-pip",
+    "ray": "python3-ray-pip", "PIL": "python3-pil", "imageio_ffmpeg": "python3-imageio-ffmpeg-pip",
     **{ros: ros for ros in ("rclpy", "rcl_interfaces", "builtin_interfaces", "std_msgs", "sensor_msgs",
                             "geometry_msgs", "rosgraph_msgs", "diagnostic_msgs", "ament_index_python", "launch",
                             "launch_ros")},

@@ -1,4 +1,4 @@
-"""``ohio eval MODEL --task T --controller CONFIG.yaml --episodes N --seed S``."""
+"""``ohio eval MODEL --task T --controller CONFIG.yaml --episodes N --seed S [--video OUT.mp4]``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ def add_parser(sub) -> None:
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--horizon", type=int, default=None, help="control steps per episode (default: the task's)")
+    p.add_argument("--video", type=Path, default=None, metavar="OUT",
+                   help="also record the first --video-episodes evaluated episodes into OUT (.mp4 or .gif)")
+    p.add_argument("--video-episodes", type=int, default=1)
     p.add_argument("--json", action="store_true", help="end with one JSON object")
     p.set_defaults(func=run)
 
@@ -31,18 +34,25 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from controllers.config import ConfigError, load_config
     from ohio_core.envs.arm.tasks import OBS_LAYOUT
-    from ohio_core.learning.evaluate import evaluate
+    from ohio_core.learning.evaluate import evaluate, record
+    from ohio_core.video import check_video_path, write_video
     from ohio_core.learning.policy import PolicyMismatchError, load_policy
 
-    if args.episodes < 1:
-        raise SystemExit("ohio eval: --episodes must be >= 1")
+    if args.episodes < 1 or args.video_episodes < 1:
+        raise SystemExit("ohio eval: --episodes and --video-episodes must be >= 1")
     try:
         policy = load_policy(args.model)
         config = load_config(args.controller) if args.controller else None
         if args.task is not None:
             policy.check(args.task, OBS_LAYOUT)
+        video = check_video_path(args.video) if args.video is not None else None
         res = evaluate(policy, config, args.episodes, args.seed, args.horizon, args.allow_controller_change,
                        progress=True)
+        if video is not None:
+            frames, _, fps = record(policy, config, args.video_episodes, args.seed, args.horizon,
+                                    args.allow_controller_change)
+            write_video(video, frames, fps)
+            print(f"wrote {video} ({len(frames)} frames, {args.video_episodes} episode(s))")
     except (FileNotFoundError, ConfigError, PolicyMismatchError, ValueError) as exc:
         raise SystemExit(f"ohio eval: {exc}") from None
     s, ref = res.summary, res.reference

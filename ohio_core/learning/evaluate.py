@@ -24,6 +24,7 @@ from ohio_core.envs.arm.env import GoalArmEnv, TorqueArmEnv, run_episode
 from ohio_core.envs.arm.scene import SceneConfig
 from ohio_core.envs.arm.tasks import OBS_LAYOUT, TaskConfig
 from ohio_core.learning.policy import LEVEL_GOAL, Policy
+from ohio_core.video import real_time_fps, rollout_frames
 
 
 def seeds(seed: int, episodes: int) -> list[int]:
@@ -97,23 +98,41 @@ def normalize(returns, ref: dict) -> list:
     return [100.0 * (r - ref["random_return"]) / span for r in returns]
 
 
+def policy_env(policy: Policy, controller_config=None, horizon: int | None = None,
+               allow_controller_change: bool = False, scene: SceneConfig = SceneConfig()):
+    """The env ``policy`` acts in: goal policies through a controller built from ``controller_config``
+    (default: the one recorded in the model), torque policies directly; checks that they fit."""
+    config = controller_config if controller_config is not None else policy.controller_config()
+    policy.check(policy.task, OBS_LAYOUT, policy.k, config if policy.level == LEVEL_GOAL else None,
+                 allow_controller_change)
+    if policy.level == LEVEL_GOAL:
+        tc = TaskConfig(name=policy.task, k=policy.k, horizon=horizon, control_period=config.control_period)
+        return GoalArmEnv(make_controller(config), tc, scene)
+    return TorqueArmEnv(TaskConfig(name=policy.task, k=1, horizon=horizon), scene)
+
+
+def record(policy: Policy, controller_config=None, episodes: int = 1, seed: int = 0, horizon: int | None = None,
+           allow_controller_change: bool = False, scene: SceneConfig = SceneConfig()) -> tuple[list, list, float]:
+    """(frames, successes, real-time fps) of the first ``episodes`` episodes ``evaluate`` runs with the
+    same seed, one after the other (``ohio_core.video``): a frame per goal, or every 5 torque steps."""
+    env = policy_env(policy, controller_config, horizon, allow_controller_change, scene)
+    every = 1 if policy.level == LEVEL_GOAL else 5
+    frames, successes = [], []
+    for s in seeds(seed, episodes):
+        run, ok = rollout_frames(env, policy, s, every)
+        frames += run
+        successes.append(ok)
+    return frames, successes, real_time_fps(env, every)
+
+
 def evaluate(policy: Policy, controller_config=None, episodes: int = 20, seed: int = 0,
              horizon: int | None = None, allow_controller_change: bool = False, progress: bool = False,
              scene: SceneConfig = SceneConfig()) -> EvalResult:
     """Roll ``policy`` out for ``episodes`` episodes; goal policies go through a controller built
     from ``controller_config`` (default: the one recorded in the model). ``scene``: the simulated
     plant, for the policy and for the references of the normalized score alike."""
-    config = controller_config if controller_config is not None else policy.controller_config()
-    policy.check(policy.task, OBS_LAYOUT, policy.k, config if policy.level == LEVEL_GOAL else None,
-                 allow_controller_change)
+    env = policy_env(policy, controller_config, horizon, allow_controller_change, scene)
     ref = reference(policy.task, episodes, seed, policy.k if policy.level == LEVEL_GOAL else 5, horizon, scene)
-    if policy.level == LEVEL_GOAL:
-        tc = TaskConfig(name=policy.task, k=policy.k, horizon=horizon, control_period=config.control_period)
-        controller = make_controller(config)
-        env = GoalArmEnv(controller, tc, scene)
-    else:
-        tc = TaskConfig(name=policy.task, k=1, horizon=horizon)
-        env = TorqueArmEnv(tc, scene)
     desc = f"eval {policy.task}/{policy.meta.get('method') or policy.level}" if progress else None
     returns, successes = _rollouts(env, lambda s: policy, seeds(seed, episodes), desc)
     return EvalResult(returns, [bool(s) for s in successes], normalize(returns, ref), ref)

@@ -3,7 +3,8 @@
 ``build_model()`` takes ``urdf/panda.urdf`` through MuJoCo's URDF compiler and adds, with
 ``mujoco.MjSpec``: a TCP site (placed by composing the URDF's fixed joints, since MuJoCo fuses
 fixed links), torque motors on the 7 arm joints with the URDF effort limits, the gripper, a table,
-a cube with a free joint, a target marker, a light and a camera.
+a cube with a free joint, a target marker, a light and two cameras (``front``; ``side``, which sees
+the door task's door from the robot's right).
 
 The gripper behaves as the Franka hand does: one motor drives both fingers (coupled: finger 2
 mirrors finger 1 through the joint equality MuJoCo makes of the URDF's mimic tag, and the motor
@@ -38,6 +39,7 @@ TARGET_BODY = "target"
 GRIPPER_ACTUATOR = "gripper"
 FINGER_TENDON = "fingers"
 CAMERA = "front"
+SIDE_CAMERA = "side"     # from the robot's right: sees the door's robot-facing side
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,7 @@ def build_spec(config: SceneConfig = SceneConfig(), urdf: Path | None = None) ->
     world.add_geom(name="table", type=mujoco.mjtGeom.mjGEOM_BOX, size=[hx, hy, 0.375],
                    pos=[cx, cy, -0.375], rgba=[0.6, 0.45, 0.3, 1])
     world.add_camera(name=CAMERA, pos=[1.3, 0.9, 0.75], xyaxes=_look_at([1.3, 0.9, 0.75], [0.35, 0.0, 0.2]))
+    world.add_camera(name=SIDE_CAMERA, pos=[0.9, -0.9, 0.8], xyaxes=_look_at([0.9, -0.9, 0.8], [0.55, 0.0, 0.2]))
 
     h = config.cube_half_size
     cube = world.add_body(name=CUBE_BODY, pos=[cx, cy, h])

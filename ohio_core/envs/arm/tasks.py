@@ -75,6 +75,7 @@ class ArmTask:
     name = "base"
     default_horizon = 250
     uses_gripper = False
+    camera = "front"        # the scene camera its videos are recorded with
 
     def __init__(self, scene: SceneConfig = SceneConfig(), control_period: float = 0.02,
                  home_noise: float = 0.05):
@@ -172,6 +173,7 @@ class Door(ArmTask):
     name = "door"
     default_horizon = 500   # 10 s
     uses_gripper = True
+    camera = "side"
     open_angle = 0.3
 
     def __init__(self, scene: SceneConfig = SceneConfig(), control_period: float = 0.02, home_noise: float = 0.05):
@@ -182,7 +184,8 @@ class Door(ArmTask):
     def sample_scene(self, rng):
         cube_xy = np.array(self.sim.scene.table_center) + np.array([-0.1, 0.35])   # out of the way
         return {"door_pose": self.door.config.sample_pose(rng),
-                "cube_pos": (*cube_xy, self.sim.scene.cube_half_size)}
+                "cube_pos": (*cube_xy, self.sim.scene.cube_half_size),
+                "target": (*cube_xy, -0.5)}          # the target marker out of sight: the door has none
 
     def object_pose(self):
         return self.door.grasp_pose()
