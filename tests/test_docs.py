@@ -288,7 +288,8 @@ def path_problem(token: str) -> str | None:
         if token in file_names() or (ROOT / token).exists():
             return None
         return f"{token}: no file of that name in the repository"
-    if git_ignored((token.rstrip("/"),)):
+    bare = token.rstrip("/")
+    if git_ignored((bare, bare + "/")):          # a folder pattern (``build/``) matches the name as a folder
         return None
     if any(c in token for c in "*?["):
         return None if next(ROOT.glob(token.rstrip("/")), None) else f"{token}: matches nothing"
