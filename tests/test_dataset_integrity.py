@@ -21,7 +21,7 @@ from ohio_core.learning.finetune import FinetuneConfig, finetune
 from ohio_core.learning.policy import PolicyMismatchError, load_policy
 from ohio_core.learning.train import train
 from ohio_core.pipeline.baselines import flat_transitions
-from ohio_core.pipeline.d3 import import_d3rlpy
+from ohio_core.lazy import d3rlpy as import_d3rlpy
 from ohio_core.pipeline.dataset import DatasetMismatchError, load_dataset, read_episodes, save_dataset
 from ohio_core.pipeline.relabel import SINGLE_STEP_PIECE, HighLevelData, relabel
 from ohio_core.routing.datasets import relabel_routing

@@ -27,6 +27,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from ohio_core import lazy
+
 ALGOS = ("iql", "cql", "calql", "td3bc", "bc")
 NETWORKS = ("mlp", "region")
 ACTION_SCALINGS = ("none", "minmax")
@@ -89,9 +91,7 @@ class TrainConfig:
 
 def _encoders(config: TrainConfig, obs_layout) -> tuple:
     """(policy encoder, value and Q encoder) factories for ``config.network``."""
-    from ohio_core.pipeline.d3 import import_d3rlpy
-
-    d3rlpy = import_d3rlpy()
+    d3rlpy = lazy.d3rlpy()
     if config.network == "mlp":
         enc = d3rlpy.models.VectorEncoderFactory(hidden_units=list(config.hidden))
         return enc, enc
@@ -108,9 +108,7 @@ def _encoders(config: TrainConfig, obs_layout) -> tuple:
 
 def build(config: TrainConfig, obs_layout=None):
     """The d3rlpy algorithm object for ``config``, on the CPU (``obs_layout``: the dataset's, for ``region``)."""
-    from ohio_core.pipeline.d3 import import_d3rlpy
-
-    d3rlpy = import_d3rlpy()
+    d3rlpy = lazy.d3rlpy()
 
     enc, pooled = _encoders(config, obs_layout)
     common = {"batch_size": config.batch_size, "gamma": config.gamma,

@@ -29,7 +29,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
+
+from ohio_core import lazy
+
+torch = lazy.torch()
 
 KINDS = ("mlp", "affine")
 NJ = 7

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ohio_core import lazy
 from ohio_core.learning.finetune_plot import plot_curve
 from ohio_core.learning.online_env import domain_of, make_env, routing_scenario
 from ohio_core.learning.policy import LEVEL_FLOWS, LEVEL_GOAL, Policy, PolicyMismatchError, load_policy, save_policy
@@ -163,12 +164,9 @@ def finetune(model: str | Path, config: FinetuneConfig, out: str | Path, dataset
              progress: bool = True, label: str | None = None) -> FinetuneResult:
     """Fine-tune ``model`` online (module docstring); writes ``out/model.d3`` (+ sidecar),
     ``out/curve.png`` and ``out/result.json``."""
-    import torch
-
-    from ohio_core.pipeline.d3 import import_d3rlpy
     from ohio_core.pipeline.dataset import load_dataset
 
-    d3rlpy = import_d3rlpy()
+    torch, d3rlpy = lazy.torch(), lazy.d3rlpy()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     policy = load_policy(model)

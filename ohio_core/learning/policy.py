@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ohio_core import lazy
 from ohio_core.pipeline.sidecar import pair_paths, read_data, read_sidecar, write_pair
 
 FORMAT = "ohio_policy_v1"
@@ -91,9 +92,7 @@ class Policy:
 
 
 def load_policy(path: str | Path) -> Policy:
-    from ohio_core.pipeline.d3 import import_d3rlpy
-
-    d3rlpy = import_d3rlpy()
+    d3rlpy = lazy.d3rlpy()
     import ohio_core.routing.region_net  # noqa: F401  (registers its encoder factory with d3rlpy)
 
     d3, js = model_paths(path)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ohio_core import plotting
+from ohio_core import lazy, plotting
 from ohio_core.learning.algos import TrainConfig, build
 from ohio_core.learning.policy import LEVEL_FLOWS, LEVEL_GOAL, LEVEL_TORQUE, save_policy
 
@@ -46,11 +46,7 @@ def model_meta(dataset_meta: dict, config: TrainConfig, transitions: int) -> dic
 def train(buffer, dataset_meta: dict, config: TrainConfig, out: str | Path, progress: bool = True,
           extra_meta: dict | None = None) -> TrainResult:
     """Fit ``config.algo`` on ``buffer`` (a d3rlpy dataset) for ``config.steps`` updates; save to ``out``."""
-    import torch
-
-    from ohio_core.pipeline.d3 import import_d3rlpy
-
-    d3rlpy = import_d3rlpy()
+    torch, d3rlpy = lazy.torch(), lazy.d3rlpy()
 
     transitions = int(buffer.transition_count)
     meta = model_meta(dataset_meta, config, transitions)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ohio_core import lazy
 from ohio_core.pipeline.relabel import SINGLE_STEP_PIECE, HighLevelData
 from ohio_core.pipeline.sidecar import pair_paths, read_data, read_sidecar, write_pair
 
@@ -42,9 +43,7 @@ def paths(out: str | Path) -> tuple[Path, Path]:
 
 
 def to_mdp_dataset(data: HighLevelData):
-    from ohio_core.pipeline.d3 import import_d3rlpy
-
-    d3rlpy = import_d3rlpy()
+    d3rlpy = lazy.d3rlpy()
 
     return d3rlpy.dataset.MDPDataset(
         observations=data.observations, actions=data.actions, rewards=data.rewards,
@@ -95,18 +94,14 @@ def account_written(account: dict) -> int | None:
 
 def read_episodes(h5: Path) -> list:
     """The d3rlpy episodes stored in ``h5``."""
-    from ohio_core.pipeline.d3 import import_d3rlpy
-
-    d3rlpy = import_d3rlpy()
+    d3rlpy = lazy.d3rlpy()
     with open(h5, "rb") as f:
         return list(d3rlpy.dataset.load(d3rlpy.dataset.Episode, f))
 
 
 def continuous_buffer(episodes, action_dim: int):
     """A d3rlpy ``ReplayBuffer`` of ``episodes`` with continuous actions of ``action_dim`` (never guessed)."""
-    from ohio_core.pipeline.d3 import import_d3rlpy
-
-    d3rlpy = import_d3rlpy()
+    d3rlpy = lazy.d3rlpy()
     return d3rlpy.dataset.ReplayBuffer(d3rlpy.dataset.InfiniteBuffer(), episodes=episodes,
                                        action_space=d3rlpy.constants.ActionSpace.CONTINUOUS,
                                        action_size=int(action_dim))

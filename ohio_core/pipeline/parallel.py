@@ -9,7 +9,7 @@ node needs the same environment (this project and fn's module importable).
 An exception raised by ``fn`` is recorded in ``Outcome.error`` and the other items go on, so a
 caller can skip bad bags; KeyboardInterrupt stops the workers and propagates. Local workers die
 with the process that started them, even when it is killed (SIGKILL) and runs no clean-up. Ray is
-imported only when an address is given.
+loaded only when an address is given.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tqdm import tqdm
+
+from ohio_core import lazy
 
 CONNECT_TIMEOUT_S = 5.0   # for the reachability check of a Ray address
 PR_SET_PDEATHSIG = 1      # prctl(2) option: the signal this process gets when its parent dies
@@ -166,8 +168,7 @@ def _run_pool(fn, items, workers: int) -> Iterator[Outcome]:
 
 def _connect_ray(address: str):
     """The ray module, connected to ``address``; True if this call initialized Ray."""
-    import ray
-
+    ray = lazy.ray()
     if ray.is_initialized():
         return ray, False
     host, _, port = address.split("://")[-1].rpartition(":")

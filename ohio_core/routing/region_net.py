@@ -21,13 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-from torch import nn
-
-from ohio_core.pipeline.d3 import import_d3rlpy
+from ohio_core import lazy
 from ohio_core.routing.env import ObsLayout
 
-d3rlpy = import_d3rlpy()
+torch, d3rlpy = lazy.torch(), lazy.d3rlpy()
+nn = torch.nn
 _Encoder = d3rlpy.models.torch.Encoder
 _EncoderWithAction = d3rlpy.models.torch.EncoderWithAction
 
