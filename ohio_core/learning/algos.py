@@ -28,6 +28,8 @@ import dataclasses
 from dataclasses import dataclass
 
 from ohio_core import lazy
+from ohio_core.routing import region_net
+from ohio_core.routing.env import ObsLayout
 
 ALGOS = ("iql", "cql", "calql", "td3bc", "bc")
 NETWORKS = ("mlp", "region")
@@ -95,15 +97,12 @@ def _encoders(config: TrainConfig, obs_layout) -> tuple:
     if config.network == "mlp":
         enc = d3rlpy.models.VectorEncoderFactory(hidden_units=list(config.hidden))
         return enc, enc
-    from ohio_core.routing.env import ObsLayout
-    from ohio_core.routing.region_net import RegionEncoderFactory
-
     try:
         layout = ObsLayout.from_list(obs_layout or [])
     except ValueError as exc:
         raise ValueError(f"the region network needs a routing observation: {exc}") from None
     kw = {"regions": layout.regions, "lookahead": layout.lookahead, "hidden": config.hidden[0]}
-    return RegionEncoderFactory(**kw), RegionEncoderFactory(**kw, pool=True)
+    return region_net.RegionEncoderFactory(**kw), region_net.RegionEncoderFactory(**kw, pool=True)
 
 
 def build(config: TrainConfig, obs_layout=None):

@@ -32,8 +32,6 @@ import numpy as np
 
 from ohio_core import lazy
 
-torch = lazy.torch()
-
 KINDS = ("mlp", "affine")
 NJ = 7
 
@@ -108,7 +106,9 @@ def split_by_episode(episode: np.ndarray, val_fraction: float, seed: int) -> np.
     return np.isin(episode, val_eps)
 
 
-def _mlp(n_in: int, hidden: tuple, n_out: int) -> torch.nn.Sequential:
+def _mlp(n_in: int, hidden: tuple, n_out: int):
+    """A torch MLP: ``hidden`` SiLU layers, a linear output."""
+    torch = lazy.torch()
     layers, width = [], n_in
     for h in hidden:
         layers += [torch.nn.Linear(width, h), torch.nn.SiLU()]
@@ -117,26 +117,27 @@ def _mlp(n_in: int, hidden: tuple, n_out: int) -> torch.nn.Sequential:
     return torch.nn.Sequential(*layers)
 
 
-class _Net(torch.nn.Module):
-    """Standardized (x, tau) in, standardized delta out."""
+def _net(kind: str, hidden: tuple):
+    """The torch module of f: its MLP as ``body`` (of (x, tau) for ``mlp``; of x, giving A and b, for
+    ``affine``)."""
+    n_out = 2 * NJ
+    body = _mlp(3 * NJ, hidden, n_out) if kind == "mlp" else _mlp(2 * NJ, hidden, n_out * NJ + n_out)
+    return lazy.torch().nn.ModuleDict({"body": body})
 
-    def __init__(self, kind: str, hidden: tuple):
-        super().__init__()
-        self.kind = kind
-        n_out = 2 * NJ
-        self.body = _mlp(3 * NJ, hidden, n_out) if kind == "mlp" else _mlp(2 * NJ, hidden, n_out * NJ + n_out)
 
-    def forward(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        if self.kind == "mlp":
-            return self.body(torch.cat([x, u], -1))
-        out = self.body(x)
-        A = out[..., :2 * NJ * NJ].reshape(*x.shape[:-1], 2 * NJ, NJ)
-        return (A @ u[..., None])[..., 0] + out[..., 2 * NJ * NJ:]
+def _forward(net, kind: str, x, u):
+    """f: standardized (x, tau) in, standardized delta out (tensors)."""
+    if kind == "mlp":
+        return net["body"](lazy.torch().cat([x, u], -1))
+    out = net["body"](x)
+    A = out[..., :2 * NJ * NJ].reshape(*x.shape[:-1], 2 * NJ, NJ)
+    return (A @ u[..., None])[..., 0] + out[..., 2 * NJ * NJ:]
 
 
 @contextlib.contextmanager
 def torch_threads(n: int):
     """Run the block with ``n`` torch threads, then restore the previous count."""
+    torch = lazy.torch()
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -155,7 +156,7 @@ class LearnedDynamics:
     def __init__(self, config: DynamicsConfig, state: dict, stats: dict, history: dict):
         self.config, self.stats, self.history = config, {k: np.asarray(v, float) for k, v in stats.items()}, history
         self._state = {k: v.detach().clone() for k, v in state.items()}
-        self.net = _Net(config.kind, config.hidden)
+        self.net = _net(config.kind, config.hidden)
         self.net.load_state_dict(state)
         self.net = self.net.double().eval()
 
@@ -163,21 +164,23 @@ class LearnedDynamics:
         s = self.stats
         x = (np.concatenate([q, qd], -1) - s["x_mean"]) / s["x_std"]
         u = (np.asarray(tau, float) - s["u_mean"]) / s["u_std"]
+        torch = lazy.torch()
         with torch.no_grad(), torch_threads(self.config.threads):
-            y = self.net(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(u))).numpy()
+            y = _forward(self.net, self.config.kind, torch.from_numpy(np.ascontiguousarray(x)),
+                         torch.from_numpy(np.ascontiguousarray(u))).numpy()
         nxt = np.concatenate([q, qd], -1) + y * s["y_std"] + s["y_mean"]
         return nxt[..., :NJ], nxt[..., NJ:]
 
     def save(self, path: str | Path) -> Path:
         path = Path(path).with_suffix(".pt")
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"config": self.config.to_dict(), "state": self._state,
-                    "stats": {k: v.tolist() for k, v in self.stats.items()}, "history": self.history}, path)
+        lazy.torch().save({"config": self.config.to_dict(), "state": self._state,
+                           "stats": {k: v.tolist() for k, v in self.stats.items()}, "history": self.history}, path)
         return path
 
 
 def load_dynamics(path: str | Path) -> LearnedDynamics:
-    blob = torch.load(Path(path).with_suffix(".pt"), weights_only=False)
+    blob = lazy.torch().load(Path(path).with_suffix(".pt"), weights_only=False)
     return LearnedDynamics(DynamicsConfig(**blob["config"]), blob["state"], blob["stats"], blob["history"])
 
 
@@ -187,6 +190,7 @@ def train_dynamics(data: Transitions, config: DynamicsConfig = DynamicsConfig(),
     if len(data) < 2:
         raise ValueError(f"need transitions to train on, got {len(data)}")
     t0 = time.perf_counter()
+    torch = lazy.torch()
     with torch_threads(config.threads):
         torch.manual_seed(config.seed)
         val = split_by_episode(data.episode, config.val_fraction, config.seed)
@@ -197,12 +201,12 @@ def train_dynamics(data: Transitions, config: DynamicsConfig = DynamicsConfig(),
         stats["u_mean"], stats["u_std"] = _stats(data.tau[~val])
         stats["y_mean"], stats["y_std"] = _stats(y[~val])
 
-        def norm(a: np.ndarray, m: str) -> torch.Tensor:
+        def norm(a: np.ndarray, m: str):
             return torch.from_numpy(((a - stats[m + "_mean"]) / stats[m + "_std"]).astype(np.float32))
 
         X, U, Y = norm(x, "x"), norm(data.tau, "u"), norm(y, "y")
         tr, va = torch.from_numpy(np.flatnonzero(~val)), torch.from_numpy(np.flatnonzero(val))
-        net = _Net(config.kind, config.hidden)
+        net = _net(config.kind, config.hidden)
         opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.epochs)
         gen = torch.Generator().manual_seed(config.seed)
@@ -212,7 +216,7 @@ def train_dynamics(data: Transitions, config: DynamicsConfig = DynamicsConfig(),
             net.train()
             total = 0.0
             for b in tr[torch.randperm(len(tr), generator=gen)].split(config.batch_size):
-                loss = torch.mean((net(X[b], U[b]) - Y[b]) ** 2)
+                loss = torch.mean((_forward(net, config.kind, X[b], U[b]) - Y[b]) ** 2)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -220,7 +224,7 @@ def train_dynamics(data: Transitions, config: DynamicsConfig = DynamicsConfig(),
             sched.step()
             net.eval()
             with torch.no_grad():
-                v = float(torch.mean((net(X[va], U[va]) - Y[va]) ** 2))
+                v = float(torch.mean((_forward(net, config.kind, X[va], U[va]) - Y[va]) ** 2))
             history["train"].append(total / len(tr))
             history["val"].append(v)
             if progress:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ohio_core import lazy
 from ohio_core.pipeline.sidecar import pair_paths, read_data, read_sidecar, write_pair
+from ohio_core.routing import region_net
 
 FORMAT = "ohio_policy_v1"
 LEVEL_GOAL, LEVEL_TORQUE = "goal", "torque"
@@ -93,7 +94,7 @@ class Policy:
 
 def load_policy(path: str | Path) -> Policy:
     d3rlpy = lazy.d3rlpy()
-    import ohio_core.routing.region_net  # noqa: F401  (registers its encoder factory with d3rlpy)
+    region_net.networks()   # registers its encoder factory with d3rlpy
 
     d3, js = model_paths(path)
     meta = read_sidecar(d3, js, "model", FORMAT)
