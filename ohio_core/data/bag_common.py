@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
+from controllers.goals import quat_to_matrix
+from controllers.robot import PandaModel
 from ohio_core.envs.arm.tasks import OBS_DIM, OBS_LAYOUT, obs_slices, rot6
 
 NS = 10**9
@@ -34,7 +36,6 @@ def default_model():
     """The Pinocchio Panda model used for forward kinematics (built once per process)."""
     global _MODEL
     if _MODEL is None:
-        from controllers.robot import PandaModel
         _MODEL = PandaModel()
     return _MODEL
 
@@ -64,8 +65,6 @@ def task_observation(q, qd, finger_opening, object_pos, object_quat, target, ang
     quaternion (x, y, z, w); ``angles``: (N, 2) door and handle angles (None: 0, no door). Layout:
     ``envs.arm.tasks.OBS_LAYOUT``.
     """
-    from controllers.goals import quat_to_matrix
-
     arm = arm_observation(q, qd, model)
     n = len(arm)
     s = obs_slices()

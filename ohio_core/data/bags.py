@@ -66,6 +66,7 @@ from pathlib import Path
 import numpy as np
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 
+from controllers.goals import matrix_to_quat
 from ohio_core.data import topics as tp
 from ohio_core.data.bag_common import NS as _NS
 from ohio_core.data.bag_common import BagError, default_model, task_observation, typestore
@@ -202,8 +203,6 @@ def logs_from_trajectories(traj: Trajectories, control_period: float | None = No
     is unknown (no final ``/joint_states``; NaN world fields in the final task state).
     Goals and gripper commands are published where they change.
     """
-    from controllers.goals import matrix_to_quat
-
     s = obs_slices()
     period = control_period or float(traj.meta.get("control_period", 0.0)) or None
     logs = []

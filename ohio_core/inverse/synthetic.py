@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm import tqdm
 
 from controllers.description import Q_HOME
-from controllers.goals import PoseGoal
+from controllers.goals import PoseGoal, so3_log
 from ohio_core.envs.arm.sim import ArmSim
 from ohio_core.inverse.base import Segments
 
@@ -47,7 +48,6 @@ def simulate_segments(controller, n: int, k: int = 5, seed: int = 0, joint_noise
     goal_p, goal_R, actions = np.empty((n, 3)), np.empty((n, 3, 3)), np.empty((n, 6))
     it = range(n)
     if progress:
-        from tqdm import tqdm
         it = tqdm(it, desc="simulating segments", unit="seg")
     for i in it:
         q0 = np.clip(Q_HOME + rng.uniform(-joint_noise, joint_noise, 7), lo, hi)
@@ -71,8 +71,6 @@ def simulate_segments(controller, n: int, k: int = 5, seed: int = 0, joint_noise
 
 def recovery(result, goal_p: np.ndarray, goal_R: np.ndarray, pos_tol: float = 1e-3, ori_tol: float = 1e-2):
     """Per-segment position error (m), orientation error (rad) and recovered-within-tolerance flags."""
-    from controllers.goals import so3_log
-
     perr = np.linalg.norm(result.goal_p - goal_p, axis=-1)
     oerr = np.linalg.norm(so3_log(result.goal_R @ np.swapaxes(goal_R, -1, -2)), axis=-1)
     return perr, oerr, (perr < pos_tol) & (oerr < ori_tol)

@@ -24,6 +24,7 @@ from ohio_core.envs.arm.env import GoalArmEnv, TorqueArmEnv, run_episode
 from ohio_core.envs.arm.scene import SceneConfig
 from ohio_core.envs.arm.tasks import OBS_LAYOUT, TaskConfig
 from ohio_core.learning.policy import LEVEL_GOAL, Policy
+from ohio_core.policies.scripted import EXPERTS
 from ohio_core.video import real_time_fps, rollout_frames
 
 
@@ -79,8 +80,6 @@ def reference(task: str, episodes: int, seed: int, k: int = 5, horizon: int | No
               scene: SceneConfig = SceneConfig()) -> dict:
     """Mean returns of the random and the expert high-level policy (the 0 and 100 of the score),
     in the simulated plant ``scene``."""
-    from ohio_core.policies.scripted import EXPERTS
-
     tc = TaskConfig(name=task, k=k, horizon=horizon)
     ss = seeds(seed, episodes)
     env = GoalArmEnv(make_controller(OSCConfig()), tc, scene)

@@ -28,10 +28,16 @@ from pathlib import Path
 
 import numpy as np
 
+from controllers.rebalancing import Rebalancer, RebalancingConfig
 from ohio_core import lazy
+from ohio_core.learning.evaluate import evaluate
 from ohio_core.learning.finetune_plot import plot_curve
 from ohio_core.learning.online_env import domain_of, make_env, routing_scenario
 from ohio_core.learning.policy import LEVEL_FLOWS, LEVEL_GOAL, Policy, PolicyMismatchError, load_policy, save_policy
+from ohio_core.pipeline.dataset import load_dataset
+from ohio_core.routing.datasets import ModelRoutingPolicy
+from ohio_core.routing.env import FlatRoutingEnv, RoutingEnv, rollout
+from ohio_core.routing.policies import make_routing_policy
 
 ONLINE_ALGOS = ("iql", "calql")
 #: the routing reference heuristics (0 = the first, 100 = the best of the others), as in the routing experiment
@@ -105,10 +111,6 @@ class Scorer:
             self._routing_refs()
 
     def _routing_refs(self) -> None:
-        from controllers.rebalancing import RebalancingConfig, Rebalancer
-        from ohio_core.routing.env import FlatRoutingEnv, RoutingEnv, rollout
-        from ohio_core.routing.policies import make_routing_policy
-
         scenario = routing_scenario(self.policy.meta)
         self.env = RoutingEnv(scenario, Rebalancer(RebalancingConfig()))
         self.flat_env = FlatRoutingEnv(scenario)
@@ -125,13 +127,9 @@ class Scorer:
         """{mean, se, return_mean} of the greedy policy of ``algo`` (the model being trained)."""
         policy = Policy(algo, self.policy.meta, self.policy.path)
         if self.domain == "arm":
-            from ohio_core.learning.evaluate import evaluate
-
             s = evaluate(policy, episodes=self.episodes, seed=self.seed, horizon=self.horizon).summary
             return {"mean": s["mean"], "se": s["se"], "return_mean": s["return_mean"],
                     "success_rate": s["success_rate"]}
-        from ohio_core.routing.env import rollout
-        from ohio_core.routing.datasets import ModelRoutingPolicy
 
         env = self.env if policy.level == LEVEL_GOAL else self.flat_env
         returns = rollout(env, ModelRoutingPolicy(policy, env.layout.idle, env.scenario.vehicles), self.episodes,
@@ -164,8 +162,6 @@ def finetune(model: str | Path, config: FinetuneConfig, out: str | Path, dataset
              progress: bool = True, label: str | None = None) -> FinetuneResult:
     """Fine-tune ``model`` online (module docstring); writes ``out/model.d3`` (+ sidecar),
     ``out/curve.png`` and ``out/result.json``."""
-    from ohio_core.pipeline.dataset import load_dataset
-
     torch, d3rlpy = lazy.torch(), lazy.d3rlpy()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ observation encoding of its offline data, counting the constraint violations of 
   distribution q (``routing.datasets.decode_distribution``), or ``FlatRoutingEnv``, the action
   decoded as raw flows x_ij = (a_ij + 1) / 2 idle_i; rewards divided by the fleet size, as in training.
 
-Only the simulator of the model's domain is loaded (``make_env``).
+``make_env`` builds the simulator of the model's domain.
 """
 
 from __future__ import annotations
@@ -16,9 +16,17 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
+from controllers.base import make_controller
+from controllers.rebalancing import Rebalancer, RebalancingConfig
+from controllers.robot import PandaModel
+from ohio_core.envs.arm.env import GoalArmEnv, TorqueArmEnv
+from ohio_core.envs.arm.tasks import OBS_LAYOUT, TaskConfig
 from ohio_core.learning.policy import LEVEL_FLOWS, LEVEL_GOAL, LEVEL_TORQUE, Policy
 from ohio_core.learning.violations import (ARM_KINDS, ROUTING_KINDS, ArmLimits, arm_violations, arm_worst,
                                            routing_violations, routing_worst)
+from ohio_core.routing.datasets import decode_distribution, decode_flows, idle_distribution, reward_scale
+from ohio_core.routing.env import FlatRoutingEnv, ObsLayout, RoutingEnv
+from ohio_core.routing.scenario import synthetic
 
 ARM_TASKS = ("reach", "lift")
 ROUTING_TASK = "routing"
@@ -107,8 +115,6 @@ class OnlineEnv(gym.Env):
         return out
 
     def _routing_step(self, a: np.ndarray):
-        from ohio_core.routing.datasets import decode_distribution, decode_flows, idle_distribution
-
         idle = self.inner.sim.idle.copy()
         if self.level == LEVEL_GOAL:
             out = self.inner.step(decode_distribution(a, idle_distribution(idle)))
@@ -132,9 +138,6 @@ def domain_of(task: str) -> str:
 def routing_scenario(meta: dict):
     """The model's city: ``meta["scenario"]`` (synthetic settings) or, without it, the routing
     experiment's default city with the model's region count (16-region grid, horizon 60, seed 0)."""
-    from ohio_core.routing.env import ObsLayout
-    from ohio_core.routing.scenario import synthetic
-
     s = meta.get("scenario") or {}
     regions = int(s["regions"]) if "regions" in s else ObsLayout.from_list(meta["obs_layout"]).regions
     return synthetic(regions, layout=s.get("layout", "grid"), horizon=int(s.get("horizon", 60)),
@@ -145,11 +148,6 @@ def make_env(policy: Policy, seed: int, horizon: int | None = None) -> OnlineEnv
     """The online env of ``policy`` (module docstring), checked against the model's sidecar."""
     domain = domain_of(policy.task)
     if domain == "arm":
-        from controllers.robot import PandaModel
-        from controllers.base import make_controller
-        from ohio_core.envs.arm.env import GoalArmEnv, TorqueArmEnv
-        from ohio_core.envs.arm.tasks import OBS_LAYOUT, TaskConfig
-
         if policy.level == LEVEL_GOAL:
             config = policy.controller_config()
             policy.check(policy.task, OBS_LAYOUT, policy.k, config)
@@ -163,9 +161,6 @@ def make_env(policy: Policy, seed: int, horizon: int | None = None) -> OnlineEnv
         else:
             raise ValueError(f"an arm model has level goal or torque, got {policy.level!r}")
         return OnlineEnv(inner, domain, policy.level, policy.action_dim, seed, limits=limits)
-    from controllers.rebalancing import RebalancingConfig, Rebalancer
-    from ohio_core.routing.env import FlatRoutingEnv, RoutingEnv
-    from ohio_core.routing.datasets import reward_scale
 
     scenario = routing_scenario(policy.meta)
     if policy.level == LEVEL_GOAL:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from controllers.config import config_from_dict
 from ohio_core import lazy
 from ohio_core.pipeline.sidecar import pair_paths, read_data, read_sidecar, write_pair
 from ohio_core.routing import region_net
@@ -63,8 +64,6 @@ class Policy:
 
     def controller_config(self):
         """The controller config the goals are normalized for (None for torque policies)."""
-        from controllers.config import config_from_dict
-
         c = self.meta.get("controller")
         return config_from_dict(c) if c else None
 

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from controllers.base import make_controller
 from controllers.config import ConfigError, OSCConfig, QPConfig, config_from_dict
 from ohio_core.data.account import BagAccount, Drops, RunAccount, SegmentCounts
 from ohio_core.data.bag_common import BagError
@@ -32,6 +34,7 @@ from ohio_core.data.bag_source import STORAGES, bag_custom_data, is_bag_folder
 from ohio_core.data.rows_common import ReadOptions
 from ohio_core.data.topics import TopicMap
 from ohio_core.inverse import METHODS
+from ohio_core.pipeline.parallel import map_items
 from ohio_core.pipeline.relabel import OUT_OF_RANGE, HighLevelData, concat, relabel, residual_stats
 
 #: methods that need no logged torques
@@ -104,7 +107,6 @@ _CONTROLLERS: dict = {}
 def _controller(config):
     key = json.dumps(config.to_dict(), sort_keys=True)
     if key not in _CONTROLLERS:
-        from controllers.base import make_controller
         _CONTROLLERS[key] = make_controller(config)
     return _CONTROLLERS[key]
 
@@ -220,10 +222,6 @@ class RunResult:
 def relabel_bags(bags: list[str | Path], config: RelabelConfig, workers: int | None = None,
                  ray_address: str | None = None, skip_bad: bool = False, progress: bool = True) -> RunResult:
     """``relabel_bag`` over every bag in parallel (module docstring); results in the bags' order."""
-    from functools import partial
-
-    from ohio_core.pipeline.parallel import map_items
-
     bags = [str(b) for b in bags]
     if not bags:
         raise RelabelError("no bags given")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ohio_core.envs.arm.tasks import TASKS
+from ohio_core.policies.scripted import EXPERTS
 
 NOISE_LEVELS = (0.1, 0.3, 0.5)
 FLAT_TORQUE_NOISE = 0.05
@@ -33,8 +34,6 @@ POLICY_NAMES = BASE_POLICIES + ("mix",)
 
 
 def _expert(task: str, output_max):
-    from ohio_core.policies.scripted import EXPERTS   # the simulator stack, loaded when a policy is made
-
     return EXPERTS[task](output_max)
 
 

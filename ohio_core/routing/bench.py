@@ -19,6 +19,13 @@ import time
 
 import numpy as np
 
+from controllers.rebalancing import Rebalancer, RebalancingConfig, cost_tolerance
+from ohio_core.routing.env import FlatRoutingEnv, RoutingEnv, rollout
+from ohio_core.routing.inverse import (FlowStatus, distribution_from_flows, has_negative_cycle, invert_flows,
+                                       transport_plan)
+from ohio_core.routing.policies import make_routing_policy
+from ohio_core.routing.scenario import synthetic
+
 DEFAULT_REGIONS = (10, 50, 100, 200)
 DEFAULT_BEHAVIORS = ("greedy_dispatcher", "demand_proportional")
 
@@ -37,13 +44,6 @@ def measure(regions: int, behavior: str, episodes: int = 2, seed: int = 0, repea
             formulation: str = "edges") -> dict:
     """One row of the benchmark (module docstring): times in seconds, per-transition times in ms;
     ``formulation``: the rebalancing LP's (``RebalancingConfig.formulation``) for goal-level behaviors."""
-    from controllers.rebalancing import RebalancingConfig, Rebalancer, cost_tolerance
-    from ohio_core.routing.env import FlatRoutingEnv, RoutingEnv, rollout
-    from ohio_core.routing.scenario import synthetic
-    from ohio_core.routing.inverse import (FlowStatus, distribution_from_flows, has_negative_cycle,
-                                           invert_flows, transport_plan)
-    from ohio_core.routing.policies import make_routing_policy
-
     scenario = synthetic(regions, layout="grid", horizon=60, seed=seed)
     policy = make_routing_policy(behavior, scenario)
     low_level = Rebalancer(RebalancingConfig(formulation=formulation))

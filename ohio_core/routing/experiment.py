@@ -36,7 +36,18 @@ from pathlib import Path
 
 import numpy as np
 
+from controllers.rebalancing import Rebalancer, RebalancingConfig
 from ohio_core import plotting
+from ohio_core.learning.algos import ALGOS, TrainConfig
+from ohio_core.learning.policy import load_policy
+from ohio_core.learning.train import train
+from ohio_core.pipeline.dataset import load_dataset, save_dataset
+from ohio_core.pipeline.relabel import concat
+from ohio_core.routing.datasets import ModelRoutingPolicy, relabel_routing, reward_scale
+from ohio_core.routing.env import FlatRoutingEnv, RoutingEnv, rollout
+from ohio_core.routing.inverse import desired_from_flows, invert_flows
+from ohio_core.routing.policies import POLICIES, make_routing_policy
+from ohio_core.routing.scenario import synthetic
 
 BEHAVIORS = ("demand_proportional", "random_distribution", "greedy_dispatcher")
 REFERENCE_RANDOM = "random_distribution"
@@ -77,14 +88,10 @@ class RoutingExperimentConfig:
 
     def rebalancing_config(self):
         """The low level's settings: the rebalancing LP in ``lp_formulation``."""
-        from controllers.rebalancing import RebalancingConfig
-
         return RebalancingConfig(formulation=self.lp_formulation)
 
     def train_config(self, method: str):
         """OHIO's (goal level) or the flat policy's training settings; flat is an MLP (n^2 actions)."""
-        from ohio_core.learning.algos import TrainConfig
-
         common = {"algo": self.algo, "steps": self.steps, "seed": self.seed, "temperature": self.temperature}
         if method != "ohio":
             return TrainConfig(**common)
@@ -92,9 +99,6 @@ class RoutingExperimentConfig:
         return TrainConfig(**common, network=self.network, **width)
 
     def __post_init__(self):
-        from ohio_core.learning.algos import ALGOS
-        from ohio_core.routing.policies import POLICIES
-
         unknown = [b for b in self.behaviors if b not in POLICIES]
         if unknown:
             raise ValueError(f"unknown behavior policies {unknown}; known: {sorted(POLICIES)}")
@@ -132,24 +136,17 @@ class PolicyScore:
 
 
 def _city(config: RoutingExperimentConfig, regions: int):
-    from ohio_core.routing.scenario import synthetic
-
     return synthetic(regions, layout=config.layout, horizon=config.horizon, seed=config.seed)
 
 
 def routing_envs(scenario, rebalancing=None):
     """``(RoutingEnv, FlatRoutingEnv)`` of ``scenario``: the goal level with the LP in the loop (``rebalancing``:
     its ``RebalancingConfig``, default settings if None), and per-edge flows."""
-    from controllers.rebalancing import RebalancingConfig, Rebalancer
-    from ohio_core.routing.env import FlatRoutingEnv, RoutingEnv
-
     return RoutingEnv(scenario, Rebalancer(rebalancing or RebalancingConfig())), FlatRoutingEnv(scenario)
 
 
 def _evaluate(env, policy, episodes: int, seed: int) -> tuple[list, dict]:
     """Returns of ``episodes`` episodes of ``policy`` and how it ran the fleet (``RoutingLog.operations``)."""
-    from ohio_core.routing.env import rollout
-
     log = rollout(env, policy, episodes, seed)
     return [float(r) for r in log.returns()], log.operations()
 
@@ -180,8 +177,6 @@ class ScoreScale:
 
 def _score_scale(config: RoutingExperimentConfig, scenario, env, flat_env, episodes: int) -> ScoreScale:
     """Every behavior heuristic and the random distribution policy on the evaluation seeds of ``scenario``."""
-    from ohio_core.routing.policies import make_routing_policy
-
     refs, operations = {}, {}
     for name in sorted(set(config.behaviors) | {REFERENCE_RANDOM}):
         pol = make_routing_policy(name, scenario)
@@ -198,9 +193,6 @@ def _score_scale(config: RoutingExperimentConfig, scenario, env, flat_env, episo
 def behavior_log(behavior: str, scenario, env, flat_env, episodes: int, seed: int):
     """``episodes`` episodes of ``behavior`` through the low level it acts on (the LP or, for flows, none);
     ``env``, ``flat_env``: ``routing_envs(scenario)``. The log's meta records the observation layout."""
-    from ohio_core.routing.env import rollout
-    from ohio_core.routing.policies import make_routing_policy
-
     pol = make_routing_policy(behavior, scenario)
     log = rollout(flat_env if pol.level == "flows" else env, pol, episodes, seed)
     log.meta["obs_layout"] = env.layout.as_list()
@@ -210,8 +202,6 @@ def behavior_log(behavior: str, scenario, env, flat_env, episodes: int, seed: in
 def _relabeled(log, scenario, method: str, result=None):
     """``method``'s training data from ``log`` (``routing.datasets.relabel_routing``), rewards per vehicle;
     ``result``: OHIO's inverse already run on the log."""
-    from ohio_core.routing.datasets import relabel_routing, reward_scale
-
     return relabel_routing(log, scenario.travel_time, method, reward_scale(scenario), result)
 
 
@@ -219,8 +209,6 @@ def _fit_and_score(data, method: str, config: RoutingExperimentConfig, out: Path
                    envs: tuple, scale: ScoreScale, episodes: int) -> tuple[PolicyScore, float]:
     """Train ``method`` on ``data`` (``_train``) and score it on the evaluation seeds: OHIO through the LP,
     flat through the feasibility projection. Returns the score and the training seconds."""
-    from ohio_core.routing.datasets import ModelRoutingPolicy
-
     env, flat_env = envs
     level = "goal" if method == "ohio" else "flows"
     policy, seconds = _train(data, config, out, name, level, scenario)
@@ -232,9 +220,6 @@ def _fit_and_score(data, method: str, config: RoutingExperimentConfig, out: Path
 def _train(data, config: RoutingExperimentConfig, out: Path, name: str, level: str, scenario):
     """Fit ``config.algo`` on ``data``; the model is saved to ``out/name`` (d3 + sidecar, with the city's
     synthetic settings that ``learning.online_env.routing_scenario`` reads) and loaded back."""
-    from ohio_core.learning.train import train
-    from ohio_core.pipeline.dataset import load_dataset, save_dataset
-
     save_dataset(data, out / "datasets" / name, {"task": "routing", "level": level, "k": 1,
                                                   "regions": scenario.regions, "method": data.account["method"]})
     buffer, meta = load_dataset(out / "datasets" / name)
@@ -242,15 +227,12 @@ def _train(data, config: RoutingExperimentConfig, out: Path, name: str, level: s
     t0 = time.perf_counter()
     city = {"regions": scenario.regions, "layout": config.layout, "horizon": config.horizon, "seed": config.seed}
     res = train(buffer, meta, tc, out / "models" / name, progress=False, extra_meta={"scenario": city})
-    from ohio_core.learning.policy import load_policy
 
     return load_policy(res.model), time.perf_counter() - t0
 
 
 def _pooled(parts: list):
     """The relabeled behavior datasets as one (``pipeline.relabel.concat``), accounts kept per part."""
-    from ohio_core.pipeline.relabel import concat
-
     data = concat(parts)
     data.account = {"method": parts[0].account["method"], "parts": [p.account for p in parts]}
     return data
@@ -318,8 +300,6 @@ def _datasets(config: RoutingExperimentConfig, out: Path, progress: bool) -> dic
 def _scaling(config: RoutingExperimentConfig, out: Path, progress: bool) -> list:
     """Both methods on ``config.scaling_behavior``'s data (``mixed``: every behavior's, pooled) of each city of
     ``config.scaling`` (module docstring)."""
-    from ohio_core.routing.inverse import desired_from_flows, invert_flows
-
     scaling = []
     settings = replace(config, steps=config.scaling_steps)
     n_eval = min(config.eval_episodes, config.scaling_eval_episodes)
