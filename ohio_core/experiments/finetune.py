@@ -28,6 +28,21 @@ from pathlib import Path
 
 import numpy as np
 
+from controllers.base import make_controller
+from ohio_core.experiments.configs import ORIGINAL, deployment_configs, inverse_methods, inversion_controller_config
+from ohio_core.experiments.mismatch import MismatchConfig, behavior_data
+from ohio_core.learning.algos import TrainConfig
+from ohio_core.learning.finetune import ONLINE_ALGOS, FinetuneConfig, finetune
+from ohio_core.learning.finetune_plot import plot_curve
+from ohio_core.learning.train import train
+from ohio_core.pipeline.baselines import flat_transitions
+from ohio_core.pipeline.dataset import load_dataset, save_dataset
+from ohio_core.pipeline.relabel import relabel
+from ohio_core.routing.datasets import relabel_routing, reward_scale
+from ohio_core.routing.experiment import behavior_log, routing_envs
+from ohio_core.routing.policies import POLICIES
+from ohio_core.routing.scenario import synthetic
+
 DOMAINS = ("arm", "routing")
 #: OHIO's routing goal policy on region-shared networks, as in the routing experiment (flat: MLPs)
 ROUTING_OHIO_NETWORK = {"network": "region", "hidden": [32]}     # as JSON keeps it (offline_key)
@@ -55,10 +70,6 @@ class FinetuneExperimentConfig:
     routing_offline_steps: int = 5000
 
     def __post_init__(self):
-        from ohio_core.experiments.configs import deployment_configs
-        from ohio_core.learning.finetune import ONLINE_ALGOS
-        from ohio_core.routing.policies import POLICIES
-
         if self.domain not in (*DOMAINS, "both"):
             raise ValueError(f"domain must be arm, routing or both, got {self.domain!r}")
         if self.algo not in ONLINE_ALGOS:
@@ -85,8 +96,6 @@ class FinetuneExperimentConfig:
         return DOMAINS if self.domain == "both" else (self.domain,)
 
     def finetune_config(self):
-        from ohio_core.learning.finetune import FinetuneConfig
-
         return FinetuneConfig(steps=self.steps, algo=self.algo, eval_every=self.eval_every,
                               eval_episodes=self.eval_episodes, seed=self.seed, horizon=self.horizon,
                               online_ratio=self.online_ratio)
@@ -103,10 +112,6 @@ def _reusable(model: Path, key: dict) -> bool:
 
 def _train(h5: Path, cfg: FinetuneExperimentConfig, steps: int, model: Path, extra: dict, **network) -> Path:
     """Offline ``cfg.algo`` for ``steps`` updates on ``h5`` (``network``: ``TrainConfig`` network settings)."""
-    from ohio_core.learning.algos import TrainConfig
-    from ohio_core.learning.train import train
-    from ohio_core.pipeline.dataset import load_dataset
-
     buffer, meta = load_dataset(h5)
     tc = TrainConfig(algo=cfg.algo, steps=steps, seed=cfg.seed, **network)
     return train(buffer, meta, tc, model, progress=False, extra_meta={"dataset": str(h5), **extra}).model
@@ -114,14 +119,6 @@ def _train(h5: Path, cfg: FinetuneExperimentConfig, steps: int, model: Path, ext
 
 def arm_models(cfg: FinetuneExperimentConfig, out: Path, progress: bool = True) -> dict[str, Path]:
     """``{method: model}``: ``ohio_<controller>`` per controller and ``flat``, trained on one dataset."""
-    from controllers.base import make_controller
-    from ohio_core.experiments.configs import ORIGINAL, deployment_configs, inverse_methods, \
-        inversion_controller_config
-    from ohio_core.experiments.mismatch import MismatchConfig, behavior_data
-    from ohio_core.pipeline.baselines import flat_transitions
-    from ohio_core.pipeline.dataset import save_dataset
-    from ohio_core.pipeline.relabel import relabel
-
     configs = deployment_configs(cfg.arm_controllers)
     models = {f"ohio_{c}": out / "models" / f"ohio_{c}" for c in configs} | {"flat": out / "models" / "flat"}
     key = {"task": cfg.task, "episodes": cfg.arm_episodes, "algo": cfg.algo, "steps": cfg.arm_offline_steps,
@@ -156,11 +153,6 @@ def arm_models(cfg: FinetuneExperimentConfig, out: Path, progress: bool = True) 
 
 def routing_models(cfg: FinetuneExperimentConfig, out: Path, progress: bool = True) -> dict[str, Path]:
     """``{"ohio": model, "flat": model}`` trained on rollouts of ``cfg.routing_behavior``."""
-    from ohio_core.routing.scenario import synthetic
-    from ohio_core.routing.experiment import behavior_log, routing_envs
-    from ohio_core.pipeline.dataset import save_dataset
-    from ohio_core.routing.datasets import relabel_routing, reward_scale
-
     city = {"regions": cfg.regions, "layout": "grid", "horizon": 60, "seed": cfg.seed}
     models = {m: out / "models" / m for m in ("ohio", "flat")}
     key = {**city, "behavior": cfg.routing_behavior, "episodes": cfg.routing_episodes, "algo": cfg.algo,
@@ -201,9 +193,6 @@ def summarize(curve: list, totals: dict) -> dict:
 
 def run(config: FinetuneExperimentConfig, out: str | Path, progress: bool = True) -> dict:
     """The experiment; writes ``out/result.json`` and ``out/DOMAIN.png`` (curves of every method)."""
-    from ohio_core.learning.finetune import finetune
-    from ohio_core.learning.finetune_plot import plot_curve
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()

@@ -25,9 +25,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from controllers.base import make_controller
 from ohio_core import plotting
-from ohio_core.experiments.configs import ArmExperimentConfig
-from ohio_core.experiments.recovery import BEHAVIOR, pct, recovery_stats
+from ohio_core.envs.arm.scene import SceneConfig
+from ohio_core.experiments.configs import ORIGINAL, ArmExperimentConfig
+from ohio_core.experiments.mismatch import _pool
+from ohio_core.experiments.recovery import (BEHAVIOR, accept_best_fit, behavior_data, goal_errors, pct, recovery_stats,
+                                            train_eval_job, true_goals, write_dataset, write_logged_dataset)
+from ohio_core.inverse import invert
+from ohio_core.inverse.state_matching import PinocchioDynamics
+from ohio_core.learning.algos import TrainConfig
+from ohio_core.learning.dynamics import DynamicsConfig, prediction_error, split_by_episode, train_dynamics, transitions
+from ohio_core.pipeline.relabel import segments_of
 
 PLANTS = ("nominal", "friction")
 METHODS = ("known", "learned")
@@ -59,14 +68,10 @@ class LearnedDynamicsConfig(ArmExperimentConfig):
         self.dynamics()        # validates the dynamics settings
 
     def dynamics(self):
-        from ohio_core.learning.dynamics import DynamicsConfig
-
         return DynamicsConfig(kind=self.dynamics_kind, hidden=self.dynamics_hidden, epochs=self.dynamics_epochs,
                               val_fraction=self.val_fraction, seed=self.seed)
 
     def scene(self, plant: str) -> dict:
-        from ohio_core.envs.arm.scene import SceneConfig
-
         if plant == "nominal":
             return dataclasses.asdict(SceneConfig())
         return dataclasses.asdict(SceneConfig(arm_damping=self.plant_damping, arm_frictionloss=self.plant_friction))
@@ -75,14 +80,6 @@ class LearnedDynamicsConfig(ArmExperimentConfig):
 def _plant_job(args: tuple) -> tuple[str, dict]:
     """Collect, learn the dynamics, state-match with both models, write the datasets."""
     cfg, plant, out = args
-    from controllers.base import make_controller
-    from ohio_core.envs.arm.scene import SceneConfig
-    from ohio_core.experiments.configs import ORIGINAL
-    from ohio_core.experiments.recovery import (accept_best_fit, behavior_data, goal_errors, true_goals,
-                                                write_dataset, write_logged_dataset)
-    from ohio_core.inverse import invert
-    from ohio_core.learning.dynamics import prediction_error, split_by_episode, train_dynamics, transitions
-    from ohio_core.pipeline.relabel import segments_of
 
     seconds = {}
     t = time.perf_counter()
@@ -127,24 +124,16 @@ def _plant_job(args: tuple) -> tuple[str, dict]:
 
 def _known_prediction_error(controller, data) -> dict:
     """One-period prediction error of the Pinocchio model (the known model) on the same transitions."""
-    from ohio_core.inverse.state_matching import PinocchioDynamics
-    from ohio_core.learning.dynamics import prediction_error
-
     return prediction_error(PinocchioDynamics(controller.model, controller.config.control_period), data)
 
 
 def train_config(cfg: LearnedDynamicsConfig):
-    from ohio_core.learning.algos import TrainConfig
-
     return TrainConfig.for_task(cfg.task, algo=cfg.algo, steps=cfg.steps, seed=cfg.seed)
 
 
 def run(cfg: LearnedDynamicsConfig, out: str | Path, progress: bool = True) -> dict:
     """Writes data sets, dynamics models, policies, ``result.json``, ``dynamics.png`` and
     ``learned_dynamics.png`` under ``out``."""
-    from ohio_core.experiments.mismatch import _pool
-    from ohio_core.experiments.recovery import train_eval_job
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     bar = lambda total, desc: tqdm(total=total, desc=desc, disable=not progress, dynamic_ncols=True)  # noqa: E731

@@ -25,9 +25,20 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from controllers.base import make_controller
 from ohio_core import plotting
+from ohio_core.data.bags import read_bag
+from ohio_core.data.collect import collect, collect_bag
+from ohio_core.data.trajectory import Trajectories
 from ohio_core.experiments.configs import (ORIGINAL, ArmExperimentConfig, deployment_configs, inverse_methods,
                                            inversion_controller_config)
+from ohio_core.learning.algos import TrainConfig
+from ohio_core.learning.evaluate import evaluate
+from ohio_core.learning.policy import load_policy
+from ohio_core.learning.train import train
+from ohio_core.pipeline.baselines import flat_transitions, logged_actions
+from ohio_core.pipeline.dataset import load_dataset, save_dataset
+from ohio_core.pipeline.relabel import relabel
 
 METHODS = ("ohio_analytical", "ohio_numerical", "ohio_state", "standard", "flat", "naive")
 #: the methods run unless asked for others (``ohio_state``, state matching, is slower: opt in)
@@ -71,10 +82,6 @@ class Artifacts:
 
 def behavior_data(cfg: MismatchConfig, out: Path, progress: bool = True):
     """Trajectories of the behavior policies under the original controller."""
-    from ohio_core.data.bags import read_bag
-    from ohio_core.data.collect import collect, collect_bag
-    from ohio_core.data.trajectory import Trajectories
-
     shares = np.diff(np.linspace(0, cfg.episodes, len(cfg.behavior) + 1).round().astype(int))
     parts, first = [], 0
     for policy, n in zip(cfg.behavior, shares):
@@ -101,11 +108,6 @@ def _digest(data) -> str:
 
 def build_datasets(traj, cfg: MismatchConfig, out: Path, progress: bool = True) -> tuple[dict, Artifacts]:
     """Write every dataset the experiment needs; returns ``{(method, config): dataset name}``."""
-    from controllers.base import make_controller
-    from ohio_core.pipeline.baselines import flat_transitions, logged_actions
-    from ohio_core.pipeline.dataset import save_dataset
-    from ohio_core.pipeline.relabel import relabel
-
     configs = deployment_configs(cfg.configs)
     art = Artifacts()
     seen: dict[str, str] = {}
@@ -160,9 +162,6 @@ def build_datasets(traj, cfg: MismatchConfig, out: Path, progress: bool = True) 
 
 def _train_job(args: tuple) -> tuple[str, str, float]:
     name, h5, model, train_cfg = args
-    from ohio_core.learning.algos import TrainConfig
-    from ohio_core.learning.train import train
-    from ohio_core.pipeline.dataset import load_dataset
 
     buffer, meta = load_dataset(h5)
     res = train(buffer, meta, TrainConfig(**train_cfg), model, progress=False, extra_meta={"dataset": h5})
@@ -191,8 +190,6 @@ def _pool(workers: int):
 
 def train_config(cfg: MismatchConfig):
     """The one training configuration every method's policy is trained with."""
-    from ohio_core.learning.algos import TrainConfig
-
     return TrainConfig.for_task(cfg.task, algo=cfg.algo, steps=cfg.steps,
                                 seed=cfg.seed if cfg.train_seed is None else cfg.train_seed,
                                 action_scaling=cfg.action_scaling)
@@ -214,8 +211,6 @@ def train_all(cfg: MismatchConfig, art: Artifacts, out: Path, progress: bool = T
 
 def _eval_job(args: tuple) -> tuple[str, str, dict]:
     method, cname, model, episodes, seed, allow_controller_change = args
-    from ohio_core.learning.evaluate import evaluate
-    from ohio_core.learning.policy import load_policy
 
     policy = load_policy(model)
     config = deployment_configs([cname])[cname] if policy.level == "goal" else None

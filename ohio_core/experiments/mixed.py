@@ -37,9 +37,17 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from controllers.base import make_controller
 from controllers.config import QPConfig
 from ohio_core import plotting
+from ohio_core.data.collect import collect
+from ohio_core.data.trajectory import Trajectories
+from ohio_core.experiments import mismatch
 from ohio_core.experiments.configs import ORIGINAL, ArmExperimentConfig, deployment_configs, inverse_methods
+from ohio_core.experiments.mismatch import Artifacts, evaluate_plan, train_all, train_config
+from ohio_core.pipeline.baselines import flat_transitions, logged_actions
+from ohio_core.pipeline.dataset import save_dataset
+from ohio_core.pipeline.relabel import HighLevelData, relabel
 
 PARTS = ("osc", "qp", "flat")
 SOURCES = {"osc": ORIGINAL, "qp": QPConfig(), "flat": None}      # None: source controller unknown
@@ -86,9 +94,6 @@ def part_episodes(cfg: MixedConfig) -> dict[str, int]:
 
 def collect_parts(cfg: MixedConfig, progress: bool = True) -> dict:
     """``{part: Trajectories}``; episode ids are unique over all parts."""
-    from ohio_core.data.collect import collect
-    from ohio_core.data.trajectory import Trajectories
-
     parts, first = {}, 0
     for part, n in part_episodes(cfg).items():
         if n == 0:
@@ -110,8 +115,6 @@ def collect_parts(cfg: MixedConfig, progress: bool = True) -> dict:
 
 def concat_high_level(parts: dict):
     """One ``HighLevelData`` from per-part ones; the account keeps each part's and sums the counts."""
-    from ohio_core.pipeline.relabel import HighLevelData
-
     datas = list(parts.values())
     cat = lambda name: np.concatenate([getattr(d, name) for d in datas])  # noqa: E731
     dropped: dict = {}
@@ -137,10 +140,6 @@ def inverse_for(part: str, relabeling: str, deploy) -> tuple[str, object, str]:
 
 def relabel_parts(parts: dict, relabeling: str, deploy, cfg: MixedConfig):
     """The mixed dataset of one relabeling for deployment config ``deploy``, with what each part used."""
-    from controllers.base import make_controller
-    from ohio_core.pipeline.baselines import flat_transitions, logged_actions
-    from ohio_core.pipeline.relabel import relabel
-
     out, used = {}, {}
     for part, traj in parts.items():
         if relabeling == "flat":
@@ -162,9 +161,6 @@ def relabel_parts(parts: dict, relabeling: str, deploy, cfg: MixedConfig):
 
 def build_datasets(parts: dict, cfg: MixedConfig, out: Path, progress: bool = True):
     """Datasets per (relabeling, deployment config); ``standard`` and ``flat`` once for all configs."""
-    from ohio_core.experiments.mismatch import Artifacts
-    from ohio_core.pipeline.dataset import save_dataset
-
     configs = deployment_configs(cfg.deploy)
     art, plan, used = Artifacts(), {}, {}
     jobs = [(r, None) for r in cfg.relabelings if r in ("standard", "flat")]
@@ -192,8 +188,6 @@ def build_datasets(parts: dict, cfg: MixedConfig, out: Path, progress: bool = Tr
 def evaluate_all(cfg: MixedConfig, plan: dict, art, progress: bool = True) -> dict:
     """``{config: {relabeling: evaluation}}``; only the ``standard`` baseline meets a controller other
     than the one its dataset was relabeled for."""
-    from ohio_core.experiments.mismatch import evaluate_plan
-
     return evaluate_plan(plan, art.models, cfg.relabelings, deployment_configs(cfg.deploy), cfg.eval_episodes,
                          cfg.seed + 1000, cfg.workers, lambda r, c: r == "standard", progress)
 
@@ -202,8 +196,6 @@ def evaluate_all(cfg: MixedConfig, plan: dict, art, progress: bool = True) -> di
 
 def run(cfg: MixedConfig, out: str | Path, progress: bool = True) -> dict:
     """Collect the parts, build every relabeling, train, evaluate; writes ``result.json`` and ``scores.png``."""
-    from ohio_core.experiments.mismatch import train_all, train_config
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -245,8 +237,6 @@ def summary_json(result: dict) -> dict:
 
 
 def table_rows(result: dict) -> tuple[list, list]:
-    from ohio_core.experiments import mismatch
-
     return mismatch.table_rows(result, "relabeling")
 
 

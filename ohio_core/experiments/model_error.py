@@ -33,9 +33,17 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from controllers.osc import OSC
+from controllers.robot import PandaModel
 from ohio_core import plotting
-from ohio_core.experiments.configs import ArmExperimentConfig
-from ohio_core.experiments.recovery import BEHAVIOR, pct, recovery_stats
+from ohio_core.envs.arm.scene import SceneConfig
+from ohio_core.experiments.configs import ORIGINAL, ArmExperimentConfig
+from ohio_core.experiments.mismatch import _pool
+from ohio_core.experiments.recovery import (BEHAVIOR, accept_best_fit, behavior_data, goal_errors, pct, recovery_stats,
+                                            train_eval_job, true_goals, write_dataset, write_logged_dataset)
+from ohio_core.inverse import invert
+from ohio_core.learning.algos import TrainConfig
+from ohio_core.pipeline.relabel import segments_of
 
 METHODS = ("analytical", "numerical", "state_matching")
 CONDITIONS = ("model", "plant", "both")
@@ -80,8 +88,6 @@ class ModelErrorConfig(ArmExperimentConfig):
         return level if condition in ("model", "both") else 0.0
 
     def scene(self, plant_level: float) -> dict:
-        from ohio_core.envs.arm.scene import SceneConfig
-
         return asdict(SceneConfig(arm_damping=plant_level * self.damping_per_level,
                                   arm_frictionloss=plant_level * self.friction_per_level))
 
@@ -104,8 +110,6 @@ def _name(condition: str, level: float) -> str:
 def _collect_job(args: tuple) -> tuple[float, dict]:
     """Behavior data in one plant, saved for the inverse jobs; the logged-goal dataset."""
     cfg, plant_level, out = args
-    from ohio_core.envs.arm.scene import SceneConfig
-    from ohio_core.experiments.recovery import behavior_data, write_logged_dataset
 
     t0 = time.perf_counter()
     traj = behavior_data(cfg.task, cfg.episodes, cfg.seed, cfg.k, SceneConfig(**cfg.scene(plant_level)))
@@ -123,12 +127,6 @@ def _collect_job(args: tuple) -> tuple[float, dict]:
 def _invert_job(args: tuple) -> tuple[tuple, dict]:
     """One method on one cell: goal errors against the logged goals, and the relabeled dataset."""
     cfg, condition, level, method, data, out = args
-    from controllers.osc import OSC
-    from controllers.robot import PandaModel
-    from ohio_core.experiments.configs import ORIGINAL
-    from ohio_core.experiments.recovery import accept_best_fit, goal_errors, true_goals, write_dataset
-    from ohio_core.inverse import invert
-    from ohio_core.pipeline.relabel import segments_of
 
     traj = pickle.loads(Path(data).read_bytes())
     index, segs = segments_of(traj, cfg.k)
@@ -148,16 +146,11 @@ def _invert_job(args: tuple) -> tuple[tuple, dict]:
 
 
 def train_config(cfg: ModelErrorConfig):
-    from ohio_core.learning.algos import TrainConfig
-
     return TrainConfig.for_task(cfg.task, algo=cfg.algo, steps=cfg.steps, seed=cfg.seed)
 
 
 def run(cfg: ModelErrorConfig, out: str | Path, progress: bool = True) -> dict:
     """Run the sweep; writes data, datasets, models, ``result.json`` and ``model_error.png`` under ``out``."""
-    from ohio_core.experiments.mismatch import _pool
-    from ohio_core.experiments.recovery import train_eval_job
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     bar = lambda total, desc: tqdm(total=total, desc=desc, disable=not progress, dynamic_ncols=True)  # noqa: E731

@@ -30,8 +30,20 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from controllers.base import make_controller
 from ohio_core import plotting
+from ohio_core.data.collect import collect
+from ohio_core.data.trajectory import Trajectories
+from ohio_core.envs.arm.noise import torque_sigma
 from ohio_core.experiments.configs import ORIGINAL, ArmExperimentConfig, deployment_configs
+from ohio_core.experiments.mismatch import Artifacts, _eval_job, _pool, train_all, train_config
+from ohio_core.inverse import invert
+from ohio_core.inverse.ml import CENSORED
+from ohio_core.inverse.synthetic import recovery as goal_errors
+from ohio_core.inverse.synthetic import simulate_segments
+from ohio_core.pipeline.baselines import logged_actions
+from ohio_core.pipeline.dataset import save_dataset
+from ohio_core.pipeline.relabel import relabel
 
 INVERSES = ("analytical", "numerical", "ml")
 POLICY_METHODS = INVERSES + ("standard",)
@@ -52,8 +64,6 @@ class NoiseConfig(ArmExperimentConfig):
     numerical_iterations: int = 200
 
     def __post_init__(self):
-        from ohio_core.inverse.ml import CENSORED
-
         super().__post_init__()
         for name in ("levels", "bc_levels"):
             lv = np.asarray(getattr(self, name), float)
@@ -99,12 +109,6 @@ def error_stats(perr: np.ndarray, oerr: np.ndarray, ok: np.ndarray) -> dict:
 
 def recovery(cfg: NoiseConfig, progress: bool = True) -> dict:
     """``{level: {method: error_stats}}`` on simulated segments with known goals."""
-    from controllers.base import make_controller
-    from ohio_core.envs.arm.noise import torque_sigma
-    from ohio_core.inverse import invert
-    from ohio_core.inverse.synthetic import recovery as goal_errors
-    from ohio_core.inverse.synthetic import simulate_segments
-
     controller = make_controller(ORIGINAL)
     out = {}
     for level in tqdm(cfg.levels, desc="recovery", unit="level", disable=not progress, dynamic_ncols=True):
@@ -124,9 +128,6 @@ def recovery(cfg: NoiseConfig, progress: bool = True) -> dict:
 
 def behavior_data(cfg: NoiseConfig, level: float, progress: bool = True):
     """Behavior episodes under the original OSC with torque noise ``level``."""
-    from ohio_core.data.collect import collect
-    from ohio_core.data.trajectory import Trajectories
-
     shares = np.diff(np.linspace(0, cfg.episodes, len(BEHAVIOR) + 1).round().astype(int))
     parts, first = [], 0
     for policy, n in zip(BEHAVIOR, shares):
@@ -139,12 +140,6 @@ def behavior_data(cfg: NoiseConfig, level: float, progress: bool = True):
 
 def build_datasets(cfg: NoiseConfig, out: Path, progress: bool = True):
     """Per policy level and method a dataset; returns (Artifacts, ``{level: {method: name}}``, data stats)."""
-    from controllers.base import make_controller
-    from ohio_core.experiments.mismatch import Artifacts
-    from ohio_core.pipeline.baselines import logged_actions
-    from ohio_core.pipeline.dataset import save_dataset
-    from ohio_core.pipeline.relabel import relabel
-
     deploy = deployment_configs([cfg.deploy])[cfg.deploy]
     controller, original = make_controller(deploy), make_controller(ORIGINAL)
     art, plan, stats = Artifacts(), {}, {}
@@ -173,8 +168,6 @@ def build_datasets(cfg: NoiseConfig, out: Path, progress: bool = True):
 
 def evaluate_all(cfg: NoiseConfig, plan: dict, art, progress: bool = True) -> dict:
     """``{level: {method: evaluation}}`` under the deployment controller (noise-free)."""
-    from ohio_core.experiments.mismatch import _eval_job, _pool
-
     jobs = [(f"{level}|{method}", cfg.deploy, art.models[name], cfg.eval_episodes, cfg.seed + 1000,
              method == "standard" and cfg.deploy != "original")
             for level, methods in plan.items() for method, name in methods.items()]
@@ -192,8 +185,6 @@ def evaluate_all(cfg: NoiseConfig, plan: dict, art, progress: bool = True) -> di
 
 def run(cfg: NoiseConfig, out: str | Path, progress: bool = True) -> dict:
     """Run both parts; writes datasets, models, ``result.json``, ``recovery.png`` and ``scores.png``."""
-    from ohio_core.experiments.mismatch import train_all, train_config
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -17,9 +17,21 @@ from pathlib import Path
 
 import numpy as np
 
+from controllers.base import make_controller
+from controllers.goals import quat_to_matrix, so3_log
+from ohio_core.data.collect import collect
+from ohio_core.data.trajectory import Trajectories
+from ohio_core.envs.arm.scene import SceneConfig
 from ohio_core.experiments.configs import ORIGINAL
 from ohio_core.inverse import Status
 from ohio_core.inverse.base import InverseResult
+from ohio_core.learning.algos import TrainConfig
+from ohio_core.learning.evaluate import evaluate
+from ohio_core.learning.policy import load_policy
+from ohio_core.learning.train import train
+from ohio_core.pipeline.baselines import logged_actions
+from ohio_core.pipeline.dataset import load_dataset, save_dataset
+from ohio_core.pipeline.relabel import relabel
 
 BEHAVIOR = ("expert", "noisy0.1", "noisy0.3")
 POS_TOL, ORI_TOL = 1e-3, 1e-2
@@ -27,9 +39,6 @@ POS_TOL, ORI_TOL = 1e-3, 1e-2
 
 def behavior_data(task: str, episodes: int, seed: int, k: int, scene, behavior=BEHAVIOR, progress: bool = False):
     """Trajectories of the goal-level behavior policies in equal shares, under the ORIGINAL controller."""
-    from ohio_core.data.collect import collect
-    from ohio_core.data.trajectory import Trajectories
-
     shares = np.diff(np.linspace(0, episodes, len(behavior) + 1).round().astype(int))
     parts, first = [], 0
     for policy, n in zip(behavior, shares):
@@ -42,8 +51,6 @@ def behavior_data(task: str, episodes: int, seed: int, k: int, scene, behavior=B
 
 def true_goals(traj, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The logged goal (position, rotation matrix) at each segment's first period."""
-    from controllers.goals import quat_to_matrix
-
     if traj.goal is None:
         raise ValueError("the trajectories hold no logged goals (collect them with goal-level policies)")
     g = traj.goal[starts]
@@ -52,8 +59,6 @@ def true_goals(traj, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def goal_errors(goal_p, goal_R, true_p, true_R) -> tuple[np.ndarray, np.ndarray]:
     """Position error (m) and geodesic rotation error (rad) per segment."""
-    from controllers.goals import so3_log
-
     return (np.linalg.norm(goal_p - true_p, axis=-1),
             np.linalg.norm(so3_log(goal_R @ np.swapaxes(true_R, -1, -2)), axis=-1))
 
@@ -81,9 +86,6 @@ def accept_best_fit(res: InverseResult) -> InverseResult:
 def write_dataset(traj, controller, k: int, method: str, res: InverseResult, path: Path, task: str,
                   extra: dict | None = None) -> str:
     """Relabel with the precomputed inverse result and write the dataset; returns the .h5 path."""
-    from ohio_core.pipeline.dataset import save_dataset
-    from ohio_core.pipeline.relabel import relabel
-
     data = relabel(traj, controller, k, method, max_residual=float("inf"), result=res)
     h5, _ = save_dataset(data, path, {"task": task, "level": "goal", "k": k, "controller": ORIGINAL.to_dict(),
                                       "method": method, **(extra or {})})
@@ -92,10 +94,6 @@ def write_dataset(traj, controller, k: int, method: str, res: InverseResult, pat
 
 def write_logged_dataset(traj, k: int, path: Path, task: str) -> str:
     """The logged (true) goals as actions: the reference a perfect inverse would reach."""
-    from controllers.base import make_controller
-    from ohio_core.pipeline.baselines import logged_actions
-    from ohio_core.pipeline.dataset import save_dataset
-
     data = logged_actions(traj, make_controller(ORIGINAL), k)
     h5, _ = save_dataset(data, path, {"task": task, "level": "goal", "k": k, "controller": ORIGINAL.to_dict(),
                                       "method": "logged"})
@@ -105,12 +103,6 @@ def write_logged_dataset(traj, k: int, path: Path, task: str) -> str:
 def train_eval_job(args: tuple) -> tuple[tuple, dict, float]:
     """Train one policy on a dataset and evaluate it in the plant ``scene`` (a dict of SceneConfig)."""
     key, h5, model_path, train_cfg, scene, episodes, seed = args
-    from ohio_core.envs.arm.scene import SceneConfig
-    from ohio_core.learning.algos import TrainConfig
-    from ohio_core.learning.evaluate import evaluate
-    from ohio_core.learning.policy import load_policy
-    from ohio_core.learning.train import train
-    from ohio_core.pipeline.dataset import load_dataset
 
     buffer, meta = load_dataset(h5)
     res = train(buffer, meta, TrainConfig(**train_cfg), model_path, progress=False, extra_meta={"dataset": h5})
