@@ -1,18 +1,17 @@
 """Shared matplotlib set-up for the plot functions: the Agg backend (files only, no display), and
-saving a figure. matplotlib is imported on the first call, so importing ohio_core stays fast."""
+saving a figure."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
+
 
 def pyplot():
-    """``matplotlib.pyplot`` on the Agg backend."""
-    import matplotlib
-
+    """``matplotlib.pyplot`` on the Agg backend (set on the first call, not on import)."""
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     return plt
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import resource
 import shutil
 import subprocess
 import sys
@@ -18,21 +19,22 @@ import tempfile
 import time
 from pathlib import Path
 
+from ohio_core.data.collect import collect_bag
+from ohio_core.pipeline.bag_relabel import RelabelConfig, relabel_bags
+from ohio_core.pipeline.dataset import save_dataset
+from ohio_core.pipeline.parallel import map_items
+
 TARGETS = {"seconds": ("<=", 60.0)}
 HORIZON = 250
 
 
 def _collect_one(job: tuple) -> dict:
-    from ohio_core.data.collect import collect_bag
-
     out, episodes, seed = job
     return collect_bag(out, "reach", "expert", episodes=episodes, seed=seed, horizon=HORIZON, progress=False)
 
 
 def make_data(cache: Path, hours: float, bags: int, seed: int, workers: int) -> list[Path]:
     """The bags for ``hours`` of data at 50 Hz (made once; reused when complete)."""
-    from ohio_core.pipeline.parallel import map_items
-
     periods = int(round(hours * 3600 / 0.02))
     episodes = max(math.ceil(periods / HORIZON), bags)
     folder = Path(cache) / f"relabel_{hours:g}h_{bags}bags_seed{seed}"
@@ -58,11 +60,6 @@ def make_data(cache: Path, hours: float, bags: int, seed: int, workers: int) -> 
 
 def measure(bags: list[str], workers: int) -> dict:
     """Relabel ``bags`` as ``ohio relabel`` does and time it (run in a fresh process)."""
-    import resource
-
-    from ohio_core.pipeline.bag_relabel import RelabelConfig, relabel_bags
-    from ohio_core.pipeline.dataset import save_dataset
-
     t0 = time.perf_counter()
     run = relabel_bags(bags, RelabelConfig(method="analytical"), workers=workers, progress=False)
     with tempfile.TemporaryDirectory() as tmp:

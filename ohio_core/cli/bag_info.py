@@ -23,13 +23,16 @@ import sys
 from pathlib import Path
 
 from ohio_core.cli.output import emit_json, print_report
+from ohio_core.data.bag_common import BagError
+from ohio_core.data.bag_inspect import inspect_bag
+from ohio_core.data.bag_source import write_metadata
+from ohio_core.data.topics import PRESETS, TopicMap, TopicMapError
+from ohio_core.pipeline.bag_relabel import expand_bags
 
 PROG = "ohio bag-info"
 
 
 def add_parser(sub) -> None:
-    from ohio_core.data.topics import PRESETS
-
     p = sub.add_parser("bag-info", help="topics, types, counts and duration of bags, and whether relabeling finds "
                                         "what it needs",
                        description="What bags hold (storage, topics, types, counts, duration) and whether relabeling "
@@ -48,8 +51,6 @@ def add_parser(sub) -> None:
 
 
 def _topic_map(name: str | None):
-    from ohio_core.data.topics import PRESETS, TopicMap, TopicMapError
-
     try:
         return TopicMap.preset(name or "ohio") if name is None or name in PRESETS else TopicMap.load(name)
     except (TopicMapError, FileNotFoundError, ValueError) as exc:
@@ -57,11 +58,6 @@ def _topic_map(name: str | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ohio_core.data.bag_common import BagError
-    from ohio_core.data.bag_inspect import inspect_bag
-    from ohio_core.data.bag_source import write_metadata
-    from ohio_core.pipeline.bag_relabel import expand_bags
-
     topic_map = _topic_map(args.topics)
     unreadable: dict[str, str] = {}
     written: list[str] = []

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ohio_core.bench import controllers, inverse, relabel, ros
 from ohio_core.cli.output import check_targets, emit_json, table
+from ohio_core.routing import bench as routing_bench
+from ohio_core.routing.policies import POLICIES
 
 
 def add_parser(sub) -> None:
@@ -63,8 +66,6 @@ def add_parser(sub) -> None:
 
 
 def run_controllers(args: argparse.Namespace) -> int:
-    from ohio_core.bench import controllers
-
     if args.states < 1 or args.sim_seconds <= 0:
         raise SystemExit("ohio bench controllers: --states must be >= 1 and --sim-seconds > 0")
     result = controllers.run(args.states, args.sim_seconds, args.seed)
@@ -79,8 +80,6 @@ def run_controllers(args: argparse.Namespace) -> int:
 
 
 def run_inverse(args: argparse.Namespace) -> int:
-    from ohio_core.bench import inverse
-
     if min(args.segments, args.k, args.cem_segments, args.qp_segments, args.state_matching_segments,
            args.workers) < 1:
         raise SystemExit("ohio bench inverse: counts must be >= 1")
@@ -107,8 +106,6 @@ def run_inverse(args: argparse.Namespace) -> int:
 
 
 def run_relabel(args: argparse.Namespace) -> int:
-    from ohio_core.bench import relabel
-
     if args.hours <= 0 or args.bags < 1 or args.workers < 1:
         raise SystemExit("ohio bench relabel: --hours must be > 0, --bags and --workers >= 1")
     try:
@@ -128,9 +125,6 @@ def run_relabel(args: argparse.Namespace) -> int:
 
 
 def run_routing(args: argparse.Namespace) -> int:
-    from ohio_core.routing import bench
-    from ohio_core.routing.policies import POLICIES
-
     if min(args.regions) < 2 or args.episodes < 1 or args.repeats < 1:
         raise SystemExit("ohio bench routing: --regions must be >= 2, --episodes and --repeats >= 1")
     unknown = sorted(set(args.behaviors) - set(POLICIES))
@@ -141,8 +135,8 @@ def run_routing(args: argparse.Namespace) -> int:
         print(f"[bench routing] {row['regions']} regions, {row['behavior']}: inverse {row['inverse_s']:.2f} s, "
               f"with residual LPs {row['inverse_with_residuals_s']:.2f} s", flush=True)
 
-    result = bench.run(args.regions, args.behaviors, args.episodes, args.seed, args.repeats, progress,
-                         args.formulation)
+    result = routing_bench.run(args.regions, args.behaviors, args.episodes, args.seed, args.repeats, progress,
+                               args.formulation)
     print(table([[r["regions"], r["behavior"], r["transitions"], r["step_ms"], r["closed_form_us_per_transition"],
                   r["certificate_ms_per_transition"], r["not_lp_optimal"], r["inverse_s"],
                   "-" if r["residual_lp_ms_per_solve"] is None else r["residual_lp_ms_per_solve"],
@@ -160,8 +154,6 @@ def run_routing(args: argparse.Namespace) -> int:
 
 
 def run_ros(args: argparse.Namespace) -> int:
-    from ohio_core.bench import ros
-
     if args.seconds <= 0 or args.warmup < 0 or args.publish_rate <= 0 or not 0 <= args.realtime_priority <= 98:
         raise SystemExit("ohio bench ros: --seconds and --publish-rate must be > 0, --warmup >= 0, "
                          "--realtime-priority in 0..98")

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from controllers.config import ConfigError
 from ohio_core.cli.output import emit_json, table
+from ohio_core.data.bags import BagError
+from ohio_core.data.collect import collect_bag
+from ohio_core.data.topics import TopicMap, TopicMapError
 from ohio_core.envs.arm.tasks import TASKS
+from ohio_core.policies.behavior import POLICY_NAMES, noise_of
 
 
 def add_parser(sub) -> None:
-    from ohio_core.policies.behavior import POLICY_NAMES
-
     p = sub.add_parser("collect", help="run behavior policies in the simulator and write a rosbag2 bag",
                        description="Run a behavior policy on an arm task and record what a robot would "
                                    "log (joint states, effort commands, task state, goals) into one "
@@ -40,12 +43,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from controllers.config import ConfigError
-    from ohio_core.data.bags import BagError
-    from ohio_core.data.collect import collect_bag
-    from ohio_core.data.topics import TopicMap, TopicMapError
-    from ohio_core.policies.behavior import noise_of
-
     if args.episodes < 1:
         raise SystemExit("ohio collect: --episodes must be >= 1")
     if args.k < 1 or (args.horizon is not None and args.horizon < args.k):

@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 from ohio_core.cli.output import emit_json, table
+from ohio_core.demo import main_job
 from ohio_core.envs.arm.tasks import TASKS
+from ohio_core.experiments import mismatch
 
 
 def add_parser(sub) -> None:
@@ -32,9 +34,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ohio_core.demo import main_job
-    from ohio_core.experiments import mismatch
-
     if args.goals < 1:
         raise SystemExit("ohio demo: --goals must be >= 1")
     try:

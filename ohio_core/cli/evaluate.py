@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from controllers.config import ConfigError, load_config
 from ohio_core.cli.output import emit_json, table
-from ohio_core.envs.arm.tasks import TASKS
+from ohio_core.envs.arm.tasks import OBS_LAYOUT, TASKS
+from ohio_core.learning.evaluate import evaluate, record
+from ohio_core.learning.policy import PolicyMismatchError, load_policy
+from ohio_core.video import check_video_path, write_video
 
 
 def add_parser(sub) -> None:
@@ -32,12 +36,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from controllers.config import ConfigError, load_config
-    from ohio_core.envs.arm.tasks import OBS_LAYOUT
-    from ohio_core.learning.evaluate import evaluate, record
-    from ohio_core.video import check_video_path, write_video
-    from ohio_core.learning.policy import PolicyMismatchError, load_policy
-
     if args.episodes < 1 or args.video_episodes < 1:
         raise SystemExit("ohio eval: --episodes and --video-episodes must be >= 1")
     try:

@@ -7,7 +7,8 @@ import argparse
 from pathlib import Path
 
 from ohio_core.cli.output import emit_json, table
-from ohio_core.learning.finetune import ONLINE_ALGOS, FinetuneConfig
+from ohio_core.learning.finetune import ONLINE_ALGOS, FinetuneConfig, finetune
+from ohio_core.learning.policy import PolicyMismatchError, load_policy
 
 
 def add_parser(sub) -> None:
@@ -36,9 +37,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ohio_core.learning.finetune import finetune
-    from ohio_core.learning.policy import PolicyMismatchError, load_policy
-
     try:
         config = FinetuneConfig(steps=args.steps, algo=args.algo, eval_every=args.eval_every,
                                 eval_episodes=args.eval_episodes, seed=args.seed, horizon=args.horizon,

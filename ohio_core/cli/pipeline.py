@@ -8,7 +8,9 @@ from pathlib import Path
 
 from ohio_core.cli.output import emit_json, table
 from ohio_core.cli.relabel import add_relabel_arguments, relabel_run
-from ohio_core.learning.algos import ALGOS
+from ohio_core.learning.algos import ALGOS, TrainConfig
+from ohio_core.learning.train import train
+from ohio_core.pipeline.dataset import load_dataset, save_dataset
 
 
 def add_parser(sub) -> None:
@@ -28,10 +30,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ohio_core.learning.algos import TrainConfig
-    from ohio_core.learning.train import train
-    from ohio_core.pipeline.dataset import load_dataset, save_dataset
-
     t0 = time.perf_counter()
     try:
         train_config = TrainConfig.for_task(args.task, algo=args.algo, steps=args.steps, seed=args.seed)

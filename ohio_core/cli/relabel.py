@@ -6,15 +6,20 @@ import argparse
 import time
 from pathlib import Path
 
+from controllers.base import controller_config
 from ohio_core.cli.output import emit_json, print_report
+from ohio_core.data.bag_common import BagError
+from ohio_core.data.rows_common import ReadOptions
+from ohio_core.data.topics import PRESETS, TopicMap, TopicMapError
 from ohio_core.envs.arm.tasks import TASKS
+from ohio_core.inverse import METHODS
+from ohio_core.pipeline.bag_relabel import RelabelConfig, RelabelError, expand_bags, relabel_bags
+from ohio_core.pipeline.dataset import save_dataset
+from ohio_core.pipeline.parallel import ParallelError
 
 
 def add_relabel_arguments(p: argparse.ArgumentParser) -> None:
     """The options ``ohio relabel`` and ``ohio pipeline`` share."""
-    from ohio_core.data.topics import PRESETS
-    from ohio_core.inverse import METHODS
-
     p.add_argument("bags", nargs="+", type=Path,
                    help="rosbag2 bags (folders, .mcap or .db3 files), or folders to search for bags")
     p.add_argument("--controller", type=Path, default=None,
@@ -66,11 +71,6 @@ def add_parser(sub) -> None:
 
 def relabel_config(args: argparse.Namespace, prog: str):
     """``RelabelConfig`` from the shared options; bad values exit with a message naming them."""
-    from controllers.base import controller_config
-    from ohio_core.data.rows_common import ReadOptions
-    from ohio_core.data.topics import PRESETS, TopicMap, TopicMapError
-    from ohio_core.pipeline.bag_relabel import RelabelConfig
-
     try:
         config = controller_config(args.controller)
         if args.topics is None or args.topics in PRESETS:
@@ -90,10 +90,6 @@ def relabel_config(args: argparse.Namespace, prog: str):
 
 def relabel_run(args: argparse.Namespace, prog: str):
     """Relabel the bags of ``args``; prints the account; exits with a message on errors."""
-    from ohio_core.data.bag_common import BagError
-    from ohio_core.pipeline.bag_relabel import RelabelError, expand_bags, relabel_bags
-    from ohio_core.pipeline.parallel import ParallelError
-
     config = relabel_config(args, prog)
     if args.workers is not None and args.workers < 1:
         raise SystemExit(f"{prog}: --workers must be >= 1")
@@ -112,8 +108,6 @@ def relabel_run(args: argparse.Namespace, prog: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ohio_core.pipeline.dataset import save_dataset
-
     t0 = time.perf_counter()
     result, config, bags = relabel_run(args, "ohio relabel")
     h5, js = save_dataset(result.data, args.out, {

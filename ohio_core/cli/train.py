@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 from ohio_core.cli.output import emit_json, table
-from ohio_core.learning.algos import ALGOS, NETWORKS
+from ohio_core.learning.algos import ALGOS, NETWORKS, TrainConfig
+from ohio_core.learning.train import train
+from ohio_core.pipeline.dataset import load_dataset
 
 
 def add_parser(sub) -> None:
@@ -30,10 +32,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ohio_core.learning.algos import TrainConfig
-    from ohio_core.learning.train import train
-    from ohio_core.pipeline.dataset import load_dataset
-
     try:
         buffer, meta = load_dataset(args.dataset)
         config = TrainConfig.for_task(meta.get("task"), algo=args.algo, steps=args.steps, seed=args.seed,

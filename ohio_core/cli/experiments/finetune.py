@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 
 from ohio_core.cli.experiments.common import build, json_arg, report, task_arg
+from ohio_core.experiments import finetune
+from ohio_core.experiments.finetune import FinetuneExperimentConfig as C
 
 
 def add_parser(ex) -> None:
-    from ohio_core.experiments.finetune import FinetuneExperimentConfig as C
-
     f = ex.add_parser("finetune", help="online fine-tuning of OHIO and the flat policy: scores and violations",
                       description="Train (or reuse) offline OHIO and flat models on a small behavior dataset, "
                                   "fine-tune each online with the same budget, and report the start, minimum and "
@@ -40,8 +40,6 @@ def add_parser(ex) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ohio_core.experiments import finetune
-
     cfg = build("finetune", finetune.FinetuneExperimentConfig,
                 domain=args.domain, algo=args.algo, steps=args.steps, eval_every=args.eval_every,
                 eval_episodes=args.eval_episodes, online_ratio=args.online_ratio, seed=args.seed, task=args.task,

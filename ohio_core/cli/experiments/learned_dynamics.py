@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from ohio_core.cli.experiments.common import arm_args, build, out_dir, report
+from ohio_core.experiments import learned_dynamics
+from ohio_core.experiments.learned_dynamics import PLANTS, LearnedDynamicsConfig
 
 
 def add_parser(ex) -> None:
-    from ohio_core.experiments.learned_dynamics import PLANTS, LearnedDynamicsConfig
-
     p = ex.add_parser("learned-dynamics", help="state matching with a learned vs the known dynamics model",
                       description="Per simulated plant (nominal; friction: joint damping and friction the "
                                   "Pinocchio model lacks), learn the one-period dynamics from the data (validation "
@@ -23,8 +23,6 @@ def add_parser(ex) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ohio_core.experiments import learned_dynamics
-
     cfg = build("learned-dynamics", learned_dynamics.LearnedDynamicsConfig,
                 task=args.task, plants=tuple(args.plants), episodes=args.episodes, dynamics_kind=args.dynamics_kind,
                 dynamics_epochs=args.dynamics_epochs, algo=args.algo, steps=args.steps,

@@ -6,6 +6,7 @@ import argparse
 
 from ohio_core.cli.experiments.common import (build, json_arg, out_arg, out_dir, report, task_arg, training_args,
                                               workers_arg)
+from ohio_core.experiments import mismatch
 from ohio_core.experiments.mismatch import MismatchConfig
 from ohio_core.learning.algos import ACTION_SCALINGS
 
@@ -39,8 +40,6 @@ def add_parser(ex) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ohio_core.experiments import mismatch
-
     cfg = build("mismatch", mismatch.MismatchConfig,
                 task=args.task, episodes=args.episodes, algo=args.algo, steps=args.steps,
                 eval_episodes=args.eval_episodes, seed=args.seed, workers=args.workers, bags=args.bags,

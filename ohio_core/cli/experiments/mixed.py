@@ -6,11 +6,11 @@ import argparse
 
 from ohio_core.cli.experiments.common import (build, json_arg, out_arg, out_dir, report, task_arg, training_args,
                                               workers_arg)
+from ohio_core.experiments import mixed
+from ohio_core.experiments.mixed import RELABELINGS, MixedConfig
 
 
 def add_parser(ex) -> None:
-    from ohio_core.experiments.mixed import RELABELINGS, MixedConfig
-
     d = MixedConfig()
     m = ex.add_parser("mixed", help="data mixing OSC, QP and flat-policy parts: per-part vs deployment relabeling",
                       description="Collect parts with the original OSC (kp 150), the QP controller and the flat torque "
@@ -31,8 +31,6 @@ def add_parser(ex) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ohio_core.experiments import mixed
-
     cfg = build("mixed", mixed.MixedConfig,
                 task=args.task, episodes=args.episodes, shares=tuple(args.shares),
                 deploy=tuple(args.deploy), relabelings=tuple(args.relabelings), algo=args.algo,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from ohio_core.cli.experiments.common import arm_args, build, out_dir, report
+from ohio_core.experiments import model_error
+from ohio_core.experiments.model_error import CONDITIONS, METHODS, ModelErrorConfig
 
 
 def add_parser(ex) -> None:
-    from ohio_core.experiments.model_error import CONDITIONS, METHODS, ModelErrorConfig
-
     p = ex.add_parser("model-error", help="inverse methods under model error: goal recovery and scores",
                       description="Data from the original OSC (nominal model) in MuJoCo; each inverse method "
                                   "runs on a model whose link masses and inertias are scaled by 1 +- level "
@@ -29,8 +29,6 @@ def add_parser(ex) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ohio_core.experiments import model_error
-
     cfg = build("model-error", model_error.ModelErrorConfig,
                 task=args.task, levels=tuple(args.levels), conditions=tuple(args.conditions),
                 methods=tuple(args.methods), episodes=args.episodes, damping_per_level=args.damping_per_level,

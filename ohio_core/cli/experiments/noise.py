@@ -6,11 +6,11 @@ import argparse
 
 from ohio_core.cli.experiments.common import (build, json_arg, out_arg, out_dir, report, task_arg, training_args,
                                               workers_arg)
+from ohio_core.experiments import noise
+from ohio_core.experiments.noise import NoiseConfig
 
 
 def add_parser(ex) -> None:
-    from ohio_core.experiments.noise import NoiseConfig
-
     d = NoiseConfig()
     n = ex.add_parser("noise", help="stochastic low level: goal recovery and policies vs torque noise",
                       description="Torque noise eps ~ N(0, (f tau_max)^2) per control period on the original OSC. "
@@ -38,8 +38,6 @@ def add_parser(ex) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ohio_core.experiments import noise
-
     cfg = build("noise", noise.NoiseConfig,
                 task=args.task, levels=tuple(args.levels), segments=args.segments,
                 action_scale=args.action_scale, velocity_std=args.velocity_std,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ohio_core.cli.experiments.common import build, json_arg, out_dir, report
 from ohio_core.learning.algos import ALGOS, NETWORKS
+from ohio_core.routing import experiment
 
 
 def add_parser(ex) -> None:
@@ -47,8 +48,6 @@ def add_parser(ex) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ohio_core.routing import experiment
-
     cfg = build("routing", experiment.RoutingExperimentConfig,
                 regions=args.regions, layout=args.layout, episodes=args.episodes, algo=args.algo, steps=args.steps,
                 eval_episodes=args.eval_episodes, seed=args.seed, scaling=tuple(args.scaling),
