@@ -5,9 +5,10 @@ import yaml
 from controllers.config import OSCConfig, QPConfig
 
 from ohio_ros.arm import config as cfg
+from ohio_ros.arm.sim_config import SimNodeConfig
 from ros_launch import PACKAGE
 
-CONFIGS = [cfg.ControllerNodeConfig, cfg.PolicyNodeConfig, cfg.SimNodeConfig, cfg.RecorderNodeConfig]
+CONFIGS = [cfg.ControllerNodeConfig, cfg.PolicyNodeConfig, SimNodeConfig, cfg.RecorderNodeConfig]
 
 
 @pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)
@@ -31,11 +32,11 @@ def test_defaults_round_trip(cls):
     (cfg.PolicyNodeConfig, {"policy": "scripted", "task": "stack"}, "task"),
     (cfg.PolicyNodeConfig, {"policy": "scripted", "k": 0}, "k"),
     (cfg.PolicyNodeConfig, {"policy": "scripted", "k": 2.5}, "k"),
-    (cfg.SimNodeConfig, {"publish_rate": 70.0}, "publish_rate"),
-    (cfg.SimNodeConfig, {"publish_rate": 1000.0}, "publish_rate"),          # faster than the physics
-    (cfg.SimNodeConfig, {"real_time_factor": -1.0}, "real_time_factor"),
-    (cfg.SimNodeConfig, {"lockstep": "yes"}, "lockstep"),
-    (cfg.SimNodeConfig, {"horizon": -2}, "horizon"),
+    (SimNodeConfig, {"publish_rate": 70.0}, "publish_rate"),
+    (SimNodeConfig, {"publish_rate": 1000.0}, "publish_rate"),          # faster than the physics
+    (SimNodeConfig, {"real_time_factor": -1.0}, "real_time_factor"),
+    (SimNodeConfig, {"lockstep": "yes"}, "lockstep"),
+    (SimNodeConfig, {"horizon": -2}, "horizon"),
     (cfg.RecorderNodeConfig, {"storage": "rosbag1"}, "storage"),
 ], ids=lambda x: x if isinstance(x, str) else None)
 def test_errors_name_the_parameter(cls, params, name):
@@ -82,7 +83,7 @@ def test_gravity_compensation_is_a_controller_parameter_the_controller_node_requ
 
 
 @pytest.mark.parametrize("node, cls", [("controller", cfg.ControllerNodeConfig), ("policy", cfg.PolicyNodeConfig),
-                                       ("mujoco_sim", cfg.SimNodeConfig), ("recorder", cfg.RecorderNodeConfig)])
+                                       ("mujoco_sim", SimNodeConfig), ("recorder", cfg.RecorderNodeConfig)])
 def test_shipped_params_files_build_valid_configs(node, cls):
     """config/<node>.yaml: keyed by the node name, every key a parameter, values valid."""
     data = yaml.safe_load((PACKAGE / "config" / f"{node}.yaml").read_text())

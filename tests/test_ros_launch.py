@@ -21,13 +21,14 @@ from std_msgs.msg import Float64MultiArray
 from ohio_ros import diagnostics
 from ohio_ros.arm import config as cfg
 from ohio_ros.arm import convert
+from ohio_ros.arm.sim_config import SimNodeConfig
 from ohio_ros.routing import config as routing_cfg
 from ros_harness import Processes, Spinner, probe, wait_for
 from ros_launch import LAUNCH_DIR, PACKAGE, REPO, LaunchReadError, command_line, entry_points, read_launch
 
 LAUNCH_FILES = sorted(LAUNCH_DIR.glob("*.launch.py"))
 NODE_CONFIGS = {"controller_node": cfg.ControllerNodeConfig, "policy_node": cfg.PolicyNodeConfig,
-                "mujoco_sim_node": cfg.SimNodeConfig, "recorder_node": cfg.RecorderNodeConfig,
+                "mujoco_sim_node": SimNodeConfig, "recorder_node": cfg.RecorderNodeConfig,
                 "routing_sim_node": routing_cfg.RoutingSimNodeConfig, "rebalancing_node": routing_cfg.RebalancingNodeConfig,
                 "routing_policy_node": routing_cfg.RoutingPolicyNodeConfig}
 WITH_CONTROLLER_PARAMS = {"controller_node", "policy_node"}

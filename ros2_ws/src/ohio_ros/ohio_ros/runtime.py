@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 
+from ament_index_python.packages import get_package_share_directory
 from controllers.config import ConfigError
 from ohio_ros.config import ParameterError
 import rclpy
@@ -37,9 +38,8 @@ def use_installed_description() -> None:
     if os.environ.get('OHIO_URDF_DIR'):
         return
     try:
-        from ament_index_python.packages import get_package_share_directory
         share = Path(get_package_share_directory('ohio_ros')) / 'urdf'
-    except (ImportError, LookupError, OSError, ValueError):
+    except (LookupError, OSError, ValueError):
         return
     if (share / 'panda.urdf').is_file():
         os.environ['OHIO_URDF_DIR'] = str(share)

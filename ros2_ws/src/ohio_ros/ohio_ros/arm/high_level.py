@@ -8,8 +8,8 @@ an end-effector goal with the controller the policy was made for (``goal_from_ac
 binary gripper command (``controllers.goals.gripper_command``: grasp where a[6] >= 0) where the
 action has one.
 
-Sources: a trained model (``ohio_core.learning.policy.load_policy``, imported only then) or the
-task's scripted expert (``ohio_core.policies.scripted.EXPERTS``).
+Sources: a trained model (``ohio_core.learning.policy.load_policy``; torch and d3rlpy are
+loaded only then) or the task's scripted expert (``ohio_core.policies.scripted.EXPERTS``).
 """
 
 from dataclasses import dataclass
@@ -22,18 +22,21 @@ import numpy as np
 from ohio_core.data.bags import task_observation
 from ohio_core.data.topics import TS
 from ohio_core.envs.arm.tasks import OBS_DIM, OBS_LAYOUT, TASKS
+from ohio_core.learning.policy import load_policy
+from ohio_core.policies.scripted import EXPERTS
 from ohio_ros.config import ParameterError
 
 ACTION_DIMS = {name: 6 + int(task.uses_gripper) for name, task in TASKS.items()}
 
 
 def observation(q, qd, task_state: np.ndarray, model: PandaModel) -> np.ndarray:
-    """(OBS_DIM,) observation from arm joint states and an ohio/task_state row (TASK_STATE_FIELDS)."""
+    """Return the (OBS_DIM,) observation of joint states and an ohio/task_state row."""
     ts = np.asarray(task_state, dtype=float)
     obs = task_observation(q, qd, ts[TS['finger_opening']],
-                           ts[TS['object_x']:TS['object_z'] + 1], ts[TS['object_qx']:TS['object_qw'] + 1],
-                           ts[TS['target_x']:TS['target_z'] + 1], ts[[TS['door_angle'], TS['handle_angle']]],
-                           model)
+                           ts[TS['object_x']:TS['object_z'] + 1],
+                           ts[TS['object_qx']:TS['object_qw'] + 1],
+                           ts[TS['target_x']:TS['target_z'] + 1],
+                           ts[[TS['door_angle'], TS['handle_angle']]], model)
     return obs.reshape(OBS_DIM)
 
 
@@ -79,8 +82,6 @@ class HighLevelPolicy:
 
 def scripted(task: str, k: int, controller_config, model: PandaModel | None = None):
     """Return the scripted expert of ``task``, goals scaled by ``controller_config.output_max``."""
-    from ohio_core.policies.scripted import EXPERTS
-
     controller = make_controller(controller_config, model or PandaModel())
     expert = EXPERTS[task](controller_config.output_max)
     return HighLevelPolicy(expert, task, k, controller, f'scripted {task} expert')
@@ -137,11 +138,9 @@ def from_model(policy, path: str = '<model>', model: PandaModel | None = None):
 def load_model(path: str, model: PandaModel | None = None) -> HighLevelPolicy:
     """Load a trained goal-level model with ``ohio_core.learning.policy.load_policy``."""
     try:
-        from ohio_core.learning.policy import load_policy
-    except ImportError as exc:
-        raise ParameterError(f"parameter 'model_path': cannot load models here ({exc})") from None
-    try:
         policy = load_policy(path)
+    except ImportError as exc:      # torch or d3rlpy missing
+        raise ParameterError(f"parameter 'model_path': cannot load models here ({exc})") from None
     except FileNotFoundError:
         raise ParameterError(f"parameter 'model_path': no such model file: {path}") from None
     except (OSError, ValueError, KeyError) as exc:

@@ -10,7 +10,7 @@ and is the stamp of every message; with ``real_time_factor: 1`` it keeps pace wi
 clock (catching up after short delays, jumping ahead after long ones), with 0 it runs as fast
 as it can.
 Stepping runs in its own thread; the executor only receives commands.
-Parameters: ``ohio_ros.arm.config.SimNodeConfig`` (``config/mujoco_sim.yaml``).
+Parameters: ``ohio_ros.arm.sim_config.SimNodeConfig`` (``config/mujoco_sim.yaml``).
 """
 
 import json
@@ -21,8 +21,8 @@ import time
 from controllers.description import FINGER_JOINTS
 from controllers.goals import NonFiniteInputError
 from ohio_ros import names, params, qos
-from ohio_ros.arm import config as cfg
 from ohio_ros.arm import convert
+from ohio_ros.arm.sim_config import SimNodeConfig
 from ohio_ros.arm.sim_session import SimSession
 from ohio_ros.runtime import run, set_realtime_priority
 from rclpy.node import Node
@@ -40,8 +40,8 @@ class MujocoSimNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__(names.SIM_NODE, **kwargs)
-        values = params.declare(self, cfg.SimNodeConfig.defaults())
-        self.config = c = cfg.SimNodeConfig.from_params(values)
+        values = params.declare(self, SimNodeConfig.defaults())
+        self.config = c = SimNodeConfig.from_params(values)
         params.check_unknown(self, list(values))
         if c.realtime_priority:
             refused = set_realtime_priority(c.realtime_priority)

@@ -7,18 +7,20 @@ Sources:
   ``random_distribution``, ``uniform``), built for the regions and lookahead of the states it
   sees; episode e resets it with a generator on ``SeedSequence([seed, e, 1])``, as ``rollout``
   does, so the node's distributions are those of a rollout with the same seed;
-- a trained routing goal model (``ohio_core.learning.policy.load_policy``, imported only then):
-  task ``routing``, level ``goal``, observation layout an ``ObsLayout`` and one action per
-  region, decoded with ``ohio_core.routing.datasets.decode_distribution`` around the state's
-  idle distribution (the action is the change of it), as the routing experiment evaluates
-  models. A model is refused at
-  start if its task, level or layout is not that of a routing goal model, and a state whose
-  observation layout differs from the model's gets no distribution (an error).
+- a trained routing goal model (``ohio_core.learning.policy.load_policy``; torch and d3rlpy
+  are loaded only then): task ``routing``, level ``goal``, observation layout an ``ObsLayout``
+  and one action per region, decoded with ``ohio_core.routing.datasets.decode_distribution``
+  around the state's idle distribution (the action is the change of it), as the routing
+  experiment evaluates models. A model is refused at start if its task, level or layout is not
+  that of a routing goal model, and a state whose observation layout differs from the model's
+  gets no distribution (an error).
 """
 
 from dataclasses import dataclass
 
 import numpy as np
+from ohio_core.learning.policy import load_policy
+from ohio_core.routing.datasets import decode_distribution, idle_distribution
 from ohio_core.routing.env import LEVEL_GOAL, ObsLayout
 from ohio_core.routing.policies import make_routing_policy
 from ohio_ros.config import ParameterError
@@ -124,8 +126,6 @@ class ModelPolicy(RoutingPolicy):
 
     def decide(self, state: RoutingState) -> np.ndarray:
         """Return the decoded action of the model for the state's observation."""
-        from ohio_core.routing.datasets import decode_distribution, idle_distribution
-
         if state.obs_layout != self.obs_layout:
             raise PolicyMismatch(f'the state has observation layout {state.obs_layout}, the model '
                                  f'{self.path} expects {self.obs_layout}')
@@ -136,11 +136,9 @@ class ModelPolicy(RoutingPolicy):
 def load_model(path: str) -> ModelPolicy:
     """Load a trained routing goal model with ``ohio_core.learning.policy.load_policy``."""
     try:
-        from ohio_core.learning.policy import load_policy
-    except ImportError as exc:
-        raise ParameterError(f"parameter 'model_path': cannot load models here ({exc})") from None
-    try:
         policy = load_policy(path)
+    except ImportError as exc:      # torch or d3rlpy missing
+        raise ParameterError(f"parameter 'model_path': cannot load models here ({exc})") from None
     except FileNotFoundError as exc:
         raise ParameterError(f"parameter 'model_path': {exc}") from None
     except (OSError, ValueError, KeyError) as exc:
