@@ -1,4 +1,5 @@
-"""Shared fixtures. The project is installed (editable) into the venv; nothing is added to sys.path."""
+"""Shared fixtures. The project is installed (editable) into the venv; the only folder pytest adds to
+sys.path is tests/support (the shared helpers: pyproject's pythonpath)."""
 
 import os
 import signal

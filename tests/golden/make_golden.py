@@ -1,4 +1,4 @@
-"""Write the golden rosbag2 bags of ``tests/test_golden_bags.py`` and their ``expected.json``.
+"""Write the golden rosbag2 bags of ``tests/data/test_golden_bags.py`` and their ``expected.json``.
 
 The bags are the rosbag2 variants users bring to ``ohio_core.data.bags.read_bag``: both storages,
 compressed, split, written by older rosbag2 releases, with joints in another order, with a gap,
@@ -57,7 +57,7 @@ split_mcap
     ``relative_file_paths`` and in ``files`` (each with its own starting_time, duration and
     message_count), and sums the topics' counts. Each file stores the bag's metadata (with its
     ``custom_data``), as rosbag2 writes it into every file it closes: without metadata.yaml the
-    bag is rebuilt from the files (``tests/test_bag_info.py``).
+    bag is rebuilt from the files (``tests/data/test_bag_info.py``).
 sqlite3_v4_foxy
     As Foxy's rosbag2 writes: metadata version 4 (no ``files``, ``custom_data``, ``ros_distro``
     or ``type_description_hash``; QoS profiles as a YAML string, infinite durations as
@@ -91,7 +91,7 @@ empty_effort
     (50 Hz), plus ``/ohio/task_state`` copied from the clean bag, and no effort-command topic.
     With this stack's topic map the commands are required (expected: the missing-topic error);
     with ``effort_source: joint_states`` it reads with no torques and relabels by state matching
-    (``tests/test_golden_bags.py``).
+    (``tests/data/test_golden_bags.py``).
 service_event_mcap
     The clean messages plus a service-event topic, as ``ros2 bag record`` (Jazzy) records service
     introspection: ``/add_two_ints/_service_event`` of type ``example_interfaces/srv/AddTwoInts_Event``
@@ -103,7 +103,7 @@ non_cdr_topic
     The clean messages plus ``/gripper/command_json`` (``std_msgs/msg/Float64``) serialized as
     ``json``, not CDR (``rosbags`` refuses a folder whose metadata.yaml lists such a topic). Reads
     to the clean rows, the topic listed as not read; a topic map that uses it gets the format and
-    topic named (``tests/test_golden_bags.py``).
+    topic named (``tests/data/test_golden_bags.py``).
 recorder_mcap
     Recorded by ``recorder_node`` in a short closed loop over DDS (mujoco_sim_node,
     controller_node, policy_node, recorder_node as ``launch/sim_arm.launch.py`` starts them,
@@ -682,7 +682,7 @@ def recorder_mcap(out: Path, work: Path) -> None:
     from ohio_core.ros_env import local_ros_env
 
     local_ros_env()
-    sys.path.insert(0, str(REPO / "tests"))
+    sys.path.insert(0, str(REPO / "tests" / "support"))
     from ohio_core.data import topics as tp
     from ros_harness import Processes, Spinner, probe, wait_for
     from ros_launch import LAUNCH_DIR, command_line, read_launch

@@ -36,7 +36,7 @@ import pytest
 
 from ohio_core.cli.main import build_parser, main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README_MAX_LINES = 200
 REQUIRED_PAGES = ("docs/architecture.md", "docs/ros.md", "docs/relabeling.md", "docs/routing.md",
                   "docs/benchmarks.md")

@@ -22,7 +22,7 @@ from ohio_core.learning.policy import load_policy
 from ohio_core.pipeline.dataset import load_dataset
 from ohio_core.pipeline.sidecar import CHECK_KEY, InputError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OHIO = Path(sys.executable).parent / "ohio"   # the console script of this venv
 
 

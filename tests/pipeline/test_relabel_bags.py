@@ -3,7 +3,7 @@ accounts with drop reasons and time ranges, bad bags, parallel runs and the CLI.
 
 Bags are written from simulator trajectories (``collect``): this stack's bags by ``BagWriter``, and
 driver-style bags (no task state, joint states at another rate in another joint order, unlabeled
-effort commands) by ``tests/bagmaker.py``. Goals recovered from a clean bag must equal those
+effort commands) by ``tests/support/bagmaker.py``. Goals recovered from a clean bag must equal those
 recovered from the in-memory trajectories exactly.
 """
 
@@ -28,7 +28,7 @@ from ohio_core.pipeline.dataset import load_dataset
 from ohio_core.pipeline.relabel import relabel
 from bagmaker import write_driver_bag
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DRIVER = TopicMap.load(ROOT / "config/topics/ros2_control.yaml")
 SETTINGS = dict(episodes=3, seed=11, horizon=50, k=5)
 FIELDS = ("observations", "actions", "rewards", "terminals", "timeouts", "residual")

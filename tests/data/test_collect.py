@@ -13,7 +13,7 @@ from ohio_core.data.bags import BagError, read_bag
 from ohio_core.data.collect import collect, collect_bag, iter_episodes
 from ohio_core.policies.behavior import POLICY_NAMES, FlatPolicy, GoalPolicy, MixPolicy, make_policy, noise_of
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = dict(episodes=2, horizon=20, k=5)
 
 

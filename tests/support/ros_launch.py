@@ -22,7 +22,7 @@ import sys
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "ros2_ws" / "src" / "ohio_ros"
 LAUNCH_DIR = REPO / "launch"
 #: FindPackageShare('ohio_ros') in the source tree: the package folder holds config/, and

@@ -18,20 +18,10 @@ from ohio_core.data.bags import (BagError, EpisodeLog, read_bag, task_observatio
                                  logs_from_trajectories)
 from ohio_core.data.collect import collect, collect_bag, iter_episodes
 from ohio_core.data.topics import TopicMap, TopicMapError
+from rows import assert_same_rows
 
-ROOT = Path(__file__).resolve().parents[1]
-ARRAYS = ("t", "q", "qd", "tau", "reward", "success", "episode", "step", "obs", "timeout", "terminal")
+ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = dict(episodes=2, seed=7, horizon=50, k=5)
-
-
-def assert_same_rows(a, b, atol=0.0):
-    assert len(a) == len(b)
-    for name in ARRAYS + ("goal", "gripper"):
-        x, y = getattr(a, name), getattr(b, name)
-        assert (x is None) == (y is None), name
-        if x is not None:
-            np.testing.assert_allclose(np.asarray(x, float), np.asarray(y, float), rtol=0, atol=atol,
-                                       equal_nan=True, err_msg=name)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 
 from controllers.config import OSCConfig, QPConfig, load_config
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "config" / "controllers"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config" / "controllers"
 
 
 @pytest.mark.parametrize("name, expected", [("osc.yaml", OSCConfig()), ("qp.yaml", QPConfig())])

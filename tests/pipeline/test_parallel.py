@@ -25,7 +25,7 @@ import pytest
 
 from ohio_core.pipeline.parallel import Outcome, ParallelError, map_items
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RAY = Path(sys.executable).parent / "ray"   # the CLI of the ray package in this venv
 
 TEXTS = ["1", "[2, 3]", "{bad", '"x"', "null", '{"a": 4}']

@@ -11,7 +11,7 @@ from ohio_core.data.account import BagAccount, ReadAccount, RunAccount, SegmentC
 from ohio_core.data.bag_read import read_bag
 from ohio_core.pipeline.bag_relabel import RelabelConfig, relabel_bags
 
-GOLDEN = Path(__file__).resolve().parent / "golden" / "bags"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "bags"
 
 
 def test_a_read_account_is_its_json_form():

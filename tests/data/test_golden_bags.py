@@ -23,9 +23,9 @@ from ohio_core.data import topics as tp
 from ohio_core.data.bags import BagError, read_bag, typestore
 from ohio_core.data.topics import TopicMap
 from ohio_core.envs.arm.tasks import obs_slices
-from test_bags import assert_same_rows
+from rows import assert_same_rows
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 SERVICE_TOPIC = "/add_two_ints/_service_event"
 JSON_TOPIC = "/gripper/command_json"
 BAGS = GOLDEN / "bags"

@@ -23,9 +23,9 @@ from ohio_core.data.bag_source import write_metadata
 from ohio_core.data.bags import BagError, typestore
 from ohio_core.data.topics import TopicMap
 from ohio_core.pipeline.bag_relabel import RelabelConfig, expand_bags, relabel_bags
-from test_bags import assert_same_rows
+from rows import assert_same_rows
 
-GOLDEN = Path(__file__).resolve().parent / "golden" / "bags"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "bags"
 
 
 def info(path: Path) -> dict:

@@ -21,7 +21,7 @@ from ohio_core.data.bags import write_bag
 from ohio_core.data.collect import iter_episodes
 from ohio_core.pipeline.sidecar import write_pair
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OHIO = Path(sys.executable).parent / "ohio"   # the console script of this venv
 BAGS = 12   # two workers take several bag-times to get through them after the first bag is done
 DEADLINE_S = 300.0   # for the first bag (worker start-up on a slow, busy machine)
