@@ -31,6 +31,8 @@ pytestmark = pytest.mark.ros
 #: messages of each topic a row needs that the recorder must have written before the stop
 ROWS_WANTED = 50
 ROW_TOPICS = (tp.TASK_STATE, tp.EFFORT_COMMANDS, tp.JOINT_STATES)
+#: joint states (500 Hz) the probe takes after it saw the success flag, for the check of the reach
+STATES_AFTER = 250
 
 
 def recorded(inbox) -> dict:
@@ -80,16 +82,20 @@ def test_closed_loop_reaches_the_target_and_records_a_bag(tmp_path):
             row = None if msg is None else reader(msg)
             if not success and row is not None and row[tp.TS["success"]] == 1.0:
                 # in whichever episode: launched together, the policy may still be starting while the
-                # simulator runs episode 0 (the arm then holds still). The joint states sent up to the
-                # success, before a later episode moves the target
-                success.append((row, inbox["/joint_states"].all()[-100:]))
+                # simulator runs episode 0 (the arm then holds still)
+                success.append((row, len(inbox["/joint_states"])))
             counts = recorded(inbox["/diagnostics"])
             enough = all(counts.get(t, 0) >= ROWS_WANTED for t in ROW_TOPICS)
-            return success[0] if success and enough else None
-        row, states = wait_for(success_recorded, timeout=180,
-                               what="the reach task's success flag in /ohio/task_state and the recorder's messages")
+            # joint states around the success: the probe takes them behind the 50 Hz task states
+            # (one message per topic per wait), so those of the success's moment may still come
+            return success[0] if success and enough and len(inbox["/joint_states"]) >= success[0][1] + STATES_AFTER \
+                else None
+        row, seen = wait_for(success_recorded, timeout=180,
+                             what="the reach task's success flag in /ohio/task_state and the recorder's messages")
         target = row[tp.TS["target_x"]:tp.TS["target_z"] + 1]
-        # independently of the simulator's flag: forward kinematics of the joint states it sent
+        # independently of the simulator's flag: forward kinematics of the joint states it sent, from
+        # before the success was seen until STATES_AFTER later (a later episode may move the target)
+        states = inbox["/joint_states"].all()[max(seen - 100, 0):seen + STATES_AFTER]
         distances = [np.linalg.norm(model.tcp_pose(convert.joint_state_arrays(m, index)[0])[0] - target)
                      for m in states]
         assert min(distances) < 0.02
