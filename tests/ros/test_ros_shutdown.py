@@ -214,3 +214,36 @@ def test_a_stop_request_inside_a_callback_lets_it_finish(stop):
     taken = int(re.search(r"closed after (\d+) messages", done.stdout).group(1))
     assert taken >= 20, out
     assert not [line for line in out.splitlines() if any(m in line for m in CRASH_MARKS)], out
+
+
+#: a node whose middleware teardown never returns (destroy_node blocks, as rcl_node_fini did now
+#: and then on a loaded machine)
+HANGING_TEARDOWN = """
+import os, signal, sys, time
+from ohio_ros import runtime
+from rclpy.node import Node
+
+class HangingTeardown(Node):
+    def __init__(self):
+        super().__init__('hanging_teardown')
+        self.create_timer(0.05, lambda: os.kill(os.getpid(), signal.SIGINT))
+
+    def close(self):
+        print('closed', flush=True)
+
+    def destroy_node(self):
+        time.sleep(3600)
+
+runtime.TEARDOWN_TIMEOUT = 1.0
+sys.exit(runtime.run(HangingTeardown, 'hanging_teardown'))
+"""
+
+
+def test_a_hanging_middleware_teardown_ends_with_the_stacks_and_status_1():
+    """Bounded: after the node's close, a teardown that does not return within TEARDOWN_TIMEOUT
+    ends the process with status 1 and every thread's stack on stderr, not a hang until SIGKILL."""
+    done = subprocess.run([sys.executable, "-c", HANGING_TEARDOWN], capture_output=True, text=True,
+                          timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.splitlines() == ["closed"]
+    assert "Timeout" in done.stderr and "in destroy_node" in done.stderr, done.stderr
