@@ -1,4 +1,4 @@
-"""``ohio demo``: the main job, end to end on a 2-core CPU in about 10 minutes."""
+"""``ohio demo``: the main job, end to end on a 2-core CPU in at most 10 minutes."""
 
 from __future__ import annotations
 
@@ -9,22 +9,26 @@ from ohio_core.cli.output import emit_json, table
 from ohio_core.demo import main_job
 from ohio_core.envs.arm.tasks import TASKS
 from ohio_core.experiments import mismatch
+from ohio_core.experiments.configs import CHANGED
+from ohio_core.learning.algos import ACTION_SCALINGS, ALGOS
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("demo", help="run the main job end to end and write plots",
-                       description="Collect expert data with the original OSC into rosbag2 bags, relabel them "
+    d = main_job.DEFAULTS
+    p = sub.add_parser("demo", help="run the main job end to end and write plots and a video",
+                       description="Collect behavior data with the original OSC into rosbag2 bags, relabel them "
                                    "for a changed controller (OHIO), train OHIO, standard and flat offline RL with "
-                                   "d3rlpy, evaluate all three under the changed controller, and write the table "
-                                   "and plots.")
+                                   "d3rlpy, evaluate all three under the changed controller, and write the table, "
+                                   "plots and a side-by-side video of OHIO and standard (default: lift under "
+                                   "kp_ori50_wide, where standard offline RL collapses).")
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
-    p.add_argument("--task", choices=list(TASKS), default="reach")
-    p.add_argument("--config", default="damping3", choices=["ori_scale", "kp_ori50", "damping3", "qp"],
-                   help="the changed deployment controller")
-    p.add_argument("--episodes", type=int, default=None, help="behavior episodes (default: the experiment's, 450)")
-    p.add_argument("--algo", choices=["iql", "cql", "calql", "td3bc", "bc"], default=None,
-                   help="offline algorithm (default: the experiment's, bc)")
-    p.add_argument("--steps", type=int, default=None, help="updates per policy (default: per task)")
+    p.add_argument("--task", choices=list(TASKS), default=d["task"])
+    p.add_argument("--config", default=d["config"], choices=list(CHANGED), help="the changed deployment controller")
+    p.add_argument("--episodes", type=int, default=d["episodes"], help="behavior episodes")
+    p.add_argument("--algo", choices=list(ALGOS), default="bc", help="offline algorithm")
+    p.add_argument("--steps", type=int, default=d["steps"], help="updates per policy")
+    p.add_argument("--action-scaling", choices=list(ACTION_SCALINGS), default=d["action_scaling"],
+                   help="minmax: train on each action dimension mapped from the dataset's range onto [-1, 1]")
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--goals", type=int, default=4, help="step goals in the controller check")
     p.add_argument("--workers", type=int, default=2)
@@ -37,10 +41,10 @@ def run(args: argparse.Namespace) -> int:
     if args.goals < 1:
         raise SystemExit("ohio demo: --goals must be >= 1")
     try:
-        chosen = {k: v for k, v in (("episodes", args.episodes), ("algo", args.algo)) if v is not None}
-        cfg = mismatch.MismatchConfig(task=args.task, steps=args.steps, eval_episodes=args.eval_episodes,
-                                      seed=args.seed, configs=(args.config,), methods=main_job.DEMO_METHODS,
-                                      workers=args.workers, bags=True, **chosen)
+        cfg = mismatch.MismatchConfig(task=args.task, episodes=args.episodes, algo=args.algo, steps=args.steps,
+                                      eval_episodes=args.eval_episodes, seed=args.seed, configs=(args.config,),
+                                      methods=main_job.DEMO_METHODS, workers=args.workers, bags=True,
+                                      action_scaling=args.action_scaling)
     except ValueError as exc:
         raise SystemExit(f"ohio demo: {exc}") from None
     res = main_job.run(args.out, cfg, goals=args.goals)

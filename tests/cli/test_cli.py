@@ -7,9 +7,11 @@ import sys
 import time
 from pathlib import Path
 
+import imageio_ffmpeg
 import pytest
 
 from ohio_core.cli.main import main
+from ohio_core.video import FRAME_SIZE
 
 
 def last_json(text: str) -> dict:
@@ -30,13 +32,16 @@ def test_demo_runs_the_main_job_end_to_end(tmp_path, capsys):
             "--eval-episodes", "2", "--workers", "1", "--json"]
     assert main(argv) == 0
     out = last_json(capsys.readouterr().out)
-    assert set(out) == {"task", "configs"} and out["task"] == "reach"
-    assert set(out["configs"]) == {"damping3"}
-    assert set(out["configs"]["damping3"]) == {"ohio_analytical", "standard", "flat"}
-    for m in out["configs"]["damping3"].values():
+    assert set(out) == {"task", "configs"} and out["task"] == "lift"             # the manipulation headline
+    assert set(out["configs"]) == {"kp_ori50_wide"}
+    assert set(out["configs"]["kp_ori50_wide"]) == {"ohio_analytical", "standard", "flat"}
+    for m in out["configs"]["kp_ori50_wide"].values():
         assert set(m) == {"mean", "se", "success_rate"} and 0.0 <= m["success_rate"] <= 1.0
-    for f in ("controllers/tracking.png", "mismatch/scores.png", "training.png", "summary.json"):
+    for f in ("controllers/tracking.png", "mismatch/scores.png", "training.png", "summary.json", "rollouts.mp4"):
         assert (tmp_path / f).stat().st_size > 0, f
+    frames = imageio_ffmpeg.read_frames(str(tmp_path / "rollouts.mp4"))
+    assert next(frames)["size"] == (2 * FRAME_SIZE[0], FRAME_SIZE[1])             # OHIO and standard side by side
+    assert sum(1 for _ in frames) == 1 + 500 // 5                                  # a frame per goal, full episodes
     assert len(list((tmp_path / "mismatch" / "bags").iterdir())) == 3          # collect -> bags -> relabel
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["configs"] == out["configs"]
