@@ -73,7 +73,7 @@ from ohio_core.data.bag_common import BagError, default_model, task_observation,
 from ohio_core.data.bag_read import iter_bag, read_bag
 from ohio_core.data.topics import TS, TopicMap
 from ohio_core.data.trajectory import Trajectories
-from ohio_core.envs.arm.tasks import OBS_DIM, obs_slices
+from ohio_core.envs.arm.tasks import OBS_DIM, obs_slices, rot6_matrix
 
 __all__ = ["BagError", "BagWriter", "EpisodeLog", "bag_size", "default_model", "iter_bag", "logs_from_trajectories",
            "logs_to_trajectories", "read_bag", "task_observation", "typestore", "write_bag"]
@@ -217,8 +217,7 @@ def logs_from_trajectories(traj: Trajectories, control_period: float | None = No
         t = traj.t[r]
         dt = period or (float(np.median(np.diff(t))) if T > 1 else 0.02)
         obs = traj.obs[r]
-        c6 = obs[:, s["object_rot6"]]
-        R = np.stack([c6[:, :3], c6[:, 3:], np.cross(c6[:, :3], c6[:, 3:])], axis=-1)
+        R = rot6_matrix(obs[:, s["object_rot6"]])
         last_row = b - 1
         closed = bool(traj.timeout[last_row] or traj.terminal[last_row])
         goal = traj.goal[r] if traj.goal is not None and np.isfinite(traj.goal[r]).any() else None

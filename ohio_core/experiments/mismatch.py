@@ -1,11 +1,13 @@
-"""The controller-mismatch experiment: OHIO against standard, flat and naive offline RL.
+"""The controller-mismatch experiment: OHIO against standard, flat, naive and HIRO-style offline RL.
 
 1. Behavior data on ``task`` under the ORIGINAL controller (``experiments.configs``): the scripted
    expert and noisy versions of it (``policies.behavior``), in memory or through rosbag2 bags.
 2. Datasets, one per (method, deployment config) (identical ones are trained once):
    ``ohio_analytical``/``ohio_numerical`` relabel every segment for the deployment controller
    (``configs.inverse_methods``), ``naive`` takes the pose k periods later as the goal,
-   ``standard`` keeps the logged normalized actions, ``flat`` the logged 50 Hz torques.
+   ``standard`` keeps the logged normalized actions, ``flat`` the logged 50 Hz torques,
+   ``hiro_joint``/``hiro_ops`` a high level of target states k periods ahead (joint or operational
+   space) and a goal-conditioned low level of torques, both learned (``pipeline.hiro``).
 3. One policy per distinct dataset (d3rlpy, same algorithm and settings for all), trained in
    parallel processes.
 4. Every policy evaluated under every deployment config with the same seeds
@@ -34,13 +36,19 @@ from ohio_core.experiments.configs import (ORIGINAL, ArmExperimentConfig, deploy
                                            inversion_controller_config)
 from ohio_core.learning.algos import TrainConfig
 from ohio_core.learning.evaluate import evaluate
+from ohio_core.learning.hierarchical import load_hierarchical, save_hierarchical
 from ohio_core.learning.policy import load_policy
 from ohio_core.learning.train import train
 from ohio_core.pipeline.baselines import flat_transitions, logged_actions
 from ohio_core.pipeline.dataset import load_dataset, save_dataset
+from ohio_core.pipeline.hiro import hiro_datasets
 from ohio_core.pipeline.relabel import relabel
 
-METHODS = ("ohio_analytical", "ohio_numerical", "ohio_state", "standard", "flat", "naive")
+METHODS = ("ohio_analytical", "ohio_numerical", "ohio_state", "standard", "flat", "naive", "hiro_joint", "hiro_ops")
+#: methods that use no known controller: one policy, evaluated once for every deployment config
+CONTROLLER_FREE = ("flat", "hiro_joint", "hiro_ops")
+#: goal space of each HIRO-style baseline (a learned low level; ``pipeline.hiro``)
+HIRO_SPACES = {"hiro_joint": "joint", "hiro_ops": "operational"}
 #: the methods run unless asked for others (``ohio_state``, state matching, is slower: opt in)
 DEFAULT_METHODS = ("ohio_analytical", "ohio_numerical", "standard", "flat", "naive")
 BEHAVIOR = ("expert", "noisy0.1", "noisy0.3")
@@ -73,7 +81,8 @@ class MismatchConfig(ArmExperimentConfig):
 @dataclass
 class Artifacts:
     datasets: dict = field(default_factory=dict)     # dataset name -> path
-    models: dict = field(default_factory=dict)       # dataset name -> model path
+    models: dict = field(default_factory=dict)       # dataset name (or HIRO method) -> model path
+    hiro: dict = field(default_factory=dict)         # HIRO method -> (goal space, goal scale)
     accounts: dict = field(default_factory=dict)     # dataset name -> relabel account
     seconds: dict = field(default_factory=dict)      # stage -> seconds
 
@@ -128,10 +137,9 @@ def build_datasets(traj, cfg: MismatchConfig, out: Path, progress: bool = True) 
     jobs = []
     if "standard" in cfg.methods:
         jobs.append(("standard", None))
-    if "flat" in cfg.methods:
-        jobs.append(("flat", None))
+    jobs += [(m, None) for m in CONTROLLER_FREE if m in cfg.methods]
     for cname, config in configs.items():
-        jobs += [(m, cname) for m in cfg.methods if m not in ("standard", "flat")]
+        jobs += [(m, cname) for m in cfg.methods if m != "standard" and m not in CONTROLLER_FREE]
     for method, cname in tqdm(jobs, desc="datasets", unit="set", disable=not progress, dynamic_ncols=True):
         if method == "standard":
             data = logged_actions(traj, original, cfg.k)
@@ -140,6 +148,13 @@ def build_datasets(traj, cfg: MismatchConfig, out: Path, progress: bool = True) 
         elif method == "flat":
             data = flat_transitions(traj, original.tau_max)
             name = put("flat", data, {"level": "torque", "k": 1, "controller": None, "method": "flat"})
+        elif method in HIRO_SPACES:
+            space = HIRO_SPACES[method]
+            high, low, scale = hiro_datasets(traj, cfg.k, space, original.tau_max)
+            put(f"{method}-high", high, {"level": "goal", "k": cfg.k, "controller": None, "method": method})
+            put(f"{method}-low", low, {"level": "torque", "k": 1, "controller": None, "method": f"{method}_low"})
+            art.hiro[method] = (space, scale.tolist())
+            name = method
         else:
             config = configs[cname]
             inv = "naive" if method == "naive" else inverse_methods(config)[method]
@@ -150,7 +165,7 @@ def build_datasets(traj, cfg: MismatchConfig, out: Path, progress: bool = True) 
                            workers=cfg.workers, **options)
             name = put(f"{method}-{cname}", data, {"level": "goal", "k": cfg.k, "controller": config.to_dict(),
                                                    "method": method, "inverse": inv})
-        if method in ("standard", "flat"):
+        if method == "standard" or method in CONTROLLER_FREE:
             for c in configs:
                 plan[(method, c)] = name
         else:
@@ -205,6 +220,9 @@ def train_all(cfg: MismatchConfig, art: Artifacts, out: Path, progress: bool = T
             art.models[name] = model
             art.seconds[f"train:{name}"] = round(seconds, 1)
             bar.update()
+    for method, (space, scale) in art.hiro.items():
+        art.models[method] = str(save_hierarchical(out / "models" / method, art.models[f"{method}-high"],
+                                                   art.models[f"{method}-low"], space, cfg.k, scale))
 
 
 # ---------------------------------------------------------------------------------- evaluation
@@ -212,7 +230,7 @@ def train_all(cfg: MismatchConfig, art: Artifacts, out: Path, progress: bool = T
 def _eval_job(args: tuple) -> tuple[str, str, dict]:
     method, cname, model, episodes, seed, allow_controller_change = args
 
-    policy = load_policy(model)
+    policy = load_hierarchical(model) if method in HIRO_SPACES else load_policy(model)
     config = deployment_configs([cname])[cname] if policy.level == "goal" else None
     res = evaluate(policy, config, episodes, seed, allow_controller_change=allow_controller_change)
     return method, cname, res.to_dict()
@@ -221,17 +239,17 @@ def _eval_job(args: tuple) -> tuple[str, str, dict]:
 def evaluate_plan(plan: dict, models: dict, methods, configs, episodes: int, seed: int, workers: int,
                   allow_change, progress: bool = True) -> dict:
     """``{config: {method: evaluation}}`` of the model ``models[plan[(method, config)]]`` under each
-    deployment config, ``episodes`` episodes from ``seed``; the flat policy is evaluated once (it uses
-    no controller). ``allow_change(method, config)`` says whether that model may meet a controller
-    other than the one its dataset was relabeled for."""
+    deployment config, ``episodes`` episodes from ``seed``; a controller-free policy (flat, HIRO-style)
+    is evaluated once (it uses no controller). ``allow_change(method, config)`` says whether that
+    model may meet a controller other than the one its dataset was relabeled for."""
     configs = list(configs)
     jobs = [(m, c, models[plan[(m, c)]], episodes, seed, allow_change(m, c))
-            for c in configs for m in methods if not (m == "flat" and c != configs[0])]
+            for c in configs for m in methods if not (m in CONTROLLER_FREE and c != configs[0])]
     results: dict = {c: {} for c in configs}
     bar = tqdm(total=len(jobs), desc="evaluate", unit="policy", disable=not progress, dynamic_ncols=True)
     with bar, _pool(min(workers, len(jobs))) as pool:
         for method, cname, res in pool.map(_eval_job, jobs):
-            for c in (configs if method == "flat" else [cname]):
+            for c in (configs if method in CONTROLLER_FREE else [cname]):
                 results[c][method] = res
             bar.update()
     return {c: {m: results[c][m] for m in methods} for c in configs}

@@ -16,16 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ohio_core.envs.arm.tasks import obs_slices
+from ohio_core.envs.arm.tasks import obs_slices, rot6_matrix
 
 _S = obs_slices()
 #: TCP pointing down, fingers closing along world y
 R_DOWN = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
-
-
-def _from_rot6(r6: np.ndarray) -> np.ndarray:
-    a, b = r6[:3], r6[3:]
-    return np.stack([a, b, np.cross(a, b)], axis=1)
 
 
 def _rz(yaw: float) -> np.ndarray:
@@ -69,7 +64,7 @@ class ReachExpert:
         pass
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        p, R = obs[_S["tcp_pos"]], _from_rot6(obs[_S["tcp_rot6"]])
+        p, R = obs[_S["tcp_pos"]], rot6_matrix(obs[_S["tcp_rot6"]])
         return pose_action(p, R, obs[_S["target_pos"]], R_DOWN, self.output_max, self.pace)
 
 
@@ -88,8 +83,8 @@ class LiftExpert:
         self.phase, self.closed_for = "approach", 0
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        p, R = obs[_S["tcp_pos"]], _from_rot6(obs[_S["tcp_rot6"]])
-        cube, cR = obs[_S["object_pos"]], _from_rot6(obs[_S["object_rot6"]])
+        p, R = obs[_S["tcp_pos"]], rot6_matrix(obs[_S["tcp_rot6"]])
+        cube, cR = obs[_S["object_pos"]], rot6_matrix(obs[_S["object_rot6"]])
         yaw = np.arctan2(cR[1, 0], cR[0, 0])
         yaw = (yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4          # the face closest to the hand's yaw
         R_des = _rz(yaw) @ R_DOWN
@@ -142,8 +137,8 @@ class DoorExpert:
         self.phase, self.closed_for = "approach", 0
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        p, R = obs[_S["tcp_pos"]], _from_rot6(obs[_S["tcp_rot6"]])
-        grasp, Rh = obs[_S["object_pos"]], _from_rot6(obs[_S["object_rot6"]])
+        p, R = obs[_S["tcp_pos"]], rot6_matrix(obs[_S["tcp_rot6"]])
+        grasp, Rh = obs[_S["object_pos"]], rot6_matrix(obs[_S["object_rot6"]])
         hinge, handle = obs[_S["target_pos"]], float(obs[_S["handle_angle"]][0])
         axis = -Rh[:, 0]                                   # the handle's turning axis, toward the robot
         R_grasp = Rh @ R_DOWN

@@ -46,6 +46,13 @@ def rot6(R: np.ndarray) -> np.ndarray:
     return np.asarray(R)[..., :, :2].swapaxes(-1, -2).reshape(np.shape(R)[:-2] + (6,))
 
 
+def rot6_matrix(r6: np.ndarray) -> np.ndarray:
+    """The rotation matrix of ``rot6`` (its first two columns; the third is their cross product)."""
+    r6 = np.asarray(r6, float)
+    a, b = r6[..., :3], r6[..., 3:]
+    return np.stack([a, b, np.cross(a, b)], axis=-1)
+
+
 @dataclass(frozen=True)
 class TaskConfig:
     """``horizon`` counts control steps (50 Hz); ``k`` control steps per high-level step."""
