@@ -52,26 +52,9 @@ def pose_action(p: np.ndarray, R: np.ndarray, p_des: np.ndarray, R_des: np.ndarr
     return np.clip(a, -1.0, 1.0)
 
 
-class ReachExpert:
-    """Go straight to the target, keep the orientation the TCP has (pointing down)."""
-
-    def __init__(self, output_max=(0.05, 0.05, 0.05, 0.5, 0.5, 0.5), pace: float = PACE):
-        if not 0 < pace <= 1:
-            raise ValueError(f"pace must be in (0, 1], got {pace}")
-        self.output_max, self.pace = output_max, pace
-
-    def reset(self) -> None:
-        pass
-
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        p, R = obs[_S["tcp_pos"]], rot6_matrix(obs[_S["tcp_rot6"]])
-        return pose_action(p, R, obs[_S["target_pos"]], R_DOWN, self.output_max, self.pace)
-
-
-class LiftExpert:
-    """Above the cube, yaw aligned with a cube face -> down -> close -> lift to the target."""
-
-    above, close_steps = 0.08, 6
+class Expert:
+    """A scripted expert: actions normalized by ``output_max``, paced (``pose_action``); experts with
+    phases start each episode in their first (``reset``)."""
 
     def __init__(self, output_max=(0.05, 0.05, 0.05, 0.5, 0.5, 0.5), pace: float = PACE):
         if not 0 < pace <= 1:
@@ -81,6 +64,20 @@ class LiftExpert:
 
     def reset(self) -> None:
         self.phase, self.closed_for = "approach", 0
+
+
+class ReachExpert(Expert):
+    """Go straight to the target, keep the orientation the TCP has (pointing down)."""
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        p, R = obs[_S["tcp_pos"]], rot6_matrix(obs[_S["tcp_rot6"]])
+        return pose_action(p, R, obs[_S["target_pos"]], R_DOWN, self.output_max, self.pace)
+
+
+class LiftExpert(Expert):
+    """Above the cube, yaw aligned with a cube face -> down -> close -> lift to the target."""
+
+    above, close_steps = 0.08, 6
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         p, R = obs[_S["tcp_pos"]], rot6_matrix(obs[_S["tcp_rot6"]])
@@ -114,7 +111,7 @@ def _axis_rotation(axis: np.ndarray, angle: float) -> np.ndarray:
     return np.eye(3) + np.sin(angle) * K + (1.0 - np.cos(angle)) * K @ K
 
 
-class DoorExpert:
+class DoorExpert(Expert):
     """Above the handle -> down onto it -> grasp -> turn it past the latch -> pull the door open.
 
     The hand points down with its fingers across the handle's flat faces (the handle's frame times
@@ -126,15 +123,6 @@ class DoorExpert:
 
     above, close_steps, step = 0.08, 6, 0.3
     turn_to, unlatched = 0.7, 0.45        # rad: handle angle aimed at, and reached before pulling
-
-    def __init__(self, output_max=(0.05, 0.05, 0.05, 0.5, 0.5, 0.5), pace: float = PACE):
-        if not 0 < pace <= 1:
-            raise ValueError(f"pace must be in (0, 1], got {pace}")
-        self.output_max, self.pace = output_max, pace
-        self.reset()
-
-    def reset(self) -> None:
-        self.phase, self.closed_for = "approach", 0
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         p, R = obs[_S["tcp_pos"]], rot6_matrix(obs[_S["tcp_rot6"]])
