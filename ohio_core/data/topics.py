@@ -1,4 +1,4 @@
-"""Topic names, message types and the ``ohio/task_state`` layout of this stack (DESIGN.md).
+"""Topic names, message types and the ``ohio/task_state`` layout of this stack (docs/ros.md).
 
 ============================  ===============================  ==========================================
 role (``TopicMap`` field)     default topic                    type

@@ -437,6 +437,35 @@ def test_links_resolve(page):
     assert not problems, "broken links:\n" + "\n".join(problems)
 
 
+#: a Markdown page named in code or configuration: docs/NAME.md, or an upper-case NAME.md
+CITED_PAGE = re.compile(r"(?<![\w/.-])((?:docs/(?:[\w-]+/)*[\w-]+|[A-Z][A-Z_]+)\.md)\b")
+
+
+def cited_page_problems() -> list[str]:
+    """Pages that code, configuration and launch files cite and that do not exist."""
+    sources = [*PACKAGES.values(), ROOT / "config", ROOT / "ros2_ws" / "src" / "ohio_ros" / "launch"]
+    problems = []
+    for folder in sources:
+        for path in sorted(folder.rglob("*")):
+            if path.suffix not in (".py", ".yaml", ".yml") or "__pycache__" in path.parts:
+                continue
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                for page in CITED_PAGE.findall(line):
+                    if not (ROOT / page).is_file():
+                        problems.append(f"{path.relative_to(ROOT)}:{n}: {page} does not exist")
+    return problems
+
+
+def test_pages_cited_by_the_code_exist():
+    problems = cited_page_problems()
+    assert not problems, "pages cited in code or configuration that do not exist:\n" + "\n".join(problems)
+
+
+def test_a_cited_page_that_is_gone_is_found():
+    assert CITED_PAGE.findall('"""Topic names of this stack (DESIGN.md, docs/ros.md)."""') == ["DESIGN.md", "docs/ros.md"]
+    assert CITED_PAGE.findall("see docs/results/mismatch.md and ohio_core/README.md") == ["docs/results/mismatch.md"]
+
+
 def test_the_pages_show_what_is_checked():
     """Not vacuous: the pages show commands (two levels deep among them), paths, links and module names."""
     text = "\n".join(p.read_text(encoding="utf-8") for p in doc_files())

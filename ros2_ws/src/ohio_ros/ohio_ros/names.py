@@ -1,5 +1,5 @@
 """
-Topic and node names of the stack (DESIGN.md, ``ohio_core.data.topics``).
+Topic and node names of the stack (docs/ros.md, ``ohio_core.data.topics``).
 
 Names without a leading slash are relative: they resolve inside a node's namespace, so a launch
 file can place the stack under a namespace or remap them. At the root namespace every name
