@@ -1,6 +1,7 @@
-"""The heavy optional libraries, loaded on first use: every module of the project calls these instead of
-importing torch, d3rlpy or ray, so that importing ohio_core (the ``ohio`` command, the ROS nodes) loads none
-of them until a model is trained or loaded or a Ray cluster is used."""
+"""The heavy libraries, loaded on first use: every module of the project calls these instead of importing
+torch, d3rlpy, ray, matplotlib.pyplot or scipy.signal, so that importing ohio_core (the ``ohio`` command,
+the ROS nodes) loads none of them until a model is trained or loaded, a Ray cluster is used, a plot is
+drawn or joint velocities are differentiated (scipy.signal alone takes 1-3 s to import)."""
 
 from __future__ import annotations
 
@@ -32,5 +33,22 @@ def torch():
 def ray():
     """The ray module."""
     import ray as module
+
+    return module
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend (files only, no display; chosen before pyplot loads)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as module
+
+    return module
+
+
+def scipy_signal():
+    """The ``scipy.signal`` module."""
+    import scipy.signal as module
 
     return module

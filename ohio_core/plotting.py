@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-import matplotlib.pyplot as plt
+from ohio_core import lazy
 
 
 def pyplot():
-    """``matplotlib.pyplot`` on the Agg backend (set on the first call, not on import)."""
-    matplotlib.use("Agg")
-    return plt
+    """``matplotlib.pyplot`` on the Agg backend, loaded on the first call (``ohio_core.lazy``)."""
+    return lazy.pyplot()
 
 
 def save(fig, path: Path, dpi: int = 100) -> Path:

@@ -1,12 +1,12 @@
-"""Where the project imports: at the top of its modules, and torch, d3rlpy and ray through ``ohio_core.lazy``.
+"""Where the project imports: at the top of its modules, and the heavy libraries through ``ohio_core.lazy``.
 
 - No import inside a function in ``ohio_core``, ``controllers`` and the ROS nodes (``ohio_ros``): every
   dependency of a module is stated at its top, where a cycle between modules shows at once. The only
   function-level imports are those of ``ohio_core.lazy``'s wrapper functions (``d3rlpy()``, ``torch()``,
-  ``ray()``), which load the heavy optional libraries on first use.
-- No module but ``ohio_core/lazy.py`` imports torch, d3rlpy or ray, anywhere in it; the others call its
-  wrappers. Checked statically, and in a fresh interpreter: importing every module of the three packages
-  (the ``ohio`` command and every node included) loads none of the three.
+  ``ray()``, ``pyplot()``, ``scipy_signal()``), which load the heavy libraries on first use.
+- No module but ``ohio_core/lazy.py`` imports torch, d3rlpy, ray, matplotlib or scipy.signal, anywhere in
+  it; the others call its wrappers. Checked statically, and in a fresh interpreter: importing every module
+  of the three packages (the ``ohio`` command and every node included) loads none of them.
 - ``importlib.import_module``/``__import__`` in a function is an import too. The one the project keeps is
   ``controllers.base.controller_class``, which imports the implementation module of a controller kind on
   first use: ``base`` holds the contract and the factory beside it, and the implementations import ``base``
@@ -27,10 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"ohio_core": ROOT / "ohio_core", "controllers": ROOT / "controllers",
             "ohio_ros": ROOT / "ros2_ws" / "src" / "ohio_ros" / "ohio_ros"}
 LAZY = ROOT / "ohio_core" / "lazy.py"
-#: the heavy optional libraries and the wrapper of ``ohio_core.lazy`` that imports each
-HEAVY = {"torch": "torch", "d3rlpy": "d3rlpy", "ray": "ray"}
-#: what ``ohio_core.lazy.d3rlpy()`` imports besides d3rlpy: d3rlpy's logger, to quiet it
-LAZY_ALSO = {"d3rlpy": {"structlog"}}
+#: the wrappers of ``ohio_core.lazy`` and the heavy module each imports (matplotlib.pyplot and scipy.signal
+#: take seconds to import: loading them at the top made ``ohio --help`` take 3 s)
+HEAVY = {"torch": "torch", "d3rlpy": "d3rlpy", "ray": "ray", "pyplot": "matplotlib.pyplot",
+         "scipy_signal": "scipy.signal"}
+#: what a wrapper imports besides its module: d3rlpy's logger (to quiet it), matplotlib (to pick the backend)
+LAZY_ALSO = {"d3rlpy": {"structlog"}, "pyplot": {"matplotlib"}}
 #: (file, function) -> why its function-level import stays: an import cycle between the modules
 KNOWN_CYCLES = {
     ("controllers/base.py", "controller_class"):
@@ -82,13 +84,15 @@ def all_imports(tree: ast.AST) -> list[tuple[int, str]]:
     return [(node.lineno, module) for node in ast.walk(tree) for module in imports_of(node)]
 
 
-def top_level(module: str) -> str:
-    return module.split(".")[0]
+def within(module: str, library: str) -> bool:
+    """``module`` is ``library`` or one of its submodules."""
+    return module == library or module.startswith(library + ".")
 
 
 def allowed_in_function(path: Path, function: str, module: str) -> bool:
     """An import of the heavy library a wrapper of ``ohio_core.lazy`` is named for (or what it loads with it)."""
-    return path == LAZY and function in HEAVY and top_level(module) in {HEAVY[function]} | LAZY_ALSO.get(function, set())
+    return path == LAZY and function in HEAVY and any(
+        within(module, library) for library in {HEAVY[function]} | LAZY_ALSO.get(function, set()))
 
 
 def test_the_check_covers_every_package():
@@ -118,9 +122,9 @@ def test_heavy_libraries_are_imported_by_lazy_alone():
     heavy = set(HEAVY.values()) | set().union(*LAZY_ALSO.values())
     found = [f"{rel(path)}:{line}: imports {module}" for path in source_files() if path != LAZY
              for line, module in all_imports(ast.parse(path.read_text(encoding="utf-8")))
-             if top_level(module) in heavy]
-    assert not found, "torch, d3rlpy and ray go through ohio_core.lazy (d3rlpy(), torch(), ray()):\n" + "\n".join(found)
-    wrappers = {node.name: {top_level(module) for _, module in all_imports(node)}
+             if any(within(module, library) for library in heavy)]
+    assert not found, "the heavy libraries go through ohio_core.lazy (d3rlpy(), torch(), ...):\n" + "\n".join(found)
+    wrappers = {node.name: {module for _, module in all_imports(node)}
                 for node in ast.parse(LAZY.read_text(encoding="utf-8")).body if isinstance(node, ast.FunctionDef)}
     for name, library in HEAVY.items():
         assert library in wrappers.get(name, set()), f"ohio_core.lazy.{name}() does not import {library}"

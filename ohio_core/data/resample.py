@@ -17,7 +17,8 @@ A piece is a stretch of joint states with no gap longer than ``max_gap``; grids 
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import savgol_filter
+
+from ohio_core import lazy
 
 SG_WINDOW = 5
 SG_ORDER = 2
@@ -76,7 +77,7 @@ def differentiate(q: np.ndarray, period: float, piece: np.ndarray) -> np.ndarray
     for a, b in zip(edges[:-1], edges[1:]):
         n = b - a
         if n >= SG_WINDOW:
-            qd[a:b] = savgol_filter(q[a:b], SG_WINDOW, SG_ORDER, deriv=1, delta=period, axis=0, mode="interp")
+            qd[a:b] = lazy.scipy_signal().savgol_filter(q[a:b], SG_WINDOW, SG_ORDER, deriv=1, delta=period, axis=0, mode="interp")
         elif n >= 2:
             qd[a:b] = np.gradient(q[a:b], period, axis=0)
     return qd
