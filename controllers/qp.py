@@ -118,7 +118,8 @@ def qp_step(model: PandaModel, q: np.ndarray, qd: np.ndarray, goal: PoseGoal, co
 
 @register_controller
 class QP(Controller):
-    """QP controller bound to a robot model: ``act(q, qd, goal) -> tau`` (``Controller``); counts fallbacks.
+    """QP controller bound to a robot model: ``act(q, qd, goal) -> tau`` (``Controller``); counts fallbacks
+    (and, as every controller, clamped goals).
     ``self.model`` is ``controlled_model(model, config.gravity_compensation)``: with ``driver``, h and
     so tau = M qdd + h, the torque constraints, the brake and the hold torque leave g(q) out.
     It has no batched law: an inverse solves its KKT conditions, or its QP state by state."""
@@ -135,6 +136,7 @@ class QP(Controller):
 
     def compute(self, q: np.ndarray, qd: np.ndarray, goal: PoseGoal) -> QPOutput:
         q, qd = self.model.check_state(q, qd)
+        goal = self.workspace_goal(goal)
         out = qp_step(self.model, q, qd, goal, self.config, self.tau_max)
         self.solves += 1
         self.fallbacks += out.status != STATUS_OK

@@ -141,6 +141,7 @@ class ControllerNode(Node):
             'goals_received': c.goals_received,
             'goals_rejected_nonfinite': c.goals_rejected_nonfinite,
             'goals_rejected_invalid': c.goals_rejected_invalid,
+            'goals_clamped': self.controller.goals_clamped,
         })
         qp_fallbacks = getattr(self.controller, 'fallbacks', None)
         if qp_fallbacks is not None:
