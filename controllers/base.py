@@ -30,6 +30,7 @@ import numpy as np
 from controllers.config import CONFIG_TYPES, OSCConfig, QPConfig, load_config
 from controllers.goals import PoseGoal, goal_from_action, require_finite
 from controllers.robot import PandaModel, controlled_model
+from controllers.workspace import clamp_goal
 
 
 class InverseCapability(enum.Enum):
@@ -65,7 +66,9 @@ class Controller(abc.ABC):
     """A low-level controller bound to a robot model: ``act(q, qd, goal) -> tau``.
 
     ``self.model`` is the model the law runs on, ``controlled_model(model,
-    config.gravity_compensation)``; ``self.tau_max`` the torque limits it clips to.
+    config.gravity_compensation)``; ``self.tau_max`` the torque limits it clips to;
+    ``self.goals_clamped`` counts the goals ``compute`` clamped into the config's workspace
+    (``controllers.workspace``).
     """
 
     #: the config kind it is registered under (``config_type.kind``)
@@ -81,6 +84,13 @@ class Controller(abc.ABC):
                             f"got {type(config).__name__}")
         self.model, self.config = controlled_model(model, config.gravity_compensation), config
         self.tau_max = torque_limits(model, config)
+        self.goals_clamped = 0
+
+    def workspace_goal(self, goal: PoseGoal) -> PoseGoal:
+        """``goal`` clamped into the config's workspace; a clamped goal is counted in ``goals_clamped``."""
+        goal, moved = clamp_goal(goal, self.config)
+        self.goals_clamped += bool(moved)
+        return goal
 
     @abc.abstractmethod
     def compute(self, q: np.ndarray, qd: np.ndarray, goal: PoseGoal) -> ControlOutput:

@@ -58,6 +58,17 @@ class _Base:
                 validate.choice(name, value, f.metadata["choice"], ConfigError)
         if not 0.0 < self.control_period <= 0.1:
             raise ConfigError(f"{type(self).__name__}.control_period must be in (0, 0.1] s, got {self.control_period}")
+        self._check_goal_box()
+
+    def _check_goal_box(self):
+        name, lo, hi = type(self).__name__, self.goal_box_min, self.goal_box_max
+        if (lo is None) != (hi is None):
+            raise ConfigError(f"{name}.goal_box_min and goal_box_max must be set together (or neither)")
+        if lo is not None and not all(a < b for a, b in zip(lo, hi)):
+            raise ConfigError(f"{name}.goal_box_min must be below goal_box_max on every axis, got {list(lo)} and {list(hi)}")
+        if lo is not None and self.table_height is not None and self.table_height + self.goal_table_clearance >= hi[2]:
+            raise ConfigError(f"{name}.table_height + goal_table_clearance must be below goal_box_max z, "
+                              f"got {self.table_height + self.goal_table_clearance} >= {hi[2]}")
 
     @classmethod
     def from_dict(cls, data: dict | None):
@@ -87,8 +98,8 @@ def _vec(n: int, sign: str = "any", default=None, optional: bool = False):
     return field(default=default, metadata={"vector": (n, sign), "optional": optional})
 
 
-def _num(sign: str, default: float):
-    return field(default=default, metadata={"scalar": sign})
+def _num(sign: str, default: float | None, optional: bool = False):
+    return field(default=default, metadata={"scalar": sign, "optional": optional})
 
 
 def _choice(choices: tuple, default: str):
@@ -103,6 +114,8 @@ class OSCConfig(_Base):
     ``output_max`` scales a normalized action in [-1, 1]^6 into a pose delta (m, rad).
     ``gravity_compensation`` (``GRAVITY_COMPENSATION``): ``driver`` leaves g(q) out of the command
     (``controllers.robot.controlled_model``); ``torque_limits`` bound what is commanded.
+    ``goal_box_min``/``goal_box_max`` and ``table_height`` + ``goal_table_clearance`` bound the goal
+    position (``controllers.workspace``; default: no bound).
     """
 
     kind = "osc"
@@ -115,6 +128,10 @@ class OSCConfig(_Base):
     lambda_rcond: float = _num("positive", 1e-6)
     control_period: float = _num("positive", 0.02)
     gravity_compensation: str = _choice(GRAVITY_COMPENSATION, "controller")
+    goal_box_min: tuple | None = _vec(3, "any", None, optional=True)    # m, world; goals clamped into the box
+    goal_box_max: tuple | None = _vec(3, "any", None, optional=True)
+    table_height: float | None = _num("any", None, optional=True)      # m, world z of the table top
+    goal_table_clearance: float = _num("nonnegative", 0.0)             # m, goals kept this far above the table
 
     @functools.cached_property
     def kd(self) -> np.ndarray:
@@ -125,7 +142,8 @@ class OSCConfig(_Base):
 class QPConfig(_Base):
     """Task-space QP controller (see ``controllers.qp``): same task PD as the OSC, solved under
     dynamics, torque, joint-velocity and joint-position constraints. ``gravity_compensation`` as
-    for the OSC (``driver``: the torque map, brake and hold torques leave g(q) out)."""
+    for the OSC (``driver``: the torque map, brake and hold torques leave g(q) out); the goal box as for
+    the OSC. With ``table_height`` set, the TCP is also held at z >= table_height + table_margin."""
 
     kind = "qp"
     kp: tuple = _vec(6, "positive", 150.0)
@@ -142,6 +160,11 @@ class QPConfig(_Base):
     hold_damping: float = _num("nonnegative", 10.0)           # N m s/rad, joint damping of the fallback hold torque
     control_period: float = _num("positive", 0.02)
     gravity_compensation: str = _choice(GRAVITY_COMPENSATION, "controller")
+    goal_box_min: tuple | None = _vec(3, "any", None, optional=True)    # m, world; goals clamped into the box
+    goal_box_max: tuple | None = _vec(3, "any", None, optional=True)
+    table_height: float | None = _num("any", None, optional=True)      # m, world z of the table top
+    goal_table_clearance: float = _num("nonnegative", 0.0)             # m, goals kept this far above the table
+    table_margin: float = _num("nonnegative", 0.02)            # m, the TCP kept this far above table_height
 
     @functools.cached_property
     def kd(self) -> np.ndarray:

@@ -196,9 +196,11 @@ class OSC(Controller):
         super().__init__(model, config)
 
     def compute(self, q: np.ndarray, qd: np.ndarray, goal: PoseGoal) -> ControlOutput:
-        """One state's torque; a state that is not finite or beyond the physical bounds
-        (``PandaModel.check_state``) raises ``NonFiniteInputError``. Batches: osc_terms, osc_law."""
+        """One state's torque for the goal clamped into the workspace (``Controller.workspace_goal``); a
+        state that is not finite or beyond the physical bounds (``PandaModel.check_state``) raises
+        ``NonFiniteInputError``. Batches: osc_terms, osc_law (goals as given)."""
         q, qd = self.model.check_state(q, qd)
+        goal = self.workspace_goal(goal)
         return osc_step(self.model.kinematics(q, qd), q, qd, goal, self.config, self.tau_max)
 
     def terms(self, kin: Kinematics, q: np.ndarray, qd: np.ndarray) -> OSCTerms:

@@ -13,10 +13,17 @@ steady state, and it stops the arm when a goal is out of reach instead of chatte
 solve that fails (infeasible state, numerical trouble) never raises into the control loop; it
 returns, with its status, the braking torque of a second QP that is always feasible,
 
-    min_qdd  1/2 || qd + T qdd ||^2   s.t.  -tau_max <= M qdd + h <= tau_max          ("brake")
+    min_qdd  1/2 || qd + T qdd - v_safe ||^2   s.t.  -tau_max <= M qdd + h <= tau_max          ("brake")
+    v_safe = clip(clip(0, (q_min + m - q) / T, (q_max - m - q) / T), -qd_max, qd_max)
 
-(the arm slowed as hard as the torque limits allow, the best it can do for its joint limits), or,
-should that fail too, the hold torque clip(h - d qd) ("hold").
+(v_safe is 0 for a joint within its limits, so the arm is slowed as hard as the torque limits allow,
+and a joint beyond a limit is sent back at up to qd_max: the joint position and velocity limits as
+far as the torque limits allow), or, should that fail too, the hold torque clip(h - d qd) ("hold").
+
+With ``table_height`` set, the TCP height z (row z of J) is held above the table plane like a joint
+limit, z_min = table_height + table_margin::
+
+    z + T vz + T^2/2 az >= z_min,   vz + T az >= -sqrt(2 a_b (z - z_min)),   az = J_z qdd + (dJ qd)_z
 """
 
 from __future__ import annotations
@@ -77,21 +84,45 @@ def qp_problem(kin: Kinematics, q: np.ndarray, qd: np.ndarray, xdd: np.ndarray, 
         -v_lo - qd, -v_hi + qd,                                  # velocity and braking room
         lo - q - T * qd, -(hi - q - T * qd),                     # position at the end of the period
     ])
+    if config.table_height is not None:
+        C_z, b_z = table_constraint(kin, qd, config)
+        C, b = np.hstack([C, C_z]), np.concatenate([b, b_z])
     return QPProblem(G=G, a=a, C=C, b=b)
+
+
+def table_constraint(kin: Kinematics, qd: np.ndarray, config: QPConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The TCP height above the table plane (module docstring) as C^T qdd >= b, C (7, 2)."""
+    T, a_b = config.control_period, config.braking_acceleration
+    Jz, z = kin.J[2], kin.p[2]
+    z_min = config.table_height + config.table_margin
+    vz, drift = Jz @ qd, kin.dJqd[2]
+    C = np.stack([0.5 * T * T * Jz, T * Jz], axis=1)
+    b = np.array([z_min - z - T * vz - 0.5 * T * T * drift,
+                  -np.sqrt(2.0 * a_b * max(z - z_min, 0.0)) - vz - T * drift])
+    return C, b
 
 
 def hold_torque(kin: Kinematics, qd: np.ndarray, config: QPConfig, tau_max: np.ndarray) -> np.ndarray:
     return np.clip(kin.h - config.hold_damping * qd, -tau_max, tau_max)
 
 
-def brake_torque(kin: Kinematics, qd: np.ndarray, config: QPConfig, tau_max: np.ndarray) -> np.ndarray | None:
-    """tau = M qdd + h for qdd = argmin 1/2 ||qd + T qdd||^2 s.t. torque limits (module docstring); None
-    if quadprog fails (tau = 0 is feasible, so only numerical trouble does that)."""
+def safe_velocity(q: np.ndarray, config: QPConfig, q_min: np.ndarray, q_max: np.ndarray,
+                  qd_max: np.ndarray) -> np.ndarray:
+    """v_safe of the brake (module docstring): 0 within the joint limits, back inside beyond them."""
+    T, m = config.control_period, config.position_margin
+    return np.clip(np.clip(0.0, (q_min + m - q) / T, (q_max - m - q) / T), -qd_max, qd_max)
+
+
+def brake_torque(kin: Kinematics, q: np.ndarray, qd: np.ndarray, config: QPConfig, tau_max: np.ndarray,
+                 q_min: np.ndarray, q_max: np.ndarray, qd_max: np.ndarray) -> np.ndarray | None:
+    """tau = M qdd + h for qdd = argmin 1/2 ||qd + T qdd - v_safe||^2 s.t. torque limits (module
+    docstring); None if quadprog fails (tau = 0 is feasible, so only numerical trouble does that)."""
     T = config.control_period
     C = np.hstack([kin.M, -kin.M])
     b = np.concatenate([-tau_max - kin.h, -tau_max + kin.h])
+    v_safe = safe_velocity(q, config, q_min, q_max, qd_max)
     try:
-        qdd = quadprog.solve_qp(T * T * np.eye(7), -T * qd, C, b, 0)[0]
+        qdd = quadprog.solve_qp(T * T * np.eye(7), T * (v_safe - qd), C, b, 0)[0]
     except ValueError:
         return None
     tau = kin.M @ qdd + kin.h
@@ -108,7 +139,7 @@ def qp_step(model: PandaModel, q: np.ndarray, qd: np.ndarray, goal: PoseGoal, co
     except ValueError:
         qdd = None
     if qdd is None or not np.isfinite(qdd).all():
-        tau, status = brake_torque(kin, qd, config, tau_max), STATUS_BRAKE
+        tau, status = brake_torque(kin, q, qd, config, tau_max, model.q_min, model.q_max, model.qd_max), STATUS_BRAKE
         if tau is None:
             tau, status = hold_torque(kin, qd, config, tau_max), STATUS_HOLD
         return QPOutput(tau=tau, tau_unclipped=tau, saturated=np.zeros(7, bool), status=status)
@@ -118,7 +149,8 @@ def qp_step(model: PandaModel, q: np.ndarray, qd: np.ndarray, goal: PoseGoal, co
 
 @register_controller
 class QP(Controller):
-    """QP controller bound to a robot model: ``act(q, qd, goal) -> tau`` (``Controller``); counts fallbacks.
+    """QP controller bound to a robot model: ``act(q, qd, goal) -> tau`` (``Controller``); counts fallbacks
+    (and, as every controller, clamped goals).
     ``self.model`` is ``controlled_model(model, config.gravity_compensation)``: with ``driver``, h and
     so tau = M qdd + h, the torque constraints, the brake and the hold torque leave g(q) out.
     It has no batched law: an inverse solves its KKT conditions, or its QP state by state."""
@@ -135,6 +167,7 @@ class QP(Controller):
 
     def compute(self, q: np.ndarray, qd: np.ndarray, goal: PoseGoal) -> QPOutput:
         q, qd = self.model.check_state(q, qd)
+        goal = self.workspace_goal(goal)
         out = qp_step(self.model, q, qd, goal, self.config, self.tau_max)
         self.solves += 1
         self.fallbacks += out.status != STATUS_OK

@@ -93,4 +93,4 @@ def invert(segments: Segments, controller: OSC, max_cond: float = 1e10, chunk: i
     status[~(cond < max_cond)] = Status.ILL_POSED
     status[~finite] = Status.NON_FINITE
     return finish(goal_p, goal_R, p0, R0, controller.config.output_max, residual, status, cond,
-                  {"method": "analytical", "unsaturated_entries": mask.sum(-1)})
+                  {"method": "analytical", "unsaturated_entries": mask.sum(-1)}, config=controller.config)

@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 
 from controllers.goals import action_from_pose
+from controllers.workspace import clamp_position, goal_bounds, has_goal_bounds
 
 
 class Status(enum.IntEnum):
@@ -78,7 +79,8 @@ class InverseResult:
     recovered goal pushed through the deployment controller's clipped law at each logged state
     (``segment_terms.segment_residual``; the state mismatch after each period for state matching,
     0 for the naive baseline); ``cond`` the conditioning of the solve; ``clipped`` marks actions
-    that left [-1, 1] and were clipped.
+    that left [-1, 1] and were clipped, or goals outside the deployment controller's workspace that
+    were clamped into it (``finish``).
     """
 
     goal_p: np.ndarray       # (N, 3)
@@ -99,12 +101,19 @@ class InverseResult:
 
 
 def finish(goal_p: np.ndarray, goal_R: np.ndarray, p0: np.ndarray, R0: np.ndarray, output_max,
-           residual: np.ndarray, status: np.ndarray, cond: np.ndarray, info: dict | None = None) -> InverseResult:
+           residual: np.ndarray, status: np.ndarray, cond: np.ndarray, info: dict | None = None,
+           config=None) -> InverseResult:
     """Express goals as the deployment controller's normalized actions (a delta from the TCP pose
-    (p0, R0) when the goal is set, divided by ``output_max``), clip to [-1, 1] and count."""
+    (p0, R0) when the goal is set, divided by ``output_max``), clip to [-1, 1] and count. With the
+    deployment ``config``, a goal outside its workspace (``controllers.workspace``), which that
+    controller would have clamped, is clamped into it and counted the same way, in ``clipped``."""
+    outside = np.zeros(len(goal_p), bool)
+    if config is not None and has_goal_bounds(config):
+        with np.errstate(invalid="ignore"):
+            goal_p, outside = clamp_position(goal_p, *goal_bounds(config))
     with np.errstate(invalid="ignore"):
         raw = action_from_pose(goal_p, goal_R, p0, R0, output_max)
-    clipped = np.any(np.abs(raw) > 1.0 + 1e-9, axis=-1)
+    clipped = np.any(np.abs(raw) > 1.0 + 1e-9, axis=-1) | outside
     bad = ~np.isfinite(raw).all(-1)
     return InverseResult(goal_p=goal_p, goal_R=goal_R, action=np.clip(np.nan_to_num(raw), -1.0, 1.0),
                          residual=residual, status=np.where(bad & (status == Status.OK), Status.NON_FINITE, status),

@@ -73,4 +73,5 @@ def invert(segments: Segments, controller: OSC, population: int = 128, elites: i
     status = np.where(final_std < tol, Status.OK, Status.NOT_CONVERGED)
     status[~finite] = Status.NON_FINITE
     return finish(goal_p, goal_R, p0, R0, s, residual, status, np.full(n, np.nan),
-                  {"method": "cem", "population": population, "iterations": iterations})
+                  {"method": "cem", "population": population, "iterations": iterations},
+                  config=controller.config)

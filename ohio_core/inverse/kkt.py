@@ -78,7 +78,7 @@ def invert(segments: Segments, controller: QP) -> InverseResult:
     status[~finite] = Status.NON_FINITE
     residual = segment_residual(controller, seg.q, seg.qd, seg.tau, goal_p, goal_R)
     return finish(goal_p, goal_R, p0, R0, cfg.output_max, residual, status, cond[pick],
-                  {"method": "qp", "active_constraints": active.sum(-1)[pick], "step_used": j})
+                  {"method": "qp", "active_constraints": active.sum(-1)[pick], "step_used": j}, config=cfg)
 
 
 def _lstsq(A: np.ndarray, rhs: np.ndarray):

@@ -21,4 +21,4 @@ def invert(segments: Segments, controller) -> InverseResult:
     goal_p, goal_R = batch_tcp_pose(controller.model, end)
     status = np.where(finite, Status.OK, Status.NON_FINITE)
     return finish(goal_p, goal_R, p0, R0, controller.config.output_max, np.zeros(n), status, np.ones(n),
-                  {"method": "naive"})
+                  {"method": "naive"}, config=controller.config)

@@ -136,4 +136,4 @@ def solve(segments: Segments, controller: OSC, iterations: int = 50, tol: float 
     status[singular] = Status.SINGULAR
     status[~finite] = Status.NON_FINITE
     return finish(goal_p, goal_R, p0, R0, controller.config.output_max, residual, status, cond,
-                  {"method": method})
+                  {"method": method}, config=controller.config)

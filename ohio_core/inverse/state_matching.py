@@ -138,4 +138,4 @@ def invert(segments: Segments, controller: OSC, iterations: int = 6, fd_eps: flo
     rms = np.sqrt(np.mean(np.concatenate([q_roll - q_log, velocity_scale * (qd_roll - qd_log)], -1) ** 2, (1, 2)))
     return finish(goal_p, goal_R, kin0.p, kin0.R, controller.config.output_max, rms, status, np.full(n, np.nan),
                   {"method": "state_matching", "residual_units": "rad (q) and velocity_scale * rad/s (qd)",
-                   "dynamics": type(dynamics).__name__})
+                   "dynamics": type(dynamics).__name__}, config=controller.config)

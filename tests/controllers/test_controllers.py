@@ -20,7 +20,8 @@ from controllers.description import Q_HOME
 from controllers.goals import (GOAL_POSITION_BOUND, ImplausibleInputError, NonFiniteInputError, PoseGoal,
                                action_from_goal, goal_from_action, orientation_error, so3_exp, so3_log)
 from controllers.osc import OSC, OSCTerms, near_singular, osc_law, osc_terms, task_error, task_inertia
-from controllers.qp import QP, STATUS_BRAKE, STATUS_OK, hold_torque, qp_problem, task_acceleration
+from controllers.qp import (QP, STATUS_BRAKE, STATUS_OK, hold_torque, qp_problem, safe_velocity,
+                            task_acceleration)
 from controllers.robot import POSITION_BOUND, VELOCITY_BOUND, Kinematics, PandaModel, controlled_model
 from ohio_core.envs.arm.sim import ArmSim
 from ohio_core.inverse.terms import batch_kinematics
@@ -304,6 +305,27 @@ def test_qp_keeps_joints_inside_limits_when_the_goal_asks_to_leave(panda, sim, c
             assert r.q[:, joint].min() < lo + 2 * margin
 
 
+def test_qp_table_plane_keeps_the_tcp_above_it(panda, sim):
+    """A goal 10 cm below a table plane at z = 0.15 m (above the simulator's table, so nothing else
+    stops the arm): without the plane the QP goes there, with it the TCP stays above
+    table_height + table_margin (within 2 mm), without a fallback; the goal itself is clamped to
+    the table height (``controllers.workspace``), below the plane's margin."""
+    p0, R0 = panda.tcp_pose(Q_HOME)
+    goal = PoseGoal(np.array([p0[0], p0[1], 0.05]), R0)
+    steps = 2 * CONTROL_HZ
+    free = rollout(sim, QP(panda), goal, steps=steps)
+    z_free = np.array([panda.tcp_pose(q)[0][2] for q in free.q])
+    assert z_free.min() < 0.1
+    config = QPConfig(table_height=0.15, table_margin=0.02)
+    qp = QP(panda, config)
+    r = rollout(sim, qp, goal, steps=steps)
+    z = np.array([panda.tcp_pose(q)[0][2] for q in r.q])
+    assert z.min() > 0.17 - 0.002, f"TCP at {z.min():.4f} m"
+    assert z[-1] < 0.175                          # it went down to the plane, not timidly above it
+    assert qp.fallbacks == 0
+    assert qp.goals_clamped == steps              # the goal is also floored at the table (z 0.15 m)
+
+
 @pytest.mark.parametrize("case", ["elbow_reach_0.9", "elbow_reach_1.2"])
 def test_unconstrained_osc_leaves_the_elbow_limit_on_a_far_reach(panda, sim, case):
     q0, joint, make_goal = LIMIT_CASES[case]
@@ -366,17 +388,22 @@ def test_infeasible_qp_falls_back_to_the_braking_torque(panda, index):
     assert out.status == STATUS_BRAKE
     assert qp.fallbacks == 1 and qp.solves == 1
     assert np.all(np.isfinite(out.tau)) and np.all(np.abs(out.tau) <= qp.tau_max + 1e-9)
-    # it slows the arm at least as hard as any torque within the limits: the hold torque, zero, and
-    # full torque against the motion
+    # it brings the joint velocities at least as close to the safe velocity (zero within the limits,
+    # back inside beyond them) as any torque within the limits: the hold torque, zero, and full
+    # torque against the motion
     T = qp.config.control_period
+    v_safe = safe_velocity(q, qp.config, panda.q_min, panda.q_max, panda.qd_max)
+    outside = (q > panda.q_max - qp.config.position_margin) | (q < panda.q_min + qp.config.position_margin)
+    assert outside.sum() == 1 and np.all(v_safe[outside] < 0) and np.all(v_safe[~outside] == 0)
 
-    def speed_after(tau):
-        return np.linalg.norm(qd + T * np.linalg.solve(kin.M, tau - kin.h))
+    def velocity_after(tau):
+        return qd + T * np.linalg.solve(kin.M, tau - kin.h)
 
     against = -np.sign(qd) * qp.tau_max
     for other in (hold_torque(kin, qd, qp.config, qp.tau_max), np.zeros(7), against):
-        assert speed_after(out.tau) <= speed_after(other) + 1e-9
-    assert speed_after(out.tau) < np.linalg.norm(qd)
+        assert np.linalg.norm(velocity_after(out.tau) - v_safe) <= np.linalg.norm(velocity_after(other) - v_safe) + 1e-9
+    assert np.linalg.norm(velocity_after(out.tau) - v_safe) < np.linalg.norm(qd - v_safe)
+    assert velocity_after(out.tau)[outside] < qd[outside]          # the joint beyond its limit is turned back
 
     # the counter keeps counting, and a feasible state afterwards solves normally
     qp.compute(q, qd, goal)
@@ -388,8 +415,8 @@ def test_infeasible_qp_falls_back_to_the_braking_torque(panda, index):
 @pytest.mark.parametrize("index", range(len(INFEASIBLE_STATES)))
 def test_driver_mode_braking_and_hold_leave_gravity_to_the_driver(panda, index):
     """The QP's fallbacks in driver mode: the hold torque is h - g - d qd (Coriolis and damping,
-    no g(q)), and the braking torque slows the arm, under the dynamics the driver leaves
-    (M qdd = tau + g - h), at least as hard as the commands it is compared with."""
+    no g(q)), and the braking torque steers the arm toward the safe velocity, under the dynamics
+    the driver leaves (M qdd = tau + g - h), at least as hard as the commands it is compared with."""
     q, qd = INFEASIBLE_STATES[index]
     qp = _driver(panda, "qp")
     out = qp.compute(q, qd, _goal_at(panda, Q_HOME))
@@ -399,13 +426,14 @@ def test_driver_mode_braking_and_hold_leave_gravity_to_the_driver(panda, index):
     np.testing.assert_allclose(hold, np.clip(full.h - panda.gravity(q) - qp.config.hold_damping * qd,
                                              -qp.tau_max, qp.tau_max), atol=1e-9)
     T = qp.config.control_period
+    v_safe = safe_velocity(q, qp.config, panda.q_min, panda.q_max, panda.qd_max)
 
-    def speed_after(tau_cmd):
-        return np.linalg.norm(qd + T * np.linalg.solve(full.M, tau_cmd + panda.gravity(q) - full.h))
+    def miss(tau_cmd):
+        return np.linalg.norm(qd + T * np.linalg.solve(full.M, tau_cmd + panda.gravity(q) - full.h) - v_safe)
 
     for other in (hold, np.zeros(7), -np.sign(qd) * qp.tau_max):
-        assert speed_after(out.tau) <= speed_after(other) + 1e-9
-    assert speed_after(out.tau) < np.linalg.norm(qd)
+        assert miss(out.tau) <= miss(other) + 1e-9
+    assert miss(out.tau) < np.linalg.norm(qd - v_safe)
     # the controller convention brakes differently: its torque carries g(q)
     own = QP(panda).compute(q, qd, _goal_at(panda, Q_HOME))
     assert own.status == STATUS_BRAKE and np.abs(own.tau - out.tau).max() > 1.0
@@ -574,6 +602,44 @@ def test_fuzz_inputs_within_the_bounds_give_finite_torques_within_limits(panda, 
         out = c.compute(q, qd, PoseGoal(p, so3_exp(rng.normal(size=3) * 2.0)))
         assert np.all(np.isfinite(out.tau)) and np.all(np.abs(out.tau) <= c.tau_max), f"state {i}"
         assert np.all(np.isfinite(out.tau_unclipped)) or kind == "qp"
+
+
+#: a goal box within the Panda's reach (m, world), which keeps the OSC's goals reachable
+REACHABLE_BOX = {"goal_box_min": (0.25, -0.4, 0.1), "goal_box_max": (0.65, 0.4, 0.7)}
+#: rad: how far inside its position limits every joint stays in the closed-loop fuzz
+FUZZ_LIMIT_MARGIN = 0.0
+
+
+@pytest.mark.parametrize("kind", [
+    pytest.param("osc", marks=pytest.mark.xfail(strict=True, reason=(
+        "osc.py has no joint-limit term yet: even with its goals clamped into REACHABLE_BOX, episode 4 "
+        "(a goal 0.3 m and 1 rad from the start) takes joint 3 0.28 rad past its limit"))),
+    "qp",
+])
+def test_fuzz_closed_loop_random_goals_keep_joints_and_torques_within_limits(panda, sim, kind):
+    """20 short episodes (1 s) from random states near home toward random goals, a third of them out of
+    reach (0.9 to 1.3 m from the base) and orientations up to 1 rad off: every joint stays within its
+    position limits (by FUZZ_LIMIT_MARGIN) and every torque within its limits. The QP runs with its
+    defaults, the OSC with REACHABLE_BOX (its goals clamped into reach)."""
+    rng = np.random.default_rng(35)
+    config = OSCConfig(**REACHABLE_BOX) if kind == "osc" else QPConfig()
+    out_of_reach = 0
+    for episode in range(20):
+        q0 = np.clip(Q_HOME + rng.uniform(-0.3, 0.3, 7), panda.q_min + 0.1, panda.q_max - 0.1)
+        p0, R0 = panda.tcp_pose(q0)
+        if episode % 3 == 0:
+            direction = np.array([np.cos(a := rng.uniform(-1.0, 1.0)), np.sin(a), rng.uniform(-0.2, 0.5)])
+            p = rng.uniform(0.9, 1.3) * direction / np.linalg.norm(direction)
+            out_of_reach += 1
+        else:
+            p = p0 + rng.uniform(-0.3, 0.3, 3)
+        controller = OSC(panda, config) if kind == "osc" else QP(panda, config)
+        r = rollout(sim, controller, PoseGoal(p, so3_exp(rng.uniform(-1.0, 1.0, 3) / np.sqrt(3)) @ R0),
+                    q0=q0, steps=CONTROL_HZ)
+        worst = np.max(np.maximum(r.q - panda.q_max, panda.q_min - r.q))
+        assert worst <= -FUZZ_LIMIT_MARGIN, f"{kind} episode {episode}: a joint {worst:.4f} rad past its limit"
+        assert np.all(np.abs(r.tau) <= panda.tau_max) and np.all(np.isfinite(r.tau)), f"{kind} episode {episode}"
+    assert out_of_reach == 7
 
 
 def test_extreme_goal_position_is_refused_like_nan(panda):

@@ -247,3 +247,24 @@ def test_parallel_workers_exit_without_being_terminated(model, capfd):
         signal.signal(signal.SIGTERM, previous)
     assert len(res.status) == len(big)
     assert "terminated" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["analytical", "numerical"])
+def test_a_recovered_goal_outside_the_workspace_is_clamped_and_counted_as_clipped(model, method):
+    """A goal the deployment controller would have clamped into its workspace is clamped into it and
+    marked ``clipped``, as an action beyond [-1, 1] is; the goals inside come back unchanged."""
+    source = OSC(model)
+    seg, gp, gR, _, sat = one_step_segments(source, 200, np.random.default_rng(7), rotation_scale=0.3)
+    keep = ~sat.any(1)
+    seg, gp = seg.take(keep), gp[keep]
+    centre = np.median(gp, axis=0)
+    box = OSCConfig(goal_box_min=centre - [2.0, 2.0, 0.0], goal_box_max=centre + [2.0, 2.0, 2.0])
+    free, boxed = invert(method, seg, source), invert(method, seg, OSC(model, box))
+    outside = free.goal_p[:, 2] < centre[2]
+    assert 0.3 < outside.mean() < 0.7
+    assert np.all(free.ok) and np.all(boxed.ok)
+    np.testing.assert_array_equal(boxed.clipped, free.clipped | outside)
+    assert boxed.clipped.sum() > free.clipped.sum()
+    np.testing.assert_allclose(boxed.goal_p[outside, 2], centre[2])
+    np.testing.assert_allclose(boxed.goal_p[outside, :2], free.goal_p[outside, :2])
+    np.testing.assert_array_equal(boxed.goal_p[~outside], free.goal_p[~outside])

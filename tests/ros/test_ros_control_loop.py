@@ -7,6 +7,7 @@ from controllers.description import Q_HOME
 from controllers.goals import PoseGoal
 from controllers.osc import OSC
 from controllers.qp import QP
+from controllers.rate_limit import TorqueRateLimiter
 from controllers.robot import PandaModel
 
 from ohio_ros.arm.control_loop import HOLD, TRACK, ControlLoop
@@ -182,3 +183,26 @@ def test_with_the_driver_compensating_gravity_hold_and_fallback_leave_g_out(mode
     cmd = failing.step(MS)
     assert cmd.fallback
     np.testing.assert_allclose(cmd.tau, -10.0 * qd, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["osc", "qp"])
+def test_rate_limited_loop_ramps_the_first_command_and_again_after_a_gap(model, kind):
+    """With a torque-rate limiter the first command ramps from zero, every change is at most
+    limit * period, and after a period without a command (stale states) it ramps from zero again."""
+    controller = OSC(model, OSCConfig()) if kind == "osc" else QP(model, QPConfig())
+    limit, period = 200.0, controller.config.control_period
+    loop = ControlLoop(controller, 0.5, 0.1, rate_limiter=TorqueRateLimiter(limit, period))
+    q = Q_HOME.copy()
+    loop.on_goal(0, goal_near(model, q))
+    previous = np.zeros(7)
+    for i in range(4):
+        loop.on_state(i * 20 * MS, q, np.zeros(7), i * 20 * MS)
+        cmd = loop.step(i * 20 * MS)
+        assert np.abs(cmd.tau - previous).max() <= limit * period + 1e-9
+        previous = cmd.tau
+    unlimited = controller.compute(q, np.zeros(7), goal_near(model, q)).tau
+    assert np.abs(unlimited).max() > 3 * limit * period          # the controller alone steps further
+    assert loop.counters.rate_limited_commands >= 1
+    assert loop.step(300 * MS) is None                           # states stale: no command, reset
+    loop.on_state(300 * MS, q, np.zeros(7), 300 * MS)
+    assert np.abs(loop.step(300 * MS).tau).max() <= limit * period + 1e-9

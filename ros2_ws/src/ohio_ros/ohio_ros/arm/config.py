@@ -50,6 +50,8 @@ class ControllerNodeConfig(NodeConfig):
     ``realtime_priority``: 1..98 runs the process under SCHED_FIFO at that priority where
     permitted (0: default scheduling).
     ``timing_log``: if set, a JSON file of per-tick timings written at shutdown (benchmarks).
+    ``torque_rate_limit``: N m/s per joint; > 0 passes every command through
+    ``controllers.rate_limit.TorqueRateLimiter`` (a Franka needs it: 1000); 0: off (the simulator).
     """
 
     goal_timeout: float = 0.5
@@ -60,6 +62,7 @@ class ControllerNodeConfig(NodeConfig):
     hold_damping: float = 10.0
     realtime_priority: int = 0
     timing_log: str = ''
+    torque_rate_limit: float = 0.0
 
     def __post_init__(self):
         number('goal_timeout', self.goal_timeout, low=0.0, low_open=True)
@@ -70,7 +73,9 @@ class ControllerNodeConfig(NodeConfig):
         number('hold_damping', self.hold_damping, low=0.0)
         object.__setattr__(self, 'realtime_priority', check_priority(self.realtime_priority))
         string('timing_log', self.timing_log)
-        for f in ('goal_timeout', 'state_timeout', 'diagnostics_period', 'hold_damping'):
+        number('torque_rate_limit', self.torque_rate_limit, low=0.0)
+        for f in ('goal_timeout', 'state_timeout', 'diagnostics_period', 'hold_damping',
+                  'torque_rate_limit'):
             object.__setattr__(self, f, float(getattr(self, f)))
 
 

@@ -13,7 +13,10 @@ Rules (times are the node clock, in ns):
 - every command is finite and within the torque limits. Should the controller fail or return
   a non-finite torque, the command is gravity compensation with joint damping instead (counted),
   g(q) - d qd from the controller's model: -d qd where the robot driver compensates gravity
-  (``gravity_compensation: driver``, whose model has none), so the hold never doubles it.
+  (``gravity_compensation: driver``, whose model has none), so the hold never doubles it;
+- with a ``rate_limiter`` (``controllers.rate_limit.TorqueRateLimiter``), every command changes by at
+  most the torque-rate limit per period, and the first one ramps from zero; so does the first after
+  a period without a command (the limiter is reset).
 """
 
 from dataclasses import dataclass, field
@@ -40,6 +43,7 @@ class Counters:
     goals_rejected_invalid: int = 0
     saturated_commands: int = 0
     fallback_commands: int = 0
+    rate_limited_commands: int = 0
     rejected: dict = field(default_factory=dict)
 
 
@@ -59,8 +63,9 @@ class ControlLoop:
     """Safety rules around a controller with ``compute(q, qd, goal)`` (OSC or QP)."""
 
     def __init__(self, controller, goal_timeout: float, state_timeout: float,
-                 hold_damping: float = 10.0):
+                 hold_damping: float = 10.0, rate_limiter=None):
         self.controller = controller
+        self.rate_limiter = rate_limiter
         self.model = controller.model
         self.tau_max = np.asarray(controller.tau_max, dtype=float)
         self.goal_timeout_ns = int(round(goal_timeout * 1e9))
@@ -120,12 +125,12 @@ class ControlLoop:
         if self.state is None:
             c.ticks_without_state += 1
             self.mode, self.reason = None, 'no joint state yet'
-            return None
+            return self._no_command()
         arrived, q, qd, stamp = self.state
         if now - arrived > self.state_timeout_ns:
             c.ticks_state_stale += 1
             self.mode, self.reason = None, 'joint states stale'
-            return None
+            return self._no_command()
         if self.goal_fresh(now):
             goal, mode = self.goal[1], TRACK
             self.reason = 'tracking goal'
@@ -137,12 +142,21 @@ class ControlLoop:
             self.reason = 'holding: no goal yet' if self.goal is None else 'holding: goal stale'
             c.ticks_holding += 1
         tau, saturated, fallback = self._compute(q, qd, goal)
+        if self.rate_limiter is not None:
+            limited = self.rate_limiter(tau)
+            c.rate_limited_commands += bool(np.any(limited != tau))
+            tau = limited
         c.commands += 1
         c.saturated_commands += saturated
         c.fallback_commands += fallback
         self.mode = mode
         return Command(tau=tau, mode=mode, saturated=saturated, state_stamp=stamp,
                        state_arrival=arrived, fallback=fallback)
+
+    def _no_command(self) -> None:
+        if self.rate_limiter is not None:
+            self.rate_limiter.reset()
+        return None
 
     def _compute(self, q, qd, goal) -> tuple[np.ndarray, bool, bool]:
         try:

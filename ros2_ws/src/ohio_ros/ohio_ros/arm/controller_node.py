@@ -13,6 +13,7 @@ import time
 
 from controllers.base import make_controller
 from controllers.goals import ImplausibleInputError, NonFiniteInputError
+from controllers.rate_limit import TorqueRateLimiter
 from controllers.robot import PandaModel
 from geometry_msgs.msg import PoseStamped
 from ohio_ros import diagnostics, names, params, qos
@@ -50,8 +51,10 @@ class ControllerNode(Node):
                 self.get_logger().warning(f'realtime_priority {c.realtime_priority} not applied '
                                           f'({refused}); default scheduling')
         self.controller = make_controller(self.controller_config, PandaModel())
-        self.loop = ControlLoop(self.controller, c.goal_timeout, c.state_timeout, c.hold_damping)
         period = self.controller_config.control_period
+        limiter = TorqueRateLimiter(c.torque_rate_limit, period) if c.torque_rate_limit > 0 else None
+        self.loop = ControlLoop(self.controller, c.goal_timeout, c.state_timeout, c.hold_damping,
+                                limiter)
         self.stats = LoopStats(period, keep_log=bool(c.timing_log))
         self._joint_index = convert.JointIndex(c.joints)
         self._layout = convert.effort_layout(c.joints)
@@ -136,11 +139,13 @@ class ControllerNode(Node):
             'ticks_holding': c.ticks_holding,
             'saturated_commands': c.saturated_commands,
             'fallback_commands': c.fallback_commands,
+            'rate_limited_commands': c.rate_limited_commands,
             'states_received': c.states_received,
             'states_rejected': c.states_rejected,
             'goals_received': c.goals_received,
             'goals_rejected_nonfinite': c.goals_rejected_nonfinite,
             'goals_rejected_invalid': c.goals_rejected_invalid,
+            'goals_clamped': self.controller.goals_clamped,
         })
         qp_fallbacks = getattr(self.controller, 'fallbacks', None)
         if qp_fallbacks is not None:
