@@ -12,6 +12,9 @@
    parallel processes.
 4. Every policy evaluated under every deployment config with the same seeds
    (``learning.evaluate``): normalized score mean and standard error, success rate.
+   The rows ``expert`` and ``expert_full_pace`` need no data: the scripted expert's own closed loop
+   through each deployment config, at the behavior's pace and at full pace, the most a policy
+   reaches there as far as the expert shows (``learning.evaluate.evaluate_expert``).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from ohio_core.data.trajectory import Trajectories
 from ohio_core.experiments.configs import (ORIGINAL, ArmExperimentConfig, deployment_configs, inverse_methods,
                                            inversion_controller_config)
 from ohio_core.learning.algos import TrainConfig
-from ohio_core.learning.evaluate import evaluate
+from ohio_core.learning.evaluate import evaluate, evaluate_expert
 from ohio_core.learning.hierarchical import load_hierarchical, save_hierarchical
 from ohio_core.learning.policy import load_policy
 from ohio_core.learning.train import train
@@ -43,8 +46,13 @@ from ohio_core.pipeline.baselines import flat_transitions, logged_actions
 from ohio_core.pipeline.dataset import load_dataset, save_dataset
 from ohio_core.pipeline.hiro import hiro_datasets
 from ohio_core.pipeline.relabel import relabel
+from ohio_core.policies.scripted import PACE
 
-METHODS = ("ohio_analytical", "ohio_numerical", "ohio_state", "standard", "flat", "naive", "hiro_joint", "hiro_ops")
+#: the scripted expert's own closed loop through each deployment config, at the behavior's pace and at
+#: full pace (``learning.evaluate.evaluate_expert``): no data, no training; what a policy can reach there
+EXPERT_PACES = {"expert": PACE, "expert_full_pace": 1.0}
+METHODS = ("ohio_analytical", "ohio_numerical", "ohio_state", "standard", "flat", "naive", "hiro_joint", "hiro_ops",
+           *EXPERT_PACES)
 #: methods that use no known controller: one policy, evaluated once for every deployment config
 CONTROLLER_FREE = ("flat", "hiro_joint", "hiro_ops")
 #: goal space of each HIRO-style baseline (a learned low level; ``pipeline.hiro``)
@@ -139,7 +147,8 @@ def build_datasets(traj, cfg: MismatchConfig, out: Path, progress: bool = True) 
         jobs.append(("standard", None))
     jobs += [(m, None) for m in CONTROLLER_FREE if m in cfg.methods]
     for cname, config in configs.items():
-        jobs += [(m, cname) for m in cfg.methods if m != "standard" and m not in CONTROLLER_FREE]
+        jobs += [(m, cname) for m in cfg.methods
+                 if m != "standard" and m not in CONTROLLER_FREE and m not in EXPERT_PACES]
     for method, cname in tqdm(jobs, desc="datasets", unit="set", disable=not progress, dynamic_ncols=True):
         if method == "standard":
             data = logged_actions(traj, original, cfg.k)
@@ -230,6 +239,10 @@ def train_all(cfg: MismatchConfig, art: Artifacts, out: Path, progress: bool = T
 def _eval_job(args: tuple) -> tuple[str, str, dict]:
     method, cname, model, episodes, seed, allow_controller_change = args
 
+    if method in EXPERT_PACES:                 # model: (task, k)
+        task, k = model
+        res = evaluate_expert(task, deployment_configs([cname])[cname], episodes, seed, EXPERT_PACES[method], k)
+        return method, cname, res.to_dict()
     policy = load_hierarchical(model) if method in HIRO_SPACES else load_policy(model)
     config = deployment_configs([cname])[cname] if policy.level == "goal" else None
     res = evaluate(policy, config, episodes, seed, allow_controller_change=allow_controller_change)
@@ -237,13 +250,15 @@ def _eval_job(args: tuple) -> tuple[str, str, dict]:
 
 
 def evaluate_plan(plan: dict, models: dict, methods, configs, episodes: int, seed: int, workers: int,
-                  allow_change, progress: bool = True) -> dict:
+                  allow_change, progress: bool = True, task: str | None = None, k: int = 5) -> dict:
     """``{config: {method: evaluation}}`` of the model ``models[plan[(method, config)]]`` under each
     deployment config, ``episodes`` episodes from ``seed``; a controller-free policy (flat, HIRO-style)
-    is evaluated once (it uses no controller). ``allow_change(method, config)`` says whether that
-    model may meet a controller other than the one its dataset was relabeled for."""
+    is evaluated once (it uses no controller); the expert rows (``EXPERT_PACES``) run ``task``'s
+    scripted expert with ``k``. ``allow_change(method, config)`` says whether that model may meet a
+    controller other than the one its dataset was relabeled for."""
     configs = list(configs)
-    jobs = [(m, c, models[plan[(m, c)]], episodes, seed, allow_change(m, c))
+    jobs = [(m, c, (task, k) if m in EXPERT_PACES else models[plan[(m, c)]], episodes, seed,
+             m not in EXPERT_PACES and allow_change(m, c))
             for c in configs for m in methods if not (m in CONTROLLER_FREE and c != configs[0])]
     results: dict = {c: {} for c in configs}
     bar = tqdm(total=len(jobs), desc="evaluate", unit="policy", disable=not progress, dynamic_ncols=True)
@@ -261,7 +276,7 @@ def evaluate_all(cfg: MismatchConfig, plan: dict, art: Artifacts, progress: bool
     out identical for both configs."""
     return evaluate_plan(plan, art.models, cfg.methods, deployment_configs(cfg.configs), cfg.eval_episodes,
                          cfg.seed + 1000, cfg.workers,
-                         lambda m, c: m == "standard" or plan[(m, c)] != f"{m}-{c}", progress)
+                         lambda m, c: m == "standard" or plan[(m, c)] != f"{m}-{c}", progress, cfg.task, cfg.k)
 
 
 # ------------------------------------------------------------------------------------- the run
@@ -271,7 +286,8 @@ def run(cfg: MismatchConfig, out: str | Path, progress: bool = True) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    traj = behavior_data(cfg, out, progress)
+    needs_data = any(m not in EXPERT_PACES for m in cfg.methods)
+    traj = behavior_data(cfg, out, progress) if needs_data else None
     t1 = time.perf_counter()
     plan, art = build_datasets(traj, cfg, out, progress)
     t2 = time.perf_counter()
@@ -290,8 +306,9 @@ def run(cfg: MismatchConfig, out: str | Path, progress: bool = True) -> dict:
         "reference": evals[next(iter(configs))][cfg.methods[0]]["reference"],
         "settings": {**asdict(cfg), "max_residual": cfg.max_residual if np.isfinite(cfg.max_residual) else None,
                      "train": train_config(cfg).to_dict()},
-        "data": {"episodes": int(len(np.unique(traj.episode))), "control_steps": int(len(traj)),
-                 "behavior_return_mean": float(traj.reward.sum() / max(len(np.unique(traj.episode)), 1))},
+        "data": ({"episodes": int(len(np.unique(traj.episode))), "control_steps": int(len(traj)),
+                  "behavior_return_mean": float(traj.reward.sum() / max(len(np.unique(traj.episode)), 1))}
+                 if traj is not None else {"episodes": 0, "control_steps": 0, "behavior_return_mean": None}),
         "accounts": {n: {k: a[k] for k in ("segments_built", "segments_written", "segments_dropped",
                                            "actions_clipped")} for n, a in art.accounts.items()},
         "evaluations": evals,

@@ -24,7 +24,7 @@ from ohio_core.envs.arm.env import GoalArmEnv, TorqueArmEnv, run_episode
 from ohio_core.envs.arm.scene import SceneConfig
 from ohio_core.envs.arm.tasks import OBS_LAYOUT, TaskConfig
 from ohio_core.learning.policy import LEVEL_GOAL, Policy
-from ohio_core.policies.scripted import EXPERTS
+from ohio_core.policies.scripted import EXPERTS, PACE
 from ohio_core.video import real_time_fps, rollout_frames
 
 
@@ -134,4 +134,18 @@ def evaluate(policy: Policy, controller_config=None, episodes: int = 20, seed: i
     ref = reference(policy.task, episodes, seed, policy.k if policy.level == LEVEL_GOAL else 5, horizon, scene)
     desc = f"eval {policy.task}/{policy.meta.get('method') or policy.level}" if progress else None
     returns, successes = _rollouts(env, lambda s: policy, seeds(seed, episodes), desc)
+    return EvalResult(returns, [bool(s) for s in successes], normalize(returns, ref), ref)
+
+
+def evaluate_expert(task: str, controller_config, episodes: int = 20, seed: int = 0, pace: float = PACE,
+                    k: int = 5, horizon: int | None = None, scene: SceneConfig = SceneConfig()) -> EvalResult:
+    """The scripted expert's own closed loop through a controller, scored as ``evaluate`` scores: the
+    expert knows that controller (its actions are normalized by the controller's ``output_max``) and
+    moves at ``pace`` (``policies.scripted``; the behavior data's pace is ``PACE``, 1 is full speed).
+    What a high-level policy can reach under that controller, at most, as far as the expert shows."""
+    tc = TaskConfig(name=task, k=k, horizon=horizon, control_period=controller_config.control_period)
+    env = GoalArmEnv(make_controller(controller_config), tc, scene)
+    ref = reference(task, episodes, seed, k, horizon, scene)
+    returns, successes = _rollouts(env, lambda s: EXPERTS[task](output_max=controller_config.output_max, pace=pace),
+                                   seeds(seed, episodes), None)
     return EvalResult(returns, [bool(s) for s in successes], normalize(returns, ref), ref)

@@ -26,8 +26,9 @@ def add_parser(ex) -> None:
     m.add_argument("--configs", nargs="+", default=None,
                    help="deployment configs (default: every changed one; 'original' also known)")
     m.add_argument("--methods", nargs="+", default=None,
-                   help="methods (default: ohio_analytical ohio_numerical standard flat naive; ohio_state, "
-                        "state matching, also known)")
+                   help="methods (default: ohio_analytical ohio_numerical standard flat naive; also known: "
+                        "ohio_state (state matching), hiro_joint, hiro_ops (a learned low level), expert and "
+                        "expert_full_pace (the scripted expert's own closed loop through each config))")
     workers_arg(m, "processes for relabeling, training and evaluation", MismatchConfig)
     m.add_argument("--bags", action="store_true", help="go through rosbag2 bags (collect -> bag -> read)")
     m.add_argument("--action-scaling", choices=ACTION_SCALINGS, default=MismatchConfig.action_scaling,
