@@ -20,6 +20,7 @@ import pytest
 from ohio_core.data.bags import write_bag
 from ohio_core.data.collect import iter_episodes
 from ohio_core.pipeline.sidecar import write_pair
+from processes import kill_session, session_processes, wait_for_empty_session
 
 ROOT = Path(__file__).resolve().parents[2]
 OHIO = Path(sys.executable).parent / "ohio"   # the console script of this venv
@@ -35,37 +36,6 @@ def bag_dir(tmp_path_factory) -> Path:
     for i in range(BAGS):
         write_bag(root / f"b{i:02d}", logs, storage="mcap", custom_data={"ohio.collect": json.dumps({"task": "reach"})})
     return root
-
-
-def session_processes(sid: int) -> dict[int, str]:
-    """{pid: command line} of the live (not zombie) processes in session ``sid``."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit():
-                stat = (entry / "stat").read_text()
-                fields = stat[stat.rindex(")") + 2:].split()
-                if int(fields[3]) == sid and fields[0] != "Z":
-                    found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, ValueError, IndexError):   # gone meanwhile
-            pass
-    return found
-
-
-def wait_for_empty_session(sid: int) -> dict[int, str]:
-    """The session's processes once it is empty or ``GONE_S`` have passed."""
-    deadline = time.monotonic() + GONE_S
-    while (left := session_processes(sid)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return left
-
-
-def kill_session(sid: int) -> None:
-    for pid in session_processes(sid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def relabel_running(bag_dir: Path, out: Path, err: Path) -> subprocess.Popen:
@@ -94,7 +64,7 @@ def test_a_killed_relabel_leaves_no_process_behind(tmp_path, bag_dir, sig):
         assert len(workers) == 2, running
         os.kill(proc.pid, sig)
         proc.wait(timeout=120)
-        left = wait_for_empty_session(proc.pid)
+        left = wait_for_empty_session(proc.pid, GONE_S)
         assert not left, f"left running after {sig.name} of the relabel: {left}"
     finally:
         kill_session(proc.pid)

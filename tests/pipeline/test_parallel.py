@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from ohio_core.pipeline.parallel import Outcome, ParallelError, map_items
+from processes import kill_session, session_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 RAY = Path(sys.executable).parent / "ray"   # the CLI of the ray package in this venv
@@ -135,7 +136,7 @@ def test_workers_die_with_a_killed_parent():
         deadline = time.monotonic() + 30
         while (left := session_processes(proc.pid)) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert left == []
+        assert left == {}
     finally:
         kill_session(proc.pid, timeout_s=5)
 
@@ -148,34 +149,6 @@ def test_importing_does_not_import_ray():
 
 
 # --- Ray --------------------------------------------------------------------------------
-
-
-def session_processes(sid: int) -> list[int]:
-    """Live processes in session ``sid``, from /proc/PID/stat (state, field 3, not Z; session, field 6)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit():
-                stat = (entry / "stat").read_text()
-                fields = stat[stat.rindex(")") + 2:].split()
-                if int(fields[3]) == sid and fields[0] != "Z":
-                    pids.append(int(entry.name))
-        except (OSError, ValueError, IndexError):   # gone meanwhile
-            pass
-    return pids
-
-
-def kill_session(sid: int, timeout_s: float = 10.0) -> None:
-    """SIGKILL to every process of session ``sid`` (as ``ray stop --force`` sends to every Ray
-    process); returns once none is left or after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while (pids := set(session_processes(sid)) - {os.getpid()}) and time.monotonic() < deadline:
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

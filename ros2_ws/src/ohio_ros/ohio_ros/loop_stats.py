@@ -7,10 +7,9 @@ stamp of the joint state the command was computed from; the log also keeps the p
 spent before that joint state arrived (``arrival_ns``: arrival minus stamp).
 """
 
-import json
-from pathlib import Path
-
 import numpy as np
+
+from ohio_ros.json_file import write_json
 
 
 def _percentiles(values, scale: float) -> tuple[float, float, float]:
@@ -74,8 +73,4 @@ class LoopStats:
 
     def write_log(self, path) -> None:
         """Write the kept ticks as JSON (with the nominal period) to ``path``."""
-        data = dict(self.log, period_ns=self.period_ns)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(str(path) + '.tmp')
-        tmp.write_text(json.dumps(data))
-        tmp.replace(path)
+        write_json(path, dict(self.log, period_ns=self.period_ns))

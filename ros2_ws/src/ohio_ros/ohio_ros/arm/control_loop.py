@@ -14,9 +14,9 @@ Rules (times are the node clock, in ns):
   a non-finite torque, the command is gravity compensation with joint damping instead (counted),
   g(q) - d qd from the controller's model: -d qd where the robot driver compensates gravity
   (``gravity_compensation: driver``, whose model has none), so the hold never doubles it;
-- with a ``rate_limiter`` (``controllers.rate_limit.TorqueRateLimiter``), every command changes by at
-  most the torque-rate limit per period, and the first one ramps from zero; so does the first after
-  a period without a command (the limiter is reset).
+- with a ``rate_limiter`` (``controllers.rate_limit.TorqueRateLimiter``), every command changes by
+  at most the torque-rate limit per period, and the first one ramps from zero; so does the first
+  after a period without a command (the limiter is reset).
 """
 
 from dataclasses import dataclass, field

@@ -52,7 +52,8 @@ class ControllerNode(Node):
                                           f'({refused}); default scheduling')
         self.controller = make_controller(self.controller_config, PandaModel())
         period = self.controller_config.control_period
-        limiter = TorqueRateLimiter(c.torque_rate_limit, period) if c.torque_rate_limit > 0 else None
+        limiter = (TorqueRateLimiter(c.torque_rate_limit, period)
+                   if c.torque_rate_limit > 0 else None)
         self.loop = ControlLoop(self.controller, c.goal_timeout, c.state_timeout, c.hold_damping,
                                 limiter)
         self.stats = LoopStats(period, keep_log=bool(c.timing_log))

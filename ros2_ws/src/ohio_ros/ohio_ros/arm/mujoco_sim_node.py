@@ -13,8 +13,6 @@ Stepping runs in its own thread; the executor only receives commands.
 Parameters: ``ohio_ros.arm.sim_config.SimNodeConfig`` (``config/mujoco_sim.yaml``).
 """
 
-import json
-from pathlib import Path
 import threading
 import time
 
@@ -24,6 +22,7 @@ from ohio_ros import names, params, qos
 from ohio_ros.arm import convert
 from ohio_ros.arm.sim_config import SimNodeConfig
 from ohio_ros.arm.sim_session import SimSession
+from ohio_ros.json_file import write_json
 from ohio_ros.runtime import run, set_realtime_priority
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
@@ -168,11 +167,7 @@ class MujocoSimNode(Node):
         self._command_event.set()
         self.thread.join(timeout=5.0)
         if self.config.report_path:
-            path = Path(self.config.report_path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + '.tmp')
-            tmp.write_text(json.dumps(self.report(), indent=1))
-            tmp.replace(path)
+            write_json(self.config.report_path, self.report(), indent=1)
 
 
 def main(args=None) -> int:

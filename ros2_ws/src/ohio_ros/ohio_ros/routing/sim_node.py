@@ -13,10 +13,8 @@ served, vehicles moved, how the flows came about), ``routing/travel_time`` once 
 Parameters: ``ohio_ros.routing.config.RoutingSimNodeConfig`` (``config/routing.yaml``).
 """
 
-import json
-from pathlib import Path
-
 from ohio_ros import diagnostics, names, params, qos
+from ohio_ros.json_file import write_json
 from ohio_ros.routing import config as cfg
 from ohio_ros.routing import convert as rc
 from ohio_ros.routing.session import make_scenario, RoutingSession
@@ -159,11 +157,7 @@ class RoutingSimNode(Node):
         """Say what happened, and write the report if one was asked for."""
         print(f'routing_sim: {self.counts}', flush=True)
         if self.config.report_path:
-            path = Path(self.config.report_path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + '.tmp')
-            tmp.write_text(json.dumps(self.report(), indent=1))
-            tmp.replace(path)
+            write_json(self.config.report_path, self.report(), indent=1)
 
 
 def main(args=None) -> int:
