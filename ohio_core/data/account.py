@@ -224,6 +224,7 @@ class BagAccount(Record):
     recorded_controller: str                      # same, different or unknown (``ohio collect`` records it)
     residual_n_m: dict                            # count, mean, median, p95, max of the written segments
     warning: str | None = optional()
+    gravity: str | None = optional()              # how the torques were put in the controller's convention
 
     FLAT = ("segments",)
 

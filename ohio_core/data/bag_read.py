@@ -266,6 +266,8 @@ class BagStream:
             why = "effort_source: none" if tm.effort_source == "none" else \
                 f"{s.eff_missing} of {acc.messages.get(tm.joint_states, 0)} joint states have no effort"
             acc.efforts = f"none ({why}): torques unknown, goals need state matching"
+        if s.efforts() != "none" and not tm.effort_includes_gravity(s.efforts()):
+            acc.efforts += "; logged without g(q), added from the robot model"
         acc.alignment = {"state_ms": stats_ms(np.concatenate(s.state_err) if s.state_err else []),
                          "command_age_ms": stats_ms(np.concatenate(s.cmd_age) if s.cmd_age else []),
                          "rule": self.rule.alignment_rule}

@@ -133,7 +133,9 @@ class TopicMap:
     ``commands``, ``task_state``, ``ee_goal`` and ``gripper`` may be None (not recorded).
     ``effort_source``: ``commands``, ``joint_states`` (measured effort) or ``none``.
     ``task_state_fields`` is the field layout to assume for task-state messages that carry no
-    layout label (None: require a label).
+    layout label (None: require a label). ``commanded_effort_includes_gravity`` and
+    ``measured_effort_includes_gravity`` say whether the logged efforts hold g(q) (False where the
+    robot driver adds it, as libfranka does to commands: ``data.gravity``).
     """
 
     joint_states: str = JOINT_STATES
@@ -145,6 +147,8 @@ class TopicMap:
     finger_joints: tuple[str, ...] = FINGER_JOINTS
     task_state_fields: tuple[str, ...] | None = None
     effort_source: str = "commands"
+    commanded_effort_includes_gravity: bool = True
+    measured_effort_includes_gravity: bool = True
 
     def __post_init__(self):
         for role in ROLES:
@@ -162,6 +166,9 @@ class TopicMap:
             object.__setattr__(self, name, tuple(v))
         if len(self.arm_joints) != 7 or len(set(self.arm_joints)) != 7:
             raise TopicMapError(f"TopicMap.arm_joints must name 7 distinct joints, got {list(self.arm_joints)}")
+        for name in ("commanded_effort_includes_gravity", "measured_effort_includes_gravity"):
+            if not isinstance(getattr(self, name), bool):
+                raise TopicMapError(f"TopicMap.{name} must be true or false, got {getattr(self, name)!r}")
         if self.effort_source not in EFFORT_SOURCES:
             raise TopicMapError(f"TopicMap.effort_source must be one of {list(EFFORT_SOURCES)}, "
                                 f"got {self.effort_source!r}")
@@ -178,6 +185,10 @@ class TopicMap:
 
     def topic(self, role: str) -> str | None:
         return getattr(self, role)
+
+    def effort_includes_gravity(self, source: str) -> bool:
+        """Whether the efforts of ``source`` (``commands`` or ``joint_states``) hold g(q)."""
+        return self.commanded_effort_includes_gravity if source == "commands" else self.measured_effort_includes_gravity
 
     def roles(self) -> dict[str, str]:
         """role -> topic name, for the roles that have a topic."""

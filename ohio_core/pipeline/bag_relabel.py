@@ -7,6 +7,10 @@ processes by default, or an existing Ray cluster (``ray_address``). A bag that f
 with its error; with ``skip_bad`` the others still make the dataset, without it the run stops
 with that error.
 
+Rows hold their torques with g(q) (``data.gravity``); for a deployment controller with
+``gravity_compensation: driver`` it is taken out again before the inverse, so both compare like
+with like.
+
 Without torques in a bag (``effort_source: none`` or empty measured efforts) the goals can only
 come from state matching: ``method="auto"`` switches to it and says so; a method that needs
 torques is refused.
@@ -31,6 +35,7 @@ from ohio_core.data.account import BagAccount, Drops, RunAccount, SegmentCounts
 from ohio_core.data.bag_common import BagError
 from ohio_core.data.bag_read import BagStream
 from ohio_core.data.bag_source import STORAGES, bag_custom_data, is_bag_folder
+from ohio_core.data.gravity import for_controller
 from ohio_core.data.rows_common import ReadOptions
 from ohio_core.data.topics import TopicMap
 from ohio_core.inverse import METHODS
@@ -42,6 +47,8 @@ TORQUE_FREE = ("state_matching", "naive")
 #: residual p95 (N m) above which a bag relabeled for the controller that recorded it is reported: that
 #: controller reproduces its own torques exactly (~1e-12 N m), so a wrong k, config or model shows here
 RESIDUAL_WARNING = 1.0
+#: what the account says where the deployment controller leaves g(q) to the driver (``data.gravity``)
+GRAVITY_REMOVED = "g(q) taken out of the torques: the deployment controller leaves it to the driver"
 #: behavior policies of ``ohio collect`` whose episodes may hold torques no controller computed
 TORQUE_LEVEL_POLICIES = ("flat", "mix")
 
@@ -177,7 +184,10 @@ def relabel_bag(bag: str | Path, config: RelabelConfig) -> BagResult:
     controller = _controller(config.controller)
     stream = BagStream(path, config.topic_map, config.read)
     parts, drops, method = [], Drops(), config.method
+    driver = config.controller.gravity_compensation == "driver"
     for chunk in stream:
+        if driver:
+            chunk.tau = for_controller(chunk.tau, chunk.q, "driver")
         if len(chunk) and not np.isfinite(chunk.tau).any():
             if method == "auto":
                 method = "state_matching"
@@ -202,7 +212,8 @@ def relabel_bag(bag: str | Path, config: RelabelConfig) -> BagResult:
                    f"reproduces its own torques exactly): check k, the controller config and the robot model")
     account = BagAccount(read=stream.account, segments=segments, method=method, k=config.k, k_recorded=k_recorded,
                          segments_dropped_time_ranges_s=drops.ranges_s(stream.account.start_ns),
-                         recorded_controller=recorded, residual_n_m=stats, warning=warning)
+                         recorded_controller=recorded, residual_n_m=stats, warning=warning,
+                         gravity=GRAVITY_REMOVED if driver else None)
     if data is not None:
         data.account = account.to_dict()
     return BagResult(str(path), data, account, task)

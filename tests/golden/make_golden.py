@@ -23,7 +23,8 @@ task, expert policy, 2 episodes of 20 control periods, seed 3) and the bags' tim
 fixed ``BASE_TIME_NS`` (2023-11-14); rerunning gives the same messages (``recorder_mcap`` aside:
 it records a live closed loop, whose timing varies from run to run).
 
-``expected.json`` holds, per bag, what ``read_bag`` must give: either ``account`` (the read's
+``expected.json`` holds, per bag, the topic map it is read with when not this stack's (``topics``:
+a preset or the keys that differ), and what ``read_bag`` must give: either ``account`` (the read's
 account less the bag's path: rows, episodes, messages per topic, topics and types in the bag,
 dropped rows by reason, unused messages, pieces closed by timeout) and, for the bags that hold
 the clean episodes, ``same_rows_as: clean_mcap`` (the rows must be equal, array for array); or
@@ -104,6 +105,16 @@ non_cdr_topic
     ``json``, not CDR (``rosbags`` refuses a folder whose metadata.yaml lists such a topic). Reads
     to the clean rows, the topic listed as not read; a topic map that uses it gets the format and
     topic named (``tests/data/test_golden_bags.py``).
+gravity_in_commands
+    The clean episodes (their rows) as a ros2_control driver logs them, without a task state:
+    ``/joint_states`` (the 7 arm joints; position, velocity, and the torque with g(q) of the
+    period that ended as measured effort) and ``/forward_effort_controller/commands`` (the
+    commanded torques, with g(q)) at each control period's start; episodes 1 s apart. Read with
+    the ``ros2_control`` topic map.
+gravity_by_driver
+    The same with g(q) (the Pinocchio model's, at each period's state) taken out of the commands,
+    as a driver that adds it logs them (libfranka); read with ``commanded_effort_includes_gravity:
+    false``, it relabels to the goals of ``gravity_in_commands`` (``tests/data/test_golden_bags.py``).
 recorder_mcap
     Recorded by ``recorder_node`` in a short closed loop over DDS (mujoco_sim_node,
     controller_node, policy_node, recorder_node as ``launch/sim_arm.launch.py`` starts them,
@@ -329,13 +340,21 @@ BUILDERS: dict = {}
 
 
 def bag(name: str, description: str, same_rows_as: str | None = None, error: str | None = None,
-        needs_ros: bool = False):
-    """Register a builder ``fn(out: Path, work: Path)`` writing the bag folder ``out``."""
+        needs_ros: bool = False, topics: str | dict | None = None):
+    """Register a builder ``fn(out: Path, work: Path)`` writing the bag folder ``out``; ``topics``:
+    the topic map it is read with (a preset name or the keys that differ from this stack's; None:
+    this stack's)."""
     def register(fn):
         BUILDERS[name] = dict(fn=fn, description=description, same_rows_as=same_rows_as, error=error,
-                              needs_ros=needs_ros)
+                              needs_ros=needs_ros, topics=topics)
         return fn
     return register
+
+
+def topic_map(topics: str | dict | None):
+    """The topic map a golden bag is read with (``bag``'s ``topics``)."""
+    from ohio_core.data.topics import TopicMap
+    return TopicMap.preset(topics) if isinstance(topics, str) else TopicMap.from_dict(topics)
 
 
 def _collect(out: Path, storage: str) -> None:
@@ -728,6 +747,74 @@ def recorder_mcap(out: Path, work: Path) -> None:
     _move_bag(tmp, out)
 
 
+DRIVER_GAP_NS = 10**9       # pause between the episodes of the driver logs
+
+
+def _stamp(ts, ns: int):
+    T = ts.types
+    return T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9),
+                                    frame_id="")
+
+
+def driver_log(out: Path, work: Path, js_topic: str, cmd_topic: str, cmd_type: str, names: tuple,
+               with_gravity: bool) -> None:
+    """The clean episodes as a robot driver logs them (no task state): joint states (``names``,
+    position, velocity, and as measured effort the torque with g(q) of the period that ended) and
+    the commanded torque (``cmd_type``: ``Float64MultiArray`` data in joint order, or ``JointState``
+    effort by name) at every control period's start, with g(q) or without it (``with_gravity``);
+    episodes 1 s apart."""
+    from ohio_core.data import topics as tp
+    from ohio_core.data.bags import read_bag
+    from ohio_core.data.gravity import shift_gravity
+
+    ts = _typestore()
+    T = ts.types
+    rows = read_bag(BAGS / CLEAN)
+    command = rows.tau if with_gravity else shift_gravity(rows.tau, rows.q, -1)
+    conns = [(js_topic, tp.JOINT_STATE_TYPE), (cmd_topic, cmd_type)]
+    msgs, start = [], int(rows.stamp[0])
+    for e in np.unique(rows.episode):
+        idx = np.flatnonzero(rows.episode == e)
+        offset = start - int(rows.stamp[idx[0]])
+        for n, i in enumerate(idx):
+            ns = int(rows.stamp[i]) + offset
+            measured = rows.tau[i - 1] if n else np.zeros(7)
+            js = T[tp.JOINT_STATE_TYPE](header=_stamp(ts, ns), name=list(names), position=rows.q[i].copy(),
+                                        velocity=rows.qd[i].copy(), effort=measured.copy())
+            if cmd_type == tp.JOINT_STATE_TYPE:
+                cmd = T[cmd_type](header=_stamp(ts, ns), name=list(names), position=np.zeros(0), velocity=np.zeros(0),
+                                  effort=command[i].copy())
+            else:
+                cmd = T[cmd_type](layout=T["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0),
+                                  data=command[i].copy())
+            msgs += [(0, ns, bytes(ts.serialize_cdr(js, tp.JOINT_STATE_TYPE))),
+                     (1, ns, bytes(ts.serialize_cdr(cmd, cmd_type)))]
+        start = int(rows.stamp[idx[-1]]) + offset + DRIVER_GAP_NS
+    tmp = work / out.name
+    write_raw(tmp, conns, msgs)
+    _move_bag(tmp, out)
+
+
+def _ros2_control_log(out: Path, work: Path, with_gravity: bool) -> None:
+    from ohio_core.data import topics as tp
+    driver_log(out, work, tp.JOINT_STATES, "/forward_effort_controller/commands", tp.FLOAT64_MULTI_ARRAY,
+               tp.ARM_JOINTS, with_gravity)
+
+
+@bag("gravity_in_commands", "the clean episodes as a ros2_control driver's log (no task state): joint states "
+     "and the commanded torques with g(q), at each control period's start", topics="ros2_control")
+def gravity_in_commands(out: Path, work: Path) -> None:
+    _ros2_control_log(out, work, with_gravity=True)
+
+
+@bag("gravity_by_driver", "gravity_in_commands with g(q) taken out of the commanded torques (a driver that adds "
+     "it, as libfranka does)", topics={"commands": "/forward_effort_controller/commands", "task_state": None,
+                                       "ee_goal": None, "gripper": None,
+                                       "commanded_effort_includes_gravity": False})
+def gravity_by_driver(out: Path, work: Path) -> None:
+    _ros2_control_log(out, work, with_gravity=False)
+
+
 # --------------------------------------------------------------------------------------------
 # expected.json
 # --------------------------------------------------------------------------------------------
@@ -745,8 +832,10 @@ def expectation(name: str) -> dict:
     spec = BUILDERS[name]
     path = BAGS / name
     entry = {"description": spec["description"]}
+    if spec["topics"] is not None:
+        entry["topics"] = spec["topics"]
     try:
-        traj = read_bag(path)
+        traj = read_bag(path, topic_map(spec["topics"]))
     except BagError as exc:
         if spec["error"] is None or spec["error"] not in str(exc):
             raise RuntimeError(f"{name}: expected {'a read' if spec['error'] is None else spec['error']!r}, "
