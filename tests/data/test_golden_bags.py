@@ -231,6 +231,15 @@ def relabeled_actions(name: str, **controller) -> np.ndarray:
     return result.data.actions
 
 
+@pytest.mark.parametrize("name", ["franka_ros2"])
+def test_a_franka_log_relabels_to_the_clean_goals(name):
+    """franka_ros2's robot-state topics, read with its preset (commanded torques without g(q)), give
+    the goals of the clean bag for a deployment controller of either convention."""
+    clean = relabeled_actions("clean_mcap")
+    for deployment in ("controller", "driver"):
+        np.testing.assert_allclose(relabeled_actions(name, gravity_compensation=deployment), clean, rtol=0, atol=1e-8)
+
+
 @pytest.mark.parametrize("deployment", ["controller", "driver"])
 def test_a_driver_that_adds_gravity_relabels_to_the_goals_of_commands_that_hold_it(deployment):
     """The same motion logged with g(q) in the commands and without it (the driver adds it) gives the

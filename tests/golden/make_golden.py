@@ -115,6 +115,12 @@ gravity_by_driver
     The same with g(q) (the Pinocchio model's, at each period's state) taken out of the commands,
     as a driver that adds it logs them (libfranka); read with ``commanded_effort_includes_gravity:
     false``, it relabels to the goals of ``gravity_in_commands`` (``tests/data/test_golden_bags.py``).
+franka_ros2
+    The clean episodes as franka_ros2 logs them (``config/topics/franka_ros2.yaml``):
+    ``/franka_robot_state_broadcaster/measured_joint_states`` (``panda_joint1..7``: q, dq, and
+    tau_J, with g(q)) and ``/franka_robot_state_broadcaster/desired_joint_states`` (effort
+    tau_J_d, the commanded torque without g(q), which libfranka adds), both JointState, at each
+    control period's start.
 recorder_mcap
     Recorded by ``recorder_node`` in a short closed loop over DDS (mujoco_sim_node,
     controller_node, policy_node, recorder_node as ``launch/sim_arm.launch.py`` starts them,
@@ -813,6 +819,18 @@ def gravity_in_commands(out: Path, work: Path) -> None:
                                        "commanded_effort_includes_gravity": False})
 def gravity_by_driver(out: Path, work: Path) -> None:
     _ros2_control_log(out, work, with_gravity=False)
+
+
+FRANKA_ROS2_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
+
+
+@bag("franka_ros2", "the clean episodes as franka_ros2 logs them: franka_robot_state_broadcaster's measured joint "
+     "states (q, dq, tau_J) and desired joint states (effort tau_J_d, without g(q))", topics="franka_ros2")
+def franka_ros2(out: Path, work: Path) -> None:
+    from ohio_core.data import topics as tp
+    driver_log(out, work, "/franka_robot_state_broadcaster/measured_joint_states",
+               "/franka_robot_state_broadcaster/desired_joint_states", tp.JOINT_STATE_TYPE, FRANKA_ROS2_JOINTS,
+               with_gravity=False)
 
 
 # --------------------------------------------------------------------------------------------
