@@ -152,7 +152,7 @@ class ReadAccount(Record):
     unused, where velocities and torques come from, and how far apart the aligned streams are."""
 
     bag: str
-    info: dict                      # storage, files, metadata version, compression (``bag_source.OpenBag.info``)
+    info: dict                      # storage, files, metadata version, compression (``bag_storage.StoredBag.info``)
     messages: dict[str, int]        # read per topic used
     topics_in_bag: dict[str, str]   # topic -> message type(s)
     start_ns: int

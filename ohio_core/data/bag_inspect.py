@@ -10,13 +10,13 @@ from pathlib import Path
 from ohio_core.data.account import Record, Report, Table, optional
 from ohio_core.data.bag_common import BagError
 from ohio_core.data.bag_read import match_roles, read_messages
-from ohio_core.data.bag_source import OpenBag, open_bag
+from ohio_core.data.bag_storage import StoredBag, open_bag
 from ohio_core.data.rows_episodic import task_state_index
 from ohio_core.data import topics as tp
 from ohio_core.data.topics import TopicMap
 
 
-def _role_status(bag: OpenBag, tm: TopicMap, role: str, topic: str, roles_of: dict, problems: dict) -> str:
+def _role_status(bag: StoredBag, tm: TopicMap, role: str, topic: str, roles_of: dict, problems: dict) -> str:
     if role == "commands" and tm.effort_source != "commands":
         return f"not used (effort_source: {tm.effort_source})"
     if role in problems:
@@ -26,7 +26,7 @@ def _role_status(bag: OpenBag, tm: TopicMap, role: str, topic: str, roles_of: di
     return "not in the bag (optional)"
 
 
-def _first_message_problems(bag: OpenBag, tm: TopicMap, roles_of: dict) -> dict[str, str]:
+def _first_message_problems(bag: StoredBag, tm: TopicMap, roles_of: dict) -> dict[str, str]:
     """role -> what the first message of its topic shows is wrong (joint names, the command width,
     the task-state layout): what a read would stop at."""
     out = {}
@@ -84,7 +84,7 @@ class BagInfo(Record):
     """What a bag holds and whether relabeling with a topic map finds what it needs in it."""
 
     bag: str
-    info: dict                    # storage, files, metadata version, compression (``bag_source.OpenBag.info``)
+    info: dict                    # storage, files, metadata version, compression (``bag_storage.StoredBag.info``)
     messages: int
     start: str | None             # ISO 8601, UTC (None: no messages)
     duration_s: float

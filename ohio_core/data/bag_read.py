@@ -3,7 +3,7 @@
 Takes MCAP and sqlite3 storage, split bags (several files, as ``ros2 bag record --max-bag-*``
 writes; also without their metadata.yaml), zstd compression (file or message), and the metadata
 versions rosbag2 releases wrote (read by ``rosbags``; how a bag is opened, and which topics it
-cannot read: ``data.bag_source``). Which topic holds what: ``data.topics.TopicMap``. Topics the
+cannot read: ``data.bag_source``; ROS 1 ``.bag`` files: ``data.bag_ros1``). Which topic holds what: ``data.topics.TopicMap``. Topics the
 map does not use are never read; one it uses that cannot be read is an error naming it.
 
 Two row rules, each in its own module:
@@ -42,8 +42,8 @@ import numpy as np
 from ohio_core.data import resample as rs
 from ohio_core.data import topics as tp
 from ohio_core.data.account import ReadAccount, stats_ms
-from ohio_core.data.bag_common import ARM_OBS_LAYOUT, BagError, stamp_ns
-from ohio_core.data.bag_source import OpenBag, one_line, open_bag
+from ohio_core.data.bag_common import ARM_OBS_LAYOUT, BagError, one_line, stamp_ns
+from ohio_core.data.bag_storage import StoredBag, open_bag
 from ohio_core.data.rows_common import ReadOptions, ReadState
 from ohio_core.data.rows_episodic import EpisodicRows, task_state_index
 from ohio_core.data.rows_resampled import ResampledRows
@@ -55,7 +55,7 @@ _TS_ZERO = [TS[f] for f in tp.TASK_STATE_ZERO]
 _NAN7 = np.full(7, np.nan)
 
 
-def read_messages(path: Path, reader: OpenBag, connections) -> Iterator[tuple]:
+def read_messages(path: Path, reader: StoredBag, connections) -> Iterator[tuple]:
     """(connection, log time ns, message) of ``reader``; what the storage or the decoder cannot read is a
     ``BagError`` naming the bag (errors of the caller's own processing are not caught here)."""
     messages = iter(reader.messages(connections))
@@ -71,12 +71,12 @@ def read_messages(path: Path, reader: OpenBag, connections) -> Iterator[tuple]:
         yield conn, ns, msg
 
 
-def match_roles(bag: OpenBag, tm: TopicMap) -> tuple[dict[str, tuple[str, ...]], list[tuple[str, str, str]],
+def match_roles(bag: StoredBag, tm: TopicMap) -> tuple[dict[str, tuple[str, ...]], list[tuple[str, str, str]],
                                                       dict[str, set]]:
     """Which topic of the bag serves which roles of the topic map: (topic -> its roles, the problems
     as (role, topic, what is wrong) in the order of the roles, topic -> message types in the bag).
     A role's topic must be in the bag (optional roles: when present), of one of the role's types
-    (``topics.READ_TYPES``) and readable (``OpenBag.unreadable``); ``commands`` only counts with
+    (``topics.READ_TYPES``) and readable (``StoredBag.unreadable``); ``commands`` only counts with
     ``effort_source: commands``, and shares a topic with ``joint_states`` only as a robot-state
     message (``topics.STATE_MESSAGE_FIELDS``)."""
     in_bag: dict[str, set] = {}
@@ -140,7 +140,7 @@ class BagStream:
             except Exception:
                 pass
 
-    def _chunks(self, reader: OpenBag) -> Iterator[Trajectories]:
+    def _chunks(self, reader: StoredBag) -> Iterator[Trajectories]:
         path, tm = self.path, self.tm
         roles_of, problems, in_bag = match_roles(reader, tm)
         if problems:

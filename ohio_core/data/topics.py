@@ -18,7 +18,8 @@ torque of each period comes from: ``commands`` (the commanded efforts, held over
 state matching). Ready-made maps (``PRESETS``): ``config/topics/ohio.yaml`` (this stack),
 ``config/topics/ros2_control.yaml`` (joint_state_broadcaster + a forward effort controller) and
 ``config/topics/franka_ros2.yaml`` (franka_robot_state_broadcaster's measured and desired joint
-states; the desired efforts are libfranka's ``tau_J_d``, without g(q)).
+states; the desired efforts are libfranka's ``tau_J_d``, without g(q)) and
+``config/topics/franka_ros1.yaml`` (franka_ros's ``FrankaState`` in a ROS 1 ``.bag``).
 
 Commands are ``Float64MultiArray`` (7 torques) or a ``JointState`` whose ``effort`` holds them
 (matched by name). A robot-state message (``STATE_MESSAGE_FIELDS``: franka_ros's ``FrankaState``)
@@ -253,6 +254,10 @@ PRESETS: dict[str, dict] = {
                      "task_state": None, "ee_goal": None, "gripper": None},
     "franka_ros2": {"joint_states": "/franka_robot_state_broadcaster/measured_joint_states",
                     "commands": "/franka_robot_state_broadcaster/desired_joint_states", "effort_source": "commands",
+                    "task_state": None, "ee_goal": None, "gripper": None,
+                    "commanded_effort_includes_gravity": False, "measured_effort_includes_gravity": True},
+    "franka_ros1": {"joint_states": "/franka_state_controller/franka_states",
+                    "commands": "/franka_state_controller/franka_states", "effort_source": "commands",
                     "task_state": None, "ee_goal": None, "gripper": None,
                     "commanded_effort_includes_gravity": False, "measured_effort_includes_gravity": True},
 }

@@ -34,7 +34,8 @@ from controllers.config import ConfigError, OSCConfig, QPConfig, config_from_dic
 from ohio_core.data.account import BagAccount, Drops, RunAccount, SegmentCounts
 from ohio_core.data.bag_common import BagError
 from ohio_core.data.bag_read import BagStream
-from ohio_core.data.bag_source import STORAGES, bag_custom_data, is_bag_folder
+from ohio_core.data.bag_source import bag_custom_data, is_bag_folder
+from ohio_core.data.bag_storage import BAG_FILES
 from ohio_core.data.gravity import for_controller
 from ohio_core.data.rows_common import ReadOptions
 from ohio_core.data.topics import TopicMap
@@ -283,16 +284,16 @@ def total_account(results: list[BagResult], skipped: dict[str, str], config: Rel
 def expand_bags(paths: list[str | Path]) -> list[Path]:
     """Bags named directly, or found in folders: every sub-folder holding a metadata.yaml or the data
     files of one split recording without it (``data.bag_source.split_files``: read as one bag),
-    then the other .mcap/.db3 files one by one, sorted; a path that is neither is an error."""
+    then the other .mcap/.db3 files and ROS 1 .bag files one by one, sorted; a path that is neither is an error."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir() and not is_bag_folder(p):
-            data = sorted(f for f in p.rglob("*") if f.suffix in STORAGES and f.is_file())
+            data = sorted(f for f in p.rglob("*") if f.suffix in BAG_FILES and f.is_file())
             found = sorted({m.parent for m in p.rglob("metadata.yaml")} |
                            {f.parent for f in data if is_bag_folder(f.parent)})
             loose = [f for f in data if not any(f.is_relative_to(b) for b in found)]
             if not found and not loose:
-                raise BagError(f"{p}: no rosbag2 bags in this folder (no metadata.yaml, .mcap or .db3 below it)")
+                raise BagError(f"{p}: no bags in this folder (no metadata.yaml, .mcap, .db3 or .bag below it)")
             out += found + loose
         else:
             out.append(p)

@@ -121,6 +121,15 @@ franka_ros2
     tau_J, with g(q)) and ``/franka_robot_state_broadcaster/desired_joint_states`` (effort
     tau_J_d, the commanded torque without g(q), which libfranka adds), both JointState, at each
     control period's start.
+franka_ros1
+    The clean episodes as franka_ros logs them (``config/topics/franka_ros1.yaml``): the ROS 1 bag
+    ``franka_ros1.bag`` (format 2.0, written by ``rosbags.rosbag1``) of
+    ``/franka_state_controller/franka_states``, ``franka_msgs/FrankaState`` with a shortened
+    definition that the bag carries (header, q, q_d, dq, dq_d, tau_J, tau_J_d, dtau_J,
+    robot_mode): q, dq and tau_J (measured, with g(q)) the state, tau_J_d (without g(q)) the
+    command, one message per control period's start.
+franka_ros1_truncated
+    ``franka_ros1.bag`` cut to 60 % of its bytes (its index lost).
 recorder_mcap
     Recorded by ``recorder_node`` in a short closed loop over DDS (mujoco_sim_node,
     controller_node, policy_node, recorder_node as ``launch/sim_arm.launch.py`` starts them,
@@ -346,13 +355,13 @@ BUILDERS: dict = {}
 
 
 def bag(name: str, description: str, same_rows_as: str | None = None, error: str | None = None,
-        needs_ros: bool = False, topics: str | dict | None = None):
+        needs_ros: bool = False, topics: str | dict | None = None, file: str | None = None):
     """Register a builder ``fn(out: Path, work: Path)`` writing the bag folder ``out``; ``topics``:
     the topic map it is read with (a preset name or the keys that differ from this stack's; None:
-    this stack's)."""
+    this stack's); ``file``: the bag is this file in the folder (a ROS 1 ``.bag``), not the folder."""
     def register(fn):
         BUILDERS[name] = dict(fn=fn, description=description, same_rows_as=same_rows_as, error=error,
-                              needs_ros=needs_ros, topics=topics)
+                              needs_ros=needs_ros, topics=topics, file=file)
         return fn
     return register
 
@@ -833,6 +842,81 @@ def franka_ros2(out: Path, work: Path) -> None:
                with_gravity=False)
 
 
+#: franka_msgs/FrankaState as franka_ros (ROS 1) defines it, less the fields the reader does not use
+#: beyond a few (the reader decodes with the definition the bag carries)
+FRANKA_STATE_MSG = """std_msgs/Header header
+float64[7] q
+float64[7] q_d
+float64[7] dq
+float64[7] dq_d
+float64[7] tau_J
+float64[7] tau_J_d
+float64[7] dtau_J
+uint8 ROBOT_MODE_MOVE=2
+uint8 robot_mode
+================================================================================
+MSG: std_msgs/Header
+uint32 seq
+time stamp
+string frame_id
+"""
+FRANKA_STATES = "/franka_state_controller/franka_states"
+TRUNCATE_ROS1_TO = 0.6
+
+
+def franka_ros1_bag(path: Path) -> None:
+    """The clean episodes (their rows) as franka_ros logs them in a ROS 1 bag: one FrankaState per
+    control period's start (q, dq; tau_J the measured torque of the period that ended, with g(q);
+    tau_J_d the commanded torque without g(q)), episodes 1 s apart."""
+    from rosbags.rosbag1 import Writer as Ros1Writer
+
+    from ohio_core.data.bags import read_bag
+    from ohio_core.data.gravity import shift_gravity
+
+    msgtype = "franka_msgs/msg/FrankaState"
+    ts = get_typestore(Stores.EMPTY)
+    ts.register(get_types_from_msg(FRANKA_STATE_MSG, msgtype))
+    msgdef, md5 = ts.generate_msgdef(msgtype, ros_version=1)
+    State, Header, Time = ts.types[msgtype], ts.types["std_msgs/msg/Header"], ts.types["builtin_interfaces/msg/Time"]
+    rows = read_bag(BAGS / CLEAN)
+    command = shift_gravity(rows.tau, rows.q, -1)
+    if path.exists():
+        path.unlink()
+    with Ros1Writer(path) as w:
+        conn = w.add_connection(FRANKA_STATES, msgtype, msgdef=msgdef, md5sum=md5,
+                                callerid="/franka_state_controller")
+        start, seq = int(rows.stamp[0]), 0
+        for e in np.unique(rows.episode):
+            idx = np.flatnonzero(rows.episode == e)
+            offset = start - int(rows.stamp[idx[0]])
+            for n, i in enumerate(idx):
+                ns = int(rows.stamp[i]) + offset
+                m = State(header=Header(seq=seq, stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id=""),
+                          q=rows.q[i].copy(), q_d=rows.q[i].copy(), dq=rows.qd[i].copy(), dq_d=rows.qd[i].copy(),
+                          tau_J=(rows.tau[i - 1] if n else np.zeros(7)).copy(), tau_J_d=command[i].copy(),
+                          dtau_J=np.zeros(7), robot_mode=2)
+                w.write(conn, ns, bytes(ts.serialize_ros1(m, msgtype)))
+                seq += 1
+            start = int(rows.stamp[idx[-1]]) + offset + DRIVER_GAP_NS
+
+
+@bag("franka_ros1", "the clean episodes as franka_ros logs them: a ROS 1 .bag of franka_msgs/FrankaState (q, dq, "
+     "tau_J; tau_J_d without g(q)) with the definition it carries", topics="franka_ros1", file="franka_ros1.bag")
+def franka_ros1(out: Path, work: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    franka_ros1_bag(out / "franka_ros1.bag")
+
+
+@bag("franka_ros1_truncated", f"franka_ros1's .bag cut to {TRUNCATE_ROS1_TO:.0%} of its bytes", topics="franka_ros1",
+     file="franka_ros1_truncated.bag", error="cannot open the ROS 1 bag (truncated or corrupt?)")
+def franka_ros1_truncated(out: Path, work: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "franka_ros1_truncated.bag"
+    franka_ros1_bag(path)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: int(len(raw) * TRUNCATE_ROS1_TO)])
+
+
 # --------------------------------------------------------------------------------------------
 # expected.json
 # --------------------------------------------------------------------------------------------
@@ -848,10 +932,12 @@ def expectation(name: str) -> dict:
     from ohio_core.data.bags import BagError, read_bag
 
     spec = BUILDERS[name]
-    path = BAGS / name
+    path = BAGS / name / spec["file"] if spec["file"] else BAGS / name
     entry = {"description": spec["description"]}
     if spec["topics"] is not None:
         entry["topics"] = spec["topics"]
+    if spec["file"]:
+        entry["file"] = spec["file"]
     try:
         traj = read_bag(path, topic_map(spec["topics"]))
     except BagError as exc:
