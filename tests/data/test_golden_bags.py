@@ -4,7 +4,9 @@ The bags are the rosbag2 variants users bring: both storages, zstd per file and 
 bag split in two files, metadata of older rosbag2 releases, permuted joints, a gap, a cut MCAP,
 a broken database, a recording without torques, one recorded by this stack's recorder node, and
 bags with a topic the reader cannot decode beside the stack's (a service-event topic as rosbag2
-records service introspection, a topic in another serialization format than CDR).
+records service introspection, a topic in another serialization format than CDR), and drivers'
+logs of the clean episodes (commanded torques with and without g(q), franka_ros2's topics, a
+franka_ros ROS 1 ``.bag`` and that file cut), read with the topic maps expected.json names.
 ``tests/golden/make_golden.py`` writes them and describes each. Every bag reads to its expected
 account (and the variants of the clean episodes to the clean rows, exactly) or fails with a
 ``BagError`` naming the bag and the expected problem.

@@ -2,7 +2,9 @@
 
 The bags are the rosbag2 variants users bring to ``ohio_core.data.bags.read_bag``: both storages,
 compressed, split, written by older rosbag2 releases, with joints in another order, with a gap,
-cut or broken, without torque sensing, and one recorded by this stack's own ROS 2 recorder node.
+cut or broken, without torque sensing, one recorded by this stack's own ROS 2 recorder node, and
+the clean episodes as drivers log them (g(q) left to the driver, franka_ros2, a franka_ros ROS 1
+``.bag``).
 They are committed (``tests/golden/bags/<name>/``, a few tens of KB each) so that the reader is
 tested against fixed files, not only against what today's writer produces.
 
