@@ -40,7 +40,7 @@ def add_parser(sub) -> None:
                                    "readable and ready to relabel, 1 when some lack what relabeling needs, 2 when a "
                                    "bag cannot be read.")
     p.add_argument("bags", nargs="+", type=Path,
-                   help="rosbag2 bags (folders, .mcap or .db3 files), or folders to search for bags")
+                   help="rosbag2 bags (folders, .mcap or .db3 files), ROS 1 .bag files, or folders to search for bags")
     p.add_argument("--topics", default=None,
                    help=f"topic map: a YAML file or one of {sorted(PRESETS)} (as in config/topics/; default: ohio)")
     p.add_argument("--reindex", action="store_true",

@@ -21,7 +21,7 @@ from ohio_core.pipeline.parallel import ParallelError
 def add_relabel_arguments(p: argparse.ArgumentParser) -> None:
     """The options ``ohio relabel`` and ``ohio pipeline`` share."""
     p.add_argument("bags", nargs="+", type=Path,
-                   help="rosbag2 bags (folders, .mcap or .db3 files), or folders to search for bags")
+                   help="rosbag2 bags (folders, .mcap or .db3 files), ROS 1 .bag files, or folders to search for bags")
     p.add_argument("--controller", type=Path, default=None,
                    help="DEPLOYMENT controller config (YAML, osc or qp); default: the OSC defaults")
     p.add_argument("--k", type=int, default=5,

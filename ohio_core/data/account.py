@@ -152,7 +152,7 @@ class ReadAccount(Record):
     unused, where velocities and torques come from, and how far apart the aligned streams are."""
 
     bag: str
-    info: dict                      # storage, files, metadata version, compression (``bag_source.OpenBag.info``)
+    info: dict                      # storage, files, metadata version, compression (``bag_storage.StoredBag.info``)
     messages: dict[str, int]        # read per topic used
     topics_in_bag: dict[str, str]   # topic -> message type(s)
     start_ns: int
@@ -224,6 +224,7 @@ class BagAccount(Record):
     recorded_controller: str                      # same, different or unknown (``ohio collect`` records it)
     residual_n_m: dict                            # count, mean, median, p95, max of the written segments
     warning: str | None = optional()
+    gravity: str | None = optional()              # how the torques were put in the controller's convention
 
     FLAT = ("segments",)
 

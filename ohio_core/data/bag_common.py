@@ -20,6 +20,12 @@ class BagError(ValueError):
     """A bag cannot be written or read as asked; the message names the file and the problem."""
 
 
+def one_line(text: object, limit: int = 160) -> str:
+    """``text`` on one line (whitespace runs collapsed), cut to ``limit`` characters."""
+    s = " ".join(str(text).split())
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
 _TYPESTORE = None
 _MODEL = None
 

@@ -10,58 +10,73 @@ from pathlib import Path
 from ohio_core.data.account import Record, Report, Table, optional
 from ohio_core.data.bag_common import BagError
 from ohio_core.data.bag_read import match_roles, read_messages
-from ohio_core.data.bag_source import OpenBag, open_bag
+from ohio_core.data.bag_storage import StoredBag, open_bag
 from ohio_core.data.rows_episodic import task_state_index
+from ohio_core.data import topics as tp
 from ohio_core.data.topics import TopicMap
 
 
-def _role_status(bag: OpenBag, tm: TopicMap, role: str, topic: str, role_of: dict, problems: dict) -> str:
+def _role_status(bag: StoredBag, tm: TopicMap, role: str, topic: str, roles_of: dict, problems: dict) -> str:
     if role == "commands" and tm.effort_source != "commands":
         return f"not used (effort_source: {tm.effort_source})"
     if role in problems:
         return problems[role]
-    if topic in role_of:
+    if topic in roles_of:
         return f"{sum(c.msgcount for c in bag.connections if c.topic == topic)} messages"
     return "not in the bag (optional)"
 
 
-def _first_message_problems(bag: OpenBag, tm: TopicMap, role_of: dict) -> dict[str, str]:
+def _first_message_problems(bag: StoredBag, tm: TopicMap, roles_of: dict) -> dict[str, str]:
     """role -> what the first message of its topic shows is wrong (joint names, the command width,
     the task-state layout): what a read would stop at."""
     out = {}
-    conns = bag.use(role_of)
-    for topic, role in role_of.items():
-        if role not in ("joint_states", "commands", "task_state"):
-            continue
+    conns = bag.use({t: " and ".join(r) for t, r in roles_of.items()})
+    for topic, roles in roles_of.items():
         try:
             first = next(read_messages(bag.path, bag, [c for c in conns if c.topic == topic]), None)
         except BagError as exc:
-            out[role] = str(exc).removeprefix(f"{bag.path}: ")
+            out[roles[0]] = str(exc).removeprefix(f"{bag.path}: ")
             continue
         if first is None:
             continue
-        msg = first[2]
-        if role == "joint_states":
-            missing = [j for j in tm.arm_joints if j not in msg.name]
-            if missing:
-                out[role] = (f"topic {topic!r} lacks the arm joint(s) {missing}; its messages name {list(msg.name)} "
-                             f"(set arm_joints in the topic map)")
-            elif tm.effort_source == "joint_states" and not len(msg.effort):
-                out["note"] = f"{topic!r} carries no efforts: goals only by state matching"
-        elif role == "commands":
-            label = msg.layout.dim[0].label if msg.layout.dim else ""
-            names = [x.strip() for x in label.split(",")] if "," in label else None
-            if names is not None and sorted(names) != sorted(tm.arm_joints):
-                out[role] = f"topic {topic!r} names joints {names}, expected {list(tm.arm_joints)}"
-            elif len(msg.data) != 7:
-                out[role] = f"topic {topic!r} carries {len(msg.data)} values, expected 7 (one per arm joint)"
-        else:
-            label = msg.layout.dim[0].label if msg.layout.dim else ""
-            try:
-                task_state_index(bag.path, topic, label, tm)
-            except BagError as exc:
-                out[role] = str(exc).removeprefix(f"{bag.path}: ")
+        for role in roles:
+            problem = _message_problem(tm, role, topic, first[0].msgtype, first[2], bag.path)
+            if problem:
+                out[role] = problem
+        effort = tp.STATE_MESSAGE_FIELDS.get(first[0].msgtype, {}).get("effort", "effort")
+        if "joint_states" in roles and tm.effort_source == "joint_states" and not len(getattr(first[2], effort)):
+            out["note"] = f"{topic!r} carries no efforts: goals only by state matching"
     return out
+
+
+def _message_problem(tm: TopicMap, role: str, topic: str, msgtype: str, msg, path) -> str | None:
+    """What a role's first message shows is wrong (None: nothing)."""
+    if msgtype in tp.STATE_MESSAGE_FIELDS and role in tp.SHARED_ROLES:
+        wanted = ("command",) if role == "commands" else ("position", "velocity", "effort")
+        for key in wanted:
+            name = tp.STATE_MESSAGE_FIELDS[msgtype][key]
+            if len(getattr(msg, name, ())) != 7:
+                return f"topic {topic!r} ({role}): {msgtype} field {name!r} does not hold 7 values (one per arm joint)"
+        return None
+    if role == "joint_states" or (role == "commands" and msgtype == tp.JOINT_STATE_TYPE):
+        missing = [j for j in tm.arm_joints if j not in msg.name]
+        if missing:
+            return (f"topic {topic!r} lacks the arm joint(s) {missing}; its messages name {list(msg.name)} "
+                    f"(set arm_joints in the topic map)")
+    elif role == "commands":
+        label = msg.layout.dim[0].label if msg.layout.dim else ""
+        names = [x.strip() for x in label.split(",")] if "," in label else None
+        if names is not None and sorted(names) != sorted(tm.arm_joints):
+            return f"topic {topic!r} names joints {names}, expected {list(tm.arm_joints)}"
+        if len(msg.data) != 7:
+            return f"topic {topic!r} carries {len(msg.data)} values, expected 7 (one per arm joint)"
+    elif role == "task_state":
+        label = msg.layout.dim[0].label if msg.layout.dim else ""
+        try:
+            task_state_index(path, topic, label, tm)
+        except BagError as exc:
+            return str(exc).removeprefix(f"{path}: ")
+    return None
 
 
 @dataclass(eq=False)
@@ -69,7 +84,7 @@ class BagInfo(Record):
     """What a bag holds and whether relabeling with a topic map finds what it needs in it."""
 
     bag: str
-    info: dict                    # storage, files, metadata version, compression (``bag_source.OpenBag.info``)
+    info: dict                    # storage, files, metadata version, compression (``bag_storage.StoredBag.info``)
     messages: int
     start: str | None             # ISO 8601, UTC (None: no messages)
     duration_s: float
@@ -119,10 +134,10 @@ def inspect_bag(path: str | Path, topic_map: TopicMap | None = None) -> BagInfo:
     tm = topic_map or TopicMap()
     bag = open_bag(path)
     try:
-        role_of, found, _ = match_roles(bag, tm)
+        roles_of, found, _ = match_roles(bag, tm)
         problems = {role: text for role, _, text in found}
         if not problems:
-            problems = _first_message_problems(bag, tm, role_of)
+            problems = _first_message_problems(bag, tm, roles_of)
         note = problems.pop("note", None)
         start = int(bag.start_time) if bag.message_count else None
         return BagInfo(
@@ -131,7 +146,7 @@ def inspect_bag(path: str | Path, topic_map: TopicMap | None = None) -> BagInfo:
                 start * 1e-9, datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             duration_s=round((int(bag.end_time) - 1 - start) * 1e-9, 3) if start is not None else 0.0,
             topics=bag.topics(),
-            roles={role: {"topic": topic, "status": _role_status(bag, tm, role, topic, role_of, problems)}
+            roles={role: {"topic": topic, "status": _role_status(bag, tm, role, topic, roles_of, problems)}
                    for role, topic in tm.roles().items()},
             effort_source=tm.effort_source, problems=list(problems.values()), ready=not problems, note=note or None)
     finally:

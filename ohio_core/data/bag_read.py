@@ -3,7 +3,7 @@
 Takes MCAP and sqlite3 storage, split bags (several files, as ``ros2 bag record --max-bag-*``
 writes; also without their metadata.yaml), zstd compression (file or message), and the metadata
 versions rosbag2 releases wrote (read by ``rosbags``; how a bag is opened, and which topics it
-cannot read: ``data.bag_source``). Which topic holds what: ``data.topics.TopicMap``. Topics the
+cannot read: ``data.bag_source``; ROS 1 ``.bag`` files: ``data.bag_ros1``). Which topic holds what: ``data.topics.TopicMap``. Topics the
 map does not use are never read; one it uses that cannot be read is an error naming it.
 
 Two row rules, each in its own module:
@@ -42,8 +42,8 @@ import numpy as np
 from ohio_core.data import resample as rs
 from ohio_core.data import topics as tp
 from ohio_core.data.account import ReadAccount, stats_ms
-from ohio_core.data.bag_common import ARM_OBS_LAYOUT, BagError, stamp_ns
-from ohio_core.data.bag_source import OpenBag, one_line, open_bag
+from ohio_core.data.bag_common import ARM_OBS_LAYOUT, BagError, one_line, stamp_ns
+from ohio_core.data.bag_storage import StoredBag, open_bag
 from ohio_core.data.rows_common import ReadOptions, ReadState
 from ohio_core.data.rows_episodic import EpisodicRows, task_state_index
 from ohio_core.data.rows_resampled import ResampledRows
@@ -55,7 +55,7 @@ _TS_ZERO = [TS[f] for f in tp.TASK_STATE_ZERO]
 _NAN7 = np.full(7, np.nan)
 
 
-def read_messages(path: Path, reader: OpenBag, connections) -> Iterator[tuple]:
+def read_messages(path: Path, reader: StoredBag, connections) -> Iterator[tuple]:
     """(connection, log time ns, message) of ``reader``; what the storage or the decoder cannot read is a
     ``BagError`` naming the bag (errors of the caller's own processing are not caught here)."""
     messages = iter(reader.messages(connections))
@@ -71,16 +71,19 @@ def read_messages(path: Path, reader: OpenBag, connections) -> Iterator[tuple]:
         yield conn, ns, msg
 
 
-def match_roles(bag: OpenBag, tm: TopicMap) -> tuple[dict[str, str], list[tuple[str, str, str]], dict[str, set]]:
-    """Which topic of the bag serves each role of the topic map: (topic -> role, the problems as
-    (role, topic, what is wrong) in the order of the roles, topic -> message types in the bag).
-    A role's topic must be in the bag (optional roles: when present), of the role's type and
-    readable (``OpenBag.unreadable``); ``commands`` only counts with ``effort_source: commands``."""
+def match_roles(bag: StoredBag, tm: TopicMap) -> tuple[dict[str, tuple[str, ...]], list[tuple[str, str, str]],
+                                                      dict[str, set]]:
+    """Which topic of the bag serves which roles of the topic map: (topic -> its roles, the problems
+    as (role, topic, what is wrong) in the order of the roles, topic -> message types in the bag).
+    A role's topic must be in the bag (optional roles: when present), of one of the role's types
+    (``topics.READ_TYPES``) and readable (``StoredBag.unreadable``); ``commands`` only counts with
+    ``effort_source: commands``, and shares a topic with ``joint_states`` only as a robot-state
+    message (``topics.STATE_MESSAGE_FIELDS``)."""
     in_bag: dict[str, set] = {}
     for c in bag.connections:
         in_bag.setdefault(c.topic, set()).add(c.msgtype)
     listing = ", ".join(f"{t} ({'/'.join(sorted(ty))})" for t, ty in sorted(in_bag.items())) or "none"
-    role_of, problems = {}, []
+    roles_of, problems = {}, []
     for role, topic in tm.roles().items():
         if role == "commands" and tm.effort_source != "commands":
             continue
@@ -89,17 +92,22 @@ def match_roles(bag: OpenBag, tm: TopicMap) -> tuple[dict[str, str], list[tuple[
                 problems.append((role, topic, f"topic {topic!r} ({role}) is not in the bag; topics in the bag: "
                                               f"{listing}"))
             continue
-        want = tp.ROLE_TYPES[role]
-        if in_bag[topic] != {want}:
+        want = tp.READ_TYPES[role]
+        shared = topic in roles_of
+        if len(in_bag[topic]) != 1 or not in_bag[topic] <= set(want):
             problems.append((role, topic, f"topic {topic!r} ({role}) has message type "
-                                          f"{'/'.join(sorted(in_bag[topic]))}, expected {want}"))
+                                          f"{'/'.join(sorted(in_bag[topic]))}, expected {' or '.join(want)}"))
+        elif shared and not in_bag[topic] <= set(tp.STATE_MESSAGE_FIELDS):
+            problems.append((role, topic, f"topic {topic!r} serves joint_states and commands, but its type "
+                                          f"{'/'.join(in_bag[topic])} is not a robot-state message "
+                                          f"({' or '.join(tp.STATE_MESSAGE_FIELDS)})"))
         elif topic in bag.unreadable:
             hint = f" (optional: set {role} to null in the topic map to read the bag without it)" \
                 if role in tp.OPTIONAL_ROLES else ""
             problems.append((role, topic, f"topic {topic!r} ({role}) cannot be read: {bag.unreadable[topic]}{hint}"))
         else:
-            role_of[topic] = role
-    return role_of, problems, in_bag
+            roles_of[topic] = roles_of.get(topic, ()) + (role,)
+    return roles_of, problems, in_bag
 
 
 class BagStream:
@@ -132,14 +140,14 @@ class BagStream:
             except Exception:
                 pass
 
-    def _chunks(self, reader: OpenBag) -> Iterator[Trajectories]:
+    def _chunks(self, reader: StoredBag) -> Iterator[Trajectories]:
         path, tm = self.path, self.tm
-        role_of, problems, in_bag = match_roles(reader, tm)
+        roles_of, problems, in_bag = match_roles(reader, tm)
         if problems:
             raise BagError(f"{path}: {problems[0][2]}")
-        conns = reader.use(role_of)
+        conns = reader.use({t: " and ".join(r) for t, r in roles_of.items()})
         start_ns = int(reader.start_time) if reader.message_count else 0
-        counts = {t: 0 for t in role_of}
+        counts = {t: 0 for t in roles_of}
         self.state = state = ReadState(path, tm, self.opt, self.model)
         self.rule = rule = EpisodicRows(state) if tm.task_state is not None else ResampledRows(state)
         self.account = ReadAccount(
@@ -152,7 +160,7 @@ class BagStream:
         # decoding: arm-joint order per joint-name tuple and command label, task-state layout per label
         self._js_index, self._cmd_index, self._ts_index = {}, {}, {}
         self._last_header, self._goal_frames = -1, set()
-        last_log = {t: -1 for t in role_of}
+        last_log = {t: -1 for t in roles_of}
         for conn, ns, msg in read_messages(path, reader, conns):
             topic = conn.topic
             counts[topic] += 1
@@ -160,9 +168,9 @@ class BagStream:
                 raise BagError(f"{path}: time goes backwards on {topic!r}: message {counts[topic]} received at "
                                f"{ns} ns, after one at {last_log[topic]} ns")
             last_log[topic] = ns
-            role = role_of[topic]
-            self._add(role, topic, ns, msg, counts[topic])
-            yield from rule.after(role, ns)
+            for role in roles_of[topic]:
+                self._add(role, topic, conn.msgtype, ns, msg, counts[topic])
+                yield from rule.after(role, ns)
         self._check_counts(conns, counts)
         yield from rule.finish()
         self._finish()
@@ -181,18 +189,47 @@ class BagStream:
         if short:
             self.account.messages_missing_vs_metadata = short
 
-    def _add(self, role: str, topic: str, ns: int, msg, n: int) -> None:
+    def _joint_index(self, topic: str, names: tuple) -> np.ndarray:
+        """Where each arm joint is in a message naming ``names``."""
+        key = (topic, names)
+        if key not in self._js_index:
+            missing = [j for j in self.tm.arm_joints if j not in names]
+            if missing:
+                raise BagError(f"{self.path}: {topic!r} lacks the arm joint(s) {missing}; its messages name "
+                               f"{list(names)} (set arm_joints in the topic map)")
+            self._js_index[key] = np.array([names.index(j) for j in self.tm.arm_joints])
+        return self._js_index[key]
+
+    def _state_message(self, topic: str, msgtype: str, msg, n: int, role: str) -> dict[str, np.ndarray]:
+        """The arm's fields of a robot-state message (``topics.STATE_MESSAGE_FIELDS``), 7 values each."""
+        out = {}
+        for key, name in tp.STATE_MESSAGE_FIELDS[msgtype].items():
+            v = np.asarray(getattr(msg, name, ()), float)
+            if v.shape != (7,):
+                raise BagError(f"{self.path}: {topic!r} ({role}) message {n}: {msgtype} field {name!r} has "
+                               f"{v.size} values, expected 7 (one per arm joint)")
+            out[key] = v
+        return out
+
+    def _add(self, role: str, topic: str, msgtype: str, ns: int, msg, n: int) -> None:
         """Decode message ``n`` of ``topic`` (received at ``ns``) into the read's columns."""
         path, s, arm = self.path, self.state, self.tm.arm_joints
-        if role == "joint_states":
+        if role == "joint_states" and msgtype in tp.STATE_MESSAGE_FIELDS:
+            fields = self._state_message(topic, msgtype, msg, n, role)
+            self._check_stamp(topic, msg, n)
+            s.js_read += 1
+            s.js.add(ns=ns, pos=fields["position"], vel=fields["velocity"], eff=fields["effort"])
+        elif role == "commands" and msgtype in tp.STATE_MESSAGE_FIELDS:
+            s.cmd.add(ns=ns, data=self._state_message(topic, msgtype, msg, n, role)["command"])
+        elif role == "commands" and msgtype == tp.JOINT_STATE_TYPE:
+            idx = self._joint_index(topic, tuple(msg.name))
+            if len(msg.effort) != len(msg.name):
+                s.drops.add(f"malformed command ({topic}: {len(msg.effort)} efforts for {len(msg.name)} names)", 1, ns)
+                return
+            s.cmd.add(ns=ns, data=msg.effort[idx])
+        elif role == "joint_states":
             names = tuple(msg.name)
-            idx = self._js_index.get(names)
-            if idx is None:
-                missing = [j for j in arm if j not in names]
-                if missing:
-                    raise BagError(f"{path}: {topic!r} lacks the arm joint(s) {missing}; its messages name "
-                                   f"{list(names)} (set arm_joints in the topic map)")
-                idx = self._js_index[names] = np.array([names.index(j) for j in arm])
+            idx = self._joint_index(topic, names)
             if len(msg.position) != len(names):
                 raise BagError(f"{path}: {topic!r} message {n} has {len(names)} names but "
                                f"{len(msg.position)} positions")
@@ -201,11 +238,7 @@ class BagStream:
                 if k not in (0, len(names)):
                     raise BagError(f"{path}: {topic!r} message {n} has {len(names)} names but {k} {field} values "
                                    f"(ROS: one per name, or none)")
-            stamp = stamp_ns(msg.header)
-            if stamp < self._last_header:
-                raise BagError(f"{path}: time goes backwards on {topic!r}: header stamp {stamp} ns of message "
-                               f"{n} is before the previous one ({self._last_header} ns)")
-            self._last_header = stamp
+            self._check_stamp(topic, msg, n)
             vel = msg.velocity[idx] if len(msg.velocity) else _NAN7
             eff = msg.effort[idx] if len(msg.effort) else _NAN7
             s.js_read += 1
@@ -249,6 +282,14 @@ class BagStream:
         elif role == "gripper":
             s.grip.add(ns=ns, value=float(msg.data))
 
+    def _check_stamp(self, topic: str, msg, n: int) -> None:
+        """Joint-state header stamps never go backwards."""
+        stamp = stamp_ns(msg.header)
+        if stamp < self._last_header:
+            raise BagError(f"{self.path}: time goes backwards on {topic!r}: header stamp {stamp} ns of message "
+                           f"{n} is before the previous one ({self._last_header} ns)")
+        self._last_header = stamp
+
     def _finish(self) -> None:
         """The account's entries known at the end of the bag."""
         acc, s, tm = self.account, self.state, self.tm
@@ -266,6 +307,8 @@ class BagStream:
             why = "effort_source: none" if tm.effort_source == "none" else \
                 f"{s.eff_missing} of {acc.messages.get(tm.joint_states, 0)} joint states have no effort"
             acc.efforts = f"none ({why}): torques unknown, goals need state matching"
+        if s.efforts() != "none" and not tm.effort_includes_gravity(s.efforts()):
+            acc.efforts += "; logged without g(q), added from the robot model"
         acc.alignment = {"state_ms": stats_ms(np.concatenate(s.state_err) if s.state_err else []),
                          "command_age_ms": stats_ms(np.concatenate(s.cmd_age) if s.cmd_age else []),
                          "rule": self.rule.alignment_rule}

@@ -1,5 +1,5 @@
 """Opening a rosbag2 bag: the files that make it, its metadata, its topics, and the message types
-of the topics a reader uses (``open_bag`` -> ``OpenBag``).
+of the topics a reader uses (``open_rosbag2`` -> ``OpenBag``, a ``bag_storage.StoredBag``).
 
 A bag is a folder with ``metadata.yaml`` and its data files, one ``.mcap`` or ``.db3`` file, or the
 folder of a split recording whose ``metadata.yaml`` is missing (a recording killed before it wrote
@@ -36,7 +36,7 @@ from rosbags.rosbag2.reader import DirectoryReader
 from rosbags.rosbag2.storage_mcap import McapReader
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
-from ohio_core.data.bag_common import BagError, typestore
+from ohio_core.data.bag_common import BagError, one_line, typestore
 
 #: storage of each data-file suffix
 STORAGES = {".mcap": "mcap", ".db3": "sqlite3"}
@@ -85,12 +85,6 @@ class _Reader(Reader):
     """``rosbags``' rosbag2 reader with the MCAP storage reader above."""
 
     STORAGE_PLUGINS = {**Reader.STORAGE_PLUGINS, "dir": _DirectoryReader, ".mcap": _McapReader}
-
-
-def one_line(text: object, limit: int = 160) -> str:
-    """``text`` on one line (whitespace runs collapsed), cut to ``limit`` characters."""
-    s = " ".join(str(text).split())
-    return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
 def split_files(folder: Path) -> list[Path]:
@@ -268,7 +262,7 @@ def write_metadata(folder: str | Path) -> dict:
         raise BagError(f"{folder}: not a folder (only a split recording's folder has a metadata.yaml to rebuild)")
     if meta.exists():
         raise BagError(f"{folder}: already has a metadata.yaml; move it away to rebuild it from the data files")
-    bag = open_bag(folder)
+    bag = open_rosbag2(folder)
     try:
         info = bag.metadata
     finally:
@@ -278,7 +272,7 @@ def write_metadata(folder: str | Path) -> dict:
     tmp.replace(meta)
     want = {t["topic_metadata"]["name"]: t["message_count"] for t in info["topics_with_message_count"]}
     try:
-        bag = open_bag(folder)
+        bag = open_rosbag2(folder)
         try:
             read = {t: 0 for t in want}
             for conn, _, _ in bag.messages(bag.connections):
@@ -319,7 +313,7 @@ def _is_service_event(conn) -> bool:
 
 
 class OpenBag:
-    """An open bag (``open_bag``): its connections (``rosbags`` Connection tuples, one per topic and
+    """An open rosbag2 bag (``open_rosbag2``): its connections (``rosbags`` Connection tuples, one per topic and
     data file), start/end times and message count, ``info`` (storage, files, metadata version,
     compression; ``metadata_rebuilt`` when metadata.yaml was missing), ``metadata`` (metadata.yaml's
     or the rebuilt one), ``custom_data``, and ``unreadable`` (topic -> why it cannot be read).
@@ -452,7 +446,8 @@ class OpenBag:
             self._open_files([path])
             self.info = {"storage": STORAGES[path.suffix], "files": 1}
         else:
-            raise BagError(f"{path}: not a rosbag2 bag: expected a folder with metadata.yaml, a .mcap or a .db3 file")
+            raise BagError(f"{path}: not a rosbag2 bag: expected a folder with metadata.yaml, a .mcap or a .db3 file "
+                           f"(or a ROS 1 .bag file)")
         self._survey()
 
     def _open_folder(self) -> None:
@@ -528,8 +523,8 @@ class OpenBag:
                     self.unreadable[c.topic] = why
 
 
-def open_bag(path: str | Path) -> OpenBag:
-    """Open the bag at ``path`` (module docstring); ``BagError`` naming it when it cannot be opened."""
+def open_rosbag2(path: str | Path) -> OpenBag:
+    """Open the rosbag2 bag at ``path`` (module docstring); ``BagError`` naming it when it cannot be opened."""
     bag = OpenBag(Path(path))
     try:
         bag._open()

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ohio_core.data.account import Drops
+from ohio_core.data.gravity import rows_with_gravity
 from ohio_core.data.topics import TopicMap
 from ohio_core.data.trajectory import Trajectories
 
@@ -119,7 +120,11 @@ class ReadState:
             self.last_used[kind] = int(u[-1])
 
     def trajectories(self, rows: dict, layout) -> Trajectories:
-        """``rows`` (columns of ``Trajectories``) with the observation ``layout``, counted."""
+        """``rows`` (columns of ``Trajectories``) with the observation ``layout``, counted; torques
+        logged without g(q) get it added (``data.gravity``)."""
+        src = self.efforts()
+        if src != "none" and not self.tm.effort_includes_gravity(src):
+            rows["tau"] = rows_with_gravity(rows["tau"], rows["q"], False, self.model)
         rows.setdefault("goal", None)
         rows.setdefault("gripper", None)
         meta = {"source": str(self.path), "obs_layout": [list(x) for x in layout]}

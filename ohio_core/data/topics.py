@@ -15,8 +15,16 @@ Without ``task_state`` (a robot driver's log), rows are resampled to the control
 observation is the arm's own state (``ohio_core.data.resample``). ``effort_source`` says where the
 torque of each period comes from: ``commands`` (the commanded efforts, held over the period),
 ``joint_states`` (the measured ``effort`` field) or ``none`` (no torques: goals are recovered by
-state matching). Ready-made maps: ``config/topics/ohio.yaml`` (this stack) and
-``config/topics/ros2_control.yaml`` (joint_state_broadcaster + a forward effort controller).
+state matching). Ready-made maps (``PRESETS``): ``config/topics/ohio.yaml`` (this stack),
+``config/topics/ros2_control.yaml`` (joint_state_broadcaster + a forward effort controller) and
+``config/topics/franka_ros2.yaml`` (franka_robot_state_broadcaster's measured and desired joint
+states; the desired efforts are libfranka's ``tau_J_d``, without g(q)) and
+``config/topics/franka_ros1.yaml`` (franka_ros's ``FrankaState`` in a ROS 1 ``.bag``).
+
+Commands are ``Float64MultiArray`` (7 torques) or a ``JointState`` whose ``effort`` holds them
+(matched by name). A robot-state message (``STATE_MESSAGE_FIELDS``: franka_ros's ``FrankaState``)
+holds the state and the command in arm-joint order; one topic of it may then serve both
+``joint_states`` and ``commands``.
 
 Joint states are matched by joint NAME (``TopicMap.arm_joints``, default ``panda_joint1..7``);
 extra joints (the fingers) are ignored by the reader. Effort commands carry one torque per arm
@@ -66,12 +74,13 @@ JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
 FLOAT64_MULTI_ARRAY = "std_msgs/msg/Float64MultiArray"
 POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
 FLOAT64 = "std_msgs/msg/Float64"
+FRANKA_STATE_TYPE = "franka_msgs/msg/FrankaState"
 
 GOAL_FRAME = "world"
 ARM_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
 FINGER_JOINTS = ("panda_finger_joint1", "panda_finger_joint2")
 
-#: message type of each role
+#: message type of each role, as this stack writes it
 ROLE_TYPES = {
     "joint_states": JOINT_STATE_TYPE,
     "commands": FLOAT64_MULTI_ARRAY,
@@ -79,6 +88,15 @@ ROLE_TYPES = {
     "ee_goal": POSE_STAMPED,
     "gripper": FLOAT64,
 }
+#: message types a reader takes for each role (``ROLE_TYPES`` first)
+READ_TYPES = {**{role: (t,) for role, t in ROLE_TYPES.items()},
+              "joint_states": (JOINT_STATE_TYPE, FRANKA_STATE_TYPE),
+              "commands": (FLOAT64_MULTI_ARRAY, JOINT_STATE_TYPE, FRANKA_STATE_TYPE)}
+#: fields of a robot-state message that holds a whole arm state in joint order (no joint names):
+#: position, velocity, measured and commanded effort (franka_ros's FrankaState, libfranka's names)
+STATE_MESSAGE_FIELDS = {FRANKA_STATE_TYPE: {"position": "q", "velocity": "dq", "effort": "tau_J", "command": "tau_J_d"}}
+#: the roles one topic may serve together (a robot-state message holds the state and the command)
+SHARED_ROLES = ("joint_states", "commands")
 ROLES = ("joint_states", "commands", "task_state", "ee_goal", "gripper")
 #: roles whose topic must be in a bag when the topic map names one
 REQUIRED_ROLES = ("joint_states", "commands", "task_state")
@@ -133,7 +151,9 @@ class TopicMap:
     ``commands``, ``task_state``, ``ee_goal`` and ``gripper`` may be None (not recorded).
     ``effort_source``: ``commands``, ``joint_states`` (measured effort) or ``none``.
     ``task_state_fields`` is the field layout to assume for task-state messages that carry no
-    layout label (None: require a label).
+    layout label (None: require a label). ``commanded_effort_includes_gravity`` and
+    ``measured_effort_includes_gravity`` say whether the logged efforts hold g(q) (False where the
+    robot driver adds it, as libfranka does to commands: ``data.gravity``).
     """
 
     joint_states: str = JOINT_STATES
@@ -145,6 +165,8 @@ class TopicMap:
     finger_joints: tuple[str, ...] = FINGER_JOINTS
     task_state_fields: tuple[str, ...] | None = None
     effort_source: str = "commands"
+    commanded_effort_includes_gravity: bool = True
+    measured_effort_includes_gravity: bool = True
 
     def __post_init__(self):
         for role in ROLES:
@@ -162,15 +184,20 @@ class TopicMap:
             object.__setattr__(self, name, tuple(v))
         if len(self.arm_joints) != 7 or len(set(self.arm_joints)) != 7:
             raise TopicMapError(f"TopicMap.arm_joints must name 7 distinct joints, got {list(self.arm_joints)}")
+        for name in ("commanded_effort_includes_gravity", "measured_effort_includes_gravity"):
+            if not isinstance(getattr(self, name), bool):
+                raise TopicMapError(f"TopicMap.{name} must be true or false, got {getattr(self, name)!r}")
         if self.effort_source not in EFFORT_SOURCES:
             raise TopicMapError(f"TopicMap.effort_source must be one of {list(EFFORT_SOURCES)}, "
                                 f"got {self.effort_source!r}")
         if self.effort_source == "commands" and self.commands is None:
             raise TopicMapError("TopicMap.effort_source is 'commands' but no commands topic is given; "
                                 "use effort_source: joint_states (measured efforts) or none (state matching)")
-        used = [getattr(self, r) for r in ROLES if getattr(self, r) is not None]
+        used = [getattr(self, r) for r in ROLES if getattr(self, r) is not None
+                and not (r == "commands" and self.commands == self.joint_states)]
         if len(set(used)) != len(used):
-            raise TopicMapError(f"TopicMap assigns one topic to two roles: {used}")
+            raise TopicMapError(f"TopicMap assigns one topic to two roles: {used} (only joint_states and commands "
+                                f"may share one, a robot-state message such as {FRANKA_STATE_TYPE})")
         if self.task_state_fields is not None:
             missing = [f for f in TASK_STATE_REQUIRED if f not in self.task_state_fields]
             if missing:
@@ -178,6 +205,10 @@ class TopicMap:
 
     def topic(self, role: str) -> str | None:
         return getattr(self, role)
+
+    def effort_includes_gravity(self, source: str) -> bool:
+        """Whether the efforts of ``source`` (``commands`` or ``joint_states``) hold g(q)."""
+        return self.commanded_effort_includes_gravity if source == "commands" else self.measured_effort_includes_gravity
 
     def roles(self) -> dict[str, str]:
         """role -> topic name, for the roles that have a topic."""
@@ -221,4 +252,12 @@ PRESETS: dict[str, dict] = {
     "ohio": {},
     "ros2_control": {"commands": "/forward_effort_controller/commands", "effort_source": "commands",
                      "task_state": None, "ee_goal": None, "gripper": None},
+    "franka_ros2": {"joint_states": "/franka_robot_state_broadcaster/measured_joint_states",
+                    "commands": "/franka_robot_state_broadcaster/desired_joint_states", "effort_source": "commands",
+                    "task_state": None, "ee_goal": None, "gripper": None,
+                    "commanded_effort_includes_gravity": False, "measured_effort_includes_gravity": True},
+    "franka_ros1": {"joint_states": "/franka_state_controller/franka_states",
+                    "commands": "/franka_state_controller/franka_states", "effort_source": "commands",
+                    "task_state": None, "ee_goal": None, "gripper": None,
+                    "commanded_effort_includes_gravity": False, "measured_effort_includes_gravity": True},
 }

@@ -7,6 +7,10 @@ processes by default, or an existing Ray cluster (``ray_address``). A bag that f
 with its error; with ``skip_bad`` the others still make the dataset, without it the run stops
 with that error.
 
+Rows hold their torques with g(q) (``data.gravity``); for a deployment controller with
+``gravity_compensation: driver`` it is taken out again before the inverse, so both compare like
+with like.
+
 Without torques in a bag (``effort_source: none`` or empty measured efforts) the goals can only
 come from state matching: ``method="auto"`` switches to it and says so; a method that needs
 torques is refused.
@@ -30,7 +34,9 @@ from controllers.config import ConfigError, OSCConfig, QPConfig, config_from_dic
 from ohio_core.data.account import BagAccount, Drops, RunAccount, SegmentCounts
 from ohio_core.data.bag_common import BagError
 from ohio_core.data.bag_read import BagStream
-from ohio_core.data.bag_source import STORAGES, bag_custom_data, is_bag_folder
+from ohio_core.data.bag_source import bag_custom_data, is_bag_folder
+from ohio_core.data.bag_storage import BAG_FILES
+from ohio_core.data.gravity import for_controller
 from ohio_core.data.rows_common import ReadOptions
 from ohio_core.data.topics import TopicMap
 from ohio_core.inverse import METHODS
@@ -42,6 +48,8 @@ TORQUE_FREE = ("state_matching", "naive")
 #: residual p95 (N m) above which a bag relabeled for the controller that recorded it is reported: that
 #: controller reproduces its own torques exactly (~1e-12 N m), so a wrong k, config or model shows here
 RESIDUAL_WARNING = 1.0
+#: what the account says where the deployment controller leaves g(q) to the driver (``data.gravity``)
+GRAVITY_REMOVED = "g(q) taken out of the torques: the deployment controller leaves it to the driver"
 #: behavior policies of ``ohio collect`` whose episodes may hold torques no controller computed
 TORQUE_LEVEL_POLICIES = ("flat", "mix")
 
@@ -177,7 +185,10 @@ def relabel_bag(bag: str | Path, config: RelabelConfig) -> BagResult:
     controller = _controller(config.controller)
     stream = BagStream(path, config.topic_map, config.read)
     parts, drops, method = [], Drops(), config.method
+    driver = config.controller.gravity_compensation == "driver"
     for chunk in stream:
+        if driver:
+            chunk.tau = for_controller(chunk.tau, chunk.q, "driver")
         if len(chunk) and not np.isfinite(chunk.tau).any():
             if method == "auto":
                 method = "state_matching"
@@ -202,7 +213,8 @@ def relabel_bag(bag: str | Path, config: RelabelConfig) -> BagResult:
                    f"reproduces its own torques exactly): check k, the controller config and the robot model")
     account = BagAccount(read=stream.account, segments=segments, method=method, k=config.k, k_recorded=k_recorded,
                          segments_dropped_time_ranges_s=drops.ranges_s(stream.account.start_ns),
-                         recorded_controller=recorded, residual_n_m=stats, warning=warning)
+                         recorded_controller=recorded, residual_n_m=stats, warning=warning,
+                         gravity=GRAVITY_REMOVED if driver else None)
     if data is not None:
         data.account = account.to_dict()
     return BagResult(str(path), data, account, task)
@@ -272,16 +284,16 @@ def total_account(results: list[BagResult], skipped: dict[str, str], config: Rel
 def expand_bags(paths: list[str | Path]) -> list[Path]:
     """Bags named directly, or found in folders: every sub-folder holding a metadata.yaml or the data
     files of one split recording without it (``data.bag_source.split_files``: read as one bag),
-    then the other .mcap/.db3 files one by one, sorted; a path that is neither is an error."""
+    then the other .mcap/.db3 files and ROS 1 .bag files one by one, sorted; a path that is neither is an error."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir() and not is_bag_folder(p):
-            data = sorted(f for f in p.rglob("*") if f.suffix in STORAGES and f.is_file())
+            data = sorted(f for f in p.rglob("*") if f.suffix in BAG_FILES and f.is_file())
             found = sorted({m.parent for m in p.rglob("metadata.yaml")} |
                            {f.parent for f in data if is_bag_folder(f.parent)})
             loose = [f for f in data if not any(f.is_relative_to(b) for b in found)]
             if not found and not loose:
-                raise BagError(f"{p}: no rosbag2 bags in this folder (no metadata.yaml, .mcap or .db3 below it)")
+                raise BagError(f"{p}: no bags in this folder (no metadata.yaml, .mcap, .db3 or .bag below it)")
             out += found + loose
         else:
             out.append(p)

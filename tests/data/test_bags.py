@@ -149,6 +149,21 @@ def test_topic_map_yaml_loads_defaults_and_rejects_unknown_keys(tmp_path):
         TopicMap.load(tmp_path / "missing.yaml")
 
 
+def test_every_preset_is_its_file_in_config_topics():
+    from ohio_core.data.topics import PRESETS
+
+    files = sorted(p.stem for p in (ROOT / "config" / "topics").glob("*.yaml"))
+    assert files == sorted(PRESETS)
+    for name in PRESETS:
+        assert TopicMap.load(ROOT / "config" / "topics" / f"{name}.yaml") == TopicMap.preset(name), name
+
+
+def test_only_joint_states_and_commands_may_share_a_topic():
+    assert TopicMap(joint_states="/state", commands="/state").roles()["commands"] == "/state"
+    with pytest.raises(TopicMapError, match="one topic to two roles"):
+        TopicMap(joint_states="/state", ee_goal="/state")
+
+
 def test_bag_from_another_setup_loads_with_a_topic_map(tmp_path, reach_logs):
     other = tmp_path / "other.yaml"
     other.write_text(

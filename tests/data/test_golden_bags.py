@@ -4,7 +4,9 @@ The bags are the rosbag2 variants users bring: both storages, zstd per file and 
 bag split in two files, metadata of older rosbag2 releases, permuted joints, a gap, a cut MCAP,
 a broken database, a recording without torques, one recorded by this stack's recorder node, and
 bags with a topic the reader cannot decode beside the stack's (a service-event topic as rosbag2
-records service introspection, a topic in another serialization format than CDR).
+records service introspection, a topic in another serialization format than CDR), and drivers'
+logs of the clean episodes (commanded torques with and without g(q), franka_ros2's topics, a
+franka_ros ROS 1 ``.bag`` and that file cut), read with the topic maps expected.json names.
 ``tests/golden/make_golden.py`` writes them and describes each. Every bag reads to its expected
 account (and the variants of the clean episodes to the clean rows, exactly) or fails with a
 ``BagError`` naming the bag and the expected problem.
@@ -19,6 +21,7 @@ import pytest
 import yaml
 from rosbags.rosbag2 import Reader
 
+from controllers.config import OSCConfig
 from ohio_core.data import topics as tp
 from ohio_core.data.bags import BagError, read_bag, typestore
 from ohio_core.data.topics import TopicMap
@@ -32,9 +35,20 @@ BAGS = GOLDEN / "bags"
 EXPECTED = json.loads((GOLDEN / "expected.json").read_text())["bags"]
 
 
+def topic_map(name: str) -> TopicMap:
+    """The topic map the bag is read with (expected.json's ``topics``: a preset or the keys that differ)."""
+    topics = EXPECTED[name].get("topics")
+    return TopicMap.preset(topics) if isinstance(topics, str) else TopicMap.from_dict(topics)
+
+
+def bag_path(name: str) -> Path:
+    """The bag: its folder, or the file in it that expected.json names (a ROS 1 ``.bag``)."""
+    return BAGS / name / EXPECTED[name]["file"] if "file" in EXPECTED[name] else BAGS / name
+
+
 @cache
 def read(name: str):
-    return read_bag(BAGS / name)
+    return read_bag(bag_path(name), topic_map(name))
 
 
 def metadata(name: str) -> dict:
@@ -50,10 +64,10 @@ def test_expected_json_and_the_bag_folders_list_the_same_bags():
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_golden_bag_reads_as_expected(name):
     want = EXPECTED[name]
-    path = BAGS / name
+    path = bag_path(name)
     if "error" in want:
         with pytest.raises(BagError) as exc:
-            read_bag(path)
+            read_bag(path, topic_map(name))
         assert want["error"] in str(exc.value) and str(path) in str(exc.value)
         return
     traj = read(name)
@@ -214,3 +228,34 @@ def test_a_bag_with_a_service_event_topic_relabels_as_the_clean_bag():
     ours, clean = (relabel_bag(BAGS / name, RelabelConfig()) for name in ("service_event_mcap", "clean_mcap"))
     assert ours.account["segments_written"] == clean.account["segments_written"] > 0
     np.testing.assert_array_equal(ours.data.actions, clean.data.actions)
+
+
+def relabeled_actions(name: str, **controller) -> np.ndarray:
+    from ohio_core.pipeline.bag_relabel import RelabelConfig, relabel_bag
+
+    result = relabel_bag(bag_path(name), RelabelConfig(controller=OSCConfig(**controller), topic_map=topic_map(name)))
+    assert result.account["segments_written"] == 8 and result.account["segments_dropped"] == {}
+    return result.data.actions
+
+
+@pytest.mark.parametrize("name", ["franka_ros2", "franka_ros1"])
+def test_a_franka_log_relabels_to_the_clean_goals(name):
+    """franka_ros2's robot-state topics, read with its preset (commanded torques without g(q)), give
+    the goals of the clean bag for a deployment controller of either convention."""
+    clean = relabeled_actions("clean_mcap")
+    for deployment in ("controller", "driver"):
+        np.testing.assert_allclose(relabeled_actions(name, gravity_compensation=deployment), clean, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("deployment", ["controller", "driver"])
+def test_a_driver_that_adds_gravity_relabels_to_the_goals_of_commands_that_hold_it(deployment):
+    """The same motion logged with g(q) in the commands and without it (the driver adds it) gives the
+    same goals, for a deployment controller of either convention, and they are the clean bag's."""
+    clean = relabeled_actions("clean_mcap")
+    with_g = relabeled_actions("gravity_in_commands", gravity_compensation=deployment)
+    by_driver = relabeled_actions("gravity_by_driver", gravity_compensation=deployment)
+    np.testing.assert_allclose(by_driver, with_g, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(with_g, clean, rtol=0, atol=1e-8)
+    # read as if the commands held g(q), the driver's log gives other goals
+    wrong = TopicMap.from_dict({**topic_map("gravity_by_driver").to_dict(), "commanded_effort_includes_gravity": True})
+    assert np.abs(read_bag(BAGS / "gravity_by_driver", wrong).tau - read("gravity_in_commands").tau).max() > 1.0

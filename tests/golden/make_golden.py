@@ -2,7 +2,9 @@
 
 The bags are the rosbag2 variants users bring to ``ohio_core.data.bags.read_bag``: both storages,
 compressed, split, written by older rosbag2 releases, with joints in another order, with a gap,
-cut or broken, without torque sensing, and one recorded by this stack's own ROS 2 recorder node.
+cut or broken, without torque sensing, one recorded by this stack's own ROS 2 recorder node, and
+the clean episodes as drivers log them (g(q) left to the driver, franka_ros2, a franka_ros ROS 1
+``.bag``).
 They are committed (``tests/golden/bags/<name>/``, a few tens of KB each) so that the reader is
 tested against fixed files, not only against what today's writer produces.
 
@@ -23,7 +25,8 @@ task, expert policy, 2 episodes of 20 control periods, seed 3) and the bags' tim
 fixed ``BASE_TIME_NS`` (2023-11-14); rerunning gives the same messages (``recorder_mcap`` aside:
 it records a live closed loop, whose timing varies from run to run).
 
-``expected.json`` holds, per bag, what ``read_bag`` must give: either ``account`` (the read's
+``expected.json`` holds, per bag, the topic map it is read with when not this stack's (``topics``:
+a preset or the keys that differ), and what ``read_bag`` must give: either ``account`` (the read's
 account less the bag's path: rows, episodes, messages per topic, topics and types in the bag,
 dropped rows by reason, unused messages, pieces closed by timeout) and, for the bags that hold
 the clean episodes, ``same_rows_as: clean_mcap`` (the rows must be equal, array for array); or
@@ -104,6 +107,31 @@ non_cdr_topic
     ``json``, not CDR (``rosbags`` refuses a folder whose metadata.yaml lists such a topic). Reads
     to the clean rows, the topic listed as not read; a topic map that uses it gets the format and
     topic named (``tests/data/test_golden_bags.py``).
+gravity_in_commands
+    The clean episodes (their rows) as a ros2_control driver logs them, without a task state:
+    ``/joint_states`` (the 7 arm joints; position, velocity, and the torque with g(q) of the
+    period that ended as measured effort) and ``/forward_effort_controller/commands`` (the
+    commanded torques, with g(q)) at each control period's start; episodes 1 s apart. Read with
+    the ``ros2_control`` topic map.
+gravity_by_driver
+    The same with g(q) (the Pinocchio model's, at each period's state) taken out of the commands,
+    as a driver that adds it logs them (libfranka); read with ``commanded_effort_includes_gravity:
+    false``, it relabels to the goals of ``gravity_in_commands`` (``tests/data/test_golden_bags.py``).
+franka_ros2
+    The clean episodes as franka_ros2 logs them (``config/topics/franka_ros2.yaml``):
+    ``/franka_robot_state_broadcaster/measured_joint_states`` (``panda_joint1..7``: q, dq, and
+    tau_J, with g(q)) and ``/franka_robot_state_broadcaster/desired_joint_states`` (effort
+    tau_J_d, the commanded torque without g(q), which libfranka adds), both JointState, at each
+    control period's start.
+franka_ros1
+    The clean episodes as franka_ros logs them (``config/topics/franka_ros1.yaml``): the ROS 1 bag
+    ``franka_ros1.bag`` (format 2.0, written by ``rosbags.rosbag1``) of
+    ``/franka_state_controller/franka_states``, ``franka_msgs/FrankaState`` with a shortened
+    definition that the bag carries (header, q, q_d, dq, dq_d, tau_J, tau_J_d, dtau_J,
+    robot_mode): q, dq and tau_J (measured, with g(q)) the state, tau_J_d (without g(q)) the
+    command, one message per control period's start.
+franka_ros1_truncated
+    ``franka_ros1.bag`` cut to 60 % of its bytes (its index lost).
 recorder_mcap
     Recorded by ``recorder_node`` in a short closed loop over DDS (mujoco_sim_node,
     controller_node, policy_node, recorder_node as ``launch/sim_arm.launch.py`` starts them,
@@ -329,13 +357,21 @@ BUILDERS: dict = {}
 
 
 def bag(name: str, description: str, same_rows_as: str | None = None, error: str | None = None,
-        needs_ros: bool = False):
-    """Register a builder ``fn(out: Path, work: Path)`` writing the bag folder ``out``."""
+        needs_ros: bool = False, topics: str | dict | None = None, file: str | None = None):
+    """Register a builder ``fn(out: Path, work: Path)`` writing the bag folder ``out``; ``topics``:
+    the topic map it is read with (a preset name or the keys that differ from this stack's; None:
+    this stack's); ``file``: the bag is this file in the folder (a ROS 1 ``.bag``), not the folder."""
     def register(fn):
         BUILDERS[name] = dict(fn=fn, description=description, same_rows_as=same_rows_as, error=error,
-                              needs_ros=needs_ros)
+                              needs_ros=needs_ros, topics=topics, file=file)
         return fn
     return register
+
+
+def topic_map(topics: str | dict | None):
+    """The topic map a golden bag is read with (``bag``'s ``topics``)."""
+    from ohio_core.data.topics import TopicMap
+    return TopicMap.preset(topics) if isinstance(topics, str) else TopicMap.from_dict(topics)
 
 
 def _collect(out: Path, storage: str) -> None:
@@ -728,6 +764,161 @@ def recorder_mcap(out: Path, work: Path) -> None:
     _move_bag(tmp, out)
 
 
+DRIVER_GAP_NS = 10**9       # pause between the episodes of the driver logs
+
+
+def _stamp(ts, ns: int):
+    T = ts.types
+    return T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9),
+                                    frame_id="")
+
+
+def driver_log(out: Path, work: Path, js_topic: str, cmd_topic: str, cmd_type: str, names: tuple,
+               with_gravity: bool) -> None:
+    """The clean episodes as a robot driver logs them (no task state): joint states (``names``,
+    position, velocity, and as measured effort the torque with g(q) of the period that ended) and
+    the commanded torque (``cmd_type``: ``Float64MultiArray`` data in joint order, or ``JointState``
+    effort by name) at every control period's start, with g(q) or without it (``with_gravity``);
+    episodes 1 s apart."""
+    from ohio_core.data import topics as tp
+    from ohio_core.data.bags import read_bag
+    from ohio_core.data.gravity import shift_gravity
+
+    ts = _typestore()
+    T = ts.types
+    rows = read_bag(BAGS / CLEAN)
+    command = rows.tau if with_gravity else shift_gravity(rows.tau, rows.q, -1)
+    conns = [(js_topic, tp.JOINT_STATE_TYPE), (cmd_topic, cmd_type)]
+    msgs, start = [], int(rows.stamp[0])
+    for e in np.unique(rows.episode):
+        idx = np.flatnonzero(rows.episode == e)
+        offset = start - int(rows.stamp[idx[0]])
+        for n, i in enumerate(idx):
+            ns = int(rows.stamp[i]) + offset
+            measured = rows.tau[i - 1] if n else np.zeros(7)
+            js = T[tp.JOINT_STATE_TYPE](header=_stamp(ts, ns), name=list(names), position=rows.q[i].copy(),
+                                        velocity=rows.qd[i].copy(), effort=measured.copy())
+            if cmd_type == tp.JOINT_STATE_TYPE:
+                cmd = T[cmd_type](header=_stamp(ts, ns), name=list(names), position=np.zeros(0), velocity=np.zeros(0),
+                                  effort=command[i].copy())
+            else:
+                cmd = T[cmd_type](layout=T["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0),
+                                  data=command[i].copy())
+            msgs += [(0, ns, bytes(ts.serialize_cdr(js, tp.JOINT_STATE_TYPE))),
+                     (1, ns, bytes(ts.serialize_cdr(cmd, cmd_type)))]
+        start = int(rows.stamp[idx[-1]]) + offset + DRIVER_GAP_NS
+    tmp = work / out.name
+    write_raw(tmp, conns, msgs)
+    _move_bag(tmp, out)
+
+
+def _ros2_control_log(out: Path, work: Path, with_gravity: bool) -> None:
+    from ohio_core.data import topics as tp
+    driver_log(out, work, tp.JOINT_STATES, "/forward_effort_controller/commands", tp.FLOAT64_MULTI_ARRAY,
+               tp.ARM_JOINTS, with_gravity)
+
+
+@bag("gravity_in_commands", "the clean episodes as a ros2_control driver's log (no task state): joint states "
+     "and the commanded torques with g(q), at each control period's start", topics="ros2_control")
+def gravity_in_commands(out: Path, work: Path) -> None:
+    _ros2_control_log(out, work, with_gravity=True)
+
+
+@bag("gravity_by_driver", "gravity_in_commands with g(q) taken out of the commanded torques (a driver that adds "
+     "it, as libfranka does)", topics={"commands": "/forward_effort_controller/commands", "task_state": None,
+                                       "ee_goal": None, "gripper": None,
+                                       "commanded_effort_includes_gravity": False})
+def gravity_by_driver(out: Path, work: Path) -> None:
+    _ros2_control_log(out, work, with_gravity=False)
+
+
+FRANKA_ROS2_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
+
+
+@bag("franka_ros2", "the clean episodes as franka_ros2 logs them: franka_robot_state_broadcaster's measured joint "
+     "states (q, dq, tau_J) and desired joint states (effort tau_J_d, without g(q))", topics="franka_ros2")
+def franka_ros2(out: Path, work: Path) -> None:
+    from ohio_core.data import topics as tp
+    driver_log(out, work, "/franka_robot_state_broadcaster/measured_joint_states",
+               "/franka_robot_state_broadcaster/desired_joint_states", tp.JOINT_STATE_TYPE, FRANKA_ROS2_JOINTS,
+               with_gravity=False)
+
+
+#: franka_msgs/FrankaState as franka_ros (ROS 1) defines it, less the fields the reader does not use
+#: beyond a few (the reader decodes with the definition the bag carries)
+FRANKA_STATE_MSG = """std_msgs/Header header
+float64[7] q
+float64[7] q_d
+float64[7] dq
+float64[7] dq_d
+float64[7] tau_J
+float64[7] tau_J_d
+float64[7] dtau_J
+uint8 ROBOT_MODE_MOVE=2
+uint8 robot_mode
+================================================================================
+MSG: std_msgs/Header
+uint32 seq
+time stamp
+string frame_id
+"""
+FRANKA_STATES = "/franka_state_controller/franka_states"
+TRUNCATE_ROS1_TO = 0.6
+
+
+def franka_ros1_bag(path: Path) -> None:
+    """The clean episodes (their rows) as franka_ros logs them in a ROS 1 bag: one FrankaState per
+    control period's start (q, dq; tau_J the measured torque of the period that ended, with g(q);
+    tau_J_d the commanded torque without g(q)), episodes 1 s apart."""
+    from rosbags.rosbag1 import Writer as Ros1Writer
+
+    from ohio_core.data.bags import read_bag
+    from ohio_core.data.gravity import shift_gravity
+
+    msgtype = "franka_msgs/msg/FrankaState"
+    ts = get_typestore(Stores.EMPTY)
+    ts.register(get_types_from_msg(FRANKA_STATE_MSG, msgtype))
+    msgdef, md5 = ts.generate_msgdef(msgtype, ros_version=1)
+    State, Header, Time = ts.types[msgtype], ts.types["std_msgs/msg/Header"], ts.types["builtin_interfaces/msg/Time"]
+    rows = read_bag(BAGS / CLEAN)
+    command = shift_gravity(rows.tau, rows.q, -1)
+    if path.exists():
+        path.unlink()
+    with Ros1Writer(path) as w:
+        conn = w.add_connection(FRANKA_STATES, msgtype, msgdef=msgdef, md5sum=md5,
+                                callerid="/franka_state_controller")
+        start, seq = int(rows.stamp[0]), 0
+        for e in np.unique(rows.episode):
+            idx = np.flatnonzero(rows.episode == e)
+            offset = start - int(rows.stamp[idx[0]])
+            for n, i in enumerate(idx):
+                ns = int(rows.stamp[i]) + offset
+                m = State(header=Header(seq=seq, stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id=""),
+                          q=rows.q[i].copy(), q_d=rows.q[i].copy(), dq=rows.qd[i].copy(), dq_d=rows.qd[i].copy(),
+                          tau_J=(rows.tau[i - 1] if n else np.zeros(7)).copy(), tau_J_d=command[i].copy(),
+                          dtau_J=np.zeros(7), robot_mode=2)
+                w.write(conn, ns, bytes(ts.serialize_ros1(m, msgtype)))
+                seq += 1
+            start = int(rows.stamp[idx[-1]]) + offset + DRIVER_GAP_NS
+
+
+@bag("franka_ros1", "the clean episodes as franka_ros logs them: a ROS 1 .bag of franka_msgs/FrankaState (q, dq, "
+     "tau_J; tau_J_d without g(q)) with the definition it carries", topics="franka_ros1", file="franka_ros1.bag")
+def franka_ros1(out: Path, work: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    franka_ros1_bag(out / "franka_ros1.bag")
+
+
+@bag("franka_ros1_truncated", f"franka_ros1's .bag cut to {TRUNCATE_ROS1_TO:.0%} of its bytes", topics="franka_ros1",
+     file="franka_ros1_truncated.bag", error="cannot open the ROS 1 bag (truncated or corrupt?)")
+def franka_ros1_truncated(out: Path, work: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "franka_ros1_truncated.bag"
+    franka_ros1_bag(path)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: int(len(raw) * TRUNCATE_ROS1_TO)])
+
+
 # --------------------------------------------------------------------------------------------
 # expected.json
 # --------------------------------------------------------------------------------------------
@@ -743,10 +934,14 @@ def expectation(name: str) -> dict:
     from ohio_core.data.bags import BagError, read_bag
 
     spec = BUILDERS[name]
-    path = BAGS / name
+    path = BAGS / name / spec["file"] if spec["file"] else BAGS / name
     entry = {"description": spec["description"]}
+    if spec["topics"] is not None:
+        entry["topics"] = spec["topics"]
+    if spec["file"]:
+        entry["file"] = spec["file"]
     try:
-        traj = read_bag(path)
+        traj = read_bag(path, topic_map(spec["topics"]))
     except BagError as exc:
         if spec["error"] is None or spec["error"] not in str(exc):
             raise RuntimeError(f"{name}: expected {'a read' if spec['error'] is None else spec['error']!r}, "

@@ -233,7 +233,7 @@ def test_cli_names_the_bad_bag_and_writes_nothing(tmp_path, bags):
         main(["relabel", str(bags["mcap"]), str(bad), "--workers", "1", "--out", str(tmp_path / "ds")])
     assert not list(tmp_path.glob("ds*"))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(SystemExit, match=r"empty: no rosbag2 bags in this folder"):
+    with pytest.raises(SystemExit, match=r"empty: no bags in this folder"):
         main(["relabel", str(tmp_path / "empty"), "--out", str(tmp_path / "x")])
 
 
