@@ -46,8 +46,8 @@ from controllers import validate
 from controllers.config import ConfigError, config_fields
 
 __all__ = ["RebalancingConfig", "RebalancingError", "Rebalancer", "desired_counts", "rebalance", "flow_cost",
-           "project_flows", "round_to_total", "is_metric", "cost_tolerance", "transport_flows", "SOLVERS",
-           "FORMULATIONS"]
+           "project_flows", "round_to_total", "is_metric", "triangle_violation", "cost_tolerance", "transport_flows",
+           "SOLVERS", "FORMULATIONS"]
 
 SOLVERS = ("highs", "highs-ds", "highs-ipm")
 FORMULATIONS = ("edges", "transport")
@@ -203,6 +203,23 @@ def _is_metric(shape: tuple, data: bytes) -> bool:
     for k in range(shape[0]):
         np.minimum(two_legs, t_via[:, k, None] + t_via[None, k, :], out=two_legs)
     return bool((t[off] <= two_legs[off] + cost_tolerance(t)).all())
+
+
+def triangle_violation(travel_time: np.ndarray) -> tuple[int, int, int] | None:
+    """A triple (i, k, j) of distinct regions with t_ij > t_ik + t_kj (the worst one), or None when the
+    travel times are metric (``is_metric``)."""
+    t = np.asarray(travel_time, dtype=float)
+    if is_metric(t):
+        return None
+    worst, found = -np.inf, None
+    for k in range(t.shape[0]):
+        excess = t - (t[:, k, None] + t[None, k, :])                    # t_ij - (t_ik + t_kj)
+        excess[k, :] = excess[:, k] = -np.inf                           # k distinct from i and j
+        np.fill_diagonal(excess, -np.inf)                               # i distinct from j
+        i, j = np.unravel_index(int(np.argmax(excess)), excess.shape)
+        if excess[i, j] > worst:
+            worst, found = excess[i, j], (int(i), k, int(j))
+    return found
 
 
 def _integral_vertex(res, lp: str, solver: str) -> np.ndarray:

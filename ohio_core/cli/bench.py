@@ -8,7 +8,9 @@ from pathlib import Path
 from ohio_core.bench import controllers, inverse, relabel, ros
 from ohio_core.cli.output import check_targets, emit_json, table
 from ohio_core.routing import bench as routing_bench
+from ohio_core.routing.city import CitySpec, check_formulation
 from ohio_core.routing.policies import POLICIES
+from ohio_core.routing.scenario import ScenarioError
 
 
 def add_parser(sub) -> None:
@@ -42,10 +44,18 @@ def add_parser(sub) -> None:
     rl.add_argument("--json", action="store_true", help="end with one JSON object")
     rl.set_defaults(func=run_relabel)
     rt = bsub.add_parser("routing", help="routing low level and its inverse (closed form, certificate, LPs) by city size")
-    rt.add_argument("--regions", type=int, nargs="+", default=[10, 50, 100, 200], help="region counts")
+    rt.add_argument("--regions", type=int, nargs="+", default=None,
+                    help="region counts of synthetic grid cities (default 10 50 100 200; none with --scenario)")
+    rt.add_argument("--scenario", type=Path, nargs="+", default=[], metavar="FILE",
+                    help="time these cities (public AMoD scenario JSON) instead of synthetic ones")
+    rt.add_argument("--demand-scale", type=float, default=1.0, metavar="X",
+                    help="multiply the scenario files' trip requests by X (default 1)")
+    rt.add_argument("--vehicles", type=int, default=None, metavar="N",
+                    help="fleet size of the scenario files' cities (default: the file's totalAcc, else Little's law)")
     rt.add_argument("--behaviors", nargs="+", default=["greedy_dispatcher", "demand_proportional"],
                     help="behavior policies whose flows are inverted")
-    rt.add_argument("--episodes", type=int, default=2, help="episodes (60 steps each) per city and behavior")
+    rt.add_argument("--episodes", type=int, default=2,
+                    help="episodes (60 steps each in synthetic cities) per city and behavior")
     rt.add_argument("--repeats", type=int, default=3, help="timed runs of each part (best is kept)")
     rt.add_argument("--formulation", choices=["edges", "transport"], default="edges",
                     help="the rebalancing LP's formulation (RebalancingConfig.formulation)")
@@ -124,29 +134,55 @@ def run_relabel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _routing_cities(args: argparse.Namespace) -> list:
+    """The scenario files' cities, each read and checked against the LP formulation (one line if not)."""
+    if args.scenario and args.regions:
+        raise SystemExit("ohio bench routing: --scenario takes its cities from the files; drop --regions")
+    if not args.scenario and (args.demand_scale != 1.0 or args.vehicles is not None):
+        raise SystemExit("ohio bench routing: --demand-scale and --vehicles set the --scenario files' cities")
+    cities = []
+    for f in args.scenario:
+        try:
+            scenario = CitySpec(file=str(f), demand_scale=args.demand_scale, vehicles=args.vehicles).build()
+            check_formulation(scenario, args.formulation, str(f))
+        except ScenarioError as exc:
+            raise SystemExit(f"ohio bench routing: {exc}") from None
+        cities.append(scenario)
+    return cities
+
+
 def run_routing(args: argparse.Namespace) -> int:
-    if min(args.regions) < 2 or args.episodes < 1 or args.repeats < 1:
+    regions = args.regions if args.regions or args.scenario else list(routing_bench.DEFAULT_REGIONS)
+    if (regions and min(regions) < 2) or args.episodes < 1 or args.repeats < 1:
         raise SystemExit("ohio bench routing: --regions must be >= 2, --episodes and --repeats >= 1")
     unknown = sorted(set(args.behaviors) - set(POLICIES))
     if unknown:
         raise SystemExit(f"ohio bench routing: unknown behavior {', '.join(unknown)}; available: {sorted(POLICIES)}")
+    cities = _routing_cities(args)
 
     def progress(row):
-        print(f"[bench routing] {row['regions']} regions, {row['behavior']}: inverse {row['inverse_s']:.2f} s, "
-              f"with residual LPs {row['inverse_with_residuals_s']:.2f} s", flush=True)
+        print(f"[bench routing] {row['scenario']} ({row['regions']} regions), {row['behavior']}: inverse "
+              f"{row['inverse_s']:.2f} s, with residual LPs {row['inverse_with_residuals_s']:.2f} s", flush=True)
 
-    result = routing_bench.run(args.regions, args.behaviors, args.episodes, args.seed, args.repeats, progress,
-                               args.formulation)
-    print(table([[r["regions"], r["behavior"], r["transitions"], r["step_ms"], r["closed_form_us_per_transition"],
+    result = routing_bench.run(regions or (), args.behaviors, args.episodes, args.seed, args.repeats, progress,
+                               args.formulation, cities)
+    print(table([[r["scenario"], r["regions"], r["vehicles"], r["behavior"], r["transitions"], r["step_ms"],
+                  r["closed_form_us_per_transition"],
                   r["certificate_ms_per_transition"], r["not_lp_optimal"], r["inverse_s"],
                   "-" if r["residual_lp_ms_per_solve"] is None else r["residual_lp_ms_per_solve"],
                   r["inverse_with_residuals_s"]] for r in result["rows"]],
-                ["regions", "behavior", "transitions", "env step ms", "closed form us/tr", "certificate ms/tr",
+                ["city", "regions", "vehicles", "behavior", "transitions", "env step ms", "closed form us/tr",
+                 "certificate ms/tr",
                  "not LP-optimal", "inverse s", "residual LP ms/solve", "with residual LPs s"]))
+    if args.scenario:
+        cities_arg = f"--scenario {' '.join(map(str, args.scenario))} --demand-scale {args.demand_scale:g}" + (
+            f" --vehicles {args.vehicles}" if args.vehicles is not None else "")
+    else:
+        cities_arg = f"--regions {' '.join(map(str, regions))}"
     print(f"env step: one simulator step with the behavior's low level (the rebalancing LP, formulation "
           f"{args.formulation}, for goal-level behaviors); inverse: closed form and certificate "
-          f"(command: ohio bench routing --formulation {args.formulation} --regions "
-          f"{' '.join(map(str, args.regions))} --behaviors {' '.join(args.behaviors)} --episodes {args.episodes} "
+          f"(command: ohio bench routing --formulation {args.formulation} {cities_arg} "
+          f"--behaviors {' '.join(args.behaviors)} --episodes {args.episodes} "
           f"--repeats {args.repeats} --seed {args.seed})")
     if args.json:
         emit_json(result)

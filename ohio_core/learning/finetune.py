@@ -220,9 +220,18 @@ def finetune(model: str | Path, config: FinetuneConfig, out: str | Path, dataset
     plot = plot_curve(curve, out / "curve.png", f"{label}: online fine-tuning ({algo_name})",
                       "control periods" if domain_of(policy.task) == "arm" else "steps")
     result = FinetuneResult(d3, plot, curve, totals, {"task": policy.task, "level": policy.level, "algo": algo_name,
-                                                      "reference": getattr(scorer, "reference", None)})
+                                                      "reference": getattr(scorer, "reference", None),
+                                                      "city": _city(env)})
     (out / "result.json").write_text(json.dumps(result.to_dict(), indent=1))
     return result
+
+
+def _city(env) -> dict | None:
+    """The routing city the model ran in (name, regions, fleet, horizon); None for the arm."""
+    if env.domain != "routing":
+        return None
+    s = env.inner.scenario
+    return {"name": s.name, "regions": int(s.regions), "vehicles": int(s.vehicles), "horizon": int(s.horizon)}
 
 
 def _point(step: int, score: dict, violations: dict, periods: int, worst: dict) -> dict:

@@ -24,9 +24,9 @@ from ohio_core.envs.arm.tasks import OBS_LAYOUT, TaskConfig
 from ohio_core.learning.policy import LEVEL_FLOWS, LEVEL_GOAL, LEVEL_TORQUE, Policy
 from ohio_core.learning.violations import (ARM_KINDS, ROUTING_KINDS, ArmLimits, arm_violations, arm_worst,
                                            routing_violations, routing_worst)
+from ohio_core.routing.city import recorded_city
 from ohio_core.routing.datasets import decode_distribution, decode_flows, idle_distribution, reward_scale
 from ohio_core.routing.env import FlatRoutingEnv, ObsLayout, RoutingEnv
-from ohio_core.routing.scenario import synthetic
 
 ARM_TASKS = ("reach", "lift")
 ROUTING_TASK = "routing"
@@ -136,12 +136,12 @@ def domain_of(task: str) -> str:
 
 
 def routing_scenario(meta: dict):
-    """The model's city: ``meta["scenario"]`` (synthetic settings) or, without it, the routing
-    experiment's default city with the model's region count (16-region grid, horizon 60, seed 0)."""
-    s = meta.get("scenario") or {}
-    regions = int(s["regions"]) if "regions" in s else ObsLayout.from_list(meta["obs_layout"]).regions
-    return synthetic(regions, layout=s.get("layout", "grid"), horizon=int(s.get("horizon", 60)),
-                     seed=int(s.get("seed", 0)))
+    """The model's city: ``meta["scenario"]`` (``routing.city.recorded_city``: synthetic settings or a
+    scenario file, its demand scale and fleet; a ``ScenarioError`` when the file is gone) or, without
+    it, the routing experiment's default city with the model's region count (grid, horizon 60, seed 0)."""
+    record = meta.get("scenario") or {}
+    return recorded_city(record, None if "regions" in record or record.get("file")
+                         else ObsLayout.from_list(meta["obs_layout"]).regions)
 
 
 def make_env(policy: Policy, seed: int, horizon: int | None = None) -> OnlineEnv:

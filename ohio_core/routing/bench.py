@@ -1,9 +1,9 @@
 """Benchmark of the routing low level and its inverse against the city size.
 
-Per region count and behavior: a synthetic grid city (as ``ohio experiment routing`` builds it),
-``episodes`` episodes of the behavior (goal-level heuristics through the rebalancing LP, the greedy
-dispatcher's flows directly; the LP in the ``formulation`` given), then the inverse of the logged
-flows (``routing.inverse``), timed by part:
+Per city and behavior: a synthetic grid city per region count (as ``ohio experiment routing`` builds
+it) or a city of a scenario file (``routing.city.CitySpec``), ``episodes`` episodes of the behavior
+(goal-level heuristics through the rebalancing LP, the greedy dispatcher's flows directly; the LP in
+the ``formulation`` given), then the inverse of the logged flows (``routing.inverse``), timed by part:
 
 - closed form: d = a + inflow - outflow, p = d / sum a (``distribution_from_flows``);
 - certificate: the test of LP optimality (``has_negative_cycle`` on the transport plans);
@@ -24,7 +24,7 @@ from ohio_core.routing.env import FlatRoutingEnv, RoutingEnv, rollout
 from ohio_core.routing.inverse import (FlowStatus, distribution_from_flows, has_negative_cycle, invert_flows,
                                        transport_plan)
 from ohio_core.routing.policies import make_routing_policy
-from ohio_core.routing.scenario import synthetic
+from ohio_core.routing.scenario import Scenario, synthetic
 
 DEFAULT_REGIONS = (10, 50, 100, 200)
 DEFAULT_BEHAVIORS = ("greedy_dispatcher", "demand_proportional")
@@ -40,11 +40,15 @@ def _best(fn, repeats: int):
     return seconds, out
 
 
-def measure(regions: int, behavior: str, episodes: int = 2, seed: int = 0, repeats: int = 3,
+def city(regions: int, seed: int = 0) -> Scenario:
+    """The synthetic city of ``regions`` regions the benchmark times by default."""
+    return synthetic(regions, layout="grid", horizon=60, seed=seed)
+
+
+def measure(scenario: Scenario, behavior: str, episodes: int = 2, seed: int = 0, repeats: int = 3,
             formulation: str = "edges") -> dict:
-    """One row of the benchmark (module docstring): times in seconds, per-transition times in ms;
-    ``formulation``: the rebalancing LP's (``RebalancingConfig.formulation``) for goal-level behaviors."""
-    scenario = synthetic(regions, layout="grid", horizon=60, seed=seed)
+    """One row of the benchmark (module docstring) on ``scenario``: times in seconds, per-transition times
+    in ms; ``formulation``: the rebalancing LP's (``RebalancingConfig.formulation``) for goal-level behaviors."""
     policy = make_routing_policy(behavior, scenario)
     low_level = Rebalancer(RebalancingConfig(formulation=formulation))
     env = FlatRoutingEnv(scenario) if policy.level == "flows" else RoutingEnv(scenario, low_level)
@@ -61,7 +65,8 @@ def measure(regions: int, behavior: str, episodes: int = 2, seed: int = 0, repea
     full_s, res = _best(lambda: invert_flows(idle, flows, tt), 1)
     solves = res.info["solves"]
     lp_s = max(full_s - plain_s, 0.0)
-    return {"regions": regions, "vehicles": scenario.vehicles, "behavior": behavior, "level": policy.level,
+    return {"scenario": scenario.name, "regions": scenario.regions, "vehicles": scenario.vehicles,
+            "behavior": behavior, "level": policy.level,
             "formulation": formulation if policy.level != "flows" else None,
             "transitions": n, "rollout_s": rollout_s, "step_ms": 1e3 * rollout_s / n,
             "closed_form_s": closed_s, "closed_form_us_per_transition": 1e6 * closed_s / n,
@@ -73,12 +78,13 @@ def measure(regions: int, behavior: str, episodes: int = 2, seed: int = 0, repea
 
 
 def run(regions=DEFAULT_REGIONS, behaviors=DEFAULT_BEHAVIORS, episodes: int = 2, seed: int = 0,
-        repeats: int = 3, progress=None, formulation: str = "edges") -> dict:
-    """Rows for every (region count, behavior); ``progress(row)`` is called after each."""
+        repeats: int = 3, progress=None, formulation: str = "edges", scenarios=()) -> dict:
+    """Rows for every (city, behavior): the synthetic cities of ``regions``, then ``scenarios`` (built
+    ``Scenario`` objects); ``progress(row)`` is called after each."""
     rows = []
-    for n in regions:
+    for scenario in [*(city(n, seed) for n in regions), *scenarios]:
         for behavior in behaviors:
-            rows.append(measure(n, behavior, episodes, seed, repeats, formulation))
+            rows.append(measure(scenario, behavior, episodes, seed, repeats, formulation))
             if progress is not None:
                 progress(rows[-1])
     return {"rows": rows, "episodes": episodes, "seed": seed, "repeats": repeats, "formulation": formulation}

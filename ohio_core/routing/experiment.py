@@ -1,7 +1,9 @@
 """The routing experiment: OHIO against the flat end-to-end policy and the behavior heuristics.
 
-For a city (``routing.scenario.synthetic``), per behavior dataset (heuristics run through the
-low level they act on: the LP for distribution policies, directly for the greedy dispatcher):
+For a city (``routing.city.CitySpec``: synthetic, or a scenario file in the public AMoD format with
+its requests scaled by ``demand_scale`` and its fleet set by ``vehicles``), per behavior dataset
+(heuristics run through the low level they act on: the LP for distribution policies, directly for
+the greedy dispatcher):
 
 1. roll out ``episodes`` episodes of the behavior policy (``routing.env.rollout``);
 2. relabel: OHIO recovers the desired distribution from the logged flows
@@ -43,16 +45,20 @@ from ohio_core.learning.policy import load_policy
 from ohio_core.learning.train import train
 from ohio_core.pipeline.dataset import load_dataset, save_dataset
 from ohio_core.pipeline.relabel import concat
+from ohio_core.routing.city import CitySpec, check_formulation
 from ohio_core.routing.datasets import ModelRoutingPolicy, relabel_routing, reward_scale
 from ohio_core.routing.env import FlatRoutingEnv, RoutingEnv, rollout
 from ohio_core.routing.inverse import desired_from_flows, invert_flows
 from ohio_core.routing.policies import POLICIES, make_routing_policy
-from ohio_core.routing.scenario import synthetic
 
 BEHAVIORS = ("demand_proportional", "random_distribution", "greedy_dispatcher")
 REFERENCE_RANDOM = "random_distribution"
 METHODS = ("ohio", "flat")
 MIXED = "mixed"                             # the dataset pooling every behavior dataset
+
+
+class NoScoreScale(ValueError):
+    """The best behavior heuristic does not beat the random distribution policy: scores are undefined."""
 
 
 @dataclass(frozen=True)
@@ -80,11 +86,23 @@ class RoutingExperimentConfig:
     region_hidden: int = 32                  # width of the region network
     temperature: float = 10.0                # IQL's advantage temperature (TrainConfig.temperature)
     lp_formulation: str = "edges"            # the rebalancing LP's (RebalancingConfig.formulation)
+    scenario: str | None = None              # a scenario file (public AMoD JSON) instead of a synthetic city
+    demand_scale: float = 1.0                # the scenario file's requests times this
+    vehicles: int | None = None              # the fleet (None: the file's, else Little's law)
 
     @property
     def eval_seed(self) -> int:
         """Seed of the evaluation episodes, apart from the behavior data's ``seed``."""
         return self.seed + 1000
+
+    def city(self, regions: int | None = None) -> CitySpec:
+        """The comparison's city (``regions`` None) or a synthetic city of the scaling study."""
+        if regions is None and self.scenario is not None:
+            return CitySpec(file=str(self.scenario), demand_scale=self.demand_scale, vehicles=self.vehicles)
+        if regions is not None:
+            return CitySpec(regions=int(regions), layout=self.layout, horizon=self.horizon, seed=self.seed)
+        return CitySpec(regions=self.regions, layout=self.layout, horizon=self.horizon, seed=self.seed,
+                        demand_scale=self.demand_scale, vehicles=self.vehicles)
 
     def rebalancing_config(self):
         """The low level's settings: the rebalancing LP in ``lp_formulation``."""
@@ -120,6 +138,9 @@ class RoutingExperimentConfig:
             raise ValueError(f"scaling region counts must be >= 2, got {list(self.scaling)}")
         if not self.datasets and not self.scaling:
             raise ValueError("nothing to run: no datasets and no scaling region counts")
+        if self.scenario is not None and self.scaling:
+            raise ValueError("the scaling study builds synthetic cities: run it without a scenario file")
+        self.city()                          # CitySpec checks the demand scale and the fleet
 
 
 @dataclass
@@ -135,8 +156,12 @@ class PolicyScore:
                 "operations": self.operations}
 
 
-def _city(config: RoutingExperimentConfig, regions: int):
-    return synthetic(regions, layout=config.layout, horizon=config.horizon, seed=config.seed)
+def check_city(config: RoutingExperimentConfig):
+    """The comparison's city, built and checked against the LP formulation (``routing.city``); a
+    ``ScenarioError`` naming the file when it cannot be read or its travel times do not suit ``transport``."""
+    scenario = config.city().build()
+    check_formulation(scenario, config.lp_formulation, config.scenario)
+    return scenario
 
 
 def routing_envs(scenario, rebalancing=None):
@@ -185,8 +210,9 @@ def _score_scale(config: RoutingExperimentConfig, scenario, env, flat_env, episo
     r_random = float(np.mean(refs[REFERENCE_RANDOM]))
     r_best = max(float(np.mean(refs[b])) for b in config.behaviors)
     if r_best <= r_random:
-        raise ValueError(f"the best behavior heuristic ({r_best:.1f}) does not beat the random distribution "
-                         f"policy ({r_random:.1f}) in the {scenario.regions}-region city: no score scale")
+        raise NoScoreScale(f"the best behavior heuristic ({r_best:.1f}) does not beat the random distribution "
+                           f"policy ({r_random:.1f}) in city {scenario.name} ({scenario.regions} regions, "
+                           f"{scenario.vehicles} vehicles): no score scale")
     return ScoreScale(refs, r_random, r_best, operations)
 
 
@@ -205,27 +231,27 @@ def _relabeled(log, scenario, method: str, result=None):
     return relabel_routing(log, scenario.travel_time, method, reward_scale(scenario), result)
 
 
-def _fit_and_score(data, method: str, config: RoutingExperimentConfig, out: Path, name: str, scenario,
+def _fit_and_score(data, method: str, config: RoutingExperimentConfig, out: Path, name: str, scenario, city: dict,
                    envs: tuple, scale: ScoreScale, episodes: int) -> tuple[PolicyScore, float]:
     """Train ``method`` on ``data`` (``_train``) and score it on the evaluation seeds: OHIO through the LP,
-    flat through the feasibility projection. Returns the score and the training seconds."""
+    flat through the feasibility projection; ``city``: the city's record for the sidecar. Returns the score
+    and the training seconds."""
     env, flat_env = envs
     level = "goal" if method == "ohio" else "flows"
-    policy, seconds = _train(data, config, out, name, level, scenario)
+    policy, seconds = _train(data, config, out, name, level, scenario, city)
     learned = ModelRoutingPolicy(policy, env.layout.idle, scenario.vehicles)
     returns, operations = _evaluate(env if method == "ohio" else flat_env, learned, episodes, config.eval_seed)
     return scale.score(returns, operations), seconds
 
 
-def _train(data, config: RoutingExperimentConfig, out: Path, name: str, level: str, scenario):
+def _train(data, config: RoutingExperimentConfig, out: Path, name: str, level: str, scenario, city: dict):
     """Fit ``config.algo`` on ``data``; the model is saved to ``out/name`` (d3 + sidecar, with the city's
-    synthetic settings that ``learning.online_env.routing_scenario`` reads) and loaded back."""
+    record, ``CitySpec.record``, that ``learning.online_env.routing_scenario`` reads) and loaded back."""
     save_dataset(data, out / "datasets" / name, {"task": "routing", "level": level, "k": 1,
                                                   "regions": scenario.regions, "method": data.account["method"]})
     buffer, meta = load_dataset(out / "datasets" / name)
     tc = config.train_config("ohio" if level == "goal" else "flat")
     t0 = time.perf_counter()
-    city = {"regions": scenario.regions, "layout": config.layout, "horizon": config.horizon, "seed": config.seed}
     res = train(buffer, meta, tc, out / "models" / name, progress=False, extra_meta={"scenario": city})
 
     return load_policy(res.model), time.perf_counter() - t0
@@ -258,7 +284,8 @@ def run(config: RoutingExperimentConfig, out: str | Path, progress: bool = True)
 
 def _datasets(config: RoutingExperimentConfig, out: Path, progress: bool) -> dict:
     """Steps 1-4 of the module docstring on the ``config.regions`` city, per behavior dataset (and pooled)."""
-    scenario = _city(config, config.regions)
+    scenario = check_city(config)
+    city = config.city().record(scenario)
     envs = routing_envs(scenario, config.rebalancing_config())
     scale = _score_scale(config, scenario, *envs, config.eval_episodes)
     n = scenario.regions
@@ -268,8 +295,8 @@ def _datasets(config: RoutingExperimentConfig, out: Path, progress: bool) -> dic
     def fit_and_score(name: str, data_by_method: dict) -> None:
         scores = {b: scale.reference(b).summary() for b in config.behaviors}
         for method, data in data_by_method.items():
-            got, seconds = _fit_and_score(data, method, config, out, f"{name}_{method}", scenario, envs, scale,
-                                          config.eval_episodes)
+            got, seconds = _fit_and_score(data, method, config, out, f"{name}_{method}", scenario, city, envs,
+                                          scale, config.eval_episodes)
             scores[method] = got.summary()
             accounts[f"{name}/{method}"] = data.account
             timings[f"{name}/{method}"] = round(seconds, 2)
@@ -294,7 +321,7 @@ def _datasets(config: RoutingExperimentConfig, out: Path, progress: bool) -> dic
                            "behavior_returns": {b: float(np.mean(v)) for b, v in scale.returns.items()},
                            "operations": scale.operations},
             "accounts": accounts, "train_seconds": timings,
-            "scenario": {"regions": n, "vehicles": int(scenario.vehicles), "horizon": scenario.horizon}}
+            "scenario": city}
 
 
 def _scaling(config: RoutingExperimentConfig, out: Path, progress: bool) -> list:
@@ -304,7 +331,8 @@ def _scaling(config: RoutingExperimentConfig, out: Path, progress: bool) -> list
     settings = replace(config, steps=config.scaling_steps)
     n_eval = min(config.eval_episodes, config.scaling_eval_episodes)
     for regions in config.scaling:
-        city = _city(config, int(regions))
+        spec = config.city(int(regions))
+        city = spec.build()
         envs = routing_envs(city, config.rebalancing_config())
         sources = config.behaviors if config.scaling_behavior == MIXED else (config.scaling_behavior,)
         logs = [behavior_log(b, city, *envs, config.scaling_episodes, config.seed) for b in sources]
@@ -328,8 +356,8 @@ def _scaling(config: RoutingExperimentConfig, out: Path, progress: bool) -> list
             parts = [_relabeled(log, city, method, inverse if method == "ohio" else None)
                      for log, inverse in zip(logs, inverses)]
             data = _pooled(parts) if len(parts) > 1 else parts[0]
-            got, seconds = _fit_and_score(data, method, settings, out / f"scaling_{regions}", method, city, envs,
-                                          scale, n_eval)
+            got, seconds = _fit_and_score(data, method, settings, out / f"scaling_{regions}", method, city,
+                                          spec.record(city), envs, scale, n_eval)
             row[f"{method}_score"] = got.summary()["mean"]
             row["train_s" if method == "ohio" else f"{method}_train_s"] = seconds
         scaling.append(row)
@@ -389,7 +417,9 @@ def plot_scores(result: dict, path: Path) -> Path | None:
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(datasets))], datasets, fontsize=8)
     ax.axhline(100, color="k", lw=0.6, ls="--")
     ax.set_ylabel("normalized score")
-    ax.set_title(f"routing, {result['scenario']['regions']} regions: policies trained on each dataset", fontsize=9)
+    city = result["scenario"]
+    ax.set_title(f"routing, {city['name']} ({city['regions']} regions, {city['vehicles']} vehicles): "
+                 "policies trained on each dataset", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     return plotting.save(fig, path, dpi=110)
 

@@ -156,3 +156,20 @@ def test_transport_formulation_is_optimal_for_the_rebalancing_lp_on_metric_trave
     full = invert_flows(idle, noisy, odd, method="resolve")
     assert not is_metric(odd) and (cert.status == FlowStatus.NOT_OPTIMAL).sum() > 20
     assert np.array_equal(cert.status, full.status) and np.allclose(cert.residual, full.residual)
+
+
+def test_triangle_violation_names_the_worst_detour(rng):
+    """The triple (i, k, j) with the largest t_ij - (t_ik + t_kj) > 0, distinct regions; None for metric times."""
+    from controllers.rebalancing import triangle_violation
+
+    shortcut = np.array([[1.0, 1.0, 5.0], [1.0, 1.0, 1.0], [5.0, 1.0, 1.0]])
+    assert triangle_violation(shortcut) == (0, 1, 2)
+    assert triangle_violation(np.minimum(shortcut, 2.0)) is None
+    assert triangle_violation(synthetic(9, horizon=10).travel_time) is None
+    np.fill_diagonal(shortcut, 50.0)                 # the diagonal (trips inside a region) plays no part
+    assert triangle_violation(shortcut) == (0, 1, 2)
+    odd = rng.uniform(1.0, 2.0, (6, 6))
+    odd[4, 1] = 30.0
+    i, k, j = triangle_violation(odd)
+    assert (i, j) == (4, 1) and k not in (4, 1)
+    assert odd[i, j] - odd[i, k] - odd[k, j] == max(odd[4, 1] - odd[4, m] - odd[m, 1] for m in (0, 2, 3, 5))

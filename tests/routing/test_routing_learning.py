@@ -7,9 +7,11 @@ report its JSON shape.
 """
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
+import routing_cities
 
 from controllers.rebalancing import RebalancingConfig, Rebalancer, desired_counts, flow_cost, project_flows, rebalance
 from ohio_core.cli.main import main
@@ -190,6 +192,22 @@ def test_lp_formulation_reaches_the_low_level(tmp_path, monkeypatch):
                                      lp_formulation="transport")
     row = run(config, tmp_path / "t", progress=False)["scaling"][0]
     assert [c.formulation for c in built] == ["transport"] and np.isfinite(row["ohio_score"])
-    assert real(experiment._city(config, 4), config.rebalancing_config())[0].controller.config.formulation == "transport"
+    assert real(config.city(4).build(), config.rebalancing_config())[0].controller.config.formulation == "transport"
     with pytest.raises(ValueError, match="formulation"):
         RoutingExperimentConfig(lp_formulation="paths")
+
+
+def test_a_scenario_file_config_builds_its_city_and_refuses_the_scaling_study(tmp_path):
+    from ohio_core.routing.experiment import check_city
+
+    town = routing_cities.peak_town(tmp_path / "town.json")
+    config = RoutingExperimentConfig(scenario=str(town), demand_scale=2.0, vehicles=700)
+    city = check_city(config)
+    assert (city.name, city.regions, city.vehicles, city.horizon) == ("town", 5, 700, routing_cities.STEPS)
+    assert config.city(8).build().regions == 8                     # the scaling study's cities stay synthetic
+    with pytest.raises(ValueError, match="the scaling study builds synthetic cities"):
+        RoutingExperimentConfig(scenario=str(town), scaling=(5,))
+    with pytest.raises(ValueError, match="give a scenario file"):
+        RoutingExperimentConfig(demand_scale=2.0)
+    with pytest.raises(ValueError, match="town.json: travel times break the triangle inequality"):
+        check_city(replace(config, lp_formulation="transport"))
