@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ohio_core.cli.output import emit_json, table
-from ohio_core.learning.algos import ALGOS, NETWORKS, TrainConfig
+from ohio_core.learning.algos import ACTION_SCALINGS, ALGOS, NETWORKS, TrainConfig
 from ohio_core.learning.train import train
 from ohio_core.pipeline.dataset import load_dataset
 
@@ -26,6 +26,11 @@ def add_parser(sub) -> None:
                    help="IQL's advantage temperature: policy weights exp(T * advantage) (default 3)")
     p.add_argument("--network", choices=NETWORKS, default="mlp",
                    help="mlp, or region: one network shared by every region (routing goals; width --hidden's first)")
+    p.add_argument("--action-scaling", choices=ACTION_SCALINGS, default="none",
+                   help="minmax: train on each action dimension mapped from the dataset's range onto [-1, 1] "
+                        "(inverted when the policy acts)")
+    p.add_argument("--ignore-observations", nargs="+", default=(), metavar="PART",
+                   help="observation parts the networks are blind to, e.g. q (the joint positions)")
     p.add_argument("--out", type=Path, required=True, help="model path (writes OUT.d3, OUT.json, OUT.png)")
     p.add_argument("--json", action="store_true", help="end with one JSON object")
     p.set_defaults(func=run)
@@ -37,12 +42,15 @@ def run(args: argparse.Namespace) -> int:
         config = TrainConfig.for_task(meta.get("task"), algo=args.algo, steps=args.steps, seed=args.seed,
                                       batch_size=args.batch_size,
                                       hidden=tuple(args.hidden) if args.hidden else None, network=args.network,
-                                      temperature=args.temperature)
+                                      temperature=args.temperature, action_scaling=args.action_scaling,
+                                      ignore_observations=tuple(args.ignore_observations))
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"ohio train: {exc}") from None
     command = (f"ohio train {args.dataset} --algo {config.algo} --steps {config.steps} --seed {config.seed} "
                f"--temperature {config.temperature} --network {config.network} "
-               f"--hidden {' '.join(map(str, config.hidden))} --out {args.out}")
+               f"--hidden {' '.join(map(str, config.hidden))} --action-scaling {config.action_scaling} "
+               + (f"--ignore-observations {' '.join(config.ignore_observations)} " if config.ignore_observations else "")
+               + f"--out {args.out}")
     try:
         res = train(buffer, meta, config, args.out, extra_meta={"dataset": str(args.dataset), "command": command})
     except ValueError as exc:

@@ -27,6 +27,7 @@ class ArmExperimentConfig:
     workers: int = 2                     # processes for relabeling, training and evaluation
     action_scaling: str = "none"         # TrainConfig.action_scaling of every policy
     train_seed: int | None = None        # seed of the training runs (None: ``seed``, which also draws the data)
+    ignore_observations: tuple = ()      # TrainConfig.ignore_observations of every policy
 
     def __post_init__(self):
         if self.task not in TASKS:

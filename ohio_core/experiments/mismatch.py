@@ -216,7 +216,7 @@ def train_config(cfg: MismatchConfig):
     """The one training configuration every method's policy is trained with."""
     return TrainConfig.for_task(cfg.task, algo=cfg.algo, steps=cfg.steps,
                                 seed=cfg.seed if cfg.train_seed is None else cfg.train_seed,
-                                action_scaling=cfg.action_scaling)
+                                action_scaling=cfg.action_scaling, ignore_observations=cfg.ignore_observations)
 
 
 def train_all(cfg: MismatchConfig, art: Artifacts, out: Path, progress: bool = True) -> None:

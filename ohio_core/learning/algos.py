@@ -15,7 +15,11 @@ the model (``StandardObservationScaler``); actions are already normalized to [-1
 ``action_scaling="minmax"`` each action dimension is also mapped from the dataset's own range onto
 [-1, 1] for training (``MinMaxActionScaler``, saved with the model and inverted when it acts): goals
 relabeled for a controller with a wider output range use a small part of [-1, 1], and the scaling
-gives them back the whole of it.
+gives them back the whole of it. ``ignore_observations`` names observation parts (``OBS_LAYOUT``
+names, e.g. ``q``) every network is blind to: their standardization gets mean 0 and scale
+``IGNORED_SCALE``, so they enter the networks as values below 1e-9 whatever the state
+(``observation_scaler``). A goal policy that sees the joint positions q meets, under a deployment
+controller with another redundancy resolution (the QP), arm configurations the data never held.
 
 Networks (``TrainConfig.network``): ``mlp`` (every network an MLP of ``hidden`` widths) or, for
 routing goals (one action per region), ``region`` (``routing.region_net``: one network shared by
@@ -27,6 +31,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
+
 from ohio_core import lazy
 from ohio_core.routing import region_net
 from ohio_core.routing.env import ObsLayout
@@ -34,6 +40,8 @@ from ohio_core.routing.env import ObsLayout
 ALGOS = ("iql", "cql", "calql", "td3bc", "bc")
 NETWORKS = ("mlp", "region")
 ACTION_SCALINGS = ("none", "minmax")
+#: standardization scale of an ignored observation part: x' = x / 1e12, below 1e-9 for |x| < 1000
+IGNORED_SCALE = 1e12
 
 #: per task: updates. Lift and door have twice the horizon and a gripper phase.
 TASK_STEPS = {"reach": 10_000, "lift": 20_000, "door": 20_000}
@@ -55,6 +63,7 @@ class TrainConfig:
     network: str = "mlp"              # NETWORKS (module docstring)
     temperature: float = 3.0          # IQL: policy weights exp(temperature * advantage)
     action_scaling: str = "none"      # ACTION_SCALINGS (module docstring)
+    ignore_observations: tuple = ()   # observation parts the networks are blind to (module docstring)
 
     def __post_init__(self):
         if self.algo not in ALGOS:
@@ -73,6 +82,9 @@ class TrainConfig:
         if not self.hidden or any(int(h) < 1 for h in self.hidden):
             raise ValueError(f"TrainConfig.hidden must be positive layer widths, got {self.hidden}")
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if isinstance(self.ignore_observations, str) or len(set(self.ignore_observations)) != len(self.ignore_observations):
+            raise ValueError(f"TrainConfig.ignore_observations must be distinct part names, got {self.ignore_observations!r}")
+        object.__setattr__(self, "ignore_observations", tuple(str(n) for n in self.ignore_observations))
 
     @property
     def steps_per_epoch(self) -> int:
@@ -81,6 +93,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
+        d["ignore_observations"] = list(self.ignore_observations)
         return d
 
     @classmethod
@@ -105,13 +118,36 @@ def _encoders(config: TrainConfig, obs_layout) -> tuple:
     return region_net.RegionEncoderFactory(**kw), region_net.RegionEncoderFactory(**kw, pool=True)
 
 
-def build(config: TrainConfig, obs_layout=None):
-    """The d3rlpy algorithm object for ``config``, on the CPU (``obs_layout``: the dataset's, for ``region``)."""
+def observation_scaler(config: TrainConfig, obs_layout, observations: np.ndarray | None):
+    """d3rlpy's standardization x' = (x - mean) / std, fitted on ``observations`` by d3rlpy, or here
+    (the same population statistics) when parts are ignored: their mean 0, their std ``IGNORED_SCALE``."""
+    d3rlpy = lazy.d3rlpy()
+    if not config.ignore_observations:
+        return d3rlpy.preprocessing.StandardObservationScaler()
+    starts, i = {}, 0
+    for name, size in obs_layout or []:
+        starts[str(name)] = slice(i, i + int(size))
+        i += int(size)
+    unknown = [n for n in config.ignore_observations if n not in starts]
+    if unknown:
+        raise ValueError(f"cannot ignore observation parts {unknown}: the dataset's observation has {list(starts)}")
+    if observations is None:
+        raise ValueError("ignoring observation parts needs the observations to standardize the others")
+    x = np.asarray(observations, np.float64)
+    mean, std = x.mean(0), x.std(0)
+    for name in config.ignore_observations:
+        mean[starts[name]], std[starts[name]] = 0.0, IGNORED_SCALE
+    return d3rlpy.preprocessing.StandardObservationScaler(mean=mean, std=std)
+
+
+def build(config: TrainConfig, obs_layout=None, observations: np.ndarray | None = None):
+    """The d3rlpy algorithm object for ``config``, on the CPU (``obs_layout``: the dataset's, for ``region`` and
+    ``ignore_observations``; ``observations``: the dataset's, for ``ignore_observations``)."""
     d3rlpy = lazy.d3rlpy()
 
     enc, pooled = _encoders(config, obs_layout)
     common = {"batch_size": config.batch_size, "gamma": config.gamma,
-              "observation_scaler": d3rlpy.preprocessing.StandardObservationScaler()}
+              "observation_scaler": observation_scaler(config, obs_layout, observations)}
     if config.action_scaling == "minmax":
         common["action_scaler"] = d3rlpy.preprocessing.MinMaxActionScaler()
     critic = {"actor_encoder_factory": enc, "critic_encoder_factory": pooled}

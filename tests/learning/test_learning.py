@@ -158,6 +158,37 @@ def test_minmax_action_scaling_trains_on_the_datasets_range_and_acts_in_it(reach
         TrainConfig(action_scaling="standard")
 
 
+@pytest.mark.parametrize("algo", ["bc", "iql"])
+def test_ignored_observation_parts_do_not_move_the_policy(reach_dataset, tmp_path, rng, algo):
+    """A policy blind to the joint positions acts the same whatever q is; the others still count."""
+    buffer, meta = load_dataset(reach_dataset)
+    q = slice(0, 7)
+    res = train(buffer, meta, TrainConfig(algo=algo, steps=30, epochs=1, ignore_observations=("q",)), tmp_path / "m",
+                progress=False)
+    policy = load_policy(res.model)
+    assert policy.meta["train"]["ignore_observations"] == ["q"]
+    obs = np.concatenate([ep.observations for ep in buffer.episodes])[::50]
+    moved = obs.copy()
+    moved[:, q] += rng.uniform(-1.0, 1.0, size=moved[:, q].shape)
+    a, b = np.array([policy.act(o) for o in obs]), np.array([policy.act(o) for o in moved])
+    assert np.abs(a - b).max() < 1e-6
+    other = obs.copy()
+    other[:, 7:] += rng.uniform(-1.0, 1.0, size=other[:, 7:].shape)
+    assert np.abs(a - np.array([policy.act(o) for o in other])).max() > 1e-3
+    seeing = load_policy(train(buffer, meta, TrainConfig(algo=algo, steps=30, epochs=1), tmp_path / "s",
+                               progress=False).model)
+    assert np.abs(np.array([seeing.act(o) for o in obs]) - np.array([seeing.act(o) for o in moved])).max() > 1e-3
+
+
+def test_ignoring_an_observation_part_the_dataset_lacks_is_refused(reach_dataset, tmp_path):
+    buffer, meta = load_dataset(reach_dataset)
+    with pytest.raises(ValueError, match=r"cannot ignore observation parts \['elbow'\]"):
+        train(buffer, meta, TrainConfig(algo="bc", steps=5, epochs=1, ignore_observations=("elbow",)), tmp_path / "m",
+              progress=False)
+    with pytest.raises(ValueError, match="distinct part names"):
+        TrainConfig(ignore_observations="q")
+
+
 def test_train_config_validates_its_fields():
     with pytest.raises(ValueError, match="unknown algorithm"):
         TrainConfig(algo="ppo")

@@ -36,6 +36,8 @@ def add_parser(ex) -> None:
                         "(inverted when the policy acts)")
     m.add_argument("--train-seed", type=int, default=None,
                    help="seed of the training runs (default: --seed, which also draws the data)")
+    m.add_argument("--ignore-observations", nargs="+", default=(), metavar="PART",
+                   help="observation parts every policy is blind to, e.g. q (the joint positions)")
     json_arg(m)
     m.set_defaults(func=run)
 
@@ -45,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
                 task=args.task, episodes=args.episodes, algo=args.algo, steps=args.steps,
                 eval_episodes=args.eval_episodes, seed=args.seed, workers=args.workers, bags=args.bags,
                 action_scaling=args.action_scaling, train_seed=args.train_seed,
+                ignore_observations=tuple(args.ignore_observations),
                 configs=tuple(args.configs) if args.configs else None,
                 methods=tuple(args.methods) if args.methods else mismatch.DEFAULT_METHODS)
     out = out_dir(args, f"mismatch-{args.task}")
