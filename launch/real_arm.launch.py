@@ -16,6 +16,10 @@ controller leaves g(q) out of its command (at rest it commands zero). ``controll
 driver that applies the command as it is (a bare motor torque interface, a simulator without
 gravity compensation): the command then holds g(q). The wrong choice pushes the arm with twice
 its weight, or drops it; hence no default.
+
+torque_rate_limit (N m/s per joint, default 1000): every command changes by at most this per
+period and the first ramps up from zero, as a Franka requires (it stops on a torque rate above
+1000 N m/s); 0 turns the limit off.
 """
 
 from launch import LaunchDescription
@@ -50,12 +54,16 @@ def generate_launch_description():
         DeclareLaunchArgument('gravity_compensation', choices=['driver', 'controller'],
                               description='who adds g(q) to the effort commands: driver '
                                           '(Franka: libfranka, franka_ros2) or controller'),
+        DeclareLaunchArgument('torque_rate_limit', default_value='1000.0',
+                              description='N m/s per joint a command may change at most (0: off)'),
         Node(package='ohio_ros', executable='controller_node', name='controller',
              output='screen',
              parameters=[LaunchConfiguration('controller_params'),
                          {'use_sim_time': use_sim_time,
                           'controller.gravity_compensation': ParameterValue(
-                              LaunchConfiguration('gravity_compensation'), value_type=str)}],
+                              LaunchConfiguration('gravity_compensation'), value_type=str),
+                          'torque_rate_limit': ParameterValue(
+                              LaunchConfiguration('torque_rate_limit'), value_type=float)}],
              remappings=[('/joint_states', LaunchConfiguration('joint_states')),
                          ('effort_controller/commands', LaunchConfiguration('effort_commands'))]),
         Node(package='ohio_ros', executable='policy_node', name='policy', output='screen',

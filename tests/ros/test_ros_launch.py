@@ -117,7 +117,8 @@ def test_real_arm_has_no_simulator_and_remaps_the_driver_topics():
     ctl = next(n for n in launch.nodes if n.name == "controller")
     assert dict(ctl.remappings) == {"/joint_states": "/franka/joint_states",
                                     "effort_controller/commands": "/fr3/effort/commands"}
-    assert ctl.parameters[1] == {"use_sim_time": False, "controller.gravity_compensation": "driver"}
+    assert ctl.parameters[1] == {"use_sim_time": False, "controller.gravity_compensation": "driver",
+                                 "torque_rate_limit": 1000.0}
 
 
 def test_real_arm_launch_requires_gravity_compensation_and_the_sim_states_its_own():
@@ -131,6 +132,7 @@ def test_real_arm_launch_requires_gravity_compensation_and_the_sim_states_its_ow
         ctl = next(n for n in read_launch(LAUNCH_DIR / "real_arm.launch.py", {"gravity_compensation": mode}).nodes
                    if n.name == "controller")
         assert ctl.parameters[1]["controller.gravity_compensation"] == mode
+        assert ctl.parameters[1]["torque_rate_limit"] == 1000.0      # a Franka stops above 1000 N m/s
     sim = next(n for n in read_launch(LAUNCH_DIR / "sim_arm.launch.py").nodes if n.name == "controller")
     assert sim.parameters[1]["controller.gravity_compensation"] == "controller"
     # the shared parameters file does not set it: a node started from it alone refuses to start

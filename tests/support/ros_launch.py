@@ -106,6 +106,10 @@ _CALLS = {"LaunchDescription", "DeclareLaunchArgument", "LaunchConfiguration", "
           "FindPackageShare", "ParameterValue", "IfCondition", "Node"}
 
 
+#: the value types a ParameterValue may name
+_VALUE_TYPES = {"str": str, "float": float, "int": int, "bool": bool}
+
+
 def _eval(node: ast.AST, env: dict):
     if isinstance(node, ast.Constant):
         return node.value
@@ -114,8 +118,8 @@ def _eval(node: ast.AST, env: dict):
     if isinstance(node, ast.Dict):
         return {_eval(k, env): _eval(v, env) for k, v in zip(node.keys, node.values)}
     if isinstance(node, ast.Name):
-        if node.id == "str":
-            return str
+        if node.id in _VALUE_TYPES:
+            return _VALUE_TYPES[node.id]
         if node.id not in env:
             raise LaunchReadError(f"line {node.lineno}: unknown name {node.id!r}")
         return env[node.id]
