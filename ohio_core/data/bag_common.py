@@ -30,6 +30,24 @@ _TYPESTORE = None
 _MODEL = None
 
 
+
+def unparsable_definition(msgtype: str, exc: BaseException) -> str:
+    """Why a topic of type ``msgtype`` is unreadable: rosbags could not parse the definition the bag
+    stores for it (the first line of its error)."""
+    first = next((x for x in str(exc).splitlines() if x.strip()), type(exc).__name__)
+    return f"rosbags cannot parse the definition of {msgtype} the bag stores ({one_line(first, 80)})"
+
+
+def opened(bag):
+    """``bag`` after its ``_open()``; closed again, and the error passed on, when that fails."""
+    try:
+        bag._open()
+    except BaseException:
+        bag.close()
+        raise
+    return bag
+
+
 def typestore():
     """The ROS 2 Jazzy message types (shared, built once)."""
     global _TYPESTORE

@@ -20,7 +20,7 @@ from pathlib import Path
 from rosbags.rosbag1 import Reader
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-from ohio_core.data.bag_common import BagError, one_line
+from ohio_core.data.bag_common import BagError, one_line, opened, unparsable_definition
 
 ROS1_SUFFIX = ".bag"
 
@@ -122,17 +122,9 @@ class Ros1Bag:
             try:
                 self._parsed[c.msgtype] = get_types_from_msg(c.msgdef.data, c.msgtype)
             except Exception as exc:
-                first = next((x for x in str(exc).splitlines() if x.strip()), type(exc).__name__)
-                self.unreadable[c.topic] = (f"rosbags cannot parse the definition of {c.msgtype} the bag stores "
-                                            f"({one_line(first, 80)})")
+                self.unreadable[c.topic] = unparsable_definition(c.msgtype, exc)
 
 
 def open_ros1_bag(path: str | Path) -> Ros1Bag:
     """Open the ROS 1 bag at ``path`` (module docstring); ``BagError`` naming it when it cannot be opened."""
-    bag = Ros1Bag(Path(path))
-    try:
-        bag._open()
-    except BaseException:
-        bag.close()
-        raise
-    return bag
+    return opened(Ros1Bag(Path(path)))

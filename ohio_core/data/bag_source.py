@@ -36,7 +36,7 @@ from rosbags.rosbag2.reader import DirectoryReader
 from rosbags.rosbag2.storage_mcap import McapReader
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
-from ohio_core.data.bag_common import BagError, one_line, typestore
+from ohio_core.data.bag_common import BagError, one_line, opened, typestore, unparsable_definition
 
 #: storage of each data-file suffix
 STORAGES = {".mcap": "mcap", ".db3": "sqlite3"}
@@ -517,18 +517,10 @@ class OpenBag:
                         why = (f"a service event ({c.msgtype}): the definition rosbag2 stores for it is the "
                                f"service's .srv text, which rosbags cannot parse")
                     else:
-                        first = next((x for x in str(exc).splitlines() if x.strip()), type(exc).__name__)
-                        why = (f"rosbags cannot parse the definition of {c.msgtype} the bag stores "
-                               f"({one_line(first, 80)})")
+                        why = unparsable_definition(c.msgtype, exc)
                     self.unreadable[c.topic] = why
 
 
 def open_rosbag2(path: str | Path) -> OpenBag:
     """Open the rosbag2 bag at ``path`` (module docstring); ``BagError`` naming it when it cannot be opened."""
-    bag = OpenBag(Path(path))
-    try:
-        bag._open()
-    except BaseException:
-        bag.close()
-        raise
-    return bag
+    return opened(OpenBag(Path(path)))
