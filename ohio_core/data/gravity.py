@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ohio_core.data.bag_common import default_model
+from ohio_core.inverse.terms import batch_gravity
 
 
 def shift_gravity(tau: np.ndarray, q: np.ndarray, sign: int, model=None) -> np.ndarray:
@@ -29,10 +30,9 @@ def shift_gravity(tau: np.ndarray, q: np.ndarray, sign: int, model=None) -> np.n
     tau = np.array(tau, dtype=float)
     if sign == 0 or not len(tau):
         return tau
-    model = model or default_model()
-    for i, qi in enumerate(np.asarray(q, float)):
-        if np.isfinite(qi).all():
-            tau[i] += sign * model.gravity(qi)
+    q = np.asarray(q, float)
+    finite = np.isfinite(q).all(-1)
+    tau[finite] += sign * batch_gravity(model or default_model(), q[finite])
     return tau
 
 

@@ -43,6 +43,15 @@ def batch_kinematics(model: PandaModel, q: np.ndarray, qd: np.ndarray, drift: bo
                       dJqd=dJqd)
 
 
+def batch_gravity(model: PandaModel, q: np.ndarray) -> np.ndarray:
+    """g(q) = RNEA(q, 0, 0) for q of shape (N, 7), over the whole batch in Pinocchio's C++."""
+    q = np.ascontiguousarray(q, dtype=float).reshape(-1, 7)
+    if not len(q):
+        return np.empty((0, 7))
+    zero = np.zeros((7, len(q)))
+    return np.ascontiguousarray(pin.rneaInParallel(1, _pool(model), q.T.copy(), zero, zero).T)
+
+
 _POOLS: "weakref.WeakKeyDictionary[PandaModel, pin.ModelPool]" = weakref.WeakKeyDictionary()
 
 

@@ -229,6 +229,15 @@ def test_batch_kinematics_equals_the_models_one_state_kinematics(model):
     assert empty.M.shape == (0, 7, 7) and empty.h.shape == (0, 7) and empty.p.shape == (0, 3)
 
 
+def test_batch_gravity_equals_the_models_gravity_and_a_gravity_free_copy_has_none(model):
+    from ohio_core.inverse.terms import batch_gravity
+
+    q, _ = random_states(model, 30, np.random.default_rng(4))
+    np.testing.assert_allclose(batch_gravity(model, q), [model.gravity(x) for x in q], rtol=0, atol=1e-12)
+    assert np.all(batch_gravity(model.without_gravity(), q) == 0.0)
+    assert batch_gravity(model, q[:0]).shape == (0, 7)
+
+
 def test_parallel_workers_exit_without_being_terminated(model, capfd):
     """The forked workers finish on their own: a SIGTERM handler of the caller (the CLI stops a command
     on SIGTERM by raising) is never run in them on the way out."""
