@@ -91,6 +91,7 @@ class BagInfo(Record):
     topics: dict[str, dict]       # topic -> types, messages, serialization, definition, unreadable (why, or None)
     roles: dict[str, dict]        # role of the topic map -> its topic and status
     effort_source: str
+    gravity: dict                 # whether the logged commanded and measured efforts hold g(q) (topic map)
     problems: list[str]           # what would stop a read (empty: relabeling can read the bag)
     ready: bool
     note: str | None = optional()
@@ -116,6 +117,9 @@ class BagInfo(Record):
         out.append(f"  relabeling with topic map {map_name} (effort_source: {self.effort_source}):")
         out.append(Table([[role, v["topic"], v["status"] if v["status"] not in self.problems else "PROBLEM (below)"]
                           for role, v in self.roles.items()], ["role", "topic", "status"], "    "))
+        holds = {True: "hold g(q)", False: "leave g(q) to the driver (relabeling adds it)"}
+        out.append(f"    gravity: commanded efforts {holds[self.gravity['commanded']]}; "
+                   f"measured efforts {holds[self.gravity['measured']]}")
         if self.note:
             out.append(f"  note: {self.note}")
         if self.ready:
@@ -148,6 +152,8 @@ def inspect_bag(path: str | Path, topic_map: TopicMap | None = None) -> BagInfo:
             topics=bag.topics(),
             roles={role: {"topic": topic, "status": _role_status(bag, tm, role, topic, roles_of, problems)}
                    for role, topic in tm.roles().items()},
-            effort_source=tm.effort_source, problems=list(problems.values()), ready=not problems, note=note or None)
+            effort_source=tm.effort_source,
+            gravity={"commanded": tm.commanded_effort_includes_gravity, "measured": tm.measured_effort_includes_gravity},
+            problems=list(problems.values()), ready=not problems, note=note or None)
     finally:
         bag.close()

@@ -41,9 +41,15 @@ def test_bag_info_reports_it_ready_and_a_damaged_bag_in_one_line(capsys):
     assert bag["storage"] == "rosbag1" and bag["messages"] == 40 and bag["ready"]
     assert bag["roles"]["commands"] == {"topic": STATES, "status": "40 messages"}
     assert bag["topics"][STATES]["serialization"] == ["ros1"]
+    assert bag["gravity"] == {"commanded": False, "measured": True}       # franka_ros logs tau_J_d without g(q)
+    assert main(["bag-info", str(BAG), "--topics", "franka_ros1"]) == 0
+    assert ("gravity: commanded efforts leave g(q) to the driver (relabeling adds it); measured efforts hold g(q)"
+            in capsys.readouterr().out)
     # this stack's map: the topics are not there, listed as problems
     assert main(["bag-info", str(BAG)]) == 1
-    assert "NOT READY: topic '/joint_states' (joint_states) is not in the bag" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "NOT READY: topic '/joint_states' (joint_states) is not in the bag" in out
+    assert "gravity: commanded efforts hold g(q); measured efforts hold g(q)" in out
     assert main(["bag-info", str(CUT)]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line]
     assert len(err) == 1 and err[0].startswith(f"ohio bag-info: {CUT}: cannot open the ROS 1 bag (truncated or corrupt?)")
