@@ -7,14 +7,16 @@ set by ``vehicles`` (None: the file's ``totalAcc``, else Little's law on the sca
 city keeps the file's own regions, horizon and step.
 
 ``record(scenario)`` is what ``result.json`` and every model's sidecar store (``meta["scenario"]``):
-the city's name, regions, fleet, horizon and demand scale, plus the file's absolute path or the
-synthetic settings. ``recorded_city(record)`` builds that city again with the fleet recorded, and
-refuses a file that is gone, damaged, or now holds other regions. ``check_formulation`` refuses the
-rebalancing LP's ``transport`` formulation for a city whose travel times break the triangle inequality.
+the city's name, regions, fleet, horizon and demand scale, plus the file's absolute path and
+SHA-256 or the synthetic settings. ``recorded_city(record)`` builds that city again with the fleet
+recorded, and refuses a file that is gone, damaged, now holds other regions, or has changed since
+(its SHA-256). ``check_formulation`` refuses the rebalancing LP's ``transport`` formulation for a
+city whose travel times break the triangle inequality.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,8 +67,13 @@ class CitySpec:
         out = {"name": scenario.name, "regions": int(scenario.regions), "vehicles": int(scenario.vehicles),
                "horizon": int(scenario.horizon), "demand_scale": float(self.demand_scale)}
         if self.file is not None:
-            return {**out, "file": str(Path(self.file).resolve())}
+            return {**out, "file": str(Path(self.file).resolve()), "sha256": file_sha256(self.file)}
         return {**out, "layout": self.layout, "seed": int(self.seed)}
+
+
+def file_sha256(path) -> str:
+    """SHA-256 of the file's bytes, hex."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def spec_of_record(record: dict, regions: int | None = None) -> CitySpec:
@@ -84,7 +91,7 @@ def spec_of_record(record: dict, regions: int | None = None) -> CitySpec:
 
 def recorded_city(record: dict, regions: int | None = None) -> Scenario:
     """The city of a record (``spec_of_record``); a ``ScenarioError`` when its file is gone or damaged,
-    or when the city no longer has the regions recorded."""
+    when the city no longer has the regions recorded, or when the file's bytes changed since."""
     spec = spec_of_record(record, regions)
     try:
         scenario = spec.build()
@@ -94,6 +101,9 @@ def recorded_city(record: dict, regions: int | None = None) -> Scenario:
     if want is not None and scenario.regions != int(want):
         raise ScenarioError(f"the city in the sidecar: {spec.file or scenario.name} now has {scenario.regions} "
                             f"regions, not the {int(want)} recorded")
+    if spec.file is not None and record.get("sha256") and file_sha256(spec.file) != record["sha256"]:
+        raise ScenarioError(f"the city in the sidecar: {spec.file} has changed since it was recorded "
+                            "(its SHA-256 differs)")
     return scenario
 
 

@@ -3,6 +3,7 @@
 inequality, a morning peak and 1,500 vehicles; a metric 6-region grid), with tiny settings."""
 
 import contextlib
+import hashlib
 import io
 import json
 import re
@@ -48,7 +49,8 @@ def test_experiment_runs_the_comparison_on_each_city(run, files):
         city = summary["cities"][name]
         assert city["scenario"] == {"name": name, "regions": regions, "vehicles": 800,
                                     "horizon": routing_cities.STEPS, "demand_scale": 3.0,
-                                    "file": str(files[key].resolve())}
+                                    "file": str(files[key].resolve()),
+                                    "sha256": hashlib.sha256(files[key].read_bytes()).hexdigest()}
         assert set(city["datasets"]) == {"greedy_dispatcher"}                 # one behavior: nothing to pool
         assert set(city["datasets"]["greedy_dispatcher"]) == {"ohio", "flat", "greedy_dispatcher"}
         result = json.loads((out / name / "result.json").read_text())

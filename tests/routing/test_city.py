@@ -1,5 +1,6 @@
 """A run's city as a spec, its record in result.json and sidecars, and the city built back from it."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -56,12 +57,21 @@ def test_a_file_spec_scales_the_requests_sets_the_fleet_and_records_the_file(tow
     monkeypatch.chdir(tmp_path)
     record = CitySpec(file="peak_town.json", demand_scale=2.5, vehicles=900).record(city)
     assert record == {"name": "peak_town", "regions": 5, "vehicles": 900, "horizon": routing_cities.STEPS,
-                      "demand_scale": 2.5, "file": str(town.resolve())}
+                      "demand_scale": 2.5, "file": str(town.resolve()),
+                      "sha256": hashlib.sha256(town.read_bytes()).hexdigest()}
     monkeypatch.chdir("/")
     same_city(recorded_city(record), city)                            # the absolute path: from any folder
 
 
 def test_a_recorded_file_that_is_gone_damaged_or_changed_is_refused(town, tmp_path):
+    record = CitySpec(file=str(town)).record(load_scenario(town))
+    same_city(recorded_city(record), load_scenario(town))
+    edited = json.loads(town.read_text())
+    edited["demand"][0]["demand"] += 1.0                              # the same regions, one request more
+    town.write_text(json.dumps(edited))
+    with pytest.raises(ScenarioError, match=r"the city in the sidecar: .*peak_town.json has changed since it was "
+                                            r"recorded \(its SHA-256 differs\)"):
+        recorded_city(record)
     record = CitySpec(file=str(town)).record(load_scenario(town))
     routing_cities.grid_six(town)                                     # now 6 regions, not 5
     with pytest.raises(ScenarioError, match=r"the city in the sidecar: .*peak_town.json now has 6 regions, not the 5"):
