@@ -65,7 +65,8 @@ class _Base:
         if (lo is None) != (hi is None):
             raise ConfigError(f"{name}.goal_box_min and goal_box_max must be set together (or neither)")
         if lo is not None and not all(a < b for a, b in zip(lo, hi)):
-            raise ConfigError(f"{name}.goal_box_min must be below goal_box_max on every axis, got {list(lo)} and {list(hi)}")
+            raise ConfigError(f"{name}.goal_box_min must be below goal_box_max on every axis, "
+                              f"got {list(lo)} and {list(hi)}")
         if lo is not None and self.table_height is not None and self.table_height + self.goal_table_clearance >= hi[2]:
             raise ConfigError(f"{name}.table_height + goal_table_clearance must be below goal_box_max z, "
                               f"got {self.table_height + self.goal_table_clearance} >= {hi[2]}")

@@ -153,7 +153,8 @@ def inspect_bag(path: str | Path, topic_map: TopicMap | None = None) -> BagInfo:
             roles={role: {"topic": topic, "status": _role_status(bag, tm, role, topic, roles_of, problems)}
                    for role, topic in tm.roles().items()},
             effort_source=tm.effort_source,
-            gravity={"commanded": tm.commanded_effort_includes_gravity, "measured": tm.measured_effort_includes_gravity},
+            gravity={"commanded": tm.commanded_effort_includes_gravity,
+                     "measured": tm.measured_effort_includes_gravity},
             problems=list(problems.values()), ready=not problems, note=note or None)
     finally:
         bag.close()

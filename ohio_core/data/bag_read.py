@@ -3,8 +3,8 @@
 Takes MCAP and sqlite3 storage, split bags (several files, as ``ros2 bag record --max-bag-*``
 writes; also without their metadata.yaml), zstd compression (file or message), and the metadata
 versions rosbag2 releases wrote (read by ``rosbags``; how a bag is opened, and which topics it
-cannot read: ``data.bag_source``; ROS 1 ``.bag`` files: ``data.bag_ros1``). Which topic holds what: ``data.topics.TopicMap``. Topics the
-map does not use are never read; one it uses that cannot be read is an error naming it.
+cannot read: ``data.bag_source``; ROS 1 ``.bag`` files: ``data.bag_ros1``). Which topic holds what:
+``data.topics.TopicMap``. Topics the map does not use are never read; one it uses that cannot be read is an error naming it.
 
 Two row rules, each in its own module:
 

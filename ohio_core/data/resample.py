@@ -77,7 +77,8 @@ def differentiate(q: np.ndarray, period: float, piece: np.ndarray) -> np.ndarray
     for a, b in zip(edges[:-1], edges[1:]):
         n = b - a
         if n >= SG_WINDOW:
-            qd[a:b] = lazy.scipy_signal().savgol_filter(q[a:b], SG_WINDOW, SG_ORDER, deriv=1, delta=period, axis=0, mode="interp")
+            qd[a:b] = lazy.scipy_signal().savgol_filter(q[a:b], SG_WINDOW, SG_ORDER, deriv=1, delta=period, axis=0,
+                                                        mode="interp")
         elif n >= 2:
             qd[a:b] = np.gradient(q[a:b], period, axis=0)
     return qd

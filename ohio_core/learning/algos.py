@@ -82,8 +82,9 @@ class TrainConfig:
         if not self.hidden or any(int(h) < 1 for h in self.hidden):
             raise ValueError(f"TrainConfig.hidden must be positive layer widths, got {self.hidden}")
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        if isinstance(self.ignore_observations, str) or len(set(self.ignore_observations)) != len(self.ignore_observations):
-            raise ValueError(f"TrainConfig.ignore_observations must be distinct part names, got {self.ignore_observations!r}")
+        parts = self.ignore_observations
+        if isinstance(parts, str) or len(set(parts)) != len(parts):
+            raise ValueError(f"TrainConfig.ignore_observations must be distinct part names, got {parts!r}")
         object.__setattr__(self, "ignore_observations", tuple(str(n) for n in self.ignore_observations))
 
     @property

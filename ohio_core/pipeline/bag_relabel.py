@@ -185,10 +185,8 @@ def relabel_bag(bag: str | Path, config: RelabelConfig) -> BagResult:
     controller = _controller(config.controller)
     stream = BagStream(path, config.topic_map, config.read)
     parts, drops, method = [], Drops(), config.method
-    driver = config.controller.gravity_compensation == "driver"
     for chunk in stream:
-        if driver:
-            chunk.tau = for_controller(chunk.tau, chunk.q, "driver")
+        chunk.tau = for_controller(chunk.tau, chunk.q, config.controller.gravity_compensation)
         if len(chunk) and not np.isfinite(chunk.tau).any():
             if method == "auto":
                 method = "state_matching"
@@ -214,7 +212,7 @@ def relabel_bag(bag: str | Path, config: RelabelConfig) -> BagResult:
     account = BagAccount(read=stream.account, segments=segments, method=method, k=config.k, k_recorded=k_recorded,
                          segments_dropped_time_ranges_s=drops.ranges_s(stream.account.start_ns),
                          recorded_controller=recorded, residual_n_m=stats, warning=warning,
-                         gravity=GRAVITY_REMOVED if driver else None)
+                         gravity=GRAVITY_REMOVED if config.controller.gravity_compensation == "driver" else None)
     if data is not None:
         data.account = account.to_dict()
     return BagResult(str(path), data, account, task)

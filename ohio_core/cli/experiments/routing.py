@@ -61,8 +61,8 @@ def add_parser(ex) -> None:
 def _configs(args: argparse.Namespace) -> list:
     """One config per city: the synthetic one, or one per scenario file (each file read here, so that a
     damaged one ends the command before any city runs)."""
-    common = dict(episodes=args.episodes, behaviors=tuple(args.behaviors), algo=args.algo, steps=args.steps, eval_episodes=args.eval_episodes,
-                  seed=args.seed, scaling=tuple(args.scaling), scaling_episodes=args.scaling_episodes,
+    common = dict(episodes=args.episodes, behaviors=tuple(args.behaviors), algo=args.algo, steps=args.steps,
+                  eval_episodes=args.eval_episodes, seed=args.seed, scaling=tuple(args.scaling), scaling_episodes=args.scaling_episodes,
                   mixed=not args.no_mixed, network=args.network, temperature=args.temperature,
                   scaling_steps=args.scaling_steps, datasets=not args.scaling_only,
                   scaling_behavior=args.scaling_behavior, flat_max_regions=args.flat_max_regions,
