@@ -29,7 +29,7 @@ import numpy as np
 
 from controllers.config import CONFIG_TYPES, OSCConfig, QPConfig, load_config
 from controllers.goals import PoseGoal, goal_from_action, require_finite
-from controllers.robot import PandaModel, controlled_model
+from controllers.robot import ArmModel, controlled_model
 from controllers.workspace import clamp_goal
 
 
@@ -46,9 +46,9 @@ class InverseCapability(enum.Enum):
 
 @dataclass(frozen=True)
 class ControlOutput:
-    tau: np.ndarray              # (..., 7) commanded torque, within limits
-    tau_unclipped: np.ndarray    # (..., 7)
-    saturated: np.ndarray        # (..., 7) bool, entries that hit a limit
+    tau: np.ndarray              # (..., n) commanded torque, within limits
+    tau_unclipped: np.ndarray    # (..., n)
+    saturated: np.ndarray        # (..., n) bool, entries that hit a limit
 
 
 def clip_torque(tau: np.ndarray, tau_max: np.ndarray) -> ControlOutput:
@@ -57,7 +57,7 @@ def clip_torque(tau: np.ndarray, tau_max: np.ndarray) -> ControlOutput:
     return ControlOutput(tau=clipped, tau_unclipped=tau, saturated=clipped != tau)
 
 
-def torque_limits(model: PandaModel, config) -> np.ndarray:
+def torque_limits(model: ArmModel, config) -> np.ndarray:
     """tau_max: the config's ``torque_limits``, or the model's (the URDF's effort limits)."""
     return model.tau_max if config.torque_limits is None else config.array("torque_limits")
 
@@ -78,10 +78,11 @@ class Controller(abc.ABC):
     #: whether ``terms``/``law`` evaluate the law over leading batch dimensions of states
     batched_law: ClassVar[bool] = False
 
-    def __init__(self, model: PandaModel, config):
+    def __init__(self, model: ArmModel, config):
         if not isinstance(config, self.config_type):
             raise TypeError(f"{type(self).__name__} needs a config of type {self.config_type.__name__}, "
                             f"got {type(config).__name__}")
+        config = config.for_joints(model.nq, model.home)
         self.model, self.config = controlled_model(model, config.gravity_compensation), config
         self.tau_max = torque_limits(model, config)
         self.goals_clamped = 0
@@ -95,7 +96,7 @@ class Controller(abc.ABC):
     @abc.abstractmethod
     def compute(self, q: np.ndarray, qd: np.ndarray, goal: PoseGoal) -> ControlOutput:
         """One state's torque; a state that is not finite or beyond the physical bounds
-        (``PandaModel.check_state``) raises ``NonFiniteInputError``."""
+        (``ArmModel.check_state``) raises ``NonFiniteInputError``."""
 
     def act(self, q: np.ndarray, qd: np.ndarray, goal: PoseGoal) -> np.ndarray:
         return self.compute(q, qd, goal).tau
@@ -150,9 +151,10 @@ def controller_class(kind: str) -> type[Controller]:
     return _REGISTRY[kind]
 
 
-def make_controller(config: OSCConfig | QPConfig, model: PandaModel | None = None) -> Controller:
-    """The controller of ``config`` (its registered implementation) on ``model`` (default: ``PandaModel()``)."""
-    return controller_class(config.kind)(model or PandaModel(), config)
+def make_controller(config: OSCConfig | QPConfig, model: ArmModel | None = None) -> Controller:
+    """The controller of ``config`` (its registered implementation) on ``model`` (default: ``ArmModel()``,
+    the Panda)."""
+    return controller_class(config.kind)(model or ArmModel(), config)
 
 
 def controller_config(config: OSCConfig | QPConfig | str | Path | None) -> OSCConfig | QPConfig:

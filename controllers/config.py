@@ -16,7 +16,6 @@ import numpy as np
 import yaml
 
 from controllers import validate
-from controllers.description import Q_HOME
 
 
 class ConfigError(ValueError):
@@ -85,9 +84,27 @@ class _Base:
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
 
+    def for_joints(self, n: int, home) -> "_Base":
+        """This config for an arm of ``n`` joints: ``rest_posture`` null becomes ``home``, a scalar
+        ``rest_posture`` or ``torque_limits`` is broadcast to n; another length is a ``ConfigError``."""
+        changes = {}
+        for name, default in (("rest_posture", home), ("torque_limits", None)):
+            value = getattr(self, name)
+            if value is None:
+                value = None if default is None else tuple(float(x) for x in default)
+            elif len(value) == 1:
+                value = value * n
+            elif len(value) != n:
+                raise ConfigError(f"{type(self).__name__}.{name} has {len(value)} entries; the arm has {n} joints")
+            if value != getattr(self, name):
+                changes[name] = value
+        return dataclasses.replace(self, **changes) if changes else self
+
     def array(self, name: str) -> np.ndarray:
         """A vector field as a read-only float array (cached: configs are immutable)."""
         cache = self.__dict__.setdefault("_arrays", {})
+        if name not in cache and getattr(self, name) is None:
+            raise ConfigError(f"{type(self).__name__}.{name} is null: for_joints(n, home) makes the config for an arm")
         if name not in cache:
             arr = np.asarray(getattr(self, name), dtype=float)
             arr.flags.writeable = False
@@ -124,8 +141,8 @@ class OSCConfig(_Base):
     damping_ratio: tuple = _vec(6, "nonnegative", 1.0)
     output_max: tuple = _vec(6, "positive", (0.05, 0.05, 0.05, 0.5, 0.5, 0.5))
     nullspace_kp: float = _num("nonnegative", 10.0)
-    rest_posture: tuple = _vec(7, "any", tuple(Q_HOME))
-    torque_limits: tuple | None = _vec(7, "positive", None, optional=True)
+    rest_posture: tuple | None = _vec(None, "any", None, optional=True)    # rad; null: the robot's home
+    torque_limits: tuple | None = _vec(None, "positive", None, optional=True)   # N m; null: the URDF's
     lambda_rcond: float = _num("positive", 1e-6)
     control_period: float = _num("positive", 0.02)
     gravity_compensation: str = _choice(GRAVITY_COMPENSATION, "controller")
@@ -154,8 +171,8 @@ class QPConfig(_Base):
     nullspace_kp: float = _num("nonnegative", 10.0)
     posture_weight: float = _num("positive", 1e-3)
     velocity_weight: float = _num("nonnegative", 10.0)  # weight of || qd + T qdd ||^2 (joint speed next period)
-    rest_posture: tuple = _vec(7, "any", tuple(Q_HOME))
-    torque_limits: tuple | None = _vec(7, "positive", None, optional=True)
+    rest_posture: tuple | None = _vec(None, "any", None, optional=True)    # rad; null: the robot's home
+    torque_limits: tuple | None = _vec(None, "positive", None, optional=True)   # N m; null: the URDF's
     position_margin: float = _num("nonnegative", 0.05)        # rad kept clear of each joint limit
     braking_acceleration: float = _num("positive", 5.0)    # rad/s^2 assumed available to stop before a limit
     hold_damping: float = _num("nonnegative", 10.0)           # N m s/rad, joint damping of the fallback hold torque

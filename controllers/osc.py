@@ -28,7 +28,7 @@ from scipy.linalg.lapack import dlange, dpotrf, dpotrs
 from controllers.base import ControlOutput, Controller, InverseCapability, clip_torque, register_controller
 from controllers.config import OSCConfig
 from controllers.goals import PoseGoal, orientation_error
-from controllers.robot import Kinematics, PandaModel
+from controllers.robot import Kinematics, ArmModel
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,8 @@ class OSCTerms:
 
     p: np.ndarray      # (..., 3) TCP position
     R: np.ndarray      # (..., 3, 3) TCP orientation
-    B: np.ndarray      # (..., 7, 6)
-    c: np.ndarray      # (..., 7)
+    B: np.ndarray      # (..., n, 6)
+    c: np.ndarray      # (..., n)
     cond: np.ndarray   # (...,) condition number of J M^-1 J^T; NaN where the sample is not valid
 
     @property
@@ -122,7 +122,8 @@ def osc_terms(kin: Kinematics, q: np.ndarray, qd: np.ndarray, config: OSCConfig)
     if ok.all():
         terms = _osc_terms(kin, q, qd, config)
     else:
-        nan = np.full(batch + (7, 6), np.nan), np.full(batch + (7,), np.nan), np.full(batch, np.nan)
+        n = np.shape(q)[-1]
+        nan = np.full(batch + (n, 6), np.nan), np.full(batch + (n,), np.nan), np.full(batch, np.nan)
         terms = OSCTerms(p=kin.p, R=kin.R, B=nan[0], c=nan[1], cond=nan[2])
         if ok.any():
             part = _osc_terms(_samples(kin, ok), q[ok], qd[ok], config)
@@ -170,7 +171,7 @@ def osc_step(kin: Kinematics, q: np.ndarray, qd: np.ndarray, goal: PoseGoal, con
 
         tau = clip(h + tau_post + J^T Lambda (K_p e - K_d J qd - J M^-1 tau_post))
 
-    ``kin`` must hold M^-1 (``PandaModel.kinematics`` does)."""
+    ``kin`` must hold M^-1 (``ArmModel.kinematics`` does)."""
     J, Jt = kin.J, kin.J.T
     JMinv = J @ kin.Minv
     Lam, _ = task_inertia(JMinv @ Jt, config.lambda_rcond)
@@ -192,12 +193,12 @@ class OSC(Controller):
     capabilities = frozenset({InverseCapability.CLOSED_FORM, InverseCapability.DIFFERENTIABLE})
     batched_law = True
 
-    def __init__(self, model: PandaModel, config: OSCConfig = OSCConfig()):
+    def __init__(self, model: ArmModel, config: OSCConfig = OSCConfig()):
         super().__init__(model, config)
 
     def compute(self, q: np.ndarray, qd: np.ndarray, goal: PoseGoal) -> ControlOutput:
         """One state's torque for the goal clamped into the workspace (``Controller.workspace_goal``); a
-        state that is not finite or beyond the physical bounds (``PandaModel.check_state``) raises
+        state that is not finite or beyond the physical bounds (``ArmModel.check_state``) raises
         ``NonFiniteInputError``. Batches: osc_terms, osc_law (goals as given)."""
         q, qd = self.model.check_state(q, qd)
         goal = self.workspace_goal(goal)

@@ -37,7 +37,7 @@ from controllers.base import ControlOutput, Controller, InverseCapability, clip_
 from controllers.config import QPConfig
 from controllers.goals import PoseGoal
 from controllers.osc import task_error
-from controllers.robot import Kinematics, PandaModel
+from controllers.robot import Kinematics, ArmModel
 
 STATUS_OK, STATUS_BRAKE, STATUS_HOLD = "ok", "brake", "hold"
 
@@ -46,9 +46,9 @@ STATUS_OK, STATUS_BRAKE, STATUS_HOLD = "ok", "brake", "hold"
 class QPProblem:
     """quadprog's form: min 1/2 x^T G x - a^T x  s.t.  C^T x >= b."""
 
-    G: np.ndarray   # (7, 7)
-    a: np.ndarray   # (7,)
-    C: np.ndarray   # (7, m)
+    G: np.ndarray   # (n, n)
+    a: np.ndarray   # (n,)
+    C: np.ndarray   # (n, m)
     b: np.ndarray   # (m,)
 
 
@@ -70,14 +70,14 @@ def qp_problem(kin: Kinematics, q: np.ndarray, qd: np.ndarray, xdd: np.ndarray, 
     qdd_post = kn * (config.array("rest_posture") - q) - 2.0 * np.sqrt(kn) * qd
     JtW = kin.J.T * W
     w_v = config.velocity_weight
-    G = JtW @ kin.J + (w_p + w_v * T * T) * np.eye(7)
+    G = JtW @ kin.J + (w_p + w_v * T * T) * np.eye(len(q))
     a = JtW @ (xdd - kin.dJqd) + w_p * qdd_post - (w_v * T) * qd
 
     lo, hi = q_min + config.position_margin, q_max - config.position_margin
     a_b = config.braking_acceleration
     v_hi = np.minimum(qd_max, np.sqrt(2.0 * a_b * np.maximum(hi - q, 0.0)))
     v_lo = np.minimum(qd_max, np.sqrt(2.0 * a_b * np.maximum(q - lo, 0.0)))
-    eye = np.eye(7)
+    eye = np.eye(len(q))
     C = np.hstack([kin.M, -kin.M, T * eye, -T * eye, 0.5 * T * T * eye, -0.5 * T * T * eye])
     b = np.concatenate([
         -tau_max - kin.h, -tau_max + kin.h,                     # torque
@@ -91,7 +91,7 @@ def qp_problem(kin: Kinematics, q: np.ndarray, qd: np.ndarray, xdd: np.ndarray, 
 
 
 def table_constraint(kin: Kinematics, qd: np.ndarray, config: QPConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The TCP height above the table plane (module docstring) as C^T qdd >= b, C (7, 2)."""
+    """The TCP height above the table plane (module docstring) as C^T qdd >= b, C (n, 2)."""
     T, a_b = config.control_period, config.braking_acceleration
     Jz, z = kin.J[2], kin.p[2]
     z_min = config.table_height + config.table_margin
@@ -122,14 +122,14 @@ def brake_torque(kin: Kinematics, q: np.ndarray, qd: np.ndarray, config: QPConfi
     b = np.concatenate([-tau_max - kin.h, -tau_max + kin.h])
     v_safe = safe_velocity(q, config, q_min, q_max, qd_max)
     try:
-        qdd = quadprog.solve_qp(T * T * np.eye(7), T * (v_safe - qd), C, b, 0)[0]
+        qdd = quadprog.solve_qp(T * T * np.eye(len(q)), T * (v_safe - qd), C, b, 0)[0]
     except ValueError:
         return None
     tau = kin.M @ qdd + kin.h
     return np.clip(tau, -tau_max, tau_max) if np.isfinite(tau).all() else None
 
 
-def qp_step(model: PandaModel, q: np.ndarray, qd: np.ndarray, goal: PoseGoal, config: QPConfig,
+def qp_step(model: ArmModel, q: np.ndarray, qd: np.ndarray, goal: PoseGoal, config: QPConfig,
             tau_max: np.ndarray) -> QPOutput:
     kin = model.kinematics(q, qd, drift=True)
     prob = qp_problem(kin, q, qd, task_acceleration(goal, kin, qd, config), config,
@@ -142,7 +142,7 @@ def qp_step(model: PandaModel, q: np.ndarray, qd: np.ndarray, goal: PoseGoal, co
         tau, status = brake_torque(kin, q, qd, config, tau_max, model.q_min, model.q_max, model.qd_max), STATUS_BRAKE
         if tau is None:
             tau, status = hold_torque(kin, qd, config, tau_max), STATUS_HOLD
-        return QPOutput(tau=tau, tau_unclipped=tau, saturated=np.zeros(7, bool), status=status)
+        return QPOutput(tau=tau, tau_unclipped=tau, saturated=np.zeros(len(q), bool), status=status)
     out = clip_torque(kin.M @ qdd + kin.h, tau_max)
     return QPOutput(tau=out.tau, tau_unclipped=out.tau_unclipped, saturated=out.saturated, qdd=qdd)
 
@@ -160,7 +160,7 @@ class QP(Controller):
     #: the KKT conditions of the QP
     capabilities = frozenset({InverseCapability.KKT})
 
-    def __init__(self, model: PandaModel, config: QPConfig = QPConfig()):
+    def __init__(self, model: ArmModel, config: QPConfig = QPConfig()):
         super().__init__(model, config)
         self.solves = 0
         self.fallbacks = 0

@@ -59,8 +59,9 @@ def _has_text_or_bool(value: Any) -> bool:
     return np.ndim(value) > 0 and any(isinstance(v, (str, bytes, bool, np.bool_)) for v in value)
 
 
-def vector(label: str, value: Any, n: int, error: type[Exception], sign: str = "any") -> tuple:
-    """A scalar (broadcast to n) or n numbers, each finite and of ``sign`` (``SIGNS``), as a tuple of floats."""
+def vector(label: str, value: Any, n: int | None, error: type[Exception], sign: str = "any") -> tuple:
+    """A scalar (broadcast to n) or n numbers, each finite and of ``sign`` (``SIGNS``), as a tuple of floats.
+    ``n`` None: any non-empty list (a scalar is a list of one; the user of the value broadcasts it)."""
     bounds = _sign_bounds(sign)
     if _has_text_or_bool(value):
         raise error(f"{label} must be numeric, got {value!r}")
@@ -69,8 +70,10 @@ def vector(label: str, value: Any, n: int, error: type[Exception], sign: str = "
     except (TypeError, ValueError):
         raise error(f"{label} must be numeric, got {value!r}") from None
     if arr.ndim == 0:
-        arr = np.full(n, float(arr))
-    if arr.shape != (n,):
+        arr = np.full(1 if n is None else n, float(arr))
+    if n is None and (arr.ndim != 1 or len(arr) == 0):
+        raise error(f"{label} must be a scalar or a list of numbers, got shape {arr.shape}")
+    if n is not None and arr.shape != (n,):
         raise error(f"{label} must be a scalar or a list of {n} numbers, got shape {arr.shape}")
     if not np.isfinite(arr).all():
         raise error(f"{label} must be finite, got {arr.tolist()}")

@@ -16,7 +16,7 @@ import numpy as np
 
 from controllers.osc import OSC
 from controllers.qp import QP
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from ohio_core.inverse import Segments, invert
 from ohio_core.inverse.synthetic import SyntheticSegments, recovery, simulate_segments
 
@@ -25,7 +25,7 @@ TARGETS = {"analytical": 100_000.0, "numerical": 1_000.0}
 
 def _simulate_chunk(args) -> SyntheticSegments:
     kind, n, k, seed, velocity_std = args
-    model = PandaModel()
+    model = ArmModel()
     ctl = OSC(model) if kind == "osc" else QP(model)
     return simulate_segments(ctl, n, k=k, seed=seed, velocity_std=velocity_std)
 
@@ -74,7 +74,7 @@ def _measure(method: str, data: SyntheticSegments, controller, n: int, workers: 
 def run(segments: int = 100_000, k: int = 5, seed: int = 0, velocity_std: float = 1.0, cem_segments: int = 2_000,
         qp_segments: int = 5_000, workers: int = 2, cache: Path | None = Path("out/bench"),
         state_matching_segments: int = 2_000) -> dict:
-    model = PandaModel()
+    model = ArmModel()
     osc_data = synthetic("osc", segments, k, seed, velocity_std, cache, workers)
     qp_data = synthetic("qp", qp_segments, k, seed, velocity_std, cache, workers)
     osc, qp = OSC(model), QP(model)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ohio_core.bench import controllers, inverse, relabel, ros
 from ohio_core.cli.output import check_targets, emit_json, table
+from ohio_core.cli.robot import add_robot_argument, robot_of
 from ohio_core.routing import bench as routing_bench
 from ohio_core.routing.city import CitySpec, check_formulation
 from ohio_core.routing.policies import POLICIES
@@ -19,6 +20,7 @@ def add_parser(sub) -> None:
     c = bsub.add_parser("controllers", help="OSC/QP step time and simulation real-time factor")
     c.add_argument("--states", type=int, default=2000, help="states to time each controller on")
     c.add_argument("--sim-seconds", type=float, default=20.0, help="simulated seconds for the real-time factor")
+    add_robot_argument(c)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--json", action="store_true", help="end with one JSON object")
     c.set_defaults(func=run_controllers)
@@ -78,11 +80,23 @@ def add_parser(sub) -> None:
 def run_controllers(args: argparse.Namespace) -> int:
     if args.states < 1 or args.sim_seconds <= 0:
         raise SystemExit("ohio bench controllers: --states must be >= 1 and --sim-seconds > 0")
-    result = controllers.run(args.states, args.sim_seconds, args.seed)
+    robot = robot_of(args, "ohio bench controllers")
+    result = controllers.run(args.states, args.sim_seconds, args.seed, robot)
     print(table(check_targets(result, controllers.TARGETS), ["metric", "value", "target", "met"]))
-    print(f"osc p99 {result['osc_step_us_p99']:.1f} us, qp p99 {result['qp_step_us_p99']:.1f} us, "
+    rows = []
+    for name in ("osc", "qp"):
+        t = result[f"tracking_{name}"]
+        inv = result["inverse_analytical_osc" if name == "osc" else "inverse_kkt_qp"]
+        rows.append([name, f"{1e3 * t['pos_err_m_median']:.2f} / {1e3 * t['pos_err_m_max']:.2f}",
+                     f"{t['ori_err_rad_median']:.4f} / {t['ori_err_rad_max']:.4f}",
+                     f"{inv['pos_err_m_max']:.1e} / {inv['ori_err_rad_max']:.1e} ({inv['segments']} seg.)",
+                     result[f"reach_expert_success_{name}"]])
+    print(table(rows, ["controller", "step goal: pos err mm (med / max)", "ori err rad (med / max)",
+                       "inverse round trip: max m / rad", "reach expert success"]))
+    print(f"robot {result['robot']} ({result['joints']} joints): "
+          f"osc p99 {result['osc_step_us_p99']:.1f} us, qp p99 {result['qp_step_us_p99']:.1f} us, "
           f"qp fallbacks {result['qp_fallbacks']}, real-time factor with QP {result['sim_realtime_factor_qp']:.1f}x "
-          f"({result['states']} states, command: ohio bench controllers --states {args.states} "
+          f"({result['states']} states, command: ohio bench controllers --robot {args.robot} --states {args.states} "
           f"--sim-seconds {args.sim_seconds:g} --seed {args.seed})")
     if args.json:
         emit_json(result)

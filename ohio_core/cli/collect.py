@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 from controllers.config import ConfigError
+from controllers.robot import ArmModel
 from ohio_core.cli.output import emit_json, table
+from ohio_core.cli.robot import add_robot_argument, robot_of
 from ohio_core.data.bags import BagError
 from ohio_core.data.collect import collect_bag
 from ohio_core.data.topics import TopicMap, TopicMapError
@@ -24,6 +26,7 @@ def add_parser(sub) -> None:
                    help=f"behavior policy: {', '.join(POLICY_NAMES)} (or noisy<std>)")
     p.add_argument("--controller", type=Path, default=None, metavar="CONFIG.yaml",
                    help="controller config (type osc or qp; default: the OSC defaults)")
+    add_robot_argument(p)
     p.add_argument("--episodes", type=int, required=True)
     p.add_argument("--out", type=Path, required=True, help="bag folder to create (must not exist, or be empty)")
     p.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
@@ -51,12 +54,14 @@ def run(args: argparse.Namespace) -> int:
         noise_of(args.policy)
     except ValueError as exc:
         raise SystemExit(f"ohio collect: --policy: {exc}") from None
+    robot = robot_of(args, "ohio collect")
     try:
         topic_map = TopicMap.load(args.topics) if args.topics else None
+        model = ArmModel(robot)
         compress = {"auto": None, "zstd": True, "none": False}[args.compress]
         summary = collect_bag(args.out, args.task, args.policy, args.controller, args.episodes, args.seed,
                               args.k, args.horizon, args.storage, topic_map, progress=not args.no_progress,
-                              compress=compress, torque_noise=args.torque_noise)
+                              compress=compress, torque_noise=args.torque_noise, model=model)
     except (BagError, ConfigError, TopicMapError, ValueError) as exc:
         raise SystemExit(f"ohio collect: {exc}") from None
     rows = [["episodes", summary["episodes"]], ["control steps", summary["control_steps"]],
@@ -67,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     print(table([[t, n] for t, n in summary["messages"].items()], ["topic", "messages"]))
     if len(summary["policies"]) > 1 or args.policy == "mix":
         print("episodes per policy: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["policies"].items())))
-    print(f"\nwrote {summary['bag']} ({summary['storage']}; task {args.task}, policy {args.policy}, "
+    print(f"\nwrote {summary['bag']} ({summary['storage']}; robot {robot.name}, task {args.task}, policy {args.policy}, "
           f"controller {summary['controller']}, seed {args.seed}, k {summary['k']}, horizon {summary['horizon']})")
     if args.json:
         emit_json(summary)

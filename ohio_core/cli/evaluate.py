@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ConfigError, PolicyMismatchError, ValueError) as exc:
         raise SystemExit(f"ohio eval: {exc}") from None
     s, ref = res.summary, res.reference
-    print(table([["task", policy.task], ["level", policy.level],
+    print(table([["robot", policy.robot], ["task", policy.task], ["level", policy.level],
                  ["controller", args.controller or "the model's"], ["episodes", s["episodes"]],
                  ["return", f"{s['return_mean']:.2f} +- {s['return_se']:.2f}"],
                  ["success rate", s["success_rate"]],
@@ -62,6 +62,6 @@ def run(args: argparse.Namespace) -> int:
                  ["reference: random return", ref["random_return"]],
                  ["reference: expert return", ref["expert_return"]]], ["", "value"]))
     if args.json:
-        emit_json({"model": str(args.model), "task": policy.task, "controller": str(args.controller or ""),
+        emit_json({"model": str(args.model), "robot": policy.robot, "task": policy.task, "controller": str(args.controller or ""),
                    **s, "reference": ref, "returns": res.returns, "successes": res.successes})
     return 0

@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from controllers.description import DEFAULT_ROBOT, load_robot
 from ohio_core.cli.output import emit_json, table
 from ohio_core.cli.relabel import add_relabel_arguments, relabel_run
 from ohio_core.learning.algos import ALGOS, TrainConfig
@@ -39,10 +40,11 @@ def run(args: argparse.Namespace) -> int:
     dataset = args.dataset or args.out.with_name(args.out.name + "_dataset")
     command = ("ohio pipeline " + " ".join(str(b) for b in args.bags) + f" --k {args.k} --method {args.method}"
                + (" --force-k" if args.force_k else "") + (f" --topics {args.topics}" if args.topics else "")
+               + (f" --robot {args.robot}" if args.robot != DEFAULT_ROBOT else "")
                + f" --algo {args.algo} --out {args.out}")
     h5, _ = save_dataset(result.data, dataset, {
         "task": result.task, "level": "goal", "controller": config.controller.to_dict(), "k": config.k,
-        "method": result.account.method, "source_bags": [str(b) for b in bags], "command": command})
+        "robot": load_robot(config.robot).name, "method": result.account.method, "source_bags": [str(b) for b in bags], "command": command})
     relabel_s = time.perf_counter() - t0
     if args.task is None:
         train_config = TrainConfig.for_task(result.task, algo=args.algo, steps=args.steps, seed=args.seed)

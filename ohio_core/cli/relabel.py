@@ -7,7 +7,9 @@ import time
 from pathlib import Path
 
 from controllers.base import controller_config
+from controllers.description import DEFAULT_ROBOT, load_robot
 from ohio_core.cli.output import emit_json, print_report
+from ohio_core.cli.robot import add_robot_argument, robot_of
 from ohio_core.data.bag_common import BagError
 from ohio_core.data.rows_common import ReadOptions
 from ohio_core.data.topics import PRESETS, TopicMap, TopicMapError
@@ -24,6 +26,7 @@ def add_relabel_arguments(p: argparse.ArgumentParser) -> None:
                    help="rosbag2 bags (folders, .mcap or .db3 files), ROS 1 .bag files, or folders to search for bags")
     p.add_argument("--controller", type=Path, default=None,
                    help="DEPLOYMENT controller config (YAML, osc or qp); default: the OSC defaults")
+    add_robot_argument(p)
     p.add_argument("--k", type=int, default=5,
                    help="control periods per high-level step (a bag that records its k, as those of `ohio collect` "
                         "do, is refused for another)")
@@ -38,7 +41,7 @@ def add_relabel_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"topic map: a YAML file or one of {sorted(PRESETS)} (as in config/topics/; default: ohio, "
                         "this stack's topics)")
     p.add_argument("--max-residual", type=float, default=float("inf"), metavar="N_M",
-                   help="drop segments whose residual is above this: the RMS over the k periods and 7 joints of the "
+                   help="drop segments whose residual is above this: the RMS over the k periods and n joints of the "
                         "deployment controller's torque for the recovered goal minus the logged torque (N m); "
                         "default: keep every solved segment (for another controller than the one that recorded "
                         "the bag, the residual measures how far apart the two are)")
@@ -71,10 +74,13 @@ def add_parser(sub) -> None:
 
 def relabel_config(args: argparse.Namespace, prog: str):
     """``RelabelConfig`` from the shared options; bad values exit with a message naming them."""
+    robot = robot_of(args, prog)
     try:
         config = controller_config(args.controller)
-        if args.topics is None or args.topics in PRESETS:
-            topic_map = TopicMap.preset(args.topics or "ohio")
+        if args.topics is None:
+            topic_map = TopicMap.preset("ohio").for_robot(robot)
+        elif args.topics in PRESETS:
+            topic_map = TopicMap.preset(args.topics)
         else:
             topic_map = TopicMap.load(args.topics)
         read = ReadOptions(control_period=config.control_period,
@@ -83,7 +89,7 @@ def relabel_config(args: argparse.Namespace, prog: str):
                              out_of_range=args.out_of_range, joint_limit_margin=args.joint_limit_margin,
                              topic_map=topic_map, read=read, task=args.task,
                              torque_sigma=None if args.torque_sigma is None else tuple(args.torque_sigma),
-                             force_k=args.force_k)
+                             force_k=args.force_k, robot=args.robot)
     except (TopicMapError, ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"{prog}: {exc}") from None
 
@@ -112,9 +118,11 @@ def run(args: argparse.Namespace) -> int:
     result, config, bags = relabel_run(args, "ohio relabel")
     h5, js = save_dataset(result.data, args.out, {
         "task": result.task, "level": "goal", "controller": config.controller.to_dict(), "k": config.k,
+        "robot": load_robot(config.robot).name,
         "method": result.account.method, "source_bags": [str(b) for b in bags],
         "command": "ohio relabel " + " ".join(str(b) for b in args.bags) + f" --k {args.k} --method {args.method}"
         + (" --force-k" if args.force_k else "") + (f" --topics {args.topics}" if args.topics else "")
+        + (f" --robot {args.robot}" if args.robot != DEFAULT_ROBOT else "")
         + f" --out {args.out}"})
     print(f"wrote {h5} and {js} in {time.perf_counter() - t0:.1f} s")
     if args.json:

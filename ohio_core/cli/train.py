@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from controllers.description import DEFAULT_ROBOT
 from ohio_core.cli.output import emit_json, table
 from ohio_core.learning.algos import ACTION_SCALINGS, ALGOS, NETWORKS, TrainConfig
 from ohio_core.learning.train import train
@@ -56,12 +57,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise SystemExit(f"ohio train: {exc}") from None
     final = {name: values[-1][1] for name, values in res.curves.items()}
-    print(table([["task", meta["task"]], ["level", meta["level"]], ["transitions", res.transitions],
+    print(table([["robot", meta.get("robot", DEFAULT_ROBOT)], ["task", meta["task"]], ["level", meta["level"]],
+                 ["transitions", res.transitions],
                  ["algorithm", config.algo], ["updates", config.steps], ["seconds", round(res.seconds, 1)]]
                 + [[f"final {name}", v] for name, v in sorted(final.items())], ["", "value"]))
     print(f"wrote {res.model}, {res.sidecar}" + (f" and {res.plot}" if res.plot else ""))
     if args.json:
         emit_json({"model": str(res.model), "sidecar": str(res.sidecar), "plot": str(res.plot) if res.plot else None,
+                   "robot": meta.get("robot", DEFAULT_ROBOT),
                    "transitions": res.transitions, "seconds": res.seconds, "final_losses": final,
                    "train": config.to_dict()})
     return 0

@@ -7,8 +7,8 @@ import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
 from controllers.goals import quat_to_matrix
-from controllers.robot import PandaModel
-from ohio_core.envs.arm.tasks import OBS_DIM, OBS_LAYOUT, obs_slices, rot6
+from controllers.robot import ArmModel
+from ohio_core.envs.arm.tasks import JOINT_SLOTS, OBS_DIM, OBS_LAYOUT, obs_slices, rot6
 
 NS = 10**9
 #: observation of a log without a task state: the arm's own part of ``OBS_LAYOUT``
@@ -60,7 +60,7 @@ def default_model():
     """The Pinocchio Panda model used for forward kinematics (built once per process)."""
     global _MODEL
     if _MODEL is None:
-        _MODEL = PandaModel()
+        _MODEL = ArmModel()
     return _MODEL
 
 
@@ -71,7 +71,7 @@ def stamp_ns(header) -> int:
 
 def arm_observation(q, qd, model=None) -> np.ndarray:
     """(N, ARM_OBS_DIM) = [q, qd, p_tcp(q), rot6(R_tcp(q))] (Pinocchio forward kinematics; NaN
-    where q is not finite)."""
+    where q is not finite); q and qd padded with zeros to ``JOINT_SLOTS``."""
     q, qd = np.atleast_2d(np.asarray(q, float)), np.atleast_2d(np.asarray(qd, float))
     n = len(q)
     model = model or default_model()
@@ -79,7 +79,8 @@ def arm_observation(q, qd, model=None) -> np.ndarray:
     for i in range(n):
         if np.isfinite(q[i]).all():
             tcp_p[i], tcp_R[i] = model.tcp_pose(q[i])
-    return np.concatenate([q, qd, tcp_p, rot6(tcp_R)], 1)
+    pad = np.zeros((n, JOINT_SLOTS - q.shape[1]))
+    return np.concatenate([q, pad, qd, pad, tcp_p, rot6(tcp_R)], 1)
 
 
 def task_observation(q, qd, finger_opening, object_pos, object_quat, target, angles=None, model=None) -> np.ndarray:

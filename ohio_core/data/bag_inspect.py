@@ -55,8 +55,9 @@ def _message_problem(tm: TopicMap, role: str, topic: str, msgtype: str, msg, pat
         wanted = ("command",) if role == "commands" else ("position", "velocity", "effort")
         for key in wanted:
             name = tp.STATE_MESSAGE_FIELDS[msgtype][key]
-            if len(getattr(msg, name, ())) != 7:
-                return f"topic {topic!r} ({role}): {msgtype} field {name!r} does not hold 7 values (one per arm joint)"
+            if len(getattr(msg, name, ())) != len(tm.arm_joints):
+                return (f"topic {topic!r} ({role}): {msgtype} field {name!r} does not hold {len(tm.arm_joints)} "
+                        f"values (one per arm joint)")
         return None
     if role == "joint_states" or (role == "commands" and msgtype == tp.JOINT_STATE_TYPE):
         missing = [j for j in tm.arm_joints if j not in msg.name]
@@ -68,8 +69,9 @@ def _message_problem(tm: TopicMap, role: str, topic: str, msgtype: str, msg, pat
         names = [x.strip() for x in label.split(",")] if "," in label else None
         if names is not None and sorted(names) != sorted(tm.arm_joints):
             return f"topic {topic!r} names joints {names}, expected {list(tm.arm_joints)}"
-        if len(msg.data) != 7:
-            return f"topic {topic!r} carries {len(msg.data)} values, expected 7 (one per arm joint)"
+        if len(msg.data) != len(tm.arm_joints):
+            return (f"topic {topic!r} carries {len(msg.data)} values, expected {len(tm.arm_joints)} "
+                    f"(one per arm joint)")
     elif role == "task_state":
         label = msg.layout.dim[0].label if msg.layout.dim else ""
         try:

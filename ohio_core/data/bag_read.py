@@ -52,7 +52,6 @@ from ohio_core.data.trajectory import Trajectories
 from ohio_core.envs.arm.tasks import OBS_DIM, OBS_LAYOUT
 
 _TS_ZERO = [TS[f] for f in tp.TASK_STATE_ZERO]
-_NAN7 = np.full(7, np.nan)
 
 
 def read_messages(path: Path, reader: StoredBag, connections) -> Iterator[tuple]:
@@ -159,6 +158,7 @@ class BagStream:
         self.custom_data = reader.custom_data
         # decoding: arm-joint order per joint-name tuple and command label, task-state layout per label
         self._js_index, self._cmd_index, self._ts_index = {}, {}, {}
+        self._nan_row = np.full(len(self.tm.arm_joints), np.nan)
         self._last_header, self._goal_frames = -1, set()
         last_log = {t: -1 for t in roles_of}
         for conn, ns, msg in read_messages(path, reader, conns):
@@ -201,13 +201,13 @@ class BagStream:
         return self._js_index[key]
 
     def _state_message(self, topic: str, msgtype: str, msg, n: int, role: str) -> dict[str, np.ndarray]:
-        """The arm's fields of a robot-state message (``topics.STATE_MESSAGE_FIELDS``), 7 values each."""
+        """The arm's fields of a robot-state message (``topics.STATE_MESSAGE_FIELDS``), n values each."""
         out = {}
         for key, name in tp.STATE_MESSAGE_FIELDS[msgtype].items():
             v = np.asarray(getattr(msg, name, ()), float)
-            if v.shape != (7,):
+            if v.shape != self._nan_row.shape:
                 raise BagError(f"{self.path}: {topic!r} ({role}) message {n}: {msgtype} field {name!r} has "
-                               f"{v.size} values, expected 7 (one per arm joint)")
+                               f"{v.size} values, expected {self._nan_row.size} (one per arm joint)")
             out[key] = v
         return out
 
@@ -239,8 +239,8 @@ class BagStream:
                     raise BagError(f"{path}: {topic!r} message {n} has {len(names)} names but {k} {field} values "
                                    f"(ROS: one per name, or none)")
             self._check_stamp(topic, msg, n)
-            vel = msg.velocity[idx] if len(msg.velocity) else _NAN7
-            eff = msg.effort[idx] if len(msg.effort) else _NAN7
+            vel = msg.velocity[idx] if len(msg.velocity) else self._nan_row
+            eff = msg.effort[idx] if len(msg.effort) else self._nan_row
             s.js_read += 1
             s.vel_missing += not len(msg.velocity)
             s.eff_missing += not len(msg.effort)
@@ -258,8 +258,8 @@ class BagStream:
                     order = np.array([names.index(j) for j in arm])
                 self._cmd_index[label] = order
             order = self._cmd_index[label]
-            if len(msg.data) != 7:
-                s.drops.add(f"malformed command ({topic}: not 7 values)", 1, ns)
+            if len(msg.data) != len(arm):
+                s.drops.add(f"malformed command ({topic}: not {len(arm)} values)", 1, ns)
                 return
             s.cmd.add(ns=ns, data=msg.data if order is None else msg.data[order])
         elif role == "task_state":
@@ -346,8 +346,8 @@ def iter_bag(path: str | Path, topic_map: TopicMap | None = None, options: ReadO
 
 def _empty(stream: BagStream) -> Trajectories:
     width = OBS_DIM if stream.tm.task_state is not None else sum(n for _, n in ARM_OBS_LAYOUT)
-    z = np.zeros(0)
-    return Trajectories(t=z, stamp=np.zeros(0, np.int64), q=np.zeros((0, 7)), qd=np.zeros((0, 7)),
-                        tau=np.zeros((0, 7)), reward=z, success=np.zeros(0, bool), episode=np.zeros(0, np.int64),
+    z, nj = np.zeros(0), len(stream.tm.arm_joints)
+    return Trajectories(t=z, stamp=np.zeros(0, np.int64), q=np.zeros((0, nj)), qd=np.zeros((0, nj)),
+                        tau=np.zeros((0, nj)), reward=z, success=np.zeros(0, bool), episode=np.zeros(0, np.int64),
                         step=np.zeros(0, np.int64), obs=np.zeros((0, width)), timeout=np.zeros(0, bool),
                         terminal=np.zeros(0, bool))

@@ -44,7 +44,7 @@ in its steps, always ends a piece: if the bag does not say how (a cut recording,
 it is marked ``timeout`` and the account lists it, so that no transition spans missing data.
 
 The task observation (``envs.arm.tasks.OBS_LAYOUT``) is rebuilt from q, qd, the TCP pose by
-forward kinematics (Pinocchio, ``controllers.robot.PandaModel``) and the start task-state
+forward kinematics (Pinocchio, ``controllers.robot.ArmModel``) and the start task-state
 (finger opening, object pose, target, door angles); the in-memory collector builds it with the
 same function (``task_observation``), so bag and memory agree exactly. Times in the returned ``Trajectories``
 are seconds since the episode's first task-state message.
@@ -96,10 +96,10 @@ class EpisodeLog:
 
     episode: int
     t: np.ndarray                 # (T+1,) s, sim time of each state
-    q: np.ndarray                 # (T+1, 7) arm joint positions
-    qd: np.ndarray                # (T+1, 7)
-    effort: np.ndarray            # (T+1, 7) torque applied over the period before each state (0 at 0)
-    tau: np.ndarray               # (T, 7) torque commanded for each period
+    q: np.ndarray                 # (T+1, n) arm joint positions
+    qd: np.ndarray                # (T+1, n)
+    effort: np.ndarray            # (T+1, n) torque applied over the period before each state (0 at 0)
+    tau: np.ndarray               # (T, n) torque commanded for each period
     reward: np.ndarray            # (T,) reward of each period
     success: np.ndarray           # (T,) bool, at the end of each period
     object_pos: np.ndarray        # (T+1, 3) the task's object (the cube; the door handle's grasp point)
@@ -108,8 +108,8 @@ class EpisodeLog:
     finger_opening: np.ndarray    # (T+1,) m
     timeout: bool = True          # the episode ended by its horizon
     terminal: bool = False        # the episode ended in a terminal state
-    finger_q: np.ndarray | None = None     # (T+1, 2) finger joint positions, if known
-    finger_qd: np.ndarray | None = None    # (T+1, 2)
+    finger_q: np.ndarray | None = None     # (T+1, fingers) finger joint positions, if known
+    finger_qd: np.ndarray | None = None    # (T+1, fingers)
     goal: np.ndarray | None = None         # (T, 7) goal in force over each period (p, quat xyzw)
     goal_new: np.ndarray | None = None     # (T,) bool: a goal message starts at this period
     gripper: np.ndarray | None = None      # (T,) gripper command in force (0 open .. 1 closed)
@@ -224,7 +224,7 @@ def logs_from_trajectories(traj: Trajectories, control_period: float | None = No
         grip = traj.gripper[r] if traj.gripper is not None and np.isfinite(traj.gripper[r]).any() else None
         logs.append(EpisodeLog(
             episode=int(traj.episode[a]), t=np.r_[t, t[-1] + dt], q=_nan_row(traj.q[r]), qd=_nan_row(traj.qd[r]),
-            effort=np.vstack([np.zeros((1, 7)), traj.tau[r]]), tau=traj.tau[r], reward=traj.reward[r],
+            effort=np.vstack([np.zeros((1, traj.tau.shape[1])), traj.tau[r]]), tau=traj.tau[r], reward=traj.reward[r],
             success=traj.success[r], object_pos=_nan_row(obs[:, s["object_pos"]]),
             object_quat=_nan_row(matrix_to_quat(R)), target=_nan_row(obs[:, s["target_pos"]]),
             finger_opening=_nan_row(obs[:, s["finger_opening"]][:, 0]),
@@ -290,7 +290,8 @@ class BagWriter:
         Layout, Dim = T["std_msgs/msg/MultiArrayLayout"], T["std_msgs/msg/MultiArrayDimension"]
         n = len(tp.TASK_STATE_FIELDS)
         self._ts_layout = Layout(dim=[Dim(label=tp.TASK_STATE_LABEL, size=n, stride=n)], data_offset=0)
-        self._cmd_layout = Layout(dim=[Dim(label=",".join(self.arm_joints), size=7, stride=7)], data_offset=0)
+        nj = len(self.arm_joints)
+        self._cmd_layout = Layout(dim=[Dim(label=",".join(self.arm_joints), size=nj, stride=nj)], data_offset=0)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def open(self) -> "BagWriter":
@@ -374,7 +375,7 @@ class BagWriter:
         if np.any(np.diff(ns) <= 0):
             raise BagError(f"{self.path}: episode {log.episode}: state times must increase (t = {log.t[:5]}...)")
         names = list(self.arm_joints)
-        has_fingers = log.finger_q is not None
+        has_fingers = log.finger_q is not None and np.shape(log.finger_q)[-1] > 0
         if has_fingers:
             names += list(self.topic_map.finger_joints)
         ts_rows = self._task_state_rows(log)
@@ -383,8 +384,9 @@ class BagWriter:
             if np.isfinite(log.q[j]).all():
                 pos, vel, eff = log.q[j], log.qd[j], log.effort[j]
                 if has_fingers:
-                    fqd = log.finger_qd[j] if log.finger_qd is not None else np.zeros(2)
-                    pos, vel, eff = np.r_[pos, log.finger_q[j]], np.r_[vel, fqd], np.r_[eff, 0.0, 0.0]
+                    fq = log.finger_q[j]
+                    fqd = log.finger_qd[j] if log.finger_qd is not None else np.zeros_like(fq)
+                    pos, vel, eff = np.r_[pos, fq], np.r_[vel, fqd], np.r_[eff, np.zeros_like(fq)]
                 self._write("joint_states", stamp, self._JS(
                     header=self._header(stamp), name=names, position=np.asarray(pos, float),
                     velocity=np.asarray(vel, float), effort=np.asarray(eff, float)))

@@ -24,9 +24,8 @@ import numpy as np
 from tqdm import tqdm
 
 from controllers.base import controller_config, make_controller
-from controllers.description import FINGER_JOINTS
 from controllers.goals import matrix_to_quat
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from ohio_core.data.bags import BagError, BagWriter, EpisodeLog, bag_size, logs_to_trajectories
 from ohio_core.data.topics import TopicMap
 from ohio_core.data.trajectory import Trajectories
@@ -46,7 +45,7 @@ class _Recorder:
     def __init__(self, controller, sim):
         self.controller, self.sim, self.config = controller, sim, controller.config
         m = sim.model
-        self._fdof = np.array([m.jnt_dofadr[m.joint(j).id] for j in FINGER_JOINTS])
+        self._fdof = np.array([m.jnt_dofadr[m.joint(j).id] for j in sim.robot.gripper_joints], dtype=int)
         self.clear()
 
     def clear(self) -> None:
@@ -82,7 +81,7 @@ def _episode_log(env, rec: _Recorder, traces: list[dict], episode: int, policy: 
     gripper = tr["gripper"].astype(float) if uses_gripper else None
     return EpisodeLog(
         episode=episode, t=np.r_[tr["t"], sim.time], q=np.vstack([tr["q"], sim.q]), qd=np.vstack([tr["qd"], sim.qd]),
-        effort=np.vstack([np.zeros((1, 7)), tr["tau"]]), tau=np.array(rec.tau), reward=tr["reward"].astype(float),
+        effort=np.vstack([np.zeros((1, sim.n)), tr["tau"]]), tau=np.array(rec.tau), reward=tr["reward"].astype(float),
         success=tr["success"].astype(bool), object_pos=np.vstack([tr["object_pos"], obj_p]),
         object_quat=np.vstack([tr["object_quat"], matrix_to_quat(obj_R)]),
         target=np.vstack([tr["target"], env.task.target()]), angles=np.vstack([tr["angles"], env.task.angles()]),
@@ -125,7 +124,7 @@ def _rollout_torque(env: TorqueArmEnv, rec: _Recorder, policy, rng: np.random.Ge
     while not (terminated or truncated):
         a = policy(obs, sim.q, sim.qd)
         rec.snapshot()
-        rec.tau.append(np.clip(a[:7], -1.0, 1.0) * sim.tau_max)     # what TorqueArmEnv commands
+        rec.tau.append(np.clip(a[:sim.n], -1.0, 1.0) * sim.tau_max)     # what TorqueArmEnv commands
         obs, _, terminated, truncated, info = env.step(a)
         traces.append(info["trace"])
     return _episode_log(env, rec, traces, episode, policy.name, terminated, truncated, None, None, True)
@@ -142,7 +141,7 @@ class _Collector:
         sigma = torque_sigma(self.torque_noise, self.controller.tau_max)
         self.noisy = NoisyController(self.controller, sigma) if self.torque_noise > 0 else None
         low_level = self.noisy or self.controller
-        self.goal_env = GoalArmEnv(low_level, self.task_config, scene)
+        self.goal_env = GoalArmEnv(low_level, self.task_config, scene, robot=self.controller.model.robot)
         self.goal_env.controller = _Recorder(low_level, self.goal_env.sim)
         self._torque_env = None
         self.policy = make_policy(policy, task, self.controller, self.goal_env.sim.tau_max, k)
@@ -150,7 +149,7 @@ class _Collector:
     @property
     def torque_env(self) -> tuple[TorqueArmEnv, _Recorder]:
         if self._torque_env is None:
-            env = TorqueArmEnv(self.task_config, self.scene)
+            env = TorqueArmEnv(self.task_config, self.scene, robot=self.controller.model.robot)
             self._torque_env = (env, _Recorder(self.controller, env.sim))
         return self._torque_env
 
@@ -168,13 +167,13 @@ class _Collector:
     def meta(self, policy: str, seed: int, episodes: int) -> dict:
         meta = {"task": self.task_config.name, "policy": policy, "controller": self.config.to_dict(),
                 "k": self.task_config.k, "horizon": self.task_config.steps, "seed": seed, "episodes": episodes,
-                "control_period": self.task_config.control_period}
+                "control_period": self.task_config.control_period, "robot": self.controller.model.robot.name}
         return {**meta, "torque_noise": self.torque_noise} if self.torque_noise > 0 else meta
 
 
 def iter_episodes(task: str, policy: str, controller_config=None, episodes: int = 1, seed: int = 0, k: int = 5,
                   horizon: int | None = None, first_episode: int = 0, progress: bool = False,
-                  model: PandaModel | None = None, torque_noise: float = 0.0) -> Iterator[EpisodeLog]:
+                  model: ArmModel | None = None, torque_noise: float = 0.0) -> Iterator[EpisodeLog]:
     """Roll out ``episodes`` episodes of ``policy`` on ``task``; yields one ``EpisodeLog`` each."""
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
@@ -197,7 +196,7 @@ def _episodes(col: _Collector, policy: str, episodes: int, seed: int, first_epis
 
 def collect(task: str, policy: str, controller_config=None, episodes: int = 1, seed: int = 0, k: int = 5,
             horizon: int | None = None, first_episode: int = 0, progress: bool = False,
-            model: PandaModel | None = None, torque_noise: float = 0.0,
+            model: ArmModel | None = None, torque_noise: float = 0.0,
             scene: SceneConfig = SceneConfig()) -> Trajectories:
     """Collect in memory: the rows ``read_bag`` would return for the bag ``collect_bag`` writes
     with the same arguments. ``meta`` records the settings and each episode's behavior policy.
@@ -211,7 +210,7 @@ def collect(task: str, policy: str, controller_config=None, episodes: int = 1, s
 
 def collect_bag(out: str | Path, task: str, policy: str, controller_config=None, episodes: int = 1, seed: int = 0,
                 k: int = 5, horizon: int | None = None, storage: str = "mcap", topic_map: TopicMap | None = None,
-                progress: bool = True, model: PandaModel | None = None, compress: bool | None = None,
+                progress: bool = True, model: ArmModel | None = None, compress: bool | None = None,
                 torque_noise: float = 0.0) -> dict:
     """Collect into a new rosbag2 folder ``out`` (an empty existing folder is reused; a non-empty
     one is refused). ``compress``: see ``BagWriter``. Returns a summary: episodes, control steps,
@@ -224,6 +223,9 @@ def collect_bag(out: str | Path, task: str, policy: str, controller_config=None,
             raise BagError(f"{out}: exists and is not an empty folder; refusing to overwrite (choose a new --out)")
     col = _Collector(task, policy, controller_config, k, horizon, model, torque_noise)
     meta = col.meta(policy, seed, episodes)
+    robot = col.controller.model.robot
+    if topic_map is None and robot.joints != TopicMap().arm_joints:
+        topic_map = TopicMap().for_robot(robot)
     if out.exists():
         out.rmdir()             # rosbags creates the folder itself
     steps, successes, returns, used = 0, 0, [], {}

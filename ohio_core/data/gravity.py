@@ -12,7 +12,7 @@ and relabeling compares them with the deployment controller's torque in its own 
 
     tau_controller = tau_row - d g(q)            d = 1 for ``driver``, else 0
 
-g(q) is the Pinocchio Panda model's (``controllers.robot.PandaModel.gravity``), at each row's state
+g(q) is the Pinocchio Panda model's (``controllers.robot.ArmModel.gravity``), at each row's state
 (the start of its control period, where the controller computes its command).
 """
 

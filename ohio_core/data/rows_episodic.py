@@ -124,9 +124,10 @@ class EpisodicRows:
         ts_ns, TSV = ts.array("ns", np.int64), ts.array("row", width=len(tp.TASK_STATE_FIELDS))
         if len(ts_ns) == 0:
             return None
-        js_ns, js_pos, js_vel = js.array("ns", np.int64), js.array("pos", width=7), js.array("vel", width=7)
-        js_eff = js.array("eff", width=7)
-        cmd_ns, cmd_data = cmd.array("ns", np.int64), cmd.array("data", width=7)
+        nj = len(tm.arm_joints)
+        js_ns, js_pos, js_vel = js.array("ns", np.int64), js.array("pos", width=nj), js.array("vel", width=nj)
+        js_eff = js.array("eff", width=nj)
+        cmd_ns, cmd_data = cmd.array("ns", np.int64), cmd.array("data", width=nj)
         ep_f, st_f = TSV[:, TS["episode"]], TSV[:, TS["step"]]
         bad = ~np.isfinite(ep_f) | ~np.isfinite(st_f) | (ep_f != np.round(ep_f)) | (st_f != np.round(st_f))
         if bad.any():
@@ -193,7 +194,7 @@ class EpisodicRows:
                       ts_ns[e_idx[~valid]])
             s_idx, e_idx, jj, anchor, age, tau = (x[valid] for x in (s_idx, e_idx, jj, anchor, age, tau))
         else:
-            tau = np.full((len(s_idx), 7), np.nan)
+            tau = np.full((len(s_idx), nj), np.nan)
         s.count_used("js", js_ns[jj])
         s.state_err.append(age)
         if efforts == "commands":

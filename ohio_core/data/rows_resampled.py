@@ -69,9 +69,10 @@ class ResampledRows:
             start = self.grid_next if self.grid_next is not None else js_ns[0]
             if not ended and js_ns[-1] - start < piece_rows * T + 2 * gap:
                 return
-        buf = {"ns": np.asarray(js_ns, np.int64), "pos": s.js.array("pos", width=7),
-               "vel": s.js.array("vel", width=7), "eff": s.js.array("eff", width=7)}
-        cmd = {"ns": s.cmd.array("ns", np.int64), "data": s.cmd.array("data", width=7)}
+        nj = len(s.tm.arm_joints)
+        buf = {"ns": np.asarray(js_ns, np.int64), "pos": s.js.array("pos", width=nj),
+               "vel": s.js.array("vel", width=nj), "eff": s.js.array("eff", width=nj)}
+        cmd = {"ns": s.cmd.array("ns", np.int64), "data": s.cmd.array("data", width=nj)}
         spans = rs.pieces(buf["ns"], gap)
         consumed = None
         for i, (a, b) in enumerate(spans):
@@ -136,7 +137,7 @@ class ResampledRows:
             missing = ~np.isfinite(tau).all(1)
             drops.add("no measured effort within the period", int(missing.sum()), times[missing], times[missing] + T)
         else:
-            tau = np.full((len(times), 7), np.nan)
+            tau = np.full((len(times), len(s.tm.arm_joints)), np.nan)
             missing = np.zeros(len(times), bool)
         s.state_err.append(err)
         episode = self.piece

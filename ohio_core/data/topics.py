@@ -63,6 +63,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controllers.config import load_yaml_mapping
+from controllers.description import MIN_JOINTS
 
 JOINT_STATES = "/joint_states"
 EFFORT_COMMANDS = "/effort_controller/commands"
@@ -182,8 +183,9 @@ class TopicMap:
             if isinstance(v, str) or not all(isinstance(j, str) and j for j in v):
                 raise TopicMapError(f"TopicMap.{name} must be a list of names, got {v!r}")
             object.__setattr__(self, name, tuple(v))
-        if len(self.arm_joints) != 7 or len(set(self.arm_joints)) != 7:
-            raise TopicMapError(f"TopicMap.arm_joints must name 7 distinct joints, got {list(self.arm_joints)}")
+        if len(self.arm_joints) < MIN_JOINTS or len(set(self.arm_joints)) != len(self.arm_joints):
+            raise TopicMapError(f"TopicMap.arm_joints must name at least {MIN_JOINTS} distinct joints, "
+                                f"got {list(self.arm_joints)}")
         for name in ("commanded_effort_includes_gravity", "measured_effort_includes_gravity"):
             if not isinstance(getattr(self, name), bool):
                 raise TopicMapError(f"TopicMap.{name} must be true or false, got {getattr(self, name)!r}")
@@ -238,6 +240,10 @@ class TopicMap:
         if name not in PRESETS:
             raise TopicMapError(f"unknown topic map {name!r}; ready-made maps: {sorted(PRESETS)} (or give a YAML file)")
         return cls.from_dict(PRESETS[name])
+
+    def for_robot(self, robot) -> "TopicMap":
+        """This map with ``robot``'s arm and gripper joints (a ``controllers.description.RobotDescription``)."""
+        return dataclasses.replace(self, arm_joints=tuple(robot.joints), finger_joints=tuple(robot.gripper_joints))
 
     def to_dict(self) -> dict:
         out = {}

@@ -12,7 +12,7 @@ from controllers.description import Q_HOME
 from controllers.goals import PoseGoal, so3_exp, so3_log
 from controllers.osc import OSC
 from controllers.qp import QP
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from ohio_core import plotting
 from ohio_core.envs.arm.env import GoalArmEnv, run_episode
 from ohio_core.envs.arm.sim import ArmSim
@@ -89,7 +89,7 @@ def _picture(path: Path, sim: ArmSim) -> bool:
 def run(out: Path, n_goals: int = 8, n_episodes: int = 5, seed: int = 0) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model = PandaModel()
+    model = ArmModel()
     sim = ArmSim()
     controllers = {"osc": OSC(model), "qp": QP(model)}
     goals = random_goals(sim, n_goals, np.random.default_rng(seed))

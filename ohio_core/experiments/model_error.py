@@ -34,7 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from controllers.osc import OSC
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from ohio_core import plotting
 from ohio_core.envs.arm.scene import SceneConfig
 from ohio_core.experiments.configs import ORIGINAL, ArmExperimentConfig
@@ -132,7 +132,7 @@ def _invert_job(args: tuple) -> tuple[tuple, dict]:
     index, segs = segments_of(traj, cfg.k)
     gp, gR = true_goals(traj, index.start)
     common = np.isfinite(segs.q_next).all(-1)          # segments every method can invert
-    controller = OSC(PandaModel().scaled(mass_factors(cfg.model_level(condition, level), cfg.seed)), ORIGINAL)
+    controller = OSC(ArmModel().scaled(mass_factors(cfg.model_level(condition, level), cfg.seed)), ORIGINAL)
     t0 = time.perf_counter()
     options = {"iterations": cfg.numerical_iterations} if method == "numerical" else {}
     res = invert(method, segs, controller, **options)

@@ -29,17 +29,17 @@ class Segments:
     """k consecutive control periods per segment, batched: state at the start of each period and
     the torque applied over it; ``q_next``/``qd_next`` is the state after the last period."""
 
-    q: np.ndarray        # (N, k, 7)
-    qd: np.ndarray       # (N, k, 7)
-    tau: np.ndarray      # (N, k, 7)
-    q_next: np.ndarray | None = None    # (N, 7)
-    qd_next: np.ndarray | None = None   # (N, 7)
+    q: np.ndarray        # (N, k, n), n arm joints
+    qd: np.ndarray       # (N, k, n)
+    tau: np.ndarray      # (N, k, n)
+    q_next: np.ndarray | None = None    # (N, n)
+    qd_next: np.ndarray | None = None   # (N, n)
 
     def __post_init__(self):
         for name in ("q", "qd", "tau"):
             a = getattr(self, name)
-            if a is not None and (a.ndim != 3 or a.shape[2] != 7):
-                raise ValueError(f"Segments.{name} must have shape (N, k, 7), got {a.shape}")
+            if a is not None and (a.ndim != 3 or a.shape[2] < 1):
+                raise ValueError(f"Segments.{name} must have shape (N, k, n), got {a.shape}")
         if self.q.shape != self.qd.shape or (self.tau is not None and self.tau.shape != self.q.shape):
             raise ValueError(f"Segments arrays disagree: q {self.q.shape}, qd {self.qd.shape}, "
                              f"tau {None if self.tau is None else self.tau.shape}")
@@ -75,7 +75,7 @@ class Segments:
 class InverseResult:
     """One goal per segment: the absolute TCP pose and the deployment controller's normalized action.
 
-    ``residual`` is the RMS torque mismatch (N m) over the segment's k periods and 7 joints of the
+    ``residual`` is the RMS torque mismatch (N m) over the segment's k periods and n joints of the
     recovered goal pushed through the deployment controller's clipped law at each logged state
     (``segment_terms.segment_residual``; the state mismatch after each period for state matching,
     0 for the naive baseline); ``cond`` the conditioning of the solve; ``clipped`` marks actions

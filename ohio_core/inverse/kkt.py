@@ -9,7 +9,7 @@ constraints active at qdd, gives with P the projector onto the complement of ran
     P J^T W K_p e = P (G qdd - a(0))
 
 solved for e in least squares, then e -> (p_g, R_g) as for the OSC. With no active constraint this
-is exact; each active constraint removes one equation (6 unknowns, 7 - |A| equations). The goal is
+is exact; each active constraint removes one equation (6 unknowns, n - |A| equations for n joints). The goal is
 held over the segment, so the step with the fewest active constraints is used; a segment whose
 every step has two or more is ILL_POSED. The residual is the QP controller's own solve for the
 recovered goal at each of the k logged states against the logged torques (``segment_terms``).
@@ -53,14 +53,15 @@ def invert(segments: Segments, controller: QP) -> InverseResult:
     cfg = controller.config
     n, k = len(segments), segments.k
     finite, seg = segments.sanitized()
-    q, qd, tau = seg.q.reshape(-1, 7), seg.qd.reshape(-1, 7), seg.tau.reshape(-1, 7)
+    nj = seg.q.shape[-1]
+    q, qd, tau = seg.q.reshape(-1, nj), seg.qd.reshape(-1, nj), seg.tau.reshape(-1, nj)
     kin = batch_kinematics(controller.model, q, qd, drift=True)
     G, a0, C, b = _problems(controller, kin, q, qd)
     qdd = np.linalg.solve(kin.M, (tau - kin.h)[..., None])[..., 0]
     slack = (np.swapaxes(C, 1, 2) @ qdd[..., None])[..., 0] - b
     active = slack < ACTIVE_TOL * np.maximum(1.0, np.abs(b))
     CA = C * active[:, None, :]
-    P = np.eye(7) - CA @ np.linalg.pinv(CA)
+    P = np.eye(nj) - CA @ np.linalg.pinv(CA)
     # a(g) - a(0) = J^T W K_p e
     JtWKp = np.swapaxes(kin.J, 1, 2) * (cfg.array("task_weight") * cfg.array("kp"))
     rhs = (P @ ((G @ qdd[..., None])[..., 0] - a0)[..., None])[..., 0]

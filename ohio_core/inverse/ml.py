@@ -36,7 +36,10 @@ def noise_weights(sigma, tau_max: np.ndarray, censored: str = "hinge"):
     ``censored="exclude"``. ``sigma``: N m, a scalar or one per joint, all > 0."""
     if censored not in CENSORED:
         raise ValueError(f"censored must be one of {CENSORED}, got {censored!r}")
-    sig = np.broadcast_to(np.asarray(sigma, float), (7,)).copy()
+    try:
+        sig = np.broadcast_to(np.asarray(sigma, float), np.shape(tau_max)).copy()
+    except ValueError:
+        raise ValueError(f"sigma must be a scalar or one per joint ({len(tau_max)}), got {sigma}") from None
     if not (np.isfinite(sig).all() and (sig > 0).all()):
         raise ValueError(f"sigma must be finite and > 0 for every joint, got {sigma}")
     inv = 1.0 / sig
@@ -54,5 +57,6 @@ def invert(segments: Segments, controller: OSC, sigma=1.0, censored: str = "hing
     """g* = argmin_g sum_j ||tau_j - pi_LL(s_j, g)||^2_{Sigma^-1}, Sigma = diag(sigma^2) (N m^2)."""
     weights = noise_weights(sigma, controller.tau_max, censored)
     res = solve(segments, controller, iterations, tol, chunk, weights=weights, method="ml")
-    res.info.update({"sigma": np.broadcast_to(np.asarray(sigma, float), (7,)).tolist(), "censored": censored})
+    res.info.update({"sigma": np.broadcast_to(np.asarray(sigma, float), controller.tau_max.shape).tolist(),
+                     "censored": censored})
     return res

@@ -25,7 +25,7 @@ _EYE3 = np.eye(3)
 
 
 def _residual(terms, goal_p, goal_R, tau, tau_max, w=None):
-    """Weighted clipped prediction minus log, w (clip(pred) - tau) (N, k, 7), the unclipped
+    """Weighted clipped prediction minus log, w (clip(pred) - tau) (N, k, n_joints), the unclipped
     prediction, and the cost per segment (w = 1 when None)."""
     pred = osc_prediction(terms, goal_p, goal_R)
     r = np.clip(pred, -tau_max, tau_max) - tau
@@ -37,7 +37,7 @@ def _residual(terms, goal_p, goal_R, tau, tau_max, w=None):
 def _jacobian(terms, goal_R, pred, tau, tau_max, sat_tol, w=None):
     A = goal_R[:, None] @ np.swapaxes(terms.R, -1, -2)
     E = 0.5 * (np.trace(A, axis1=-2, axis2=-1)[..., None, None] * _EYE3 - A)
-    Jr = np.concatenate([terms.B[..., :3], terms.B[..., 3:] @ E], -1)          # (N, k, 7, 6)
+    Jr = np.concatenate([terms.B[..., :3], terms.B[..., 3:] @ E], -1)          # (N, k, n_joints, 6)
     lim = tau_max * (1.0 - sat_tol)
     dead = (np.abs(pred) >= lim) & (np.abs(tau) >= lim) & (np.sign(pred) == np.sign(tau))
     return Jr * (~dead if w is None else w * ~dead)[..., None]
@@ -45,7 +45,7 @@ def _jacobian(terms, goal_R, pred, tau, tau_max, sat_tol, w=None):
 
 def _initial_goal(terms, tau, tau_max):
     """Closed form at the step with the most unsaturated entries (the goal is the same at every
-    step of a segment, so any step whose 7 equations are informative pins it down)."""
+    step of a segment, so any step whose n_joints equations are informative pins it down)."""
     n = tau.shape[0]
     mask = unsaturated(tau, tau_max)
     count = mask.sum(-1)
@@ -61,16 +61,16 @@ def _initial_goal(terms, tau, tau_max):
 
 def _solve_chunk(terms, tau, tau_max, iterations, tol, ftol=1e-10, w=None):
     """Levenberg-Marquardt on sum_j ||w_j (clip(pred_j(g)) - tau_j)||^2 (w: per-entry weights
-    (N, k, 7), or None for 1)."""
+    (N, k, n_joints), or None for 1)."""
     n, k = tau.shape[:2]
     goal_p, goal_R = _initial_goal(terms, tau, tau_max)
     mu = np.full(n, 1e-3)
     r, pred, cost = _residual(terms, goal_p, goal_R, tau, tau_max, w)
     done, converged = np.zeros(n, bool), np.zeros(n, bool)
     for _ in range(iterations):
-        Jr = _jacobian(terms, goal_R, pred, tau, tau_max, 1e-6, w).reshape(n, 7 * k, 6)
+        Jr = _jacobian(terms, goal_R, pred, tau, tau_max, 1e-6, w).reshape(n, -1, 6)
         H = np.swapaxes(Jr, 1, 2) @ Jr
-        g = (np.swapaxes(Jr, 1, 2) @ r.reshape(n, 7 * k, 1))[..., 0]
+        g = (np.swapaxes(Jr, 1, 2) @ r.reshape(n, -1, 1))[..., 0]
         Hd = H + (mu[:, None, None] * (np.diagonal(H, axis1=1, axis2=2)[:, None, :] * _EYE6 + 1e-9 * _EYE6))
         step = -np.linalg.solve(Hd, g[..., None])[..., 0]
         step[done] = 0.0
@@ -107,7 +107,7 @@ def invert(segments: Segments, controller: OSC, iterations: int = 50, tol: float
 def solve(segments: Segments, controller: OSC, iterations: int = 50, tol: float = 1e-12, chunk: int = 4096,
           weights=None, method: str = "numerical") -> InverseResult:
     """The batched solve behind ``numerical`` (and ``ml``): ``weights(tau)`` maps a chunk's logged
-    torques (n, k, 7) to per-entry weights w (None: w = 1). ``residual`` is the unweighted one of
+    torques (n, k, n_joints) to per-entry weights w (None: w = 1). ``residual`` is the unweighted one of
     ``segment_terms.segment_residual``."""
     if not supports(controller, InverseCapability.DIFFERENTIABLE):
         raise ValueError(f"the {method} inverse needs a differentiable controller (OSC), "

@@ -76,14 +76,15 @@ def rollout(controller: OSC, q: np.ndarray, qd: np.ndarray, goal_p: np.ndarray, 
 
 
 def inverse_dynamics_torques(controller: OSC, seg: Segments) -> np.ndarray:
-    """tau_j ~ M(q_j) (qd_{j+1} - qd_j) / T + h(q_j, qd_j) + d qd_j, for every period (N, k, 7)."""
+    """tau_j ~ M(q_j) (qd_{j+1} - qd_j) / T + h(q_j, qd_j) + d qd_j, for every period (N, k, n)."""
     n, k = len(seg), seg.k
     qd_after = np.concatenate([seg.qd[:, 1:], seg.qd_next[:, None]], 1)
-    q, qd = seg.q.reshape(-1, 7), seg.qd.reshape(-1, 7)
+    nj = seg.q.shape[-1]
+    q, qd = seg.q.reshape(-1, nj), seg.qd.reshape(-1, nj)
     kin = batch_kinematics(controller.model, q, qd)
-    qdd = (qd_after.reshape(-1, 7) - qd) / controller.config.control_period
+    qdd = (qd_after.reshape(-1, nj) - qd) / controller.config.control_period
     damping = np.asarray(controller.model.model.damping)
-    return ((kin.M @ qdd[..., None])[..., 0] + kin.h + damping * qd).reshape(n, k, 7)
+    return ((kin.M @ qdd[..., None])[..., 0] + kin.h + damping * qd).reshape(n, k, nj)
 
 
 @register("state_matching")
@@ -102,7 +103,7 @@ def invert(segments: Segments, controller: OSC, iterations: int = 6, fd_eps: flo
     tau_est = np.clip(inverse_dynamics_torques(controller, seg)[:, 0], -controller.tau_max, controller.tau_max)
     kin0 = batch_kinematics(controller.model, seg.q[:, 0], seg.qd[:, 0])
     terms0 = osc_terms(kin0, seg.q[:, 0], seg.qd[:, 0], controller.config)
-    e, _, _ = solve_masked(terms0.B, tau_est - terms0.c, np.ones((n, 7), bool))
+    e, _, _ = solve_masked(terms0.B, tau_est - terms0.c, np.ones(terms0.c.shape, bool))
     goal_p, goal_R, _ = error_to_pose(clamp_rotation(e), kin0.p, kin0.R)
     target = np.concatenate([seg.q_next, velocity_scale * seg.qd_next], -1)
 
@@ -113,7 +114,7 @@ def invert(segments: Segments, controller: OSC, iterations: int = 6, fd_eps: flo
     r = residual(goal_p, goal_R)
     cost = (r ** 2).sum(-1)
     for _ in range(iterations):
-        Jr = np.empty((n, 14, 6))
+        Jr = np.empty((n, r.shape[-1], 6))
         for a in range(6):
             dp, dw = np.zeros(3), np.zeros(3)
             (dp if a < 3 else dw)[a % 3] = fd_eps
@@ -128,7 +129,7 @@ def invert(segments: Segments, controller: OSC, iterations: int = 6, fd_eps: flo
         goal_R = np.where(better[:, None, None], cand_R, goal_R)
         r = np.where(better[:, None], r_c, r)
         cost = np.where(better, c_c, cost)
-    status = np.where(np.sqrt(cost / 14.0) < 1e-4, Status.OK, Status.NOT_CONVERGED)
+    status = np.where(np.sqrt(cost / r.shape[-1]) < 1e-4, Status.OK, Status.NOT_CONVERGED)
     status[~finite] = Status.NON_FINITE
     # reported: the mismatch after every period of the segment, not only the last one matched
     q_roll, qd_roll = rollout(controller, seg.q[:, 0], seg.qd[:, 0], goal_p, goal_R, k, substeps, dynamics,

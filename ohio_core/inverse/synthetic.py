@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from controllers.description import Q_HOME
 from controllers.goals import PoseGoal, so3_log
 from ohio_core.envs.arm.sim import ArmSim
 from ohio_core.inverse.base import Segments
@@ -37,22 +36,23 @@ def simulate_segments(controller, n: int, k: int = 5, seed: int = 0, joint_noise
     entries at the limit after the noise."""
     rng = np.random.default_rng(seed)
     noise_rng = np.random.default_rng([seed, 1])
-    sigma = None if torque_sigma is None else np.broadcast_to(np.asarray(torque_sigma, float), (7,))
+    nj = controller.model.nq
+    sigma = None if torque_sigma is None else np.broadcast_to(np.asarray(torque_sigma, float), (nj,))
     sim = sim or ArmSim(control_period=controller.config.control_period,
-                        gravity_compensation=controller.config.gravity_compensation)
+                        gravity_compensation=controller.config.gravity_compensation, robot=controller.model.robot)
     model = controller.model
     lo, hi = model.q_min + 0.1, model.q_max - 0.1
-    q_log, qd_log, tau_log = (np.empty((n, k, 7)) for _ in range(3))
-    sat = np.empty((n, k, 7), bool)
-    q_next, qd_next = np.empty((n, 7)), np.empty((n, 7))
+    q_log, qd_log, tau_log = (np.empty((n, k, nj)) for _ in range(3))
+    sat = np.empty((n, k, nj), bool)
+    q_next, qd_next = np.empty((n, nj)), np.empty((n, nj))
     goal_p, goal_R, actions = np.empty((n, 3)), np.empty((n, 3, 3)), np.empty((n, 6))
     it = range(n)
     if progress:
         it = tqdm(it, desc="simulating segments", unit="seg")
     for i in it:
-        q0 = np.clip(Q_HOME + rng.uniform(-joint_noise, joint_noise, 7), lo, hi)
+        q0 = np.clip(model.home + rng.uniform(-joint_noise, joint_noise, nj), lo, hi)
         sim.reset(q0)
-        sim.data.qvel[sim.qvel_arm] = rng.normal(0.0, velocity_std, 7)
+        sim.data.qvel[sim.qvel_arm] = rng.normal(0.0, velocity_std, nj)
         a = np.clip(rng.uniform(-1, 1, 6) * action_scale, -1, 1)
         goal: PoseGoal = controller.goal_from_action(a, sim.q)
         for j in range(k):
@@ -60,7 +60,7 @@ def simulate_segments(controller, n: int, k: int = 5, seed: int = 0, joint_noise
             out = controller.compute(q, qd, goal)
             tau, saturated = out.tau, out.saturated
             if sigma is not None:
-                tau = np.clip(tau + sigma * noise_rng.standard_normal(7), -controller.tau_max, controller.tau_max)
+                tau = np.clip(tau + sigma * noise_rng.standard_normal(nj), -controller.tau_max, controller.tau_max)
                 saturated = np.abs(tau) >= controller.tau_max
             q_log[i, j], qd_log[i, j], tau_log[i, j], sat[i, j] = q, qd, tau, saturated
             sim.control_step(tau)

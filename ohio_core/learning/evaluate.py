@@ -20,6 +20,8 @@ from tqdm import tqdm
 
 from controllers.base import make_controller
 from controllers.config import OSCConfig
+from controllers.description import DEFAULT_ROBOT
+from controllers.robot import ArmModel
 from ohio_core.envs.arm.env import GoalArmEnv, TorqueArmEnv, run_episode
 from ohio_core.envs.arm.scene import SceneConfig
 from ohio_core.envs.arm.tasks import OBS_LAYOUT, TaskConfig
@@ -77,12 +79,12 @@ def _rollouts(env, make_policy, episode_seeds, desc: str | None) -> tuple[list, 
 
 @functools.lru_cache(maxsize=16)
 def reference(task: str, episodes: int, seed: int, k: int = 5, horizon: int | None = None,
-              scene: SceneConfig = SceneConfig()) -> dict:
+              scene: SceneConfig = SceneConfig(), robot: str = DEFAULT_ROBOT) -> dict:
     """Mean returns of the random and the expert high-level policy (the 0 and 100 of the score),
-    in the simulated plant ``scene``."""
+    in the simulated plant ``scene`` with the arm ``robot``."""
     tc = TaskConfig(name=task, k=k, horizon=horizon)
     ss = seeds(seed, episodes)
-    env = GoalArmEnv(make_controller(OSCConfig()), tc, scene)
+    env = GoalArmEnv(make_controller(OSCConfig(), ArmModel(robot)), tc, scene)
     dim = env.action_space.shape[0]
     r_rand, _ = _rollouts(env, lambda s: RandomPolicy(dim, s), ss, None)
     r_exp, s_exp = _rollouts(env, lambda s: EXPERTS[task](), ss, None)
@@ -106,8 +108,8 @@ def policy_env(policy: Policy, controller_config=None, horizon: int | None = Non
                  allow_controller_change)
     if policy.level == LEVEL_GOAL:
         tc = TaskConfig(name=policy.task, k=policy.k, horizon=horizon, control_period=config.control_period)
-        return GoalArmEnv(make_controller(config), tc, scene)
-    return TorqueArmEnv(TaskConfig(name=policy.task, k=1, horizon=horizon), scene)
+        return GoalArmEnv(make_controller(config, ArmModel(policy.robot)), tc, scene)
+    return TorqueArmEnv(TaskConfig(name=policy.task, k=1, horizon=horizon), scene, robot=policy.robot)
 
 
 def record(policy: Policy, controller_config=None, episodes: int = 1, seed: int = 0, horizon: int | None = None,
@@ -131,7 +133,8 @@ def evaluate(policy: Policy, controller_config=None, episodes: int = 20, seed: i
     from ``controller_config`` (default: the one recorded in the model). ``scene``: the simulated
     plant, for the policy and for the references of the normalized score alike."""
     env = policy_env(policy, controller_config, horizon, allow_controller_change, scene)
-    ref = reference(policy.task, episodes, seed, policy.k if policy.level == LEVEL_GOAL else 5, horizon, scene)
+    ref = reference(policy.task, episodes, seed, policy.k if policy.level == LEVEL_GOAL else 5, horizon, scene,
+                    policy.robot)
     desc = f"eval {policy.task}/{policy.meta.get('method') or policy.level}" if progress else None
     returns, successes = _rollouts(env, lambda s: policy, seeds(seed, episodes), desc)
     return EvalResult(returns, [bool(s) for s in successes], normalize(returns, ref), ref)

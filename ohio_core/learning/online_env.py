@@ -18,7 +18,7 @@ import numpy as np
 
 from controllers.base import make_controller
 from controllers.rebalancing import Rebalancer, RebalancingConfig
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from ohio_core.envs.arm.env import GoalArmEnv, TorqueArmEnv
 from ohio_core.envs.arm.tasks import OBS_LAYOUT, TaskConfig
 from ohio_core.learning.policy import LEVEL_FLOWS, LEVEL_GOAL, LEVEL_TORQUE, Policy
@@ -157,7 +157,7 @@ def make_env(policy: Policy, seed: int, horizon: int | None = None) -> OnlineEnv
         elif policy.level == LEVEL_TORQUE:
             policy.check(policy.task, OBS_LAYOUT)
             inner = TorqueArmEnv(TaskConfig(name=policy.task, k=1, horizon=horizon))
-            limits = ArmLimits.from_model(PandaModel())
+            limits = ArmLimits.from_model(ArmModel())
         else:
             raise ValueError(f"an arm model has level goal or torque, got {policy.level!r}")
         return OnlineEnv(inner, domain, policy.level, policy.action_dim, seed, limits=limits)

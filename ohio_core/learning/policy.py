@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from controllers.config import config_from_dict
+from controllers.description import DEFAULT_ROBOT
 from ohio_core import lazy
 from ohio_core.pipeline.sidecar import pair_paths, read_data, read_sidecar, write_pair
 from ohio_core.routing import region_net
@@ -47,6 +48,7 @@ class Policy:
         self.algo, self.meta, self.path = algo, meta, path
         self.level = meta["level"]
         self.task = meta["task"]
+        self.robot = meta.get("robot", DEFAULT_ROBOT)     # the arm it was trained for (config/robots)
         self.k = int(meta.get("k", 1))
         self.action_dim = int(meta["action_dim"])
         self.obs_dim = sum(n for _, n in meta["obs_layout"])

@@ -40,7 +40,8 @@ def model_meta(dataset_meta: dict, config: TrainConfig, transitions: int) -> dic
     return {"task": dataset_meta["task"], "level": level, "k": int(dataset_meta.get("k", 1)),
             "controller": dataset_meta.get("controller") if level == LEVEL_GOAL else None,
             "obs_layout": dataset_meta["obs_layout"], "action_dim": int(dataset_meta["action_dim"]),
-            "method": dataset_meta.get("method"), "train": config.to_dict(), "transitions": transitions}
+            "method": dataset_meta.get("method"), "train": config.to_dict(), "transitions": transitions,
+            **({"robot": dataset_meta["robot"]} if "robot" in dataset_meta else {})}
 
 
 def train(buffer, dataset_meta: dict, config: TrainConfig, out: str | Path, progress: bool = True,

@@ -2,7 +2,7 @@
 period for the arm and the simulator step for routing; a step with several violated constraints
 counts once in ``any`` and once under each kind.
 
-- arm, per control period of exploration, with the URDF limits of ``controllers.robot.PandaModel``
+- arm, per control period of exploration, with the URDF limits of ``controllers.robot.ArmModel``
   and the state at the start of the period:
   ``joint_position``: some q_i < q_min_i - 1e-9 or q_i > q_max_i + 1e-9;
   ``joint_velocity``: some |qd_i| > qd_max_i (1 + 1e-9);
@@ -39,7 +39,7 @@ class ArmLimits:
 
     @classmethod
     def from_model(cls, model) -> "ArmLimits":
-        """The URDF limits of a ``controllers.robot.PandaModel``."""
+        """The URDF limits of a ``controllers.robot.ArmModel``."""
         return cls(model.q_min.copy(), model.q_max.copy(), model.qd_max.copy(), model.tau_max.copy())
 
 

@@ -22,6 +22,7 @@ over another k mixes goals in most segments (the residual shows it; the dataset 
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from functools import partial
@@ -30,6 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from controllers.base import make_controller
+from controllers.description import DEFAULT_ROBOT, load_robot
+from controllers.robot import ArmModel
 from controllers.config import ConfigError, OSCConfig, QPConfig, config_from_dict
 from ohio_core.data.account import BagAccount, Drops, RunAccount, SegmentCounts
 from ohio_core.data.bag_common import BagError
@@ -73,6 +76,7 @@ class RelabelConfig:
     task: str | None = None             # None: read from the bags (``ohio collect`` writes it)
     torque_sigma: tuple | None = None   # method "ml": the torque noise std (N m), one value or one per joint
     force_k: bool = False               # relabel with ``k`` even where a bag records another
+    robot: str = DEFAULT_ROBOT          # the deployed arm: a name of config/robots or a robot file
 
     def __post_init__(self):
         if not isinstance(self.k, int) or self.k < 1:
@@ -92,6 +96,10 @@ class RelabelConfig:
             object.__setattr__(self, "torque_sigma", sigma)
         if not self.max_residual > 0 or not self.joint_limit_margin >= 0:
             raise ValueError("max_residual must be > 0 and joint_limit_margin >= 0")
+        robot = load_robot(self.robot)
+        if len(self.topic_map.arm_joints) != robot.n:
+            raise ValueError(f"the topic map names {len(self.topic_map.arm_joints)} arm joints, robot {robot.name} "
+                             f"has {robot.n}: set arm_joints in the topic map")
         if self.read is None:
             object.__setattr__(self, "read", ReadOptions(control_period=self.controller.control_period))
         elif abs(self.read.control_period - self.controller.control_period) > 1e-12:
@@ -112,10 +120,16 @@ class BagResult:
 _CONTROLLERS: dict = {}
 
 
-def _controller(config):
-    key = json.dumps(config.to_dict(), sort_keys=True)
+@functools.lru_cache(maxsize=8)
+def _arm_model(robot: str) -> ArmModel:
+    """The deployed arm's model, with gravity (what g(q) conversions evaluate), one per process."""
+    return ArmModel(robot)
+
+
+def _controller(config, robot: str = DEFAULT_ROBOT):
+    key = (json.dumps(config.to_dict(), sort_keys=True), str(robot))
     if key not in _CONTROLLERS:
-        _CONTROLLERS[key] = make_controller(config)
+        _CONTROLLERS[key] = make_controller(config, _arm_model(robot))
     return _CONTROLLERS[key]
 
 
@@ -133,6 +147,16 @@ def recorded_task(path: Path) -> str | None:
     """The task ``ohio collect`` recorded in a bag's metadata (None if not said)."""
     task = _collect_info(path).get("task")
     return task if isinstance(task, str) else None
+
+
+def check_robot(path: Path, config: RelabelConfig) -> None:
+    """A ``BagError`` where ``ohio collect`` recorded the bag on another robot than ``config.robot``
+    (its bags before robots were configurable are the Panda's; other bags do not say)."""
+    info = _collect_info(path)
+    recorded, robot = info.get("robot", DEFAULT_ROBOT), load_robot(config.robot)
+    if info and recorded != robot.name:
+        raise BagError(f"{path}: recorded on robot {recorded!r}, relabeling is for {robot.name!r} "
+                       f"(pass --robot {recorded})")
 
 
 def recorded_k(path: Path) -> int | None:
@@ -182,11 +206,13 @@ def relabel_bag(bag: str | Path, config: RelabelConfig) -> BagResult:
     """Read ``bag`` chunk by chunk and relabel every chunk for ``config.controller`` (module docstring)."""
     path = Path(bag)
     k_recorded = check_k(path, config)
-    controller = _controller(config.controller)
-    stream = BagStream(path, config.topic_map, config.read)
+    check_robot(path, config)
+    controller = _controller(config.controller, config.robot)
+    stream = BagStream(path, config.topic_map, config.read, _arm_model(config.robot))
     parts, drops, method = [], Drops(), config.method
     for chunk in stream:
-        chunk.tau = for_controller(chunk.tau, chunk.q, config.controller.gravity_compensation)
+        chunk.tau = for_controller(chunk.tau, chunk.q, config.controller.gravity_compensation,
+                                   _arm_model(config.robot))
         if len(chunk) and not np.isfinite(chunk.tau).any():
             if method == "auto":
                 method = "state_matching"

@@ -27,7 +27,8 @@ def test_defaults(cls):
     assert c.output_max == (0.05, 0.05, 0.05, 0.5, 0.5, 0.5)
     assert c.torque_limits is None              # the robot's own (URDF) limits
     assert c.control_period == pytest.approx(0.02)
-    np.testing.assert_array_equal(c.rest_posture, Q_HOME)
+    assert c.rest_posture is None               # the robot's home pose
+    np.testing.assert_array_equal(c.for_joints(7, Q_HOME).rest_posture, Q_HOME)
     np.testing.assert_allclose(c.kd, [2.0 * math.sqrt(150.0)] * 6, rtol=1e-15)
     assert all(isinstance(x, float) for x in c.kp)
 
@@ -73,8 +74,10 @@ def test_scalars_broadcast(cls):
     assert c.kp == (80.0,) * 6
     assert c.damping_ratio == (0.8,) * 6
     assert c.output_max == (0.1,) * 6
-    assert c.rest_posture == (0.0,) * 7
-    assert c.torque_limits == (10.0,) * 7
+    assert c.rest_posture == (0.0,) and c.torque_limits == (10.0,)     # broadcast to the arm's joints:
+    arm = c.for_joints(7, Q_HOME)
+    assert arm.rest_posture == (0.0,) * 7
+    assert arm.torque_limits == (10.0,) * 7
     assert isinstance(c.kp, tuple)
 
 
@@ -101,12 +104,27 @@ def test_lists_and_arrays_are_accepted_and_frozen(cls):
     ("kp", [1.0] * 7, 6),
     ("damping_ratio", [1.0] * 5, 6),
     ("output_max", [[0.05] * 6], 6),
-    ("rest_posture", [0.0] * 6, 7),
-    ("torque_limits", [10.0] * 6, 7),
 ])
 def test_wrong_length_is_an_error_naming_the_field(cls, field, value, n):
     with pytest.raises(ConfigError, match=rf"{cls.__name__}\.{field} must be a scalar or a list of {n}"):
         cls(**{field: value})
+
+
+@pytest.mark.parametrize("cls", CONFIGS)
+@pytest.mark.parametrize("field", ["rest_posture", "torque_limits"])
+def test_joint_vectors_of_another_arm_are_an_error_naming_the_field(cls, field):
+    config = cls(**{field: [1.0] * 6})
+    assert config.for_joints(6, np.zeros(6)).array(field).shape == (6,)
+    with pytest.raises(ConfigError, match=rf"{cls.__name__}\.{field} has 6 entries; the arm has 7 joints"):
+        config.for_joints(7, Q_HOME)
+    with pytest.raises(ConfigError, match=rf"{cls.__name__}\.{field} must be a scalar or a list of numbers"):
+        cls(**{field: []})
+
+
+@pytest.mark.parametrize("cls", CONFIGS)
+def test_a_config_not_yet_made_for_an_arm_has_no_rest_posture_to_read(cls):
+    with pytest.raises(ConfigError, match="rest_posture is null"):
+        cls().array("rest_posture")
 
 
 @pytest.mark.parametrize("cls", CONFIGS)

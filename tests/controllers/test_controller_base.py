@@ -14,15 +14,15 @@ from controllers.description import Q_HOME
 from controllers.goals import PoseGoal
 from controllers.osc import OSC, osc_law, osc_terms
 from controllers.qp import QP
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from ohio_core.inverse import invert
 from ohio_core.inverse.base import Segments
 from ohio_core.inverse.terms import batch_kinematics
 
 
 @pytest.fixture(scope="module")
-def model() -> PandaModel:
-    return PandaModel()
+def model() -> ArmModel:
+    return ArmModel()
 
 
 def test_every_config_kind_has_a_registered_controller():
@@ -39,7 +39,8 @@ def test_every_config_kind_has_a_registered_controller():
 def test_make_controller_builds_the_implementation_of_its_config(model, config, cls):
     controller = make_controller(config, model)
     assert type(controller) is cls and isinstance(controller, Controller)
-    assert controller.config is config
+    assert controller.config == config.for_joints(7, model.home)
+    assert controller.config.rest_posture == tuple(model.home)
     assert controller.model.has_gravity == (config.gravity_compensation == "controller")
     np.testing.assert_array_equal(controller.tau_max, model.tau_max)
     goal = controller.goal_from_action(np.zeros(6), Q_HOME)
@@ -51,7 +52,7 @@ def test_make_controller_builds_the_implementation_of_its_config(model, config, 
 
 def test_make_controller_defaults_to_the_panda_model():
     controller = make_controller(QPConfig(torque_limits=[10.0] * 7))
-    assert isinstance(controller.model, PandaModel)
+    assert isinstance(controller.model, ArmModel)
     np.testing.assert_array_equal(controller.tau_max, np.full(7, 10.0))
 
 

@@ -22,7 +22,7 @@ from controllers.goals import (GOAL_POSITION_BOUND, ImplausibleInputError, NonFi
 from controllers.osc import OSC, OSCTerms, near_singular, osc_law, osc_terms, task_error, task_inertia
 from controllers.qp import (QP, STATUS_BRAKE, STATUS_OK, hold_torque, qp_problem, safe_velocity,
                             task_acceleration)
-from controllers.robot import POSITION_BOUND, VELOCITY_BOUND, Kinematics, PandaModel, controlled_model
+from controllers.robot import POSITION_BOUND, VELOCITY_BOUND, Kinematics, ArmModel, controlled_model
 from ohio_core.envs.arm.sim import ArmSim
 from ohio_core.inverse.terms import batch_kinematics
 
@@ -31,8 +31,8 @@ CUBE_OUT_OF_THE_WAY = (0.3, 0.45, 0.02)
 
 
 @pytest.fixture(scope="module")
-def panda() -> PandaModel:
-    return PandaModel()
+def panda() -> ArmModel:
+    return ArmModel()
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +216,7 @@ def test_the_batched_law_and_the_inverses_inherit_the_driver_convention(panda):
     qs = np.array([panda.random_configuration(rng) for _ in range(8)])
     qds = rng.uniform(-0.5, 0.5, (8, 7))
     terms = osc_terms(batch_kinematics(c.model, qs, qds), qs, qds, c.config)
-    ref = osc_terms(batch_kinematics(panda, qs, qds), qs, qds, OSCConfig())
+    ref = osc_terms(batch_kinematics(panda, qs, qds), qs, qds, OSCConfig().for_joints(7, panda.home))
     np.testing.assert_allclose(ref.c - terms.c, [panda.gravity(q) for q in qs], atol=1e-9)
     for i in range(8):
         goal = random_goal_near(rng, terms.p[i], terms.R[i])
@@ -685,7 +685,7 @@ def test_a_bad_sample_in_a_batch_is_marked_and_the_others_are_computed_as_before
     qs = np.array([panda.random_configuration(rng) for _ in range(n)])
     qs[7] = SINGULAR_STATES["exact"]
     qds = rng.uniform(-0.5, 0.5, (n, 7)) * panda.qd_max
-    cfg = OSCConfig()
+    cfg = OSCConfig().for_joints(7, panda.home)
     good = np.ones(n, bool)
     good[[3, 5, 9]] = False
     with np.errstate(over="ignore"):
@@ -762,7 +762,8 @@ def test_osc_law_is_affine_in_the_task_error_with_the_documented_terms(panda):
     """tau(e1) - tau(e2) = B (e1 - e2), B = J^T Lambda K_p, checked against an independent
     evaluation of the documented law at well-conditioned states."""
     rng = np.random.default_rng(77)
-    cfg = OSCConfig(kp=[150, 140, 130, 120, 110, 100], damping_ratio=[1.0, 0.9, 0.8, 1.1, 1.2, 0.7])
+    cfg = OSCConfig(kp=[150, 140, 130, 120, 110, 100], damping_ratio=[1.0, 0.9, 0.8, 1.1, 1.2, 0.7]).for_joints(
+        7, panda.home)
     osc = OSC(panda, cfg)
     kp, kd, kn = np.array(cfg.kp), 2 * np.array(cfg.damping_ratio) * np.sqrt(cfg.kp), cfg.nullspace_kp
     for _ in range(10):

@@ -10,6 +10,7 @@ dJ/dt qd, limits and actuators, the finger coupling, and that both engines load 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 import shutil
 import xml.etree.ElementTree as ET
 
@@ -19,7 +20,8 @@ import pytest
 
 from controllers import description
 from controllers.description import ARM_JOINTS, FINGER_JOINTS, Q_HOME, urdf_path
-from controllers.robot import FINGER_LOCK, PandaModel
+from controllers.description import FINGER_LOCK, RobotConfigError
+from controllers.robot import ArmModel
 from ohio_core.envs.arm.scene import TCP_SITE, SceneConfig, build_model, effort_limits
 from ohio_core.envs.arm.sim import FINGER_MAX, ArmSim
 
@@ -30,8 +32,8 @@ FRANKA_EFFORT = np.array([87.0] * 4 + [12.0] * 3)
 # -- helpers -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def panda() -> PandaModel:
-    return PandaModel()
+def panda() -> ArmModel:
+    return ArmModel()
 
 
 class MjArm:
@@ -209,7 +211,7 @@ def test_joint_limits_agree_between_urdf_pinocchio_and_mujoco(panda, mj):
 def test_scene_has_seven_torque_motors_at_the_effort_limits(panda, mj):
     m = mj.m
     np.testing.assert_array_equal(panda.tau_max, FRANKA_EFFORT)
-    np.testing.assert_array_equal(effort_limits(urdf_path()), FRANKA_EFFORT)
+    np.testing.assert_array_equal(effort_limits(urdf_path(), ARM_JOINTS), FRANKA_EFFORT)
     motors = [i for i in range(m.nu)
               if m.actuator_trntype[i] == mujoco.mjtTrn.mjTRN_JOINT
               and m.joint(int(m.actuator_trnid[i, 0])).name in ARM_JOINTS]
@@ -254,7 +256,7 @@ def test_fingers_are_coupled_by_the_urdf_mimic_joint():
                  and {int(m.eq_obj1id[i]), int(m.eq_obj2id[i])} == {f1, f2}]
     assert len(couplings) == 1
     dofs = [m.jnt_dofadr[j] for j in (f1, f2)]
-    panda = PandaModel()
+    panda = ArmModel()
     for command in (1.0, 0.5, 0.49, 0.0):        # binary: from 0.5 up it grasps, below it opens
         grasp = command >= 0.5
         sim.reset(Q_HOME, gripper=0.0 if grasp else 1.0)
@@ -285,7 +287,7 @@ def test_reset_places_both_fingers():
 
 def test_closing_on_nothing_keeps_fingers_in_their_range():
     sim = ArmSim()
-    panda = PandaModel()
+    panda = ArmModel()
     sim.reset(Q_HOME, gripper=0.0)
     lowest = np.inf
     for _ in range(25):
@@ -313,7 +315,7 @@ def test_both_engines_load_the_same_file(panda, tmp_path, monkeypatch):
     monkeypatch.setenv("OHIO_URDF_DIR", str(copy))
     assert description.urdf_path() == copy / "panda.urdf"
 
-    model2 = PandaModel()
+    model2 = ArmModel()
     mj2 = MjArm(build_model())
     assert model2.urdf == copy / "panda.urdf"
     assert model2.tau_max[0] == 80.0
@@ -327,10 +329,12 @@ def test_both_engines_load_the_same_file(panda, tmp_path, monkeypatch):
     assert np.abs(model2.gravity(q) - panda.gravity(q)).max() > 1e-3
 
 
-def test_missing_urdf_raises_file_not_found_naming_the_path(tmp_path):
+def test_a_robot_file_naming_a_missing_urdf_is_refused_naming_the_path(tmp_path):
     missing = tmp_path / "nowhere" / "panda.urdf"
-    with pytest.raises(FileNotFoundError, match=re.escape(str(missing))):
-        PandaModel(missing)
+    robot = tmp_path / "arm.yaml"
+    robot.write_text((Path(description.robot_file("panda"))).read_text().replace("../../urdf/panda.urdf", str(missing)))
+    with pytest.raises(RobotConfigError, match=re.escape(f"{robot}: URDF not found: {missing}")):
+        ArmModel(robot)
 
 
 def test_scene_missing_urdf_raises_file_not_found_naming_the_path(tmp_path):

@@ -11,7 +11,7 @@ from controllers.goals import PoseGoal
 from controllers.osc import OSC
 from controllers.qp import QP
 from controllers.rate_limit import TorqueRateLimiter
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from ohio_core.envs.arm.sim import ArmSim
 
 T = 0.02
@@ -19,8 +19,8 @@ LIMIT = 1000.0       # N m/s, a Franka's
 
 
 @pytest.fixture(scope="module")
-def panda() -> PandaModel:
-    return PandaModel()
+def panda() -> ArmModel:
+    return ArmModel()
 
 
 def test_the_first_command_ramps_from_zero():

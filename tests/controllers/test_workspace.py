@@ -11,15 +11,15 @@ from controllers.description import Q_HOME
 from controllers.goals import PoseGoal
 from controllers.osc import OSC
 from controllers.qp import QP
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from controllers.workspace import clamp_goal, clamp_position, goal_bounds, has_goal_bounds
 
 BOX = {"goal_box_min": [0.2, -0.4, 0.0], "goal_box_max": [0.7, 0.4, 0.8]}
 
 
 @pytest.fixture(scope="module")
-def panda() -> PandaModel:
-    return PandaModel()
+def panda() -> ArmModel:
+    return ArmModel()
 
 
 @pytest.mark.parametrize("cls", [OSCConfig, QPConfig])

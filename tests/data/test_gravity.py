@@ -4,13 +4,13 @@ state them."""
 import numpy as np
 import pytest
 
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from ohio_core.data.gravity import for_controller, rows_with_gravity, shift_gravity
 from ohio_core.data.topics import TopicMap, TopicMapError
 
 
 def test_rows_get_g_of_their_own_state_and_driver_controllers_lose_it_again():
-    model = PandaModel()
+    model = ArmModel()
     rng = np.random.default_rng(0)
     q = np.stack([model.random_configuration(rng) for _ in range(4)])
     q[2] = np.nan

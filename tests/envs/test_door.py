@@ -8,7 +8,7 @@ import pytest
 from controllers.base import make_controller
 from controllers.config import OSCConfig
 from controllers.description import Q_HOME
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from ohio_core.cli.main import main
 from ohio_core.envs.arm.door import DoorConfig
 from ohio_core.envs.arm.env import GoalArmEnv, run_episode
@@ -24,7 +24,7 @@ DOOR_SCENE = SceneConfig(door=DoorConfig())
 def pull(sim: ArmSim, torque: float, handle: float | None = None, periods: int = 25) -> None:
     """Hold the arm still and pull the door open with ``torque`` (N m on the hinge), the handle held
     at ``handle`` (rad) when given, for ``periods`` control periods."""
-    panda = PandaModel()
+    panda = ArmModel()
     door = sim.door
     for _ in range(periods):
         sim.data.qfrc_applied[:] = 0.0

@@ -7,7 +7,7 @@ from controllers.config import OSCConfig
 from controllers.description import Q_HOME
 from controllers.osc import OSC
 from controllers.qp import QP
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from ohio_core.envs.arm.env import TRACE_FIELDS, GoalArmEnv, TorqueArmEnv
 from ohio_core.envs.arm.scene import build_model
 from ohio_core.envs.arm.sim import ArmSim
@@ -17,7 +17,7 @@ from ohio_core.policies.scripted import EXPERTS
 
 @pytest.fixture(scope="module")
 def model():
-    return PandaModel()
+    return ArmModel()
 
 
 def rollout(env, policy, seed):

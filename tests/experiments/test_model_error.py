@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from controllers.osc import OSC
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from ohio_core.cli.main import main
 from ohio_core.envs.arm.scene import SceneConfig, build_model
 from ohio_core.envs.arm.sim import ArmSim
@@ -18,7 +18,7 @@ from ohio_core.inverse.synthetic import simulate_segments
 
 @pytest.fixture(scope="module")
 def model():
-    return PandaModel()
+    return ArmModel()
 
 
 def test_scaled_model_changes_masses_and_inertias_by_the_factors(model):
@@ -33,7 +33,7 @@ def test_scaled_model_changes_masses_and_inertias_by_the_factors(model):
         np.testing.assert_array_equal(b.lever, a.lever)
     q = model.random_configuration(np.random.default_rng(0))
     assert not np.allclose(scaled.mass_matrix(q), model.mass_matrix(q))
-    assert np.array_equal(model.link_masses(), PandaModel().link_masses())            # the nominal is untouched
+    assert np.array_equal(model.link_masses(), ArmModel().link_masses())            # the nominal is untouched
     p, R = scaled.tcp_pose(q)
     p0, R0 = model.tcp_pose(q)
     np.testing.assert_array_equal(p, p0)                                               # kinematics unchanged

@@ -8,7 +8,7 @@ import pytest
 from controllers.config import OSCConfig
 from controllers.description import Q_HOME
 from controllers.osc import OSC
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from ohio_core.cli.main import main
 from ohio_core.data.collect import collect
 from ohio_core.envs.arm.noise import NoisyController, torque_sigma
@@ -19,7 +19,7 @@ from ohio_core.inverse.synthetic import recovery, simulate_segments
 
 @pytest.fixture(scope="module")
 def controller():
-    return OSC(PandaModel())
+    return OSC(ArmModel())
 
 
 def last_json(text: str) -> dict:
@@ -90,7 +90,7 @@ def test_torque_noise_in_collection_is_seeded_and_logged():
     assert np.all(np.abs(a.tau - clean.tau)[first].max(1) > 0)
     # the logged torque is the applied one: relabeling it with the noise-free law leaves a residual of
     # the noise's size, while the noise-free data are reproduced exactly
-    ctl = OSC(PandaModel())
+    ctl = OSC(ArmModel())
     from ohio_core.pipeline.relabel import relabel
 
     noisy_res = relabel(a, ctl, 5, "numerical", max_residual=np.inf).account["residual_n_m"]["median"]

@@ -6,14 +6,14 @@ import pytest
 from controllers.config import OSCConfig
 from controllers.description import Q_HOME
 from controllers.osc import OSC
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from ohio_core.inverse import Segments, Status, invert
 from ohio_core.inverse.synthetic import recovery, simulate_segments
 
 
 @pytest.fixture(scope="module")
 def model():
-    return PandaModel()
+    return ArmModel()
 
 
 def random_states(model, n, rng, velocity_std=0.3):
@@ -215,7 +215,7 @@ def test_pinocchio_dynamics_batch_equals_aba_per_sample_and_pickles(model):
 
 def test_batch_kinematics_equals_the_models_one_state_kinematics(model):
     """The batch (CRBA's WORLD pass for the TCP Jacobian and pose, batched RNEA for h) against
-    ``PandaModel.kinematics`` state by state, drift included; an empty batch keeps its shapes."""
+    ``ArmModel.kinematics`` state by state, drift included; an empty batch keeps its shapes."""
     from ohio_core.inverse.terms import batch_kinematics
 
     rng = np.random.default_rng(9)

@@ -15,7 +15,7 @@ from controllers.config import OSCConfig
 from controllers.goals import PoseGoal
 from controllers.osc import OSC
 from controllers.qp import QP
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from ohio_core.data.collect import collect
 from ohio_core.inverse import Segments, Status, invert
 from ohio_core.inverse.synthetic import simulate_segments
@@ -27,7 +27,7 @@ BUMP = 3.0
 
 @pytest.fixture(scope="module")
 def model():
-    return PandaModel()
+    return ArmModel()
 
 
 @pytest.fixture(scope="module")

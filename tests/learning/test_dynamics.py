@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from controllers.osc import OSC
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from ohio_core.cli.main import main
 from ohio_core.data.collect import collect
 from ohio_core.experiments.configs import ORIGINAL
@@ -79,7 +79,7 @@ def test_affine_kind_is_linear_in_the_torque(data):
 
 
 def test_state_matching_runs_with_the_learned_model(fitted):
-    model = PandaModel()
+    model = ArmModel()
     ctl = OSC(model)
     sim = simulate_segments(ctl, 6, k=5, seed=1, action_scale=0.3)
     s = sim.segments

@@ -9,7 +9,7 @@ import pytest
 from controllers.base import make_controller
 from controllers.config import OSCConfig
 from controllers.rebalancing import RebalancingConfig, Rebalancer
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from ohio_core.cli.main import main
 from ohio_core.data.collect import collect
 from ohio_core.envs.arm.env import TorqueArmEnv
@@ -50,7 +50,7 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def limits():
-    return ArmLimits.from_model(PandaModel())
+    return ArmLimits.from_model(ArmModel())
 
 
 def test_goal_model_curve_has_a_point_per_eval_and_the_model_reloads_changed(models, tmp_path, rng):

@@ -7,7 +7,7 @@ import pytest
 
 from controllers.config import OSCConfig
 from controllers.osc import OSC
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from ohio_core.cli.main import main
 from ohio_core.data.bags import read_bag
 from ohio_core.data.collect import collect, collect_bag
@@ -23,7 +23,7 @@ DEPLOY = OSCConfig(kp=[150, 150, 150, 50, 50, 50])
 
 @pytest.fixture(scope="module")
 def model():
-    return PandaModel()
+    return ArmModel()
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@
   ``controllers.goals.gripper_command``), held for ``k`` control steps while a low-level controller
   turns it into torques at 50 Hz. The controller is passed in (anything with
   ``goal_from_action(action, q)`` and ``act(q, qd, goal)``, e.g. ``controllers.OSC``/``QP``).
-- ``TorqueArmEnv`` (low level): action = joint torques normalized by the limits, [-1, 1]^7
+- ``TorqueArmEnv`` (low level): action = joint torques normalized by the limits, [-1, 1]^n (n arm joints)
   (+ gripper), one control step per env step: the interface of flat end-to-end baselines.
 
 Both expose per control step what a robot would log, in ``info["trace"]`` (arrays with a leading
@@ -20,10 +20,13 @@ the task succeeded at any control step so far.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium as gym
 import mujoco
 import numpy as np
 
+from controllers.description import RobotDescription
 from controllers.goals import gripper_command
 from ohio_core.envs.arm.scene import SceneConfig
 from ohio_core.envs.arm.tasks import OBS_DIM, TASKS, TaskConfig
@@ -42,9 +45,9 @@ class ArmEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
 
     def __init__(self, task: str | TaskConfig = "reach", scene: SceneConfig = SceneConfig(),
-                 render_mode: str | None = None):
+                 render_mode: str | None = None, robot: str | Path | RobotDescription | None = None):
         self.config = task if isinstance(task, TaskConfig) else TaskConfig(name=task)
-        self.task = TASKS[self.config.name](scene, self.config.control_period, self.config.home_noise)
+        self.task = TASKS[self.config.name](scene, self.config.control_period, self.config.home_noise, robot=robot)
         self.sim = self.task.sim
         self.render_mode = render_mode
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float64)
@@ -103,8 +106,14 @@ class GoalArmEnv(ArmEnv):
     """High-level interface: a goal every k control steps, the controller in the loop."""
 
     def __init__(self, controller, task: str | TaskConfig = "reach", scene: SceneConfig = SceneConfig(),
-                 render_mode: str | None = None):
-        super().__init__(task, scene, render_mode)
+                 render_mode: str | None = None, robot: str | Path | RobotDescription | None = None):
+        model = getattr(controller, "model", None)
+        if robot is None and model is not None:
+            robot = model.robot
+        super().__init__(task, scene, render_mode, robot)
+        if model is not None and model.joint_names != self.sim.robot.joints:
+            raise ValueError(f"the controller is made for robot {model.robot.name} ({model.nq} joints), "
+                             f"the simulated arm is {self.sim.robot.name}")
         mode = getattr(getattr(controller, "config", None), "gravity_compensation", "controller")
         if mode != self.sim.gravity_compensation:
             twice = "twice" if mode == "controller" else "by neither"
@@ -131,14 +140,14 @@ class TorqueArmEnv(ArmEnv):
     """Low-level interface: normalized joint torques every control step."""
 
     def __init__(self, task: str | TaskConfig = "reach", scene: SceneConfig = SceneConfig(),
-                 render_mode: str | None = None):
-        super().__init__(task, scene, render_mode)
-        n = 7 + int(self.task.uses_gripper)
+                 render_mode: str | None = None, robot: str | Path | RobotDescription | None = None):
+        super().__init__(task, scene, render_mode, robot)
+        n = self.sim.n + int(self.task.uses_gripper)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (n,), np.float64)
 
     def step(self, action):
         a = self._check_action(action)
-        tau = np.clip(a[:7], -1.0, 1.0) * self.sim.tau_max
+        tau = np.clip(a[:self.sim.n], -1.0, 1.0) * self.sim.tau_max
         trace = {k: [] for k in TRACE_FIELDS}
         self._control_step(tau, self._gripper_command(a), trace)
         return self._finish(trace)

@@ -24,7 +24,7 @@ class NoisyController:
     """``controller`` with additive Gaussian torque noise (std ``sigma``, N m, scalar or per joint)."""
 
     def __init__(self, controller, sigma, rng: np.random.Generator | None = None):
-        sig = np.broadcast_to(np.asarray(sigma, float), (7,)).copy()
+        sig = np.broadcast_to(np.asarray(sigma, float), controller.tau_max.shape).copy()
         if not (np.isfinite(sig).all() and (sig >= 0).all()):
             raise ValueError(f"sigma must be finite and >= 0 for every joint, got {sigma}")
         self.controller, self.sigma = controller, sig

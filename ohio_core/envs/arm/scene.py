@@ -1,10 +1,13 @@
 """The MuJoCo scene, compiled from the same URDF Pinocchio loads.
 
-``build_model()`` takes ``urdf/panda.urdf`` through MuJoCo's URDF compiler and adds, with
-``mujoco.MjSpec``: a TCP site (placed by composing the URDF's fixed joints, since MuJoCo fuses
-fixed links), torque motors on the 7 arm joints with the URDF effort limits, the gripper, a table,
-a cube with a free joint, a target marker, a light and two cameras (``front``; ``side``, which sees
-the door task's door from the robot's right).
+``build_model(config, robot)`` takes the robot's URDF (``controllers.description``; default the
+Panda's ``urdf/panda.urdf``) through MuJoCo's URDF compiler and adds, with ``mujoco.MjSpec``: a
+TCP site (placed by composing the URDF's fixed joints, since MuJoCo fuses fixed links), torque
+motors on the n arm joints with the robot's effort limits, the payload, the gripper where the
+robot has one, a table, a cube with a free joint, a target marker, a light and two cameras
+(``front``; ``side``, which sees the door task's door from the robot's right). Before compiling,
+mesh paths (``package://`` URIs included) become absolute and visual elements are dropped (MuJoCo's
+URDF compiler discards them anyway and cannot decode the ``.dae`` meshes some carry).
 
 The gripper behaves as the Franka hand does: one motor drives both fingers (coupled: finger 2
 mirrors finger 1 through the joint equality MuJoCo makes of the URDF's mimic tag, and the motor
@@ -24,13 +27,13 @@ way by centimetres under the grasp force.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mujoco
 import numpy as np
 
-from controllers.description import ARM_JOINTS, FINGER_JOINTS, TCP_FRAME, urdf_path
+from controllers.description import RobotConfigError, RobotDescription, load_robot, panda, resolve_uri, rpy_matrix
 from ohio_core.envs.arm.door import DoorConfig, add_door
 
 TCP_SITE = "tcp"
@@ -80,17 +83,6 @@ class SceneConfig:
                 f"SceneConfig.cube_half_size must fit the gripper (0.005..0.035 m), got {self.cube_half_size}")
 
 
-def _rpy_matrix(rpy: np.ndarray) -> np.ndarray:
-    """URDF convention: R = Rz(yaw) Ry(pitch) Rx(roll)."""
-    r, p, y = rpy
-    cr, sr, cp, sp, cy, sy = np.cos(r), np.sin(r), np.cos(p), np.sin(p), np.cos(y), np.sin(y)
-    return np.array([
-        [cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
-        [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
-        [-sp, cp * sr, cp * cr],
-    ])
-
-
 def fixed_chain(urdf: Path, link: str) -> tuple[str, np.ndarray, np.ndarray]:
     """Walk up the fixed joints above ``link``: (first moving ancestor, position, rotation) of
     ``link`` in that ancestor's frame. That ancestor is the body MuJoCo fuses ``link`` into."""
@@ -102,17 +94,55 @@ def fixed_chain(urdf: Path, link: str) -> tuple[str, np.ndarray, np.ndarray]:
         origin = joint.find("origin")
         xyz = np.fromstring(origin.get("xyz", "0 0 0"), sep=" ") if origin is not None else np.zeros(3)
         rpy = np.fromstring(origin.get("rpy", "0 0 0"), sep=" ") if origin is not None else np.zeros(3)
-        r_joint = _rpy_matrix(rpy)
+        r_joint = rpy_matrix(rpy)
         pos, rot = xyz + r_joint @ pos, r_joint @ rot
         link = joint.find("parent").get("link")
     return link, pos, rot
 
 
-def effort_limits(urdf: Path, joints=ARM_JOINTS) -> np.ndarray:
+def effort_limits(urdf: Path, joints) -> np.ndarray:
     root = ET.parse(urdf).getroot()
     limits = {j.get("name"): float(j.find("limit").get("effort")) for j in root.findall("joint")
               if j.find("limit") is not None}
     return np.array([limits[name] for name in joints])
+
+
+def child_link(urdf_root: ET.Element, joint: str) -> str:
+    """The link a URDF joint moves: the MuJoCo body that joint belongs to."""
+    for j in urdf_root.findall("joint"):
+        if j.get("name") == joint:
+            return j.find("child").get("link")
+    raise RobotConfigError(f"joint {joint!r} not in the description")
+
+
+def prepared_urdf(robot: RobotDescription) -> tuple[str, ET.Element]:
+    """The robot's URDF as MuJoCo compiles it (module docstring): absolute mesh paths, no visuals,
+    ``strippath`` off; every joint an arm or gripper joint (the simulator locks none)."""
+    try:
+        root = ET.parse(robot.urdf).getroot()
+    except (ET.ParseError, OSError) as e:
+        raise RobotConfigError(f"{robot.urdf}: not a readable URDF ({e})") from None
+    for link in root.findall("link"):
+        for visual in link.findall("visual"):
+            link.remove(visual)
+        for mesh in link.iter("mesh"):
+            path = resolve_uri(mesh.get("filename", ""), robot.urdf.parent)
+            if not path.is_file():
+                raise RobotConfigError(f"{robot.urdf}: mesh {mesh.get('filename')} not found ({path})")
+            mesh.set("filename", str(path))
+    moving = [j.get("name") for j in root.findall("joint") if j.get("type") not in ("fixed", None)]
+    extra = sorted(set(moving) - set(robot.joints) - set(robot.gripper_joints))
+    if extra:
+        raise RobotConfigError(f"{robot.label()}: URDF joints {extra} are neither arm nor gripper joints "
+                               f"(the simulator cannot lock them; use a URDF without them)")
+    ext = root.find("mujoco")
+    if ext is None:
+        ext = ET.SubElement(root, "mujoco")
+    compiler = ext.find("compiler")
+    if compiler is None:
+        compiler = ET.SubElement(ext, "compiler")
+    compiler.set("strippath", "false")
+    return ET.tostring(root, encoding="unicode"), root
 
 
 def _quat(rot: np.ndarray) -> np.ndarray:
@@ -130,11 +160,11 @@ def _look_at(eye, center) -> list[float]:
     return [*x, *np.cross(x, f)]
 
 
-def _add_gripper(spec: mujoco.MjSpec, config: SceneConfig) -> None:
+def _add_gripper(spec: mujoco.MjSpec, config: SceneConfig, joints: tuple, fingers: tuple) -> None:
     """The hand's finger drive (module docstring): a tendon of the mean finger opening, a velocity
     servo on it with the motor line's gain, binary command -+ ``finger_speed``."""
     tendon = spec.add_tendon(name=FINGER_TENDON)
-    for name in FINGER_JOINTS:
+    for name in joints:
         joint = spec.joint(name)
         joint.armature = config.finger_armature
         joint.solref_limit = [config.finger_solref, 1.0]
@@ -143,8 +173,8 @@ def _add_gripper(spec: mujoco.MjSpec, config: SceneConfig) -> None:
     grip.set_to_velocity(kv=2.0 * config.grasp_force / config.finger_speed)
     grip.ctrlrange = [-config.finger_speed, config.finger_speed]
     grip.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
-    spec.add_exclude(bodyname1="panda_leftfinger", bodyname2="panda_rightfinger")
-    for finger in ("panda_leftfinger", "panda_rightfinger"):
+    spec.add_exclude(bodyname1=fingers[0], bodyname2=fingers[1])
+    for finger in fingers:
         for geom in spec.body(finger).geoms:
             geom.friction = [config.cube_friction, 0.005, 0.0001]
             geom.condim = 4
@@ -152,28 +182,56 @@ def _add_gripper(spec: mujoco.MjSpec, config: SceneConfig) -> None:
             geom.solimp = [0.95, 0.99, 0.001, 0.5, 2.0]
 
 
-def build_spec(config: SceneConfig = SceneConfig(), urdf: Path | None = None) -> mujoco.MjSpec:
-    urdf = Path(urdf) if urdf is not None else urdf_path()
+def scene_robot(robot: str | Path | RobotDescription | None = None, urdf: Path | None = None) -> RobotDescription:
+    """The robot a scene is built for: ``robot`` (default the Panda), its URDF replaced by ``urdf``."""
+    out = panda() if robot is None else load_robot(robot)
+    if urdf is not None:
+        urdf = Path(urdf)
+        if not urdf.is_file():
+            raise FileNotFoundError(f"robot description not found: {urdf}")
+        out = replace(out, urdf=urdf)
+    return out
+
+
+def build_spec(config: SceneConfig = SceneConfig(), urdf: Path | None = None,
+               robot: str | Path | RobotDescription | None = None) -> mujoco.MjSpec:
+    robot = scene_robot(robot, urdf)
+    urdf = robot.urdf
     if not urdf.is_file():
         raise FileNotFoundError(f"robot description not found: {urdf}")
-    spec = mujoco.MjSpec.from_file(str(urdf))
+    text, root = prepared_urdf(robot)
+    spec = mujoco.MjSpec.from_string(text)
     spec.meshdir = str(urdf.parent)
-    spec.modelname = "ohio_panda_scene"
+    spec.modelname = f"ohio_{robot.name}_scene"
     spec.option.timestep = config.timestep
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
     spec.option.impratio = 10.0
 
-    parent, pos, rot = fixed_chain(urdf, TCP_FRAME)
+    parent, pos, rot = fixed_chain(urdf, robot.tcp_link if robot.tcp_link is not None else robot.tcp_frame)
+    if robot.tcp_link is not None:
+        offset = rpy_matrix(np.asarray(robot.tcp_rpy))
+        pos, rot = pos + rot @ np.asarray(robot.tcp_xyz), rot @ offset
     spec.body(parent).add_site(name=TCP_SITE, pos=pos, quat=_quat(rot), size=[0.01, 0, 0],
                                rgba=[1, 0.5, 0, 0.5], group=3)
 
-    for name in ARM_JOINTS:
+    q_min, q_max = robot.limits.get("q_min"), robot.limits.get("q_max")
+    for i, name in enumerate(robot.joints):
         joint = spec.joint(name)
-        joint.damping += config.arm_damping
-        joint.frictionloss += config.arm_frictionloss
+        # MuJoCo's joint damping is a polynomial in the joint speed (linear coefficient first): the
+        # scene sets and adds to the viscous (linear) term alone
+        damping = np.array(joint.damping, dtype=float)
+        damping[0] = robot.simulation.get("damping", (damping[0],) * robot.n)[i] + config.arm_damping
+        joint.damping = damping
+        joint.frictionloss = robot.simulation.get("frictionloss", (joint.frictionloss,) * robot.n)[i] \
+            + config.arm_frictionloss
+        if q_min is not None or q_max is not None:
+            lo, hi = joint.range
+            joint.range = [q_min[i] if q_min is not None else lo, q_max[i] if q_max is not None else hi]
+            joint.limited = mujoco.mjtLimited.mjLIMITED_TRUE
 
-    for name, limit in zip(ARM_JOINTS, effort_limits(urdf)):
+    limits = robot.limits.get("tau_max", effort_limits(urdf, robot.joints))
+    for name, limit in zip(robot.joints, limits):
         act = spec.add_actuator(name=f"{name}_motor", target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT)
         act.set_to_motor()
         act.ctrlrange = [-limit, limit]
@@ -181,7 +239,14 @@ def build_spec(config: SceneConfig = SceneConfig(), urdf: Path | None = None) ->
         act.forcerange = [-limit, limit]
         act.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
 
-    _add_gripper(spec, config)
+    if robot.payload is not None:
+        last = spec.body(child_link(root, robot.joints[-1]))
+        last.add_body(name="payload", pos=list(robot.payload.com), mass=robot.payload.mass, ipos=[0.0, 0.0, 0.0],
+                      iquat=[1.0, 0.0, 0.0, 0.0],
+                      inertia=[robot.payload.inertia] * 3, explicitinertial=True)
+
+    if robot.gripper is not None:
+        _add_gripper(spec, config, robot.gripper.joints, tuple(child_link(root, j) for j in robot.gripper.joints))
 
     world = spec.worldbody
     world.add_light(pos=[0.5, 0, 2.5], dir=[0, 0, -1], diffuse=[0.8, 0.8, 0.8])
@@ -210,5 +275,6 @@ def build_spec(config: SceneConfig = SceneConfig(), urdf: Path | None = None) ->
     return spec
 
 
-def build_model(config: SceneConfig = SceneConfig(), urdf: Path | None = None) -> mujoco.MjModel:
-    return build_spec(config, urdf).compile()
+def build_model(config: SceneConfig = SceneConfig(), urdf: Path | None = None,
+                robot: str | Path | RobotDescription | None = None) -> mujoco.MjModel:
+    return build_spec(config, urdf, robot).compile()

@@ -15,9 +15,13 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from controllers.description import ARM_JOINTS, FINGER_JOINTS, Q_HOME
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from controllers.description import RobotDescription
 from ohio_core.envs.arm.door import DoorState
-from ohio_core.envs.arm.scene import CUBE_BODY, GRIPPER_ACTUATOR, TARGET_BODY, TCP_SITE, SceneConfig, build_spec
+from ohio_core.envs.arm.scene import (CUBE_BODY, GRIPPER_ACTUATOR, TARGET_BODY, TCP_SITE, SceneConfig, build_spec,
+                                      child_link, scene_robot)
 
 FINGER_MAX = 0.04   # m, per finger
 #: a gripper command (0 open .. 1 closed) at or above this grasps, below it opens: the hand's
@@ -29,14 +33,16 @@ def grasps(gripper: float) -> bool:
     """Whether a gripper command (0 open .. 1 closed) means grasp."""
     return float(gripper) >= GRASP_THRESHOLD
 GRAVITY_COMPENSATION = ("controller", "driver")
-ARM_BASE_BODY = "panda_link1"      # the first moving body: it and all below it are the arm
 
 
 class ArmSim:
-    """The Panda scene stepped at the control rate. Arrays returned are copies."""
+    """A robot's scene (default the Panda's) stepped at the control rate. Arrays returned are copies.
+
+    ``n`` arm joints; without a gripper the finger opening reads 0 and a cube is never grasped.
+    """
 
     def __init__(self, scene: SceneConfig = SceneConfig(), control_period: float = 0.02,
-                 gravity_compensation: str = "controller"):
+                 gravity_compensation: str = "controller", robot: str | Path | RobotDescription | None = None):
         n = control_period / scene.timestep
         if abs(n - round(n)) > 1e-9 or round(n) < 1:
             raise ValueError(f"control_period {control_period} s is not a multiple of the physics "
@@ -46,19 +52,24 @@ class ArmSim:
                              f"got {gravity_compensation!r}")
         self.scene, self.control_period, self.n_substeps = scene, control_period, int(round(n))
         self.gravity_compensation = gravity_compensation
-        spec = build_spec(scene)
+        self.robot = robot = scene_robot(robot)
+        self.n = robot.n
+        self.home = np.array(robot.home, dtype=float)
+        spec = build_spec(scene, robot=robot)
+        urdf_root = ET.parse(robot.urdf).getroot()
         if gravity_compensation == "driver":
-            base = spec.body(ARM_BASE_BODY)
+            # the first moving body: it and all below it are the arm (gripper and payload included)
+            base = spec.body(child_link(urdf_root, robot.joints[0]))
             for body in [base, *base.find_all(mujoco.mjtObj.mjOBJ_BODY)]:
                 body.gravcomp = 1.0
         self.model = spec.compile()
         self.data = mujoco.MjData(self.model)
         m = self.model
-        self.qpos_arm = np.array([m.jnt_qposadr[m.joint(j).id] for j in ARM_JOINTS])
-        self.qvel_arm = np.array([m.jnt_dofadr[m.joint(j).id] for j in ARM_JOINTS])
-        self.qpos_fingers = np.array([m.jnt_qposadr[m.joint(j).id] for j in FINGER_JOINTS])
-        self.act_arm = np.array([m.actuator(f"{j}_motor").id for j in ARM_JOINTS])
-        self.act_gripper = m.actuator(GRIPPER_ACTUATOR).id
+        self.qpos_arm = np.array([m.jnt_qposadr[m.joint(j).id] for j in robot.joints])
+        self.qvel_arm = np.array([m.jnt_dofadr[m.joint(j).id] for j in robot.joints])
+        self.qpos_fingers = np.array([m.jnt_qposadr[m.joint(j).id] for j in robot.gripper_joints], dtype=int)
+        self.act_arm = np.array([m.actuator(f"{j}_motor").id for j in robot.joints])
+        self.act_gripper = m.actuator(GRIPPER_ACTUATOR).id if robot.gripper is not None else None
         self.tau_max = m.actuator_ctrlrange[self.act_arm, 1].copy()
         self.tcp_site = m.site(TCP_SITE).id
         self.cube_body = m.body(CUBE_BODY).id
@@ -66,20 +77,20 @@ class ArmSim:
         self.qpos_cube = m.jnt_qposadr[cube_joint]
         self.qvel_cube = m.jnt_dofadr[cube_joint]
         self.cube_geom = m.geom("cube_geom").id
-        self.finger_bodies = (m.body("panda_leftfinger").id, m.body("panda_rightfinger").id)
+        self.finger_bodies = tuple(m.body(child_link(urdf_root, j)).id for j in robot.gripper_joints)
         self.target_mocap = m.body_mocapid[m.body(TARGET_BODY).id]
         self.door = DoorState(m, self.data, scene.door) if scene.door is not None else None
         self._renderer = None
 
     # -- state -------------------------------------------------------------------------------------
-    def reset(self, q: np.ndarray = Q_HOME, gripper: float = 0.0, cube_pos=None, cube_quat=(1, 0, 0, 0),
+    def reset(self, q: np.ndarray | None = None, gripper: float = 0.0, cube_pos=None, cube_quat=(1, 0, 0, 0),
               target=None, door_pose=None) -> None:
-        """Set the arm at rest at ``q``; the fingers closed where ``gripper`` grasps (``grasps``), else open;
+        """Set the arm at rest at ``q`` (default the robot's home); the fingers closed where ``gripper`` grasps (``grasps``), else open;
         cube pose (wxyz) and target; in a scene with a door, the door closed and latched, its frame at
         ``door_pose`` (x, y, yaw) when given."""
         mujoco.mj_resetData(self.model, self.data)
         d = self.data
-        d.qpos[self.qpos_arm] = q
+        d.qpos[self.qpos_arm] = self.home if q is None else q
         d.qpos[self.qpos_fingers] = 0.0 if grasps(gripper) else FINGER_MAX
         if cube_pos is None:
             cube_pos = (*self.scene.table_center, self.scene.cube_half_size)
@@ -121,7 +132,7 @@ class ArmSim:
 
     @property
     def finger_opening(self) -> float:
-        """Distance between the fingertips (m), 0 .. 0.08."""
+        """Distance between the fingertips (m), 0 .. 0.08; 0 without a gripper."""
         return float(self.data.qpos[self.qpos_fingers].sum())
 
     def tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
@@ -136,7 +147,9 @@ class ArmSim:
         return self.data.mocap_pos[self.target_mocap].copy()
 
     def cube_grasped(self) -> bool:
-        """Both fingers touch the cube."""
+        """Both fingers touch the cube (never without a gripper)."""
+        if not self.finger_bodies:
+            return False
         touching = set()
         for i in range(self.data.ncon):
             c = self.data.contact[i]
@@ -148,15 +161,17 @@ class ArmSim:
     # -- stepping ----------------------------------------------------------------------------------
     def _command_gripper(self, gripper: float) -> None:
         """The finger motor's speed command: closing or opening at the scene's finger speed."""
+        if self.act_gripper is None:
+            return
         speed = self.scene.finger_speed
         self.data.ctrl[self.act_gripper] = -speed if grasps(gripper) else speed
 
     def control_step(self, tau: np.ndarray, gripper: float = 0.0) -> None:
-        """Apply ``tau`` (7) and the gripper command (0 open .. 1 closed; binary: ``grasps``) for one
+        """Apply ``tau`` (n) and the gripper command (0 open .. 1 closed; binary: ``grasps``) for one
         control period."""
         tau = np.asarray(tau, dtype=float)
-        if tau.shape != (7,) or not np.isfinite(tau).all():
-            raise ValueError(f"torque command must be 7 finite numbers, got {tau}")
+        if tau.shape != (self.n,) or not np.isfinite(tau).all():
+            raise ValueError(f"torque command must be {self.n} finite numbers, got {tau}")
         if not np.isfinite(gripper):
             raise ValueError(f"gripper command must be finite, got {gripper}")
         d = self.data

@@ -10,6 +10,9 @@ continuous, unlike a quaternion)::
     q(7) qd(7) tcp_pos(3) tcp_rot6(6) finger_opening(1) object_pos(3) object_rot6(6) target_pos(3)
     door_angle(1) handle_angle(1)
 
+q and qd are ``JOINT_SLOTS`` wide whatever the arm: an arm of n < 7 joints fills the first n slots
+and leaves the rest zero, so one layout (and the pipeline that reads it) serves every robot.
+
 The object is what the task is about: the cube (reach: out of the way; lift: to be lifted) or the
 door handle's grasp point (door); the target is the reach target, the point the cube is lifted to,
 or the door hinge's axis at the handle's height; the angles are the door's (0 without a door).
@@ -22,11 +25,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controllers.description import Q_HOME
+from pathlib import Path
+
+from controllers.description import RobotDescription
 from ohio_core.envs.arm.door import DoorConfig
 from ohio_core.envs.arm.scene import SceneConfig
 from ohio_core.envs.arm.sim import ArmSim
 
+#: joint slots of q and qd in the observation: the most arm joints a task observes
+JOINT_SLOTS = 7
 OBS_LAYOUT: tuple[tuple[str, int], ...] = (
     ("q", 7), ("qd", 7), ("tcp_pos", 3), ("tcp_rot6", 6), ("finger_opening", 1),
     ("object_pos", 3), ("object_rot6", 6), ("target_pos", 3), ("door_angle", 1), ("handle_angle", 1),
@@ -85,12 +92,19 @@ class ArmTask:
     camera = "front"        # the scene camera its videos are recorded with
 
     def __init__(self, scene: SceneConfig = SceneConfig(), control_period: float = 0.02,
-                 home_noise: float = 0.05):
-        self.sim = ArmSim(scene, control_period)
+                 home_noise: float = 0.05, robot: str | Path | RobotDescription | None = None):
+        self.sim = ArmSim(scene, control_period, robot=robot)
         self.home_noise = home_noise
+        if self.sim.n > JOINT_SLOTS:
+            raise ValueError(f"robot {self.sim.robot.name} has {self.sim.n} arm joints; the task observation "
+                             f"holds at most {JOINT_SLOTS}")
+        if self.uses_gripper and self.sim.robot.gripper is None:
+            raise ValueError(f"the {self.name} task needs a gripper; robot {self.sim.robot.name} has none "
+                             f"(reach needs none)")
+        self._pad = np.zeros(JOINT_SLOTS - self.sim.n)
 
     def reset(self, rng: np.random.Generator) -> None:
-        q0 = Q_HOME + rng.uniform(-self.home_noise, self.home_noise, 7)
+        q0 = self.sim.home + rng.uniform(-self.home_noise, self.home_noise, self.sim.n)
         self.sim.reset(q0, **self.sample_scene(rng))
 
     def sample_scene(self, rng: np.random.Generator) -> dict:
@@ -111,8 +125,8 @@ class ArmTask:
         s = self.sim
         p, R = s.tcp_pose()
         op, oR = self.object_pose()
-        return np.concatenate([s.q, s.qd, p, rot6(R), [s.finger_opening], op, rot6(oR), self.target(),
-                               self.angles()])
+        return np.concatenate([s.q, self._pad, s.qd, self._pad, p, rot6(R), [s.finger_opening], op, rot6(oR),
+                               self.target(), self.angles()])
 
     def reward_success(self) -> tuple[float, bool]:
         raise NotImplementedError
@@ -183,9 +197,10 @@ class Door(ArmTask):
     camera = "side"
     open_angle = 0.3
 
-    def __init__(self, scene: SceneConfig = SceneConfig(), control_period: float = 0.02, home_noise: float = 0.05):
+    def __init__(self, scene: SceneConfig = SceneConfig(), control_period: float = 0.02, home_noise: float = 0.05,
+                 robot: str | Path | RobotDescription | None = None):
         scene = scene if scene.door is not None else dataclasses.replace(scene, door=DoorConfig())
-        super().__init__(scene, control_period, home_noise)
+        super().__init__(scene, control_period, home_noise, robot)
         self.door = self.sim.door
 
     def sample_scene(self, rng):
