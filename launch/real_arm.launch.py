@@ -35,7 +35,10 @@ def generate_launch_description():
     use_sim_time = LaunchConfiguration('use_sim_time')
     inputs = [('/joint_states', LaunchConfiguration('joint_states')),
               ('ohio/task_state', LaunchConfiguration('task_state'))]
+    robot = ParameterValue(LaunchConfiguration('robot'), value_type=str)
     return LaunchDescription([
+        DeclareLaunchArgument('robot', default_value='panda',
+                              description='the arm: a robot of config/robots or a robot file'),
         DeclareLaunchArgument('policy', default_value='model',
                               description='model (trained, model_path) or scripted'),
         DeclareLaunchArgument('model_path', default_value='',
@@ -59,7 +62,7 @@ def generate_launch_description():
         Node(package='ohio_ros', executable='controller_node', name='controller',
              output='screen',
              parameters=[LaunchConfiguration('controller_params'),
-                         {'use_sim_time': use_sim_time,
+                         {'use_sim_time': use_sim_time, 'robot': robot,
                           'controller.gravity_compensation': ParameterValue(
                               LaunchConfiguration('gravity_compensation'), value_type=str),
                           'torque_rate_limit': ParameterValue(
@@ -68,7 +71,7 @@ def generate_launch_description():
                          ('effort_controller/commands', LaunchConfiguration('effort_commands'))]),
         Node(package='ohio_ros', executable='policy_node', name='policy', output='screen',
              parameters=[PathJoinSubstitution([config, 'policy.yaml']),
-                         {'use_sim_time': use_sim_time,
+                         {'use_sim_time': use_sim_time, 'robot': robot,
                           'policy': ParameterValue(LaunchConfiguration('policy'), value_type=str),
                           'model_path': ParameterValue(LaunchConfiguration('model_path'),
                                                        value_type=str)}],

@@ -24,7 +24,10 @@ def generate_launch_description():
     config = PathJoinSubstitution([FindPackageShare('ohio_ros'), 'config'])
     use_sim_time = LaunchConfiguration('use_sim_time')
     task = ParameterValue(LaunchConfiguration('task'), value_type=str)
+    robot = ParameterValue(LaunchConfiguration('robot'), value_type=str)
     return LaunchDescription([
+        DeclareLaunchArgument('robot', default_value='panda',
+                              description='the arm: a robot of config/robots or a robot file'),
         DeclareLaunchArgument('task', default_value='reach',
                               description='reach or lift (simulated scene, scripted expert)'),
         DeclareLaunchArgument('policy', default_value='scripted',
@@ -46,18 +49,18 @@ def generate_launch_description():
         Node(package='ohio_ros', executable='mujoco_sim_node', name='mujoco_sim',
              output='screen',
              parameters=[PathJoinSubstitution([config, 'mujoco_sim.yaml']),
-                         {'task': task,
+                         {'task': task, 'robot': robot,
                           'real_time_factor': LaunchConfiguration('real_time_factor'),
                           'lockstep': LaunchConfiguration('lockstep'),
                           'publish_rate': LaunchConfiguration('publish_rate')}]),
         Node(package='ohio_ros', executable='controller_node', name='controller',
              output='screen',
              parameters=[PathJoinSubstitution([config, 'controller.yaml']),
-                         {'use_sim_time': use_sim_time,
+                         {'use_sim_time': use_sim_time, 'robot': robot,
                           'controller.gravity_compensation': 'controller'}]),
         Node(package='ohio_ros', executable='policy_node', name='policy', output='screen',
              parameters=[PathJoinSubstitution([config, 'policy.yaml']),
-                         {'use_sim_time': use_sim_time, 'task': task,
+                         {'use_sim_time': use_sim_time, 'task': task, 'robot': robot,
                           'policy': ParameterValue(LaunchConfiguration('policy'), value_type=str),
                           'model_path': ParameterValue(LaunchConfiguration('model_path'),
                                                        value_type=str)}]),

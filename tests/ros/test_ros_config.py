@@ -38,10 +38,22 @@ def test_defaults_round_trip(cls):
     (SimNodeConfig, {"lockstep": "yes"}, "lockstep"),
     (SimNodeConfig, {"horizon": -2}, "horizon"),
     (cfg.RecorderNodeConfig, {"storage": "rosbag1"}, "storage"),
+    (cfg.ControllerNodeConfig, {"robot": "ur10"}, "robot"),
+    (SimNodeConfig, {"robot": "ur5", "joints": [f"panda_joint{i}" for i in range(1, 8)]}, "joints"),
 ], ids=lambda x: x if isinstance(x, str) else None)
 def test_errors_name_the_parameter(cls, params, name):
     with pytest.raises(cfg.ParameterError, match=name):
         cls.from_params(params)
+
+
+@pytest.mark.parametrize("cls", [cfg.ControllerNodeConfig, SimNodeConfig], ids=lambda c: c.__name__)
+def test_the_robot_parameter_gives_the_joint_names_unless_they_are_set(cls):
+    ur5 = cls.from_params({"robot": "ur5"})
+    assert ur5.joints == ("shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint", "wrist_1_joint",
+                          "wrist_2_joint", "wrist_3_joint")
+    renamed = tuple(f"arm_{j}" for j in ur5.joints)          # a driver that prefixes its joint names
+    assert cls.from_params({"robot": "ur5", "joints": list(renamed)}).joints == renamed
+    assert cls().joints == tuple(f"panda_joint{i}" for i in range(1, 8))
 
 
 def test_integers_are_accepted_for_floats():

@@ -8,7 +8,7 @@ from controllers.goals import PoseGoal
 from controllers.osc import OSC
 from controllers.qp import QP
 from controllers.rate_limit import TorqueRateLimiter
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 
 from ohio_ros.arm.control_loop import HOLD, TRACK, ControlLoop
 
@@ -17,7 +17,7 @@ MS = 1_000_000
 
 @pytest.fixture(scope="module")
 def model():
-    return PandaModel()
+    return ArmModel()
 
 
 def make_loop(model, kind="osc", goal_timeout=0.5, state_timeout=0.1):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from controllers.base import make_controller
 from controllers.config import OSCConfig
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from ohio_core.data import topics as tp
 from ohio_core.data.bags import read_bag
 from ohio_core.pipeline.relabel import relabel
@@ -59,7 +59,7 @@ def test_closed_loop_reaches_the_target_and_records_a_bag(tmp_path):
     bag = tmp_path / "run"
     launch = read_launch(LAUNCH_DIR / "sim_arm.launch.py", {"record": "true", "bag": str(bag)})
     assert [n.name for n in launch.nodes if n.enabled] == ["mujoco_sim", "controller", "policy", "recorder"]
-    model = PandaModel()
+    model = ArmModel()
     tau_max = model.tau_max
     reader = convert.TaskStateReader()
     index = convert.JointIndex(tp.ARM_JOINTS)
@@ -125,7 +125,7 @@ def test_as_fast_as_possible_in_lockstep_episodes_succeed_and_the_bag_relabels(t
     launch = read_launch(LAUNCH_DIR / "sim_arm.launch.py",
                          {"real_time_factor": "0", "lockstep": "true", "publish_rate": "50.0",
                           "record": "true", "bag": str(bag)})
-    model = PandaModel()
+    model = ArmModel()
     reader = convert.TaskStateReader()
     procs = Processes(tmp_path)
     spinner = Spinner()
@@ -170,3 +170,45 @@ def test_as_fast_as_possible_in_lockstep_episodes_succeed_and_the_bag_relabels(t
     assert traj.success.any()
     data = relabel(traj, make_controller(OSCConfig(), model), k=5, method="auto")
     assert len(data.actions) > 0 and np.all(np.abs(data.actions) <= 1.0)
+
+
+@pytest.mark.parametrize("robot, joints", [("ur5", 6)])
+def test_the_launch_file_runs_another_arm(tmp_path, robot, joints):
+    """``robot:=NAME`` reaches every node: the simulator builds that arm, the controller and the
+    policy its model; in lockstep the scripted reach succeeds and every command has one torque per
+    joint of that arm, within its limits."""
+    report = tmp_path / "sim_report.json"
+    launch = read_launch(LAUNCH_DIR / "sim_arm.launch.py",
+                         {"robot": robot, "real_time_factor": "0", "lockstep": "true", "publish_rate": "50.0"})
+    tau_max = ArmModel(robot).tau_max
+    reader = convert.TaskStateReader()
+    procs = Processes(tmp_path)
+    spinner = Spinner()
+    try:
+        _, inbox, _ = probe(spinner, subscriptions=[(Float64MultiArray, "/ohio/task_state"),
+                                                    (Float64MultiArray, "/effort_controller/commands")])
+        nodes = {n.name: n for n in launch.nodes if n.enabled}
+        assert set(nodes) == {"mujoco_sim", "controller", "policy"}
+        for name in ("controller", "policy"):
+            procs.start(name, command_line(nodes[name], tmp_path))
+        for name, line in (("controller", "controller at 50 Hz"), ("policy", "every 5 control periods")):
+            wait_for(lambda: line in procs.output(name), what=f"{name} up")
+        procs.start("mujoco_sim", command_line(nodes["mujoco_sim"], tmp_path) + [
+            "-p", "lockstep_timeout:=30.0", "-p", f"report_path:={report}", "-p", "start_subscribers:=2"])
+
+        def two_episodes():
+            assert all(procs.alive(n) for n in procs.procs), procs.report()
+            msg = inbox["/ohio/task_state"].last()
+            return msg is not None and reader(msg)[tp.TS["episode"]] >= 2
+        wait_for(two_episodes, timeout=180, what=f"two episodes of the {robot} in lockstep")
+        sim = procs.procs["mujoco_sim"][0]
+        sim.send_signal(2)
+        sim.wait(timeout=60)
+    finally:
+        spinner.close()
+        codes = procs.stop()
+    assert set(codes.values()) == {0}, procs.report()
+    data = json.loads(report.read_text())
+    assert data["commands_rejected"] == 0 and data["episodes"][1]["success"], data
+    commands = inbox["/effort_controller/commands"].all()
+    assert commands and all(len(m.data) == joints and np.all(np.abs(m.data) <= tau_max) for m in commands)

@@ -5,7 +5,7 @@ import pytest
 from controllers.base import make_controller
 from controllers.config import OSCConfig, QPConfig
 from controllers.goals import matrix_to_quat
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from ohio_core.data import topics as tp
 from ohio_core.envs.arm.env import GoalArmEnv
 from ohio_core.envs.arm.tasks import OBS_LAYOUT
@@ -18,7 +18,7 @@ from ohio_ros.config import ParameterError
 
 @pytest.fixture(scope="module")
 def model():
-    return PandaModel()
+    return ArmModel()
 
 
 def task_state_of(env) -> np.ndarray:

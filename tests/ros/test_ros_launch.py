@@ -117,8 +117,10 @@ def test_real_arm_has_no_simulator_and_remaps_the_driver_topics():
     ctl = next(n for n in launch.nodes if n.name == "controller")
     assert dict(ctl.remappings) == {"/joint_states": "/franka/joint_states",
                                     "effort_controller/commands": "/fr3/effort/commands"}
-    assert ctl.parameters[1] == {"use_sim_time": False, "controller.gravity_compensation": "driver",
+    assert ctl.parameters[1] == {"use_sim_time": False, "robot": "panda", "controller.gravity_compensation": "driver",
                                  "torque_rate_limit": 1000.0}
+    launch = read_launch(LAUNCH_DIR / "real_arm.launch.py", {"gravity_compensation": "driver", "robot": "ur5"})
+    assert {n.name: n.parameters[1]["robot"] for n in launch.nodes} == {"controller": "ur5", "policy": "ur5"}
 
 
 def test_real_arm_launch_requires_gravity_compensation_and_the_sim_states_its_own():

@@ -10,7 +10,7 @@ from controllers.config import OSCConfig
 from controllers.description import Q_HOME
 from controllers.goals import PoseGoal
 from controllers.osc import OSC
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from ohio_core.data import topics as tp
@@ -42,7 +42,7 @@ def spinner():
 
 @pytest.fixture(scope="module")
 def model():
-    return PandaModel()
+    return ArmModel()
 
 
 def params(**values):

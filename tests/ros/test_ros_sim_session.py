@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from controllers.osc import OSC
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from ohio_core.data.topics import TS
 from ohio_core.envs.arm.env import GoalArmEnv
 
@@ -40,7 +40,7 @@ def test_period_rows_follow_the_bag_conventions():
 def test_zero_order_hold_matches_the_simulator_stepped_per_control_period():
     """Ten 2 ms increments with a held torque are one 20 ms control step of the environment."""
     s = session(substeps=10)
-    env = GoalArmEnv(OSC(PandaModel()), "reach")
+    env = GoalArmEnv(OSC(ArmModel()), "reach")
     env.reset(seed=0)
     env.sim.reset(s.sim.q)
     env.sim.data.qpos[:] = s.sim.data.qpos

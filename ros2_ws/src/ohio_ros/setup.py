@@ -19,6 +19,8 @@ setup(
         (share + '/launch', sorted(glob('launch/*.launch.py'))),
         (share + '/urdf', ['urdf/panda.urdf', 'urdf/LICENSE', 'urdf/README.md']),
         (share + '/urdf/meshes/collision', sorted(glob('urdf/meshes/collision/*.stl'))),
+        # robots/ links to config/robots (panda.yaml's ../../urdf/panda.urdf: share/urdf)
+        (share + '/config/robots', sorted(glob('robots/*.yaml'))),
     ],
     install_requires=['setuptools'],
     zip_safe=False,

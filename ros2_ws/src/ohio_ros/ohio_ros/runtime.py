@@ -36,19 +36,22 @@ TEARDOWN_TIMEOUT = 20.0
 
 def use_installed_description() -> None:
     """
-    Point ohio_core at the robot description installed in ohio_ros's share directory.
+    Point ohio_core at the robot descriptions installed in ohio_ros's share directory.
 
-    Only where ``OHIO_URDF_DIR`` is unset and the package is installed (colcon, ROS 2); from
-    the source tree ohio_core finds ``urdf/`` itself.
+    Where the package is installed (colcon, ROS 2): the Panda's URDF where ``OHIO_URDF_DIR`` is
+    unset, and the robot files (``config/robots``) appended to ``OHIO_ROBOT_PATH``. From the source
+    tree ohio_core finds ``urdf/`` and ``config/robots`` itself.
     """
-    if os.environ.get('OHIO_URDF_DIR'):
-        return
     try:
-        share = Path(get_package_share_directory('ohio_ros')) / 'urdf'
+        share = Path(get_package_share_directory('ohio_ros'))
     except (LookupError, OSError, ValueError):
         return
-    if (share / 'panda.urdf').is_file():
-        os.environ['OHIO_URDF_DIR'] = str(share)
+    if not os.environ.get('OHIO_URDF_DIR') and (share / 'urdf' / 'panda.urdf').is_file():
+        os.environ['OHIO_URDF_DIR'] = str(share / 'urdf')
+    robots = share / 'config' / 'robots'
+    path = os.environ.get('OHIO_ROBOT_PATH', '')
+    if robots.is_dir() and str(robots) not in path.split(os.pathsep):
+        os.environ['OHIO_ROBOT_PATH'] = os.pathsep.join(filter(None, [path, str(robots)]))
 
 
 def set_realtime_priority(priority: int) -> str | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from controllers import validate
 from controllers.config import CONFIG_TYPES, ConfigError
-from ohio_core.data.topics import ARM_JOINTS
+from controllers.description import DEFAULT_ROBOT, load_robot, RobotConfigError
 from ohio_ros.config import choice, flag, label, NodeConfig, number, ParameterError, string
 
 CONTROLLER_PREFIX = 'controller.'
@@ -30,9 +30,23 @@ TRIGGERS = ('task_state', 'timer')
 STORAGES = ('mcap', 'sqlite3')
 
 
-def check_joints(name, value):
-    """``value`` of parameter ``name``: the 7 arm joint names."""
-    return validate.names(label(name), value, 7, ParameterError, what='arm joints')
+def check_robot(value):
+    """``value`` of parameter ``robot``: a robot of config/robots or a robot file."""
+    try:
+        return load_robot(string('robot', value))
+    except RobotConfigError as exc:
+        raise ParameterError(f"parameter 'robot': {exc}") from None
+
+
+def check_joints(name, value, robot):
+    """
+    ``value`` of parameter ``name``: the robot's arm joint names as the driver publishes them.
+
+    None: the robot file's.
+    """
+    if value is None:
+        return tuple(robot.joints)
+    return validate.names(label(name), value, robot.n, ParameterError, what='arm joints')
 
 
 def check_priority(value):
@@ -52,12 +66,15 @@ class ControllerNodeConfig(NodeConfig):
     ``timing_log``: if set, a JSON file of per-tick timings written at shutdown (benchmarks).
     ``torque_rate_limit``: N m/s per joint; > 0 passes every command through
     ``controllers.rate_limit.TorqueRateLimiter`` (a Franka needs it: 1000); 0: off (the simulator).
+    ``robot``: the arm (``check_robot``); ``joints``: its joint names on the topics (default the
+    robot file's).
     """
 
     goal_timeout: float = 0.5
     state_timeout: float = 0.1
     goal_frame: str = 'world'
-    joints: tuple = ARM_JOINTS
+    robot: str = DEFAULT_ROBOT
+    joints: tuple | None = None
     diagnostics_period: float = 1.0
     hold_damping: float = 10.0
     realtime_priority: int = 0
@@ -68,7 +85,8 @@ class ControllerNodeConfig(NodeConfig):
         number('goal_timeout', self.goal_timeout, low=0.0, low_open=True)
         number('state_timeout', self.state_timeout, low=0.0, low_open=True)
         string('goal_frame', self.goal_frame)
-        object.__setattr__(self, 'joints', check_joints('joints', self.joints))
+        robot = check_robot(self.robot)
+        object.__setattr__(self, 'joints', check_joints('joints', self.joints, robot))
         number('diagnostics_period', self.diagnostics_period, low=0.0, low_open=True)
         number('hold_damping', self.hold_damping, low=0.0)
         object.__setattr__(self, 'realtime_priority', check_priority(self.realtime_priority))
@@ -97,7 +115,8 @@ class PolicyNodeConfig(NodeConfig):
     k: int = 5
     trigger: str = 'task_state'
     goal_frame: str = 'world'
-    joints: tuple = ARM_JOINTS
+    robot: str = DEFAULT_ROBOT
+    joints: tuple | None = None
     state_timeout: float = 0.1
 
     def __post_init__(self):
@@ -112,7 +131,8 @@ class PolicyNodeConfig(NodeConfig):
         object.__setattr__(self, 'k', number('k', self.k, low=1, integer=True))
         choice('trigger', self.trigger, TRIGGERS)
         string('goal_frame', self.goal_frame)
-        object.__setattr__(self, 'joints', check_joints('joints', self.joints))
+        robot = check_robot(self.robot)
+        object.__setattr__(self, 'joints', check_joints('joints', self.joints, robot))
         object.__setattr__(self, 'state_timeout',
                            number('state_timeout', self.state_timeout, low=0.0, low_open=True))
 

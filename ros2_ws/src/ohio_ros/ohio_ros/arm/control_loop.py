@@ -9,7 +9,7 @@ Rules (times are the node clock, in ns):
   holds position: it tracks the TCP pose of the first state after the goal went missing or
   stale, with the same controller law (so torques stay within the same limits);
 - non-finite or malformed inputs are rejected and counted; they never replace good ones; so are
-  finite ones beyond the physical bounds (``PandaModel.check_state``, ``PoseGoal``): 'implausible';
+  finite ones beyond the physical bounds (``ArmModel.check_state``, ``PoseGoal``): 'implausible';
 - every command is finite and within the torque limits. Should the controller fail or return
   a non-finite torque, the command is gravity compensation with joint damping instead (counted),
   g(q) - d qd from the controller's model: -d qd where the robot driver compensates gravity

@@ -14,7 +14,7 @@ import time
 from controllers.base import make_controller
 from controllers.goals import ImplausibleInputError, NonFiniteInputError
 from controllers.rate_limit import TorqueRateLimiter
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from geometry_msgs.msg import PoseStamped
 from ohio_ros import diagnostics, names, params, qos
 from ohio_ros.arm import config as cfg
@@ -50,7 +50,7 @@ class ControllerNode(Node):
             if refused:
                 self.get_logger().warning(f'realtime_priority {c.realtime_priority} not applied '
                                           f'({refused}); default scheduling')
-        self.controller = make_controller(self.controller_config, PandaModel())
+        self.controller = make_controller(self.controller_config, ArmModel(c.robot))
         period = self.controller_config.control_period
         limiter = (TorqueRateLimiter(c.torque_rate_limit, period)
                    if c.torque_rate_limit > 0 else None)

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 from controllers.base import make_controller
 from controllers.config import config_from_dict
+from controllers.description import DEFAULT_ROBOT
 from controllers.goals import gripper_command, PoseGoal
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 import numpy as np
 from ohio_core.data.bags import task_observation
 from ohio_core.data.topics import TS
@@ -29,7 +30,7 @@ from ohio_ros.config import ParameterError
 ACTION_DIMS = {name: 6 + int(task.uses_gripper) for name, task in TASKS.items()}
 
 
-def observation(q, qd, task_state: np.ndarray, model: PandaModel) -> np.ndarray:
+def observation(q, qd, task_state: np.ndarray, model: ArmModel) -> np.ndarray:
     """Return the (OBS_DIM,) observation of joint states and an ohio/task_state row."""
     ts = np.asarray(task_state, dtype=float)
     obs = task_observation(q, qd, ts[TS['finger_opening']],
@@ -80,9 +81,9 @@ class HighLevelPolicy:
         return Decision(goal=goal, gripper=gripper, action=a)
 
 
-def scripted(task: str, k: int, controller_config, model: PandaModel | None = None):
+def scripted(task: str, k: int, controller_config, model: ArmModel | None = None):
     """Return the scripted expert of ``task``, goals scaled by ``controller_config.output_max``."""
-    controller = make_controller(controller_config, model or PandaModel())
+    controller = make_controller(controller_config, model or ArmModel())
     expert = EXPERTS[task](controller_config.output_max)
     return HighLevelPolicy(expert, task, k, controller, f'scripted {task} expert')
 
@@ -97,7 +98,7 @@ class _ModelActor:
         return self.policy.act(obs)
 
 
-def from_model(policy, path: str = '<model>', model: PandaModel | None = None):
+def from_model(policy, path: str = '<model>', model: ArmModel | None = None):
     """
     Wrap a loaded model (``.meta`` and ``.act(obs)``) after checking its meta.
 
@@ -131,11 +132,16 @@ def from_model(policy, path: str = '<model>', model: PandaModel | None = None):
         config = config_from_dict(dict(meta['controller']))
     except (ValueError, TypeError) as exc:
         raise ParameterError(f'{where}: model controller config: {exc}') from None
-    controller = make_controller(config, model or PandaModel())
+    model = model or ArmModel()
+    trained_for = meta.get('robot', DEFAULT_ROBOT)
+    if trained_for != model.robot.name:
+        raise ParameterError(f'{where}: the model was trained for robot {trained_for!r}, the node '
+                             f"runs {model.robot.name!r} (parameter 'robot')")
+    controller = make_controller(config, model)
     return HighLevelPolicy(_ModelActor(policy), task, k, controller, f'model {path}')
 
 
-def load_model(path: str, model: PandaModel | None = None) -> HighLevelPolicy:
+def load_model(path: str, model: ArmModel | None = None) -> HighLevelPolicy:
     """Load a trained goal-level model with ``ohio_core.learning.policy.load_policy``."""
     try:
         policy = load_policy(path)

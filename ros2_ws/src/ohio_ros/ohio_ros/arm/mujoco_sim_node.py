@@ -16,7 +16,6 @@ Parameters: ``ohio_ros.arm.sim_config.SimNodeConfig`` (``config/mujoco_sim.yaml`
 import threading
 import time
 
-from controllers.description import FINGER_JOINTS
 from controllers.goals import NonFiniteInputError
 from ohio_ros import names, params, qos
 from ohio_ros.arm import convert
@@ -48,8 +47,8 @@ class MujocoSimNode(Node):
                 self.get_logger().warning(f'realtime_priority {c.realtime_priority} not applied '
                                           f'({refused}); default scheduling')
         self.session = SimSession(c.task, c.seed, c.horizon, c.control_period,
-                                  c.substeps_per_period)
-        self.joint_names = list(c.joints) + list(FINGER_JOINTS)
+                                  c.substeps_per_period, robot=c.robot)
+        self.joint_names = list(c.joints) + list(self.session.sim.robot.gripper_joints)
         self.base_ns = time.time_ns()
         self.counts = {'commands': 0, 'commands_rejected': 0, 'gripper_commands': 0,
                        'gripper_rejected': 0, 'lockstep_timeouts': 0, 'lag_resets': 0}

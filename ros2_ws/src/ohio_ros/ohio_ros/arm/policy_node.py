@@ -12,7 +12,7 @@ Parameters: ``ohio_ros.arm.config.PolicyNodeConfig`` (+ ``controller.*`` for the
 """
 
 from controllers.goals import NonFiniteInputError
-from controllers.robot import PandaModel
+from controllers.robot import ArmModel
 from geometry_msgs.msg import PoseStamped
 import numpy as np
 from ohio_core.data.topics import TS
@@ -35,7 +35,7 @@ class PolicyNode(Node):
         values = params.declare(self, cfg.PolicyNodeConfig.defaults())
         self.config = c = cfg.PolicyNodeConfig.from_params(values)
         known = list(values)
-        model = PandaModel()
+        model = ArmModel(c.robot)
         if c.policy == 'scripted':
             ctrl_config, ctrl_names = declare_controller(self)
             known += ctrl_names

@@ -8,9 +8,9 @@ other arm nodes, the 50 Hz controller node among them, load no simulator.
 
 from dataclasses import dataclass
 
-from ohio_core.data.topics import ARM_JOINTS
+from controllers.description import DEFAULT_ROBOT
 from ohio_core.envs.arm.scene import SceneConfig
-from ohio_ros.arm.config import check_joints, check_priority, TASKS
+from ohio_ros.arm.config import check_joints, check_priority, check_robot, TASKS
 from ohio_ros.config import choice, flag, NodeConfig, number, ParameterError, string
 
 
@@ -41,7 +41,8 @@ class SimNodeConfig(NodeConfig):
     wait_for_command: bool = True
     start_subscribers: int = 0
     realtime_priority: int = 0
-    joints: tuple = ARM_JOINTS
+    robot: str = DEFAULT_ROBOT
+    joints: tuple | None = None
     report_path: str = ''
 
     def __post_init__(self):
@@ -69,7 +70,8 @@ class SimNodeConfig(NodeConfig):
                            number('start_subscribers', self.start_subscribers, low=0,
                                   integer=True))
         object.__setattr__(self, 'realtime_priority', check_priority(self.realtime_priority))
-        object.__setattr__(self, 'joints', check_joints('joints', self.joints))
+        robot = check_robot(self.robot)
+        object.__setattr__(self, 'joints', check_joints('joints', self.joints, robot))
         string('report_path', self.report_path)
 
     @property

@@ -12,7 +12,7 @@ After it the next episode starts (a new scene drawn from ``[seed, episode]``) at
 
 from dataclasses import dataclass
 
-from controllers.description import FINGER_JOINTS
+from controllers.description import DEFAULT_ROBOT
 from controllers.goals import matrix_to_quat
 import numpy as np
 from ohio_core.data.topics import TASK_STATE_FIELDS, TS
@@ -35,18 +35,20 @@ class SimSession:
     """An arm task (``reach``/``lift``) advanced by publish periods, with episodes."""
 
     def __init__(self, task: str, seed: int, horizon: int, control_period: float,
-                 substeps_per_period: int, scene: SceneConfig = SceneConfig()):
+                 substeps_per_period: int, scene: SceneConfig = SceneConfig(),
+                 robot: str = DEFAULT_ROBOT):
         self.publish_period = control_period / substeps_per_period
-        self.task = TASKS[task](scene, self.publish_period)
+        self.task = TASKS[task](scene, self.publish_period, robot=robot)
         self.sim = self.task.sim
         self.seed, self.substeps = int(seed), int(substeps_per_period)
         self.horizon = self.task.default_horizon if horizon == 0 else int(horizon)
-        self.tau = np.zeros(7)
+        self.tau = np.zeros(self.sim.n)
         self.gripper = 0.0
         self.episode = -1
         self.records: list[EpisodeRecord] = []
         m = self.sim.model
-        self._finger_dof = np.array([m.jnt_dofadr[m.joint(j).id] for j in FINGER_JOINTS])
+        self._finger_dof = np.array([m.jnt_dofadr[m.joint(j).id]
+                                     for j in self.sim.robot.gripper_joints], dtype=int)
         self.t0 = 0.0
         self._new_episode()
 
@@ -56,7 +58,7 @@ class SimSession:
         self.task.reset(np.random.default_rng([self.seed, self.episode]))
         self.step = 0                 # control periods completed in the episode
         self.sub = 0                  # publish periods completed in the current control period
-        self.tau = np.zeros(7)
+        self.tau = np.zeros(self.sim.n)
         self.gripper = 0.0
         self._reward = float('nan')
         self._success = False
@@ -69,10 +71,10 @@ class SimSession:
 
     # -- commands ------------------------------------------------------------------------------
     def command(self, tau) -> None:
-        """Hold ``tau`` (7 finite values, N m) from now on."""
+        """Hold ``tau`` (n finite values, N m) from now on."""
         tau = np.asarray(tau, dtype=float)
-        if tau.shape != (7,) or not np.isfinite(tau).all():
-            raise ValueError(f'effort command must be 7 finite numbers, got {tau}')
+        if tau.shape != (self.sim.n,) or not np.isfinite(tau).all():
+            raise ValueError(f'effort command must be {self.sim.n} finite numbers, got {tau}')
         self.tau = tau
 
     def command_gripper(self, value: float) -> None:
@@ -116,11 +118,11 @@ class SimSession:
 
     # -- readings ------------------------------------------------------------------------------
     def joint_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(position, velocity, effort) of the 7 arm joints then the 2 finger joints."""
+        """(position, velocity, effort) of the n arm joints then the gripper joints."""
         s = self.sim
         fq = s.data.qpos[s.qpos_fingers]
         fqd = s.data.qvel[self._finger_dof]
-        return (np.r_[s.q, fq], np.r_[s.qd, fqd], np.r_[s.tau, 0.0, 0.0])
+        return (np.r_[s.q, fq], np.r_[s.qd, fqd], np.r_[s.tau, np.zeros(len(fq))])
 
     def task_state_row(self) -> np.ndarray:
         """Return the task-state row due at this period start (TASK_STATE_FIELDS order)."""
