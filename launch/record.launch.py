@@ -1,7 +1,10 @@
 """
 Recorder alone: the stack's topics into a rosbag2 (MCAP) bag that ohio relabel reads.
 
-Usage: ros2 launch ohio_ros record.launch.py bag:=/data/run1 use_sim_time:=true
+Usage: ros2 launch ohio_ros record.launch.py bag:=/data/run1 gravity_compensation:=driver
+
+gravity_compensation is the running controller's (no default: on a Franka it is 'driver', and the
+recorded commands then lack g(q)); the bag's metadata keeps it, with the robot, for ohio relabel.
 """
 
 from launch import LaunchDescription
@@ -20,10 +23,18 @@ def generate_launch_description():
         DeclareLaunchArgument('storage', default_value='mcap', description='mcap or sqlite3'),
         DeclareLaunchArgument('use_sim_time', default_value='false',
                               description='stamp messages with /clock time'),
+        DeclareLaunchArgument('robot', default_value='panda',
+                              description='the arm: a robot of config/robots or a robot file'),
+        DeclareLaunchArgument('gravity_compensation', choices=['driver', 'controller'],
+                              description="the controller's: driver (the commands lack g(q)) or "
+                                          'controller'),
         Node(package='ohio_ros', executable='recorder_node', name='recorder', output='screen',
              parameters=[PathJoinSubstitution([config, 'recorder.yaml']),
                          {'use_sim_time': LaunchConfiguration('use_sim_time'),
                           'output': ParameterValue(LaunchConfiguration('bag'), value_type=str),
                           'storage': ParameterValue(LaunchConfiguration('storage'),
-                                                    value_type=str)}]),
+                                                    value_type=str),
+                          'robot': ParameterValue(LaunchConfiguration('robot'), value_type=str),
+                          'gravity_compensation': ParameterValue(
+                              LaunchConfiguration('gravity_compensation'), value_type=str)}]),
     ])

@@ -67,6 +67,7 @@ def generate_launch_description():
         Node(package='ohio_ros', executable='recorder_node', name='recorder', output='screen',
              condition=IfCondition(LaunchConfiguration('record')),
              parameters=[PathJoinSubstitution([config, 'recorder.yaml']),
-                         {'use_sim_time': use_sim_time,
+                         {'use_sim_time': use_sim_time, 'robot': robot,
+                          'gravity_compensation': 'controller',
                           'output': ParameterValue(LaunchConfiguration('bag'), value_type=str)}]),
     ])

@@ -89,7 +89,7 @@ def relabel_config(args: argparse.Namespace, prog: str):
                              out_of_range=args.out_of_range, joint_limit_margin=args.joint_limit_margin,
                              topic_map=topic_map, read=read, task=args.task,
                              torque_sigma=None if args.torque_sigma is None else tuple(args.torque_sigma),
-                             force_k=args.force_k, robot=args.robot)
+                             force_k=args.force_k, robot=args.robot, recorded_gravity=args.topics is None)
     except (TopicMapError, ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"{prog}: {exc}") from None
 

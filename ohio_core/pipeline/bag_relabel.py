@@ -22,6 +22,7 @@ over another k mixes goals in most segments (the residual shows it; the dataset 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from dataclasses import dataclass, field
@@ -76,6 +77,8 @@ class RelabelConfig:
     task: str | None = None             # None: read from the bags (``ohio collect`` writes it)
     torque_sigma: tuple | None = None   # method "ml": the torque noise std (N m), one value or one per joint
     force_k: bool = False               # relabel with ``k`` even where a bag records another
+    recorded_gravity: bool = True       # take the commands' g(q) convention the stack's recorder wrote
+                                        # into a bag (False: the topic map's, as given with --topics)
     robot: str = DEFAULT_ROBOT          # the deployed arm: a name of config/robots or a robot file
 
     def __post_init__(self):
@@ -133,9 +136,10 @@ def _controller(config, robot: str = DEFAULT_ROBOT):
     return _CONTROLLERS[key]
 
 
-def _collect_info(path: Path) -> dict:
-    """The settings ``ohio collect`` recorded in a bag's metadata ({} if none, or not a JSON object)."""
-    info = bag_custom_data(path).get("ohio.collect")
+def _collect_info(path: Path, key: str = "ohio.collect") -> dict:
+    """The settings ``ohio collect`` (``key`` ohio.collect) or the stack's recorder node (ohio.record)
+    wrote into a bag's metadata ({} if none, or not a JSON object)."""
+    info = bag_custom_data(path).get(key)
     try:
         value = json.loads(info) if info else {}
     except (ValueError, TypeError):
@@ -152,11 +156,21 @@ def recorded_task(path: Path) -> str | None:
 def check_robot(path: Path, config: RelabelConfig) -> None:
     """A ``BagError`` where ``ohio collect`` recorded the bag on another robot than ``config.robot``
     (its bags before robots were configurable are the Panda's; other bags do not say)."""
-    info = _collect_info(path)
+    info = _collect_info(path) or _collect_info(path, "ohio.record")
     recorded, robot = info.get("robot", DEFAULT_ROBOT), load_robot(config.robot)
     if info and recorded != robot.name:
         raise BagError(f"{path}: recorded on robot {recorded!r}, relabeling is for {robot.name!r} "
                        f"(pass --robot {recorded})")
+
+
+def bag_topic_map(path: Path, config: RelabelConfig) -> TopicMap:
+    """``config.topic_map``, with the commands' gravity convention the stack's recorder wrote into the
+    bag (its controller's ``gravity_compensation``: ``driver`` commands lack g(q)) where
+    ``config.recorded_gravity``."""
+    mode = _collect_info(path, "ohio.record").get("gravity_compensation")
+    if not config.recorded_gravity or mode not in ("controller", "driver"):
+        return config.topic_map
+    return dataclasses.replace(config.topic_map, commanded_effort_includes_gravity=mode == "controller")
 
 
 def recorded_k(path: Path) -> int | None:
@@ -208,7 +222,7 @@ def relabel_bag(bag: str | Path, config: RelabelConfig) -> BagResult:
     k_recorded = check_k(path, config)
     check_robot(path, config)
     controller = _controller(config.controller, config.robot)
-    stream = BagStream(path, config.topic_map, config.read, _arm_model(config.robot))
+    stream = BagStream(path, bag_topic_map(path, config), config.read, _arm_model(config.robot))
     parts, drops, method = [], Drops(), config.method
     for chunk in stream:
         chunk.tau = for_controller(chunk.tau, chunk.q, config.controller.gravity_compensation,

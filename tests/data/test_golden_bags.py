@@ -13,6 +13,7 @@ account (and the variants of the clean episodes to the clean rows, exactly) or f
 """
 
 import json
+import shutil
 from functools import cache
 from pathlib import Path
 
@@ -259,3 +260,23 @@ def test_a_driver_that_adds_gravity_relabels_to_the_goals_of_commands_that_hold_
     # read as if the commands held g(q), the driver's log gives other goals
     wrong = TopicMap.from_dict({**topic_map("gravity_by_driver").to_dict(), "commanded_effort_includes_gravity": True})
     assert np.abs(read_bag(BAGS / "gravity_by_driver", wrong).tau - read("gravity_in_commands").tau).max() > 1.0
+
+
+def test_a_bag_of_the_stacks_recorder_says_its_gravity_convention(tmp_path):
+    """The recorder node writes its controller's gravity_compensation into the bag's metadata; with
+    no topic map given, relabeling takes it from there: the driver's log, with this stack's default
+    map, gives the goals of the commands that hold g(q). A topic map given explicitly still rules."""
+    from ohio_core.pipeline.bag_relabel import RelabelConfig, relabel_bag
+
+    bag = tmp_path / "recorded"
+    shutil.copytree(BAGS / "gravity_by_driver", bag)
+    meta = yaml.safe_load((bag / "metadata.yaml").read_text())
+    meta["rosbag2_bagfile_information"]["custom_data"] = {
+        "ohio.record": json.dumps({"robot": "panda", "gravity_compensation": "driver"})}
+    (bag / "metadata.yaml").write_text(yaml.safe_dump(meta))
+    assert topic_map("gravity_by_driver").commanded_effort_includes_gravity is False    # how the golden is read
+    default = TopicMap.from_dict({**topic_map("gravity_by_driver").to_dict(), "commanded_effort_includes_gravity": True})
+    recorded = relabel_bag(bag, RelabelConfig(topic_map=default))
+    np.testing.assert_allclose(recorded.data.actions, relabeled_actions("gravity_in_commands"), rtol=0, atol=1e-8)
+    ignored = relabel_bag(bag, RelabelConfig(topic_map=default, recorded_gravity=False))
+    assert np.abs(ignored.data.actions - recorded.data.actions).max() > 1e-3

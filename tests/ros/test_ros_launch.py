@@ -60,7 +60,8 @@ def test_there_are_the_four_launch_files():
 
 
 #: launch arguments without a default, and a value for reading the file
-REQUIRED_ARGUMENTS = {"real_arm.launch.py": {"gravity_compensation": "driver"}}
+REQUIRED_ARGUMENTS = {"real_arm.launch.py": {"gravity_compensation": "driver"},
+                      "record.launch.py": {"gravity_compensation": "driver"}}
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from controllers import validate
-from controllers.config import CONFIG_TYPES, ConfigError
+from controllers.config import CONFIG_TYPES, ConfigError, GRAVITY_COMPENSATION
 from controllers.description import DEFAULT_ROBOT, load_robot, RobotConfigError
 from ohio_ros.config import choice, flag, label, NodeConfig, number, ParameterError, string
 
@@ -139,16 +139,26 @@ class PolicyNodeConfig(NodeConfig):
 
 @dataclass(frozen=True)
 class RecorderNodeConfig(NodeConfig):
-    """recorder_node: bag folder (must not exist; '' picks ohio_bag_<time>) and storage."""
+    """
+    recorder_node: bag folder (must not exist; '' picks ohio_bag_<time>) and storage.
+
+    ``robot`` and ``gravity_compensation`` (the controller's: ``driver`` where the robot driver
+    adds g(q), so the recorded commands lack it) go into the bag's metadata, from which
+    ``ohio relabel`` takes the arm's joint names and the commands' gravity convention.
+    """
 
     output: str = ''
     storage: str = 'mcap'
     record_diagnostics: bool = True
+    robot: str = DEFAULT_ROBOT
+    gravity_compensation: str = 'controller'
 
     def __post_init__(self):
         string('output', self.output)
         choice('storage', self.storage, STORAGES)
         flag('record_diagnostics', self.record_diagnostics)
+        check_robot(self.robot)
+        choice('gravity_compensation', self.gravity_compensation, GRAVITY_COMPENSATION)
 
 
 def controller_defaults(kind: str) -> dict:

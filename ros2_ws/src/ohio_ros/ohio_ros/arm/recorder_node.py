@@ -21,6 +21,7 @@ from bisect import bisect_right
 import json
 import time
 
+from controllers.description import load_robot
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from ohio_core.data import topics as tp
@@ -61,10 +62,12 @@ class RecorderNode(Node):
         self.config = c = cfg.RecorderNodeConfig.from_params(values)
         params.check_unknown(self, list(values))
         resolved = {role: self.resolve_topic_name(name) for role, name, _, _ in ROLES}
-        self.topic_map = TopicMap(**resolved)
+        robot = load_robot(c.robot)
+        self.topic_map = TopicMap(**resolved).for_robot(robot)
         output = c.output or time.strftime('ohio_bag_%Y%m%d_%H%M%S')
         settings = {'node': self.get_fully_qualified_name(), 'topics': resolved,
-                    'use_sim_time': self.get_parameter('use_sim_time').value}
+                    'use_sim_time': self.get_parameter('use_sim_time').value,
+                    'robot': robot.name, 'gravity_compensation': c.gravity_compensation}
         self.writer = BagWriter(output, self.topic_map, c.storage,
                                 custom_data={'ohio.record': json.dumps(settings)})
         self.writer.open()
