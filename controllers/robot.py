@@ -122,10 +122,11 @@ class ArmModel:
         if not ((self.home >= self.q_min) & (self.home <= self.q_max)).all():
             raise RobotConfigError(f"{robot.label()}: home {list(robot.home)} is outside the joint limits")
         n = self.nq
-        # (q, qd) is within bounds where |(q, qd) - centre| <= half_width, elementwise (NaN is not)
+        # (q, qd) is within bounds where |(q, qd) - centre| <= half_width, elementwise (NaN is not); the
+        # half width is rounded up by 1e-12 of itself, so that a state exactly on a bound is within it
         self._state_centre = np.concatenate([(self.q_min + self.q_max) / 2, np.zeros(n)])
         self._state_half_width = np.concatenate([(self.q_max - self.q_min) / 2 + POSITION_BOUND,
-                                                 VELOCITY_BOUND * self.qd_max])
+                                                 VELOCITY_BOUND * self.qd_max]) * (1.0 + 1e-12)
 
     def states_in_bounds(self, q: np.ndarray, qd: np.ndarray) -> np.ndarray:
         """Per state (leading dimensions of q, qd), whether both are within ``POSITION_BOUND`` and

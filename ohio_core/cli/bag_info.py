@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from ohio_core.cli.output import emit_json, print_report
+from ohio_core.cli.robot import add_robot_argument, robot_of
 from ohio_core.data.bag_common import BagError
 from ohio_core.data.bag_inspect import inspect_bag
 from ohio_core.data.bag_source import write_metadata
@@ -43,6 +44,7 @@ def add_parser(sub) -> None:
                    help="rosbag2 bags (folders, .mcap or .db3 files), ROS 1 .bag files, or folders to search for bags")
     p.add_argument("--topics", default=None,
                    help=f"topic map: a YAML file or one of {sorted(PRESETS)} (as in config/topics/; default: ohio)")
+    add_robot_argument(p)
     p.add_argument("--reindex", action="store_true",
                    help="rebuild and write the metadata.yaml of each named split-recording folder that has none "
                         "(as ros2 bag reindex), then report on it")
@@ -50,15 +52,18 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _topic_map(name: str | None):
+def _topic_map(name: str | None, robot):
+    """The map of ``--topics``; without it this stack's, with the arm joints of ``robot``."""
     try:
-        return TopicMap.preset(name or "ohio") if name is None or name in PRESETS else TopicMap.load(name)
+        if name is None:
+            return TopicMap.preset("ohio").for_robot(robot)
+        return TopicMap.preset(name) if name in PRESETS else TopicMap.load(name)
     except (TopicMapError, FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"{PROG}: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
-    topic_map = _topic_map(args.topics)
+    topic_map = _topic_map(args.topics, robot_of(args, PROG))
     unreadable: dict[str, str] = {}
     written: list[str] = []
 

@@ -63,7 +63,7 @@ def _message_problem(tm: TopicMap, role: str, topic: str, msgtype: str, msg, pat
         missing = [j for j in tm.arm_joints if j not in msg.name]
         if missing:
             return (f"topic {topic!r} lacks the arm joint(s) {missing}; its messages name {list(msg.name)} "
-                    f"(set arm_joints in the topic map)")
+                    f"(pass --robot for another arm, or set arm_joints in the topic map)")
     elif role == "commands":
         label = msg.layout.dim[0].label if msg.layout.dim else ""
         names = [x.strip() for x in label.split(",")] if "," in label else None

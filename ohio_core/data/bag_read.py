@@ -196,7 +196,7 @@ class BagStream:
             missing = [j for j in self.tm.arm_joints if j not in names]
             if missing:
                 raise BagError(f"{self.path}: {topic!r} lacks the arm joint(s) {missing}; its messages name "
-                               f"{list(names)} (set arm_joints in the topic map)")
+                               f"{list(names)} (pass --robot for another arm, or set arm_joints in the topic map)")
             self._js_index[key] = np.array([names.index(j) for j in self.tm.arm_joints])
         return self._js_index[key]
 
@@ -254,7 +254,7 @@ class BagStream:
                 if names is not None:
                     if sorted(names) != sorted(arm):
                         raise BagError(f"{path}: {topic!r} names joints {names}, expected {list(arm)} "
-                                       f"(set arm_joints in the topic map)")
+                                       f"(pass --robot for another arm, or set arm_joints in the topic map)")
                     order = np.array([names.index(j) for j in arm])
                 self._cmd_index[label] = order
             order = self._cmd_index[label]

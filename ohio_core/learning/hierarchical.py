@@ -53,7 +53,7 @@ class HierarchicalPolicy:
         self.scale = np.asarray(scale, float)
         if self.scale.shape != (GOAL_DIMS[space],):
             raise PolicyMismatchError(f"goal scale of shape {self.scale.shape} for the {space} goal space")
-        self.task, self.path = high.task, path
+        self.task, self.path, self.robot = high.task, path, high.robot
         self.meta = {"task": self.task, "level": self.level, "method": f"hiro_{space}", "k": self.high_k}
         self.reset()
 

@@ -20,6 +20,8 @@ def test_reach_runs_end_to_end_on_the_arm(tmp_path, capsys, robot, joints):
     collected = last_json(capsys.readouterr().out)
     assert collected["success_rate"] > 0 and collected["control_steps"] == 200
     assert json.loads(bag_custom_data(bag)["ohio.collect"])["robot"] == robot
+    assert main(["bag-info", str(bag), "--robot", robot, "--json"]) == 0      # its joints are found
+    assert last_json(capsys.readouterr().out)["bags"][0]["ready"] is True
 
     with pytest.raises(SystemExit, match=f"recorded on robot '{robot}', relabeling is for 'panda'"):
         main(["relabel", str(bag), "--workers", "1", "--out", str(tmp_path / "wrong")])

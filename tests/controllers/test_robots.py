@@ -15,10 +15,10 @@ from controllers.base import make_controller
 from controllers.config import ConfigError, OSCConfig, QPConfig
 from controllers.description import (DEFAULT_ROBOT, RobotConfigError, available_robots, load_robot, robot_file,
                                      robots_dirs)
-from controllers.goals import PoseGoal, so3_exp
+from controllers.goals import GOAL_POSITION_BOUND, PoseGoal, so3_exp
 from controllers.osc import OSC
 from controllers.qp import QP
-from controllers.robot import ArmModel
+from controllers.robot import POSITION_BOUND, VELOCITY_BOUND, ArmModel
 from ohio_core.bench.controllers import inverse_round_trip, step_tracking
 from ohio_core.envs.arm.env import GoalArmEnv, TorqueArmEnv
 from ohio_core.envs.arm.sim import ArmSim
@@ -239,3 +239,35 @@ def test_step_goal_tracking_error_is_measured_against_the_goal():
 
     t = step_tracking(Still(), goals=3, seconds=0.2, seed=0)
     assert t["pos_err_m_median"] == pytest.approx(0.05, abs=1e-3)
+
+
+#: random states and goals per arm and controller in the fuzz below
+FUZZ_STATES = 100_000
+
+
+@pytest.mark.parametrize("kind", ["osc", "qp"])
+def test_fuzz_1e5_states_and_goals_per_arm_give_finite_torques_within_limits(arm, kind):
+    """States anywhere within the physical bounds (joints up to pi past their limits, velocities up to
+    100 x theirs, a tenth exactly on the bounds) and goals up to 10 m away in any orientation: every
+    command is finite and within the arm's torque limits, and the law's unclipped torque is finite
+    for the OSC (the QP's is its solve's)."""
+    name, model, _ = arm
+    rng = np.random.default_rng(51)
+    controller = OSC(model) if kind == "osc" else QP(model)
+    n = model.nq
+    lo, hi = model.q_min - POSITION_BOUND, model.q_max + POSITION_BOUND
+    q = rng.uniform(lo, hi, (FUZZ_STATES, n))
+    qd = VELOCITY_BOUND * model.qd_max * rng.uniform(-1.0, 1.0, (FUZZ_STATES, n))
+    edge = rng.random(FUZZ_STATES) < 0.1
+    q[edge] = np.where(rng.random((edge.sum(), n)) < 0.5, lo, hi)
+    qd[edge] = VELOCITY_BOUND * model.qd_max * rng.choice([-1.0, 1.0], (edge.sum(), n))
+    p = GOAL_POSITION_BOUND * rng.uniform(-1.0, 1.0, (FUZZ_STATES, 3)) * rng.random((FUZZ_STATES, 1)) ** 4
+    w = rng.normal(size=(FUZZ_STATES, 3)) * 2.0
+    worst = 0.0
+    for i in range(FUZZ_STATES):
+        out = controller.compute(q[i], qd[i], PoseGoal(p[i], so3_exp(w[i])))
+        assert np.isfinite(out.tau).all(), f"{name} {kind} state {i}"
+        worst = max(worst, float(np.max(np.abs(out.tau) / model.tau_max)))
+        if kind == "osc":
+            assert np.isfinite(out.tau_unclipped).all(), f"{name} osc state {i}"
+    assert 0.99 < worst <= 1.0          # the extremes reach the limits, none goes past them
