@@ -55,6 +55,8 @@ class _Base:
                 object.__setattr__(self, f.name, validate.signed_number(name, value, ConfigError, f.metadata["scalar"]))
             elif "choice" in f.metadata:
                 validate.choice(name, value, f.metadata["choice"], ConfigError)
+            elif "flag" in f.metadata:
+                object.__setattr__(self, f.name, validate.flag(name, value, ConfigError))
         if not 0.0 < self.control_period <= 0.1:
             raise ConfigError(f"{type(self).__name__}.control_period must be in (0, 0.1] s, got {self.control_period}")
         self._check_goal_box()
@@ -124,6 +126,10 @@ def _choice(choices: tuple, default: str):
     return field(default=default, metadata={"choice": choices})
 
 
+def _flag(default: bool):
+    return field(default=default, metadata={"flag": True})
+
+
 @dataclass(frozen=True)
 class OSCConfig(_Base):
     """Operational-space controller (see ``controllers.osc``).
@@ -134,6 +140,10 @@ class OSCConfig(_Base):
     (``controllers.robot.controlled_model``); ``torque_limits`` bound what is commanded.
     ``goal_box_min``/``goal_box_max`` and ``table_height`` + ``goal_table_clearance`` bound the goal
     position (``controllers.workspace``; default: no bound).
+    ``joint_limits``: the joint-limit filter (``controllers.osc.limit_filter``) keeps the joints
+    ``position_margin`` inside their position limits, with room to brake at ``braking_acceleration``,
+    and under their velocity limits; it leaves the torque unchanged wherever the law already does.
+    The reference work's OSC has none: the mismatch experiment's configs set it false.
     """
 
     kind = "osc"
@@ -150,6 +160,9 @@ class OSCConfig(_Base):
     goal_box_max: tuple | None = _vec(3, "any", None, optional=True)
     table_height: float | None = _num("any", None, optional=True)      # m, world z of the table top
     goal_table_clearance: float = _num("nonnegative", 0.0)             # m, goals kept this far above the table
+    joint_limits: bool = _flag(True)                          # the joint-limit filter (controllers.osc)
+    position_margin: float = _num("nonnegative", 0.05)        # rad kept clear of each joint limit
+    braking_acceleration: float = _num("positive", 5.0)    # rad/s^2 assumed available to stop before a limit
 
     @functools.cached_property
     def kd(self) -> np.ndarray:

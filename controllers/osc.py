@@ -11,6 +11,23 @@ h = C(q, qd) qd + g(q), or C qd where the robot driver adds g(q) to every comman
 (``gravity_compensation: driver``; the controller's model is then ``controlled_model``'s
 gravity-free copy, so B, c and every inverse built on them leave g(q) out alike).
 
+Joint-limit filter (``OSCConfig.joint_limits``, default on; the reference work's configs set it off).
+With qdd_osc = M^-1 (tau - h) for the clipped torque tau, and the joint constraints C^T qdd >= b of
+``controllers.limits`` (torque; speed within qd_max and slow enough to brake at ``braking_acceleration``
+before ``position_margin`` inside a position limit; position at the end of the period inside the
+margin), the QP controller's set::
+
+    tau_out = tau                           if C^T qdd_osc >= b (velocity and position rows)
+    tau_out = M qdd* + h,  qdd* = argmin (qdd - qdd_osc)^T M (qdd - qdd_osc)  s.t.  C^T qdd >= b
+    tau_out = brake_torque(...)             where no qdd meets them
+
+``limit_filter`` (status ok / filtered / brake in ``OSCOutput``; ``OSC.limit_filtered`` and
+``OSC.limit_brakes`` count the steps). Where it returns tau the output is the law's bit for bit, so
+the closed-form inverse holds there; a filtered step is, like a saturated one, outside the affine law
+(the inverses' residual shows it). It never acts on the states the scripted experts visit (reach, lift
+and door under the reference gains). The filter holds the joint limits, not the law's stability: with a
+goal out of reach the law still chatters at a straight-arm singularity that lies inside the limits.
+
 ``osc_terms`` computes everything that does not depend on the goal; ``osc_law`` adds the goal.
 Both accept leading batch dimensions, so the inverse problems call this very code. ``osc_step``,
 what ``OSC.compute`` runs for one state, is the same law in one pass over 1-D arrays (about 12%
@@ -23,12 +40,23 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import quadprog
 from scipy.linalg.lapack import dlange, dpotrf, dpotrs
 
 from controllers.base import ControlOutput, Controller, InverseCapability, clip_torque, register_controller
 from controllers.config import OSCConfig
 from controllers.goals import PoseGoal, orientation_error
+from controllers.limits import brake_torque, joint_constraints, within_joint_limits
 from controllers.robot import Kinematics, ArmModel
+
+#: ``OSCOutput.status``: the law's torque as is; projected onto the joint limits; the brake (the
+#: limits could not be met); the law's torque because the filter's solvers failed (numerical trouble)
+STATUS_OK, STATUS_FILTERED, STATUS_BRAKE, STATUS_UNFILTERED = "ok", "filtered", "brake", "unfiltered"
+
+
+@dataclass(frozen=True)
+class OSCOutput(ControlOutput):
+    status: str = STATUS_OK
 
 
 @dataclass(frozen=True)
@@ -182,6 +210,38 @@ def osc_step(kin: Kinematics, q: np.ndarray, qd: np.ndarray, goal: PoseGoal, con
     return clip_torque(kin.h + tau_post + Jt @ (Lam @ force), tau_max)
 
 
+def limit_filter(kin: Kinematics, q: np.ndarray, qd: np.ndarray, out: ControlOutput, config: OSCConfig,
+                 tau_max: np.ndarray, q_min: np.ndarray, q_max: np.ndarray, qd_max: np.ndarray) -> OSCOutput:
+    """The joint-limit filter (module docstring) on the law's output ``out`` at one state.
+
+    With qdd_osc = M^-1 (clip(tau_osc) - h): if qdd_osc meets the joint constraints
+    (``controllers.limits``) ``out`` is returned as is (status ``ok``); otherwise the torque is
+    M qdd + h for the closest accelerations in the metric of M that meet them::
+
+        min_qdd (qdd - qdd_osc)^T M (qdd - qdd_osc)   s.t.   C^T qdd >= b       (status ``filtered``)
+
+    (the torque closest to the law's in the metric of M^-1), or where they cannot be met the QP
+    controller's brake (``controllers.limits.brake_torque``, status ``brake``). ``kin`` must hold M^-1."""
+    T, m, a_b = config.control_period, config.position_margin, config.braking_acceleration
+    qdd_osc = kin.Minv @ (out.tau - kin.h)
+    if within_joint_limits(qdd_osc, q, qd, T, m, a_b, q_min, q_max, qd_max):
+        return OSCOutput(tau=out.tau, tau_unclipped=out.tau_unclipped, saturated=out.saturated)
+    C, b = joint_constraints(kin, q, qd, T, m, a_b, q_min, q_max, qd_max, tau_max)
+    try:
+        qdd = quadprog.solve_qp(np.array(kin.M), out.tau - kin.h, C, b, 0)[0]
+    except ValueError:
+        qdd = None
+    if qdd is not None and np.isfinite(qdd).all():
+        filtered = clip_torque(kin.M @ qdd + kin.h, tau_max)
+        return OSCOutput(tau=filtered.tau, tau_unclipped=filtered.tau_unclipped, saturated=filtered.saturated,
+                         status=STATUS_FILTERED)
+    tau = brake_torque(kin, q, qd, config, tau_max, q_min, q_max, qd_max)
+    if tau is None:
+        return OSCOutput(tau=out.tau, tau_unclipped=out.tau_unclipped, saturated=out.saturated,
+                         status=STATUS_UNFILTERED)
+    return OSCOutput(tau=tau, tau_unclipped=tau, saturated=np.zeros(len(q), bool), status=STATUS_BRAKE)
+
+
 @register_controller
 class OSC(Controller):
     """Stateless OSC bound to a robot model: ``act(q, qd, goal) -> tau`` (``Controller``). Batches:
@@ -195,14 +255,27 @@ class OSC(Controller):
 
     def __init__(self, model: ArmModel, config: OSCConfig = OSCConfig()):
         super().__init__(model, config)
+        self.steps = 0
+        self.limit_filtered = 0     # steps whose torque the joint-limit filter changed (brakes included)
+        self.limit_brakes = 0       # of those, steps where the limits could not be met (the brake)
 
-    def compute(self, q: np.ndarray, qd: np.ndarray, goal: PoseGoal) -> ControlOutput:
-        """One state's torque for the goal clamped into the workspace (``Controller.workspace_goal``); a
-        state that is not finite or beyond the physical bounds (``ArmModel.check_state``) raises
-        ``NonFiniteInputError``. Batches: osc_terms, osc_law (goals as given)."""
+    def compute(self, q: np.ndarray, qd: np.ndarray, goal: PoseGoal) -> OSCOutput:
+        """One state's torque for the goal clamped into the workspace (``Controller.workspace_goal``),
+        through the joint-limit filter where the config asks for it; a state that is not finite or
+        beyond the physical bounds (``ArmModel.check_state``) raises ``NonFiniteInputError``. Batches:
+        osc_terms, osc_law (goals as given, no filter)."""
         q, qd = self.model.check_state(q, qd)
         goal = self.workspace_goal(goal)
-        return osc_step(self.model.kinematics(q, qd), q, qd, goal, self.config, self.tau_max)
+        kin = self.model.kinematics(q, qd)
+        out = osc_step(kin, q, qd, goal, self.config, self.tau_max)
+        self.steps += 1
+        if not self.config.joint_limits:
+            return OSCOutput(tau=out.tau, tau_unclipped=out.tau_unclipped, saturated=out.saturated)
+        model = self.model
+        out = limit_filter(kin, q, qd, out, self.config, self.tau_max, model.q_min, model.q_max, model.qd_max)
+        self.limit_filtered += out.status != STATUS_OK
+        self.limit_brakes += out.status == STATUS_BRAKE
+        return out
 
     def terms(self, kin: Kinematics, q: np.ndarray, qd: np.ndarray) -> OSCTerms:
         return osc_terms(kin, q, qd, self.config)

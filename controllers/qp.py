@@ -36,6 +36,7 @@ import quadprog
 from controllers.base import ControlOutput, Controller, InverseCapability, clip_torque, register_controller
 from controllers.config import QPConfig
 from controllers.goals import PoseGoal
+from controllers.limits import brake_torque, joint_constraints, safe_velocity  # noqa: F401 (re-exported)
 from controllers.osc import task_error
 from controllers.robot import Kinematics, ArmModel
 
@@ -73,17 +74,8 @@ def qp_problem(kin: Kinematics, q: np.ndarray, qd: np.ndarray, xdd: np.ndarray, 
     G = JtW @ kin.J + (w_p + w_v * T * T) * np.eye(len(q))
     a = JtW @ (xdd - kin.dJqd) + w_p * qdd_post - (w_v * T) * qd
 
-    lo, hi = q_min + config.position_margin, q_max - config.position_margin
-    a_b = config.braking_acceleration
-    v_hi = np.minimum(qd_max, np.sqrt(2.0 * a_b * np.maximum(hi - q, 0.0)))
-    v_lo = np.minimum(qd_max, np.sqrt(2.0 * a_b * np.maximum(q - lo, 0.0)))
-    eye = np.eye(len(q))
-    C = np.hstack([kin.M, -kin.M, T * eye, -T * eye, 0.5 * T * T * eye, -0.5 * T * T * eye])
-    b = np.concatenate([
-        -tau_max - kin.h, -tau_max + kin.h,                     # torque
-        -v_lo - qd, -v_hi + qd,                                  # velocity and braking room
-        lo - q - T * qd, -(hi - q - T * qd),                     # position at the end of the period
-    ])
+    C, b = joint_constraints(kin, q, qd, T, config.position_margin, config.braking_acceleration,
+                             q_min, q_max, qd_max, tau_max)
     if config.table_height is not None:
         C_z, b_z = table_constraint(kin, qd, config)
         C, b = np.hstack([C, C_z]), np.concatenate([b, b_z])
@@ -104,29 +96,6 @@ def table_constraint(kin: Kinematics, qd: np.ndarray, config: QPConfig) -> tuple
 
 def hold_torque(kin: Kinematics, qd: np.ndarray, config: QPConfig, tau_max: np.ndarray) -> np.ndarray:
     return np.clip(kin.h - config.hold_damping * qd, -tau_max, tau_max)
-
-
-def safe_velocity(q: np.ndarray, config: QPConfig, q_min: np.ndarray, q_max: np.ndarray,
-                  qd_max: np.ndarray) -> np.ndarray:
-    """v_safe of the brake (module docstring): 0 within the joint limits, back inside beyond them."""
-    T, m = config.control_period, config.position_margin
-    return np.clip(np.clip(0.0, (q_min + m - q) / T, (q_max - m - q) / T), -qd_max, qd_max)
-
-
-def brake_torque(kin: Kinematics, q: np.ndarray, qd: np.ndarray, config: QPConfig, tau_max: np.ndarray,
-                 q_min: np.ndarray, q_max: np.ndarray, qd_max: np.ndarray) -> np.ndarray | None:
-    """tau = M qdd + h for qdd = argmin 1/2 ||qd + T qdd - v_safe||^2 s.t. torque limits (module
-    docstring); None if quadprog fails (tau = 0 is feasible, so only numerical trouble does that)."""
-    T = config.control_period
-    C = np.hstack([kin.M, -kin.M])
-    b = np.concatenate([-tau_max - kin.h, -tau_max + kin.h])
-    v_safe = safe_velocity(q, config, q_min, q_max, qd_max)
-    try:
-        qdd = quadprog.solve_qp(T * T * np.eye(len(q)), T * (v_safe - qd), C, b, 0)[0]
-    except ValueError:
-        return None
-    tau = kin.M @ qdd + kin.h
-    return np.clip(tau, -tau_max, tau_max) if np.isfinite(tau).all() else None
 
 
 def qp_step(model: ArmModel, q: np.ndarray, qd: np.ndarray, goal: PoseGoal, config: QPConfig,

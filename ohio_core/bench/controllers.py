@@ -1,7 +1,8 @@
 """Benchmark of the low-level controllers and of the simulator with a controller in the loop, per robot.
 
 Per-step compute time is measured on states visited by the scripted reach expert (so the
-distribution of configurations and goals is the one the controllers meet in use). Per robot it
+distribution of configurations and goals is the one the controllers meet in use); the OSC's with its
+joint-limit filter (the default) and without, and how many of those steps the filter changed. Per robot it
 also reports what makes an arm usable by the stack:
 
 - tracking: step goals 5 cm and 0.2 rad away (random directions) from the home pose, held for
@@ -17,6 +18,7 @@ import time
 
 import numpy as np
 
+from controllers.config import OSCConfig
 from controllers.goals import PoseGoal, so3_exp, so3_log
 from controllers.osc import OSC
 from controllers.qp import QP
@@ -94,11 +96,12 @@ def step_tracking(controller, goals: int = 10, seconds: float = 1.5, seed: int =
 
 
 def inverse_round_trip(controller, method: str, segments: int = 200, seed: int = 0) -> dict:
-    """The largest goal error of ``method`` on simulated k = 5 segments without saturated torques."""
+    """The largest goal error of ``method`` on simulated k = 5 segments without saturated torques, and
+    without steps the controller's law did not set (the OSC's joint-limit filter, the QP's fallbacks)."""
     data = simulate_segments(controller, segments, k=5, seed=seed, velocity_std=0.3)
     res = invert(method, data.segments, controller)
     perr, oerr, _ = recovery(res, data.goal_p, data.goal_R)
-    keep = ~data.saturated.any((1, 2))
+    keep = ~data.saturated.any((1, 2)) & ~data.filtered.any(1)
     return {"segments": int(keep.sum()), "solved": float(res.ok[keep].mean()) if keep.any() else 0.0,
             "pos_err_m_max": float(perr[keep].max()) if keep.any() else float("nan"),
             "ori_err_rad_max": float(oerr[keep].max()) if keep.any() else float("nan")}
@@ -107,7 +110,9 @@ def inverse_round_trip(controller, method: str, segments: int = 200, seed: int =
 def run(n_states: int = 2000, sim_seconds: float = 20.0, seed: int = 0, robot: str | None = None) -> dict:
     model = ArmModel(robot)
     states = _visited_states(model, n_states, seed)
-    osc_t = time_steps(OSC(model), states)
+    osc = OSC(model)
+    osc_t = time_steps(osc, states)
+    osc_law_t = time_steps(OSC(model, OSCConfig(joint_limits=False)), states)
     qp = QP(model)
     qp_t = time_steps(qp, states)
     rtf_osc, reach_osc = realtime_factor(OSC(model), sim_seconds, seed)
@@ -116,6 +121,8 @@ def run(n_states: int = 2000, sim_seconds: float = 20.0, seed: int = 0, robot: s
         "robot": model.robot.name, "joints": model.nq,
         "osc_step_us_median": float(np.median(osc_t)),
         "osc_step_us_p99": float(np.percentile(osc_t, 99)),
+        "osc_no_limit_filter_step_us_median": float(np.median(osc_law_t)),
+        "osc_limit_filtered": int(osc.limit_filtered),
         "qp_step_us_median": float(np.median(qp_t)),
         "qp_step_us_p99": float(np.percentile(qp_t, 99)),
         "qp_fallbacks": int(qp.fallbacks),

@@ -94,7 +94,9 @@ def run_controllers(args: argparse.Namespace) -> int:
     print(table(rows, ["controller", "step goal: pos err mm (med / max)", "ori err rad (med / max)",
                        "inverse round trip: max m / rad", "reach expert success"]))
     print(f"robot {result['robot']} ({result['joints']} joints): "
-          f"osc p99 {result['osc_step_us_p99']:.1f} us, qp p99 {result['qp_step_us_p99']:.1f} us, "
+          f"osc p99 {result['osc_step_us_p99']:.1f} us (median without the joint-limit filter "
+          f"{result['osc_no_limit_filter_step_us_median']:.1f} us, steps filtered {result['osc_limit_filtered']}), "
+          f"qp p99 {result['qp_step_us_p99']:.1f} us, "
           f"qp fallbacks {result['qp_fallbacks']}, real-time factor with QP {result['sim_realtime_factor_qp']:.1f}x "
           f"({result['states']} states, command: ohio bench controllers --robot {args.robot} --states {args.states} "
           f"--sim-seconds {args.sim_seconds:g} --seed {args.seed})")

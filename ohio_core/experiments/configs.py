@@ -1,6 +1,7 @@
 """The controller configurations of the mismatch experiment, and the settings shared by the arm experiments.
 
-Data are collected with ``ORIGINAL`` (kp 150, damping ratio 1, output scale 0.05 m / 0.5 rad);
+Data are collected with ``ORIGINAL`` (kp 150, damping ratio 1, output scale 0.05 m / 0.5 rad, no
+joint-limit filter);
 policies are deployed under each ``CHANGED`` config. The same configs ship as YAML files in
 ``config/controllers/`` for ``ohio eval --controller`` (a test holds the two equal).
 """
@@ -34,7 +35,9 @@ class ArmExperimentConfig:
             raise ValueError(f"task must be one of {list(TASKS)}, got {self.task!r}")
 
 
-ORIGINAL = OSCConfig()
+#: the reference work's OSC: the law alone, without the joint-limit filter (``controllers.osc``), so that
+#: the deployment configs below, whose policies drive the arm toward its limits, keep the reference results
+ORIGINAL = OSCConfig(joint_limits=False)
 #: the reference work's enlarged output range (m, rad) of its two changed settings
 WIDE_RANGE = (0.4, 0.4, 0.4, 1.6, 1.6, 1.6)
 

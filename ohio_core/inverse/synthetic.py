@@ -24,6 +24,9 @@ class SyntheticSegments:
     goal_R: np.ndarray      # (N, 3, 3)
     action: np.ndarray      # (N, 6) the normalized actions that produced them
     saturated: np.ndarray   # (N, k, 7) torque entries the controller clipped
+    #: (N, k) steps whose torque is not the controller's law: its status is not ``ok`` (the OSC's
+    #: joint-limit filter acted, the QP fell back); the closed-form and KKT inverses do not hold there
+    filtered: np.ndarray | None = None
 
 
 def simulate_segments(controller, n: int, k: int = 5, seed: int = 0, joint_noise: float = 0.4,
@@ -44,6 +47,7 @@ def simulate_segments(controller, n: int, k: int = 5, seed: int = 0, joint_noise
     lo, hi = model.q_min + 0.1, model.q_max - 0.1
     q_log, qd_log, tau_log = (np.empty((n, k, nj)) for _ in range(3))
     sat = np.empty((n, k, nj), bool)
+    filtered = np.zeros((n, k), bool)
     q_next, qd_next = np.empty((n, nj)), np.empty((n, nj))
     goal_p, goal_R, actions = np.empty((n, 3)), np.empty((n, 3, 3)), np.empty((n, 6))
     it = range(n)
@@ -63,10 +67,12 @@ def simulate_segments(controller, n: int, k: int = 5, seed: int = 0, joint_noise
                 tau = np.clip(tau + sigma * noise_rng.standard_normal(nj), -controller.tau_max, controller.tau_max)
                 saturated = np.abs(tau) >= controller.tau_max
             q_log[i, j], qd_log[i, j], tau_log[i, j], sat[i, j] = q, qd, tau, saturated
+            filtered[i, j] = getattr(out, "status", "ok") != "ok"
             sim.control_step(tau)
         q_next[i], qd_next[i] = sim.q, sim.qd
         goal_p[i], goal_R[i], actions[i] = goal.p, goal.R, a
-    return SyntheticSegments(Segments(q_log, qd_log, tau_log, q_next, qd_next), goal_p, goal_R, actions, sat)
+    return SyntheticSegments(Segments(q_log, qd_log, tau_log, q_next, qd_next), goal_p, goal_R, actions, sat,
+                             filtered)
 
 
 def recovery(result, goal_p: np.ndarray, goal_R: np.ndarray, pos_tol: float = 1e-3, ori_tol: float = 1e-2):

@@ -186,8 +186,8 @@ def test_unknown_key_is_an_error_naming_it(cls):
 
 
 def test_qp_only_key_is_unknown_to_the_osc():
-    with pytest.raises(ConfigError, match="position_margin"):
-        OSCConfig.from_dict({"position_margin": 0.1})
+    with pytest.raises(ConfigError, match="velocity_weight"):
+        OSCConfig.from_dict({"velocity_weight": 1.0})
 
 
 def test_type_must_match():

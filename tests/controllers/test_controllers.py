@@ -15,7 +15,7 @@ import pytest
 import quadprog
 
 from controllers.base import clip_torque
-from controllers.config import OSCConfig, QPConfig
+from controllers.config import ConfigError, OSCConfig, QPConfig
 from controllers.description import Q_HOME
 from controllers.goals import (GOAL_POSITION_BOUND, ImplausibleInputError, NonFiniteInputError, PoseGoal,
                                action_from_goal, goal_from_action, orientation_error, so3_exp, so3_log)
@@ -28,6 +28,8 @@ from ohio_core.inverse.terms import batch_kinematics
 
 CONTROL_HZ = 50
 CUBE_OUT_OF_THE_WAY = (0.3, 0.45, 0.02)
+#: the reference work's OSC: the law alone, without the joint-limit filter
+UNFILTERED = OSCConfig(joint_limits=False)
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +214,7 @@ def test_the_batched_law_and_the_inverses_inherit_the_driver_convention(panda):
     """osc_terms on the controller's model (what the inverses evaluate) gives the driver-mode
     command: relabeling such a controller's log stays consistent with what it commanded."""
     rng = np.random.default_rng(43)
-    c = _driver(panda, "osc")
+    c = OSC(panda, UNFILTERED.replace(gravity_compensation="driver"))      # the law, as the inverses see it
     qs = np.array([panda.random_configuration(rng) for _ in range(8)])
     qds = rng.uniform(-0.5, 0.5, (8, 7))
     terms = osc_terms(batch_kinematics(c.model, qs, qds), qs, qds, c.config)
@@ -284,7 +286,7 @@ def test_qp_keeps_joints_inside_limits_when_the_goal_asks_to_leave(panda, sim, c
     margin = QPConfig().position_margin
 
     # the unconstrained OSC does go there (so the goal really asks to leave the limits)
-    osc = rollout(sim, OSC(panda), goal, q0=q0, steps=steps)
+    osc = rollout(sim, OSC(panda, UNFILTERED), goal, q0=q0, steps=steps)
     if toward_upper:
         assert osc.q[:, joint].max() > hi - margin / 2, f"OSC did not approach joint {joint + 1}'s upper limit"
     else:
@@ -329,7 +331,7 @@ def test_qp_table_plane_keeps_the_tcp_above_it(panda, sim):
 @pytest.mark.parametrize("case", ["elbow_reach_0.9", "elbow_reach_1.2"])
 def test_unconstrained_osc_leaves_the_elbow_limit_on_a_far_reach(panda, sim, case):
     q0, joint, make_goal = LIMIT_CASES[case]
-    r = rollout(sim, OSC(panda), make_goal(panda), q0=q0, steps=3 * CONTROL_HZ)
+    r = rollout(sim, OSC(panda, UNFILTERED), make_goal(panda), q0=q0, steps=3 * CONTROL_HZ)
     assert r.q[:, joint].max() > panda.q_max[joint]
 
 
@@ -338,9 +340,12 @@ OUT_OF_REACH = {
     "1.2m_front": lambda p0: np.array([1.2, 0.0, 0.35]),
 }
 _NOT_AT_REST = {
-    "osc": "osc.py: the reference OSC law has no joint-space safety terms; with a goal out of reach it "
-           "does not settle (joint speeds 7 rad/s 5 cm beyond reach, 40 rad/s at 1.2 m, above qd_max); "
-           "the QP controller is the one that enforces joint limits and comes to rest",
+    "osc": "osc.py: the reference OSC law is unstable at the Panda's straight-arm singularity (joint 4 near "
+           "-0.47 rad, inside its limits), where a goal out of reach leaves it: it chatters there. The "
+           "joint-limit filter keeps the joints within their position and velocity limits "
+           "(test_osc_limit_filter_holds_the_limits_with_a_goal_out_of_reach) but leaves the law as is "
+           "within them, and no joint limit is active at the singularity to hold the arm at rest; the QP "
+           "controller, whose velocity cost damps the singular direction, is the one that comes to rest",
 }
 
 
@@ -359,6 +364,28 @@ def test_goal_out_of_reach_the_arm_stretches_and_comes_to_rest(panda, sim, kind,
     speeds = np.abs(r.qd[-CONTROL_HZ:]).max()
     assert speeds < 0.1, f"{kind}: joints still move at {speeds:.2f} rad/s after 4-5 s"
     assert np.linalg.norm(r.p - goal.p) < np.linalg.norm(p0 - goal.p)
+
+
+@pytest.mark.parametrize("where", sorted(OUT_OF_REACH))
+def test_osc_limit_filter_holds_the_limits_with_a_goal_out_of_reach(panda, sim, where):
+    """5 s toward a goal out of reach: without the filter the OSC drives joints past their velocity limits
+    (7 rad/s 5 cm beyond reach, 40 rad/s at 1.2 m) and, at 1.2 m, joint 4 past its position limit; with it
+    every joint stays position_margin inside its position limits (to 1 mm) and within its velocity limit
+    (to 5 %: the filter holds the speed the one-period model predicts). At 1.2 m the arm strikes the table
+    (a contact the filter does not model), so there only the positions are held to the limits."""
+    p0, R0 = panda.tcp_pose(Q_HOME)
+    goal = PoseGoal(OUT_OF_REACH[where](p0), R0)
+    free = rollout(sim, OSC(panda, UNFILTERED), goal, steps=5 * CONTROL_HZ)
+    assert np.max(np.abs(free.qd) / panda.qd_max) > 2.0
+    osc = OSC(panda)
+    r = rollout(sim, osc, goal, steps=5 * CONTROL_HZ)
+    m = osc.config.position_margin
+    worst = np.max(np.maximum(r.q - (panda.q_max - m), (panda.q_min + m) - r.q))
+    assert worst < 1e-3, f"a joint {worst:.4f} rad past its limit less the margin"
+    if where == "5cm_beyond":
+        assert np.max(np.abs(r.qd) / panda.qd_max) < 1.05
+    assert np.all(np.abs(r.tau) <= panda.tau_max)
+    assert osc.limit_filtered > 0 and osc.steps == 5 * CONTROL_HZ
 
 
 # -- QP fallback -------------------------------------------------------------------------------
@@ -610,12 +637,7 @@ REACHABLE_BOX = {"goal_box_min": (0.25, -0.4, 0.1), "goal_box_max": (0.65, 0.4, 
 FUZZ_LIMIT_MARGIN = 0.0
 
 
-@pytest.mark.parametrize("kind", [
-    pytest.param("osc", marks=pytest.mark.xfail(strict=True, reason=(
-        "osc.py has no joint-limit term yet: even with its goals clamped into REACHABLE_BOX, episode 4 "
-        "(a goal 0.3 m and 1 rad from the start) takes joint 3 0.28 rad past its limit"))),
-    "qp",
-])
+@pytest.mark.parametrize("kind", ["osc", "qp"])
 def test_fuzz_closed_loop_random_goals_keep_joints_and_torques_within_limits(panda, sim, kind):
     """20 short episodes (1 s) from random states near home toward random goals, a third of them out of
     reach (0.9 to 1.3 m from the base) and orientations up to 1 rad off: every joint stays within its
@@ -741,7 +763,7 @@ def test_batched_osc_equals_per_sample_compute(panda):
     ks = [panda.kinematics(q, qd) for q, qd in zip(qs, qds)]
     p = np.array([k.p for k in ks]) + rng.normal(size=(n, 3)) * 0.1
     R = so3_exp(rng.normal(size=(n, 3)) * 0.4) @ np.array([k.R for k in ks])
-    osc = OSC(panda)
+    osc = OSC(panda, UNFILTERED)          # the law (the joint-limit filter acts on some of these states)
     with np.errstate(over="ignore"):
         terms = osc_terms(_stack_kinematics(ks), qs, qds, osc.config)
         batched = clip_torque(osc_law(terms, PoseGoal(p, R)), osc.tau_max)
@@ -762,8 +784,8 @@ def test_osc_law_is_affine_in_the_task_error_with_the_documented_terms(panda):
     """tau(e1) - tau(e2) = B (e1 - e2), B = J^T Lambda K_p, checked against an independent
     evaluation of the documented law at well-conditioned states."""
     rng = np.random.default_rng(77)
-    cfg = OSCConfig(kp=[150, 140, 130, 120, 110, 100], damping_ratio=[1.0, 0.9, 0.8, 1.1, 1.2, 0.7]).for_joints(
-        7, panda.home)
+    cfg = OSCConfig(kp=[150, 140, 130, 120, 110, 100], damping_ratio=[1.0, 0.9, 0.8, 1.1, 1.2, 0.7],
+                    joint_limits=False).for_joints(7, panda.home)
     osc = OSC(panda, cfg)
     kp, kd, kn = np.array(cfg.kp), 2 * np.array(cfg.damping_ratio) * np.sqrt(cfg.kp), cfg.nullspace_kp
     for _ in range(10):
@@ -878,3 +900,109 @@ def test_quaternion_goal_matches_rotation_matrix():
     goal = PoseGoal.from_pos_quat([0.1, 0.2, 0.3], [0.0, 0.0, np.sin(np.pi / 4), np.cos(np.pi / 4)])
     np.testing.assert_allclose(goal.R, so3_exp(np.array([0.0, 0.0, np.pi / 2])), atol=1e-15)
     np.testing.assert_allclose(goal.p, [0.1, 0.2, 0.3])
+
+
+# -- the OSC's joint-limit filter --------------------------------------------------------------
+
+def test_osc_limit_filter_leaves_the_law_unchanged_within_the_limits(panda):
+    """Where the law's accelerations meet the joint constraints the filtered OSC returns the law's torque
+    bit for bit, with status ok and nothing counted: on every state the reach expert visits, and on
+    most random states near home moving toward random goals (some of which the filter projects)."""
+    from ohio_core.bench.controllers import _visited_states
+    rng = np.random.default_rng(41)
+    expert = _visited_states(panda, 300, seed=0)
+    random = []
+    for _ in range(200):
+        q = Q_HOME + rng.uniform(-0.5, 0.5, 7)
+        p0, R0 = panda.tcp_pose(q)
+        random.append((q, rng.uniform(-0.5, 0.5, 7), random_goal_near(rng, p0, R0)))
+    for states, most in ((expert, 1.0), (random, 0.9)):
+        filtered, plain = OSC(panda), OSC(panda, UNFILTERED)
+        for q, qd, goal in states:
+            a, b = filtered.compute(q, qd, goal), plain.compute(q, qd, goal)
+            if a.status == STATUS_OK:
+                for field in ("tau", "tau_unclipped", "saturated"):
+                    np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+        assert filtered.limit_filtered <= (1.0 - most) * len(states), filtered.limit_filtered
+        assert plain.limit_filtered == 0 and plain.steps == filtered.steps == len(states)
+
+
+def _near_limit_states(panda, rng, count):
+    """States with one or two joints within 0.15 rad of a limit (or just past the margin), moving toward it."""
+    out = []
+    for _ in range(count):
+        q = np.clip(Q_HOME + rng.uniform(-0.4, 0.4, 7), panda.q_min + 0.2, panda.q_max - 0.2)
+        qd = rng.uniform(-0.3, 0.3, 7)
+        for j in rng.choice(7, size=rng.integers(1, 3), replace=False):
+            upper = rng.random() < 0.5
+            room = rng.uniform(0.0, 0.15)
+            q[j] = panda.q_max[j] - room if upper else panda.q_min[j] + room
+            qd[j] = (1.0 if upper else -1.0) * rng.uniform(0.0, 1.0) * panda.qd_max[j]
+        out.append((q, qd))
+    return out
+
+
+def test_osc_limit_filter_meets_the_joint_constraints_near_the_limits(panda):
+    """States near the limits, moving toward them, with goals that pull further: where the filter
+    projects (status filtered) the accelerations M^-1 (tau - h) meet every joint constraint (the
+    QP's, ``controllers.limits``), and no torque within the limits that meets them is closer to
+    the law's in the metric of M^-1; where they cannot be met it brakes."""
+    from controllers.limits import joint_constraints
+    from controllers.osc import STATUS_BRAKE as OSC_BRAKE, STATUS_FILTERED, osc_step
+    rng = np.random.default_rng(42)
+    osc = OSC(panda)
+    cfg, T = osc.config, osc.config.control_period
+    counts = {STATUS_OK: 0, STATUS_FILTERED: 0, OSC_BRAKE: 0}
+    for q, qd in _near_limit_states(panda, rng, 150):
+        p0, R0 = panda.tcp_pose(q)
+        goal = PoseGoal(p0 + rng.uniform(-0.4, 0.4, 3), so3_exp(rng.uniform(-1.0, 1.0, 3)) @ R0)
+        out = osc.compute(q, qd, goal)
+        counts[out.status] += 1
+        assert np.all(np.abs(out.tau) <= osc.tau_max) and np.all(np.isfinite(out.tau))
+        kin = panda.kinematics(q, qd)
+        C, b = joint_constraints(kin, q, qd, T, cfg.position_margin, cfg.braking_acceleration,
+                                 panda.q_min, panda.q_max, panda.qd_max, osc.tau_max)
+        qdd = np.linalg.solve(kin.M, out.tau - kin.h)
+        law = osc_step(kin, q, qd, goal, cfg, osc.tau_max)
+        if out.status == STATUS_OK:
+            assert np.all(C.T @ qdd >= b - 1e-9)
+            np.testing.assert_array_equal(out.tau, law.tau)
+        elif out.status == STATUS_FILTERED:
+            assert np.all(C.T @ qdd >= b - 1e-6), np.min(C.T @ qdd - b)
+            qdd_law = np.linalg.solve(kin.M, law.tau - kin.h)
+            cost = (qdd - qdd_law) @ kin.M @ (qdd - qdd_law)
+            # any other point of the feasible set, e.g. the midpoint toward a random feasible one, costs more
+            for _ in range(5):
+                other = quadprog.solve_qp(kin.M, kin.M @ (qdd_law + rng.normal(size=7) * 5.0), C, b, 0)[0]
+                mid = 0.5 * (qdd + other)
+                assert cost <= (mid - qdd_law) @ kin.M @ (mid - qdd_law) + 1e-9
+    assert counts[STATUS_FILTERED] > 30 and counts[OSC_BRAKE] > 10 and counts[STATUS_OK] > 0, counts
+    assert osc.limit_filtered == counts[STATUS_FILTERED] + counts[OSC_BRAKE]
+    assert osc.limit_brakes == counts[OSC_BRAKE] and osc.steps == 150
+
+
+@pytest.mark.parametrize("index", range(len(INFEASIBLE_STATES)))
+def test_osc_limit_filter_brakes_where_the_limits_cannot_be_met(panda, index):
+    """The QP's infeasible states: the filtered OSC returns the QP's braking torque (status brake)."""
+    from controllers.limits import brake_torque
+    from controllers.osc import STATUS_BRAKE as OSC_BRAKE
+    q, qd = INFEASIBLE_STATES[index]
+    osc = OSC(panda)
+    out = osc.compute(q, qd, _goal_at(panda, Q_HOME))
+    assert out.status == OSC_BRAKE and osc.limit_brakes == 1 and osc.limit_filtered == 1
+    expected = brake_torque(panda.kinematics(q, qd), q, qd, osc.config, osc.tau_max,
+                            panda.q_min, panda.q_max, panda.qd_max)
+    np.testing.assert_allclose(out.tau, expected, rtol=0, atol=1e-9)
+    assert np.all(np.abs(out.tau) <= osc.tau_max)
+
+
+def test_osc_limit_filter_is_a_config_flag(panda):
+    assert OSCConfig().joint_limits is True and UNFILTERED.joint_limits is False
+    assert OSCConfig.from_dict({"joint_limits": False}) == UNFILTERED
+    for bad in ("yes", 1, None):
+        with pytest.raises(ConfigError, match=r"OSCConfig\.joint_limits must be"):
+            OSCConfig(joint_limits=bad)
+    q, qd = INFEASIBLE_STATES[0]
+    plain = OSC(panda, UNFILTERED)
+    out = plain.compute(q, qd, _goal_at(panda, Q_HOME))
+    assert out.status == STATUS_OK and plain.limit_filtered == 0 and plain.steps == 1

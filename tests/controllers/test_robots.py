@@ -271,3 +271,31 @@ def test_fuzz_1e5_states_and_goals_per_arm_give_finite_torques_within_limits(arm
         if kind == "osc":
             assert np.isfinite(out.tau_unclipped).all(), f"{name} osc state {i}"
     assert 0.99 < worst <= 1.0          # the extremes reach the limits, none goes past them
+
+
+@pytest.mark.parametrize("kind", ["osc", "qp"])
+def test_the_closed_loop_keeps_every_arm_within_its_joint_limits(arm, kind):
+    """The closed-loop fuzz of test_controllers on every arm, shorter: 6 episodes of 1 s from random states
+    near home toward random goals, a third of them out of reach (1.0 to 1.3 m from the base), orientations
+    up to 1 rad off: every joint within its position limits and every torque within its limits. Both
+    controllers with their defaults (the OSC with its joint-limit filter, no goal box)."""
+    name, model, sim = arm
+    rng = np.random.default_rng(36)
+    n = model.nq
+    for episode in range(6):
+        q0 = np.clip(model.home + rng.uniform(-0.3, 0.3, n), model.q_min + 0.1, model.q_max - 0.1)
+        p0, R0 = model.tcp_pose(q0)
+        if episode % 3 == 0:
+            direction = np.array([np.cos(a := rng.uniform(-1.0, 1.0)), np.sin(a), rng.uniform(-0.2, 0.5)])
+            p = rng.uniform(1.0, 1.3) * direction / np.linalg.norm(direction)
+        else:
+            p = p0 + rng.uniform(-0.3, 0.3, 3)
+        goal = PoseGoal(p, so3_exp(rng.uniform(-1.0, 1.0, 3) / np.sqrt(3)) @ R0)
+        controller = make_controller(OSCConfig() if kind == "osc" else QPConfig(), model)
+        sim.reset(q0)
+        for _ in range(50):
+            tau = controller.act(sim.q, sim.qd, goal)
+            assert np.all(np.abs(tau) <= model.tau_max + 1e-9) and np.all(np.isfinite(tau))
+            sim.control_step(tau)
+            worst = np.max(np.maximum(sim.q - model.q_max, model.q_min - sim.q))
+            assert worst <= 0.0, f"{name} {kind} episode {episode}: a joint {worst:.4f} rad past its limit"

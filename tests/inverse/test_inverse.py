@@ -11,6 +11,11 @@ from ohio_core.inverse import Segments, Status, invert
 from ohio_core.inverse.synthetic import recovery, simulate_segments
 
 
+#: the OSC's law, which the inverses invert: the joint-limit filter left off (it changes the torque of
+#: some of these random states, as saturation does)
+LAW = OSCConfig(joint_limits=False)
+
+
 @pytest.fixture(scope="module")
 def model():
     return ArmModel()
@@ -35,7 +40,7 @@ def one_step_segments(controller, n, rng, velocity_std=0.3, rotation_scale=1.0):
 
 @pytest.mark.parametrize("method", ["analytical", "numerical"])
 def test_round_trip_unsaturated_recovers_goal_to_1e8(model, method):
-    ctl = OSC(model)
+    ctl = OSC(model, LAW)
     seg, gp, gR, actions, sat = one_step_segments(ctl, 300, np.random.default_rng(0))
     keep = ~sat.any(1)
     assert keep.sum() > 250
@@ -49,8 +54,8 @@ def test_round_trip_unsaturated_recovers_goal_to_1e8(model, method):
 
 def test_round_trip_with_another_deployment_config(model):
     """Goals are expressed for the deployment controller: invert config B's law, normalize by B's scale."""
-    source = OSC(model)
-    deploy = OSC(model, OSCConfig(kp=[150, 150, 150, 50, 50, 50], damping_ratio=3.0,
+    source = OSC(model, LAW)
+    deploy = OSC(model, LAW.replace(kp=[150, 150, 150, 50, 50, 50], damping_ratio=3.0,
                                   output_max=[0.05, 0.05, 0.05, 1.0, 1.0, 1.0]))
     # B's orientation gain is 3x lower: it can only match A's torque for A's rotations with
     # 3 sin(theta_A) < 1; larger ones come back OUT_OF_RANGE, counted, never used silently
@@ -68,7 +73,7 @@ def test_round_trip_with_another_deployment_config(model):
 
 def test_numerical_recovers_saturated_segments(model):
     """>= 10% of torque entries clip; the numerical inverse recovers >= 95% of goals (1 mm, 0.01 rad)."""
-    ctl = OSC(model)
+    ctl = OSC(model, LAW)
     data = simulate_segments(ctl, 400, k=5, seed=0, velocity_std=2.5)
     assert data.saturated.mean() >= 0.10
     res = invert("numerical", data.segments, ctl)
@@ -83,7 +88,7 @@ def test_numerical_recovers_saturated_segments(model):
 
 
 def test_analytical_flags_what_it_cannot_invert(model):
-    ctl = OSC(model)
+    ctl = OSC(model, LAW)
     rng = np.random.default_rng(2)
     seg, *_ = one_step_segments(ctl, 50, rng)
     tau = seg.tau.copy()
@@ -97,7 +102,7 @@ def test_analytical_flags_what_it_cannot_invert(model):
 
 
 def test_parallel_workers_give_identical_results(model):
-    ctl = OSC(model)
+    ctl = OSC(model, LAW)
     seg, *_ = one_step_segments(ctl, 60, np.random.default_rng(3))
     big = Segments(*(np.repeat(a, 200, axis=0) for a in (seg.q, seg.qd, seg.tau)))
     one = invert("analytical", big, ctl, workers=1)
@@ -109,9 +114,9 @@ def test_parallel_workers_give_identical_results(model):
 def test_unknown_method_and_wrong_controller(model):
     from controllers.qp import QP
 
-    seg, *_ = one_step_segments(OSC(model), 3, np.random.default_rng(4))
+    seg, *_ = one_step_segments(OSC(model, LAW), 3, np.random.default_rng(4))
     with pytest.raises(ValueError, match="unknown inverse method"):
-        invert("magic", seg, OSC(model))
+        invert("magic", seg, OSC(model, LAW))
     with pytest.raises(ValueError, match="closed-form"):
         invert("analytical", seg, QP(model))
 
@@ -138,7 +143,7 @@ def test_qp_kkt_round_trip_recovers_goal_to_1e8(model):
 def test_driver_gravity_convention_segments_are_simulated_and_inverted_in_that_convention(model, method):
     """A controller that leaves g(q) to the driver runs in a simulator that adds it (simulate_segments
     builds that simulator): its segments round-trip, torques and rollouts alike."""
-    ctl = OSC(model, OSCConfig(gravity_compensation="driver"))
+    ctl = OSC(model, LAW.replace(gravity_compensation="driver"))
     data = simulate_segments(ctl, 8, k=5, seed=5, velocity_std=0.1, action_scale=0.3)
     s = data.segments
     segments = s if method == "analytical" else Segments(s.q, s.qd, None, s.q_next, s.qd_next)
@@ -150,7 +155,7 @@ def test_driver_gravity_convention_segments_are_simulated_and_inverted_in_that_c
 
 
 def test_naive_baseline_is_the_pose_k_steps_later_and_misses_the_goal(model):
-    ctl = OSC(model)
+    ctl = OSC(model, LAW)
     data = simulate_segments(ctl, 40, k=5, seed=2)
     res = invert("naive", data.segments, ctl)
     end_p, _ = model.tcp_pose(data.segments.q_next[0])
@@ -160,7 +165,7 @@ def test_naive_baseline_is_the_pose_k_steps_later_and_misses_the_goal(model):
 
 
 def test_cem_recovers_most_goals_without_gradients(model):
-    ctl = OSC(model)
+    ctl = OSC(model, LAW)
     data = simulate_segments(ctl, 40, k=5, seed=3)
     res = invert("cem", data.segments, ctl, seed=0)
     perr, oerr, rec = recovery(res, data.goal_p, data.goal_R)
@@ -171,7 +176,7 @@ def test_cem_recovers_most_goals_without_gradients(model):
 
 def test_state_matching_recovers_goals_without_torques(model):
     """No torques logged: the goal whose rollout (Pinocchio dynamics) reaches the observed next state."""
-    ctl = OSC(model)
+    ctl = OSC(model, LAW)
     data = simulate_segments(ctl, 12, k=5, seed=4)
     s = data.segments
     res = invert("state_matching", Segments(s.q, s.qd, None, s.q_next, s.qd_next), ctl)
@@ -246,7 +251,7 @@ def test_parallel_workers_exit_without_being_terminated(model, capfd):
     def stop(signum, frame):
         raise KeyboardInterrupt("terminated")
 
-    ctl = OSC(model)
+    ctl = OSC(model, LAW)
     seg, *_ = one_step_segments(ctl, 60, np.random.default_rng(3))
     big = Segments(*(np.repeat(a, 200, axis=0) for a in (seg.q, seg.qd, seg.tau)))
     previous = signal.signal(signal.SIGTERM, stop)
@@ -262,12 +267,12 @@ def test_parallel_workers_exit_without_being_terminated(model, capfd):
 def test_a_recovered_goal_outside_the_workspace_is_clamped_and_counted_as_clipped(model, method):
     """A goal the deployment controller would have clamped into its workspace is clamped into it and
     marked ``clipped``, as an action beyond [-1, 1] is; the goals inside come back unchanged."""
-    source = OSC(model)
+    source = OSC(model, LAW)
     seg, gp, gR, _, sat = one_step_segments(source, 200, np.random.default_rng(7), rotation_scale=0.3)
     keep = ~sat.any(1)
     seg, gp = seg.take(keep), gp[keep]
     centre = np.median(gp, axis=0)
-    box = OSCConfig(goal_box_min=centre - [2.0, 2.0, 0.0], goal_box_max=centre + [2.0, 2.0, 2.0])
+    box = LAW.replace(goal_box_min=centre - [2.0, 2.0, 0.0], goal_box_max=centre + [2.0, 2.0, 2.0])
     free, boxed = invert(method, seg, source), invert(method, seg, OSC(model, box))
     outside = free.goal_p[:, 2] < centre[2]
     assert 0.3 < outside.mean() < 0.7

@@ -151,6 +151,10 @@ class ControllerNode(Node):
         qp_fallbacks = getattr(self.controller, 'fallbacks', None)
         if qp_fallbacks is not None:
             values['qp_fallbacks'] = qp_fallbacks
+        limit_filtered = getattr(self.controller, 'limit_filtered', None)
+        if limit_filtered is not None and self.controller.config.joint_limits:
+            values['osc_limit_filtered'] = limit_filtered
+            values['osc_limit_brakes'] = self.controller.limit_brakes
         if loop.mode is None:
             level = 'error'
         elif loop.mode == 'hold' or values['saturated_fraction'] > 0 or c.fallback_commands:
