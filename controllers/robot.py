@@ -122,31 +122,31 @@ class ArmModel:
         if not ((self.home >= self.q_min) & (self.home <= self.q_max)).all():
             raise RobotConfigError(f"{robot.label()}: home {list(robot.home)} is outside the joint limits")
         n = self.nq
-        # (q, qd) is within bounds where |(q, qd) - centre| <= half_width, elementwise (NaN is not); the
-        # half width is rounded up by 1e-12 of itself, so that a state exactly on a bound is within it
-        self._state_centre = np.concatenate([(self.q_min + self.q_max) / 2, np.zeros(n)])
-        self._state_half_width = np.concatenate([(self.q_max - self.q_min) / 2 + POSITION_BOUND,
-                                                 VELOCITY_BOUND * self.qd_max]) * (1.0 + 1e-12)
+        # (q, qd) is within bounds where lo <= (q, qd) <= hi, elementwise (NaN is not); a state exactly
+        # on a bound is within it
+        self._state_lo = np.concatenate([self.q_min - POSITION_BOUND, -VELOCITY_BOUND * self.qd_max])
+        self._state_hi = np.concatenate([self.q_max + POSITION_BOUND, VELOCITY_BOUND * self.qd_max])
 
     def states_in_bounds(self, q: np.ndarray, qd: np.ndarray) -> np.ndarray:
         """Per state (leading dimensions of q, qd), whether both are within ``POSITION_BOUND`` and
         ``VELOCITY_BOUND`` (NaN is not)."""
         x = np.concatenate(np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(qd, dtype=float)), -1)
-        return (np.abs(x - self._state_centre) <= self._state_half_width).all(-1)
+        return ((x >= self._state_lo) & (x <= self._state_hi)).all(-1)
 
     def check_state(self, q: np.ndarray, qd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One state's q, qd (n,) as float arrays; ``NonFiniteInputError`` where one holds NaN or inf,
         ``ImplausibleInputError`` where one is beyond ``POSITION_BOUND`` / ``VELOCITY_BOUND``."""
         q, qd = np.asarray(q, dtype=float), np.asarray(qd, dtype=float)
         n = self.nq
-        if q.shape == qd.shape == (n,) and (
-                np.abs(np.concatenate((q, qd)) - self._state_centre) <= self._state_half_width).all():
-            return q, qd
+        if q.shape == qd.shape == (n,):
+            x = np.concatenate((q, qd))
+            if ((x >= self._state_lo) & (x <= self._state_hi)).all():
+                return q, qd
         require_finite("q", q)
         require_finite("qd", qd)
         if not q.shape == qd.shape == (n,):
             raise ValueError(f"one state is q and qd of shape ({n},), got {q.shape} and {qd.shape}")
-        if not (np.abs(q - self._state_centre[:n]) <= self._state_half_width[:n]).all():
+        if not ((q >= self._state_lo[:n]) & (q <= self._state_hi[:n])).all():
             raise ImplausibleInputError(f"q is beyond the physical bound (each joint within {POSITION_BOUND:.4g} rad "
                                         f"of its limits): {np.array2string(q, precision=4)}")
         raise ImplausibleInputError(f"qd is beyond the physical bound ({VELOCITY_BOUND:g} x each joint's velocity "

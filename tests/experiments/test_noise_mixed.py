@@ -19,7 +19,8 @@ from ohio_core.inverse.synthetic import recovery, simulate_segments
 
 @pytest.fixture(scope="module")
 def controller():
-    return OSC(ArmModel())
+    """The law the inverses model (the joint-limit filter off: fast start states reach the limits)."""
+    return OSC(ArmModel(), OSCConfig(joint_limits=False))
 
 
 def last_json(text: str) -> dict:
