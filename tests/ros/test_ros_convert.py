@@ -57,6 +57,34 @@ def test_joint_state_problems_are_refused():
         convert.joint_state_arrays(nan, index)
 
 
+def test_joint_state_arrays_are_copies_and_leave_nan_to_the_caller_when_asked():
+    """``check_finite=False`` (the controller node, whose loop rejects NaN by the bounds check)
+    returns what the message holds; either way the arrays are new, not views of the message."""
+    index = convert.JointIndex(ARM)
+    msg = convert.joint_state_msg(ARM, [0.1] * 6 + [float("nan")], np.zeros(7), [], 0)
+    q, qd = convert.joint_state_arrays(msg, index, check_finite=False)
+    assert np.isnan(q[6]) and np.all(q[:6] == 0.1) and np.all(qd == 0.0)
+    q[0] = 5.0
+    assert msg.position[0] == 0.1
+    msg.position = [0.2] * 7                      # a list becomes the message's array('d')
+    assert convert.joint_state_arrays(msg, index, check_finite=False)[0][6] == 0.2
+
+
+def test_effort_command_refills_one_message_as_effort_command_msg_builds_it(rng):
+    effort = convert.EffortCommand(ARM)
+    first = effort(rng.normal(size=7))
+    tau = rng.normal(size=7)
+    msg = effort(tau)
+    assert msg is first and msg is effort.msg
+    expected = convert.effort_command_msg(tau, convert.effort_layout(ARM))
+    assert msg == expected
+    np.testing.assert_array_equal(convert.effort_from_msg(msg, ARM), tau)
+    np.testing.assert_array_equal(effort(tau[::-1].copy()).data, tau[::-1])   # any memory layout
+    np.testing.assert_array_equal(effort(np.arange(7)).data, np.arange(7.0))  # ints as floats
+    with pytest.raises(ValueError, match="7 torques"):
+        effort(np.zeros(6))
+
+
 def test_goal_round_trip(rng):
     R = so3_exp(rng.normal(size=3))
     goal = PoseGoal(np.array([0.4, -0.1, 0.3]), R)

@@ -7,6 +7,8 @@ goals are ``PoseStamped`` in the ``world`` frame with quaternions (x, y, z, w), 
 state is a ``Float64MultiArray`` whose ``layout.dim[0].label`` names its fields.
 """
 
+from array import array
+
 from builtin_interfaces.msg import Time
 from controllers.goals import matrix_to_quat, NonFiniteInputError, PoseGoal
 from geometry_msgs.msg import PoseStamped
@@ -65,16 +67,29 @@ class JointIndex:
         return idx
 
 
-def joint_state_arrays(msg: JointState, index: JointIndex) -> tuple[np.ndarray, np.ndarray]:
-    """(q, qd) of the indexed joints; MessageError or NonFiniteInputError if unusable."""
+def _float_array(values) -> np.ndarray:
+    """View a message's ``float64[]`` field (an ``array('d')``) as floats; copy anything else."""
+    if isinstance(values, array) and values.typecode == 'd':
+        return np.frombuffer(values, dtype=float) if len(values) else np.empty(0)
+    return np.asarray(values, dtype=float)
+
+
+def joint_state_arrays(msg: JointState, index: JointIndex,
+                       check_finite: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """
+    (q, qd) of the indexed joints (new arrays); MessageError or NonFiniteInputError if unusable.
+
+    ``check_finite=False`` leaves NaN/inf for the caller to reject (the controller node's
+    ``ControlLoop.on_state`` checks every state against the physical bounds, NaN included).
+    """
     idx = index(msg.name)
     n = len(msg.name)
     if len(msg.position) != n or len(msg.velocity) != n:
         raise MessageError(f'joint state has {n} names but {len(msg.position)} positions and '
                            f'{len(msg.velocity)} velocities')
-    q = np.asarray(msg.position, dtype=float)[idx]
-    qd = np.asarray(msg.velocity, dtype=float)[idx]
-    if not (np.isfinite(q).all() and np.isfinite(qd).all()):
+    q = _float_array(msg.position)[idx]
+    qd = _float_array(msg.velocity)[idx]
+    if check_finite and not (np.isfinite(q).all() and np.isfinite(qd).all()):
         raise NonFiniteInputError(f'joint state is not finite: q={q}, qd={qd}')
     return q, qd
 
@@ -135,6 +150,27 @@ def effort_layout(joints) -> MultiArrayLayout:
 def effort_command_msg(tau, layout: MultiArrayLayout) -> Float64MultiArray:
     """Build a std_msgs/Float64MultiArray with one torque per joint."""
     return Float64MultiArray(layout=layout, data=np.asarray(tau, dtype=float).tolist())
+
+
+class EffortCommand:
+    """
+    One preallocated effort command message, refilled per command (``msg(tau)``).
+
+    The same as ``effort_command_msg`` without building a message and its layout every period;
+    the data goes in as an ``array('d')``, which the message takes without checking each value.
+    Publish the message before the next call (publishing serializes it).
+    """
+
+    def __init__(self, joints):
+        self.n = len(joints)
+        self.msg = Float64MultiArray(layout=effort_layout(joints))
+
+    def __call__(self, tau) -> Float64MultiArray:
+        tau = np.ascontiguousarray(tau, dtype=float)
+        if tau.shape != (self.n,):
+            raise ValueError(f'effort command needs {self.n} torques, got shape {tau.shape}')
+        self.msg.data = array('d', tau.tobytes())
+        return self.msg
 
 
 def effort_from_msg(msg: Float64MultiArray, joints) -> np.ndarray:
