@@ -30,6 +30,14 @@ def goal_near(model, q, dp=(0.05, 0.0, -0.03)):
     return PoseGoal(p + np.asarray(dp), R)
 
 
+def test_the_step_times_the_control_law(model):
+    """``law_ns``: the last step's time in ``controller.compute`` (the node's timing log keeps it)."""
+    loop = make_loop(model)
+    assert loop.law_ns == 0
+    loop.on_state(0, Q_HOME, np.zeros(7), stamp=0)
+    assert loop.step(MS) is not None and loop.law_ns > 0
+
+
 def test_no_joint_state_no_command(model):
     loop = make_loop(model)
     loop.on_goal(0, goal_near(model, Q_HOME))

@@ -20,6 +20,7 @@ Rules (times are the node clock, in ns):
 """
 
 from dataclasses import dataclass, field
+from time import perf_counter_ns
 
 from controllers.goals import ImplausibleInputError, NonFiniteInputError, PoseGoal
 import numpy as np
@@ -76,6 +77,7 @@ class ControlLoop:
         self.goal = None            # (arrival ns, PoseGoal)
         self.hold_goal = None       # PoseGoal latched when holding began
         self.mode = None            # mode of the last step (None: no command)
+        self.law_ns = 0             # time the last step spent in controller.compute (ns)
         self.reason = 'no joint state yet'
 
     # -- inputs --------------------------------------------------------------------------------
@@ -159,15 +161,17 @@ class ControlLoop:
         return None
 
     def _compute(self, q, qd, goal) -> tuple[np.ndarray, bool, bool]:
+        t0 = perf_counter_ns()
         try:
             out = self.controller.compute(q, qd, goal)
+            self.law_ns = perf_counter_ns() - t0
             tau = np.asarray(out.tau, dtype=float)
             saturated = bool(np.any(out.saturated))
             if tau.shape == self.tau_max.shape and np.isfinite(tau).all():
                 clipped = np.clip(tau, -self.tau_max, self.tau_max)
                 return clipped, saturated or bool(np.any(clipped != tau)), False
         except (ArithmeticError, ValueError, np.linalg.LinAlgError):
-            pass
+            self.law_ns = perf_counter_ns() - t0
         tau = self.model.gravity(q) - self.hold_damping * qd
         if not np.isfinite(tau).all():
             tau = np.zeros_like(self.tau_max)

@@ -7,6 +7,10 @@ Subscribes ``/joint_states`` and ``ohio/ee_goal``; publishes ``effort_controller
 Parameters: ``ohio_ros.arm.config.ControllerNodeConfig`` and ``controller.*``
 (``config/controller.yaml``); ``controller.gravity_compensation`` (``controller`` or ``driver``)
 has no default and must be set (``ohio_ros.arm.config.CONTROLLER_NODE_REQUIRED``).
+
+A tick takes the newest joint state, steps the loop and publishes the command; its compute time
+(``timing_log``, ``/diagnostics``) is all of that, and the timing log keeps its parts
+(``ohio_ros.loop_stats.STAGES``).
 """
 
 import time
@@ -58,7 +62,8 @@ class ControllerNode(Node):
                                 limiter)
         self.stats = LoopStats(period, keep_log=bool(c.timing_log))
         self._joint_index = convert.JointIndex(c.joints)
-        self._layout = convert.effort_layout(c.joints)
+        self._effort = convert.EffortCommand(c.joints)
+        self._period_ns = self.stats.period_ns
 
         self.cmd_pub = self.create_publisher(Float64MultiArray, names.EFFORT_COMMANDS,
                                              qos.RELIABLE)
@@ -80,7 +85,8 @@ class ControllerNode(Node):
 
     def _on_joint_state(self, msg: JointState) -> None:
         try:
-            q, qd = convert.joint_state_arrays(msg, self._joint_index)
+            # NaN/inf: rejected by on_state (the bounds check), counted as 'nonfinite'
+            q, qd = convert.joint_state_arrays(msg, self._joint_index, check_finite=False)
         except NonFiniteInputError:
             self.loop.reject('state', 'nonfinite')
             return
@@ -110,18 +116,24 @@ class ControllerNode(Node):
 
     def _tick(self) -> None:
         tick = time.monotonic_ns()
-        take_pending(self.js_sub, self._on_joint_state)    # the newest state, not the one before
         t0 = time.perf_counter_ns()
+        due = self.timer.time_until_next_call()
+        wake = None if due is None else self._period_ns - due
+        take_pending(self.js_sub, self._on_joint_state)    # the newest state, not the one before
+        t1 = time.perf_counter_ns()
         cmd = self.loop.step(self._now())
-        compute = time.perf_counter_ns() - t0
-        latency = arrival = None
+        t2 = time.perf_counter_ns()
+        latency = arrival = law = None
         if cmd is not None:
-            self.cmd_pub.publish(convert.effort_command_msg(cmd.tau, self._layout))
+            self.cmd_pub.publish(self._effort(cmd.tau))
             latency = self._now() - cmd.state_stamp
             arrival = cmd.state_arrival - cmd.state_stamp
-            if self.loop.counters.commands == 1:
-                self.get_logger().info(FIRST_COMMAND)
-        self.stats.record(tick, compute, latency, cmd is not None and cmd.saturated, arrival)
+            law = self.loop.law_ns
+        t3 = time.perf_counter_ns()
+        self.stats.record(tick, t3 - t0, latency, cmd is not None and cmd.saturated, arrival,
+                          (wake, t1 - t0, t2 - t1, law, t3 - t2))
+        if cmd is not None and self.loop.counters.commands == 1:
+            self.get_logger().info(FIRST_COMMAND)
 
     def diagnostics(self) -> tuple[str, str, dict]:
         """(level, message, values) of the current diagnostics window."""
