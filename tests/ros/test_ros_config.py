@@ -27,6 +27,7 @@ def test_defaults_round_trip(cls):
     (cfg.ControllerNodeConfig, {"joints": ["a", "b"]}, "joints"),
     (cfg.ControllerNodeConfig, {"goal_timout": 1.0}, "goal_timout"),
     (cfg.ControllerNodeConfig, {"realtime_priority": 99}, "realtime_priority"),
+    (cfg.ControllerNodeConfig, {"executor": "static"}, "executor"),
     (cfg.PolicyNodeConfig, {"policy": "model"}, "model_path"),
     (cfg.PolicyNodeConfig, {"policy": "scripted", "model_path": "x.d3"}, "model_path"),
     (cfg.PolicyNodeConfig, {"policy": "scripted", "task": "stack"}, "task"),

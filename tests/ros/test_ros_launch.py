@@ -6,12 +6,14 @@ node declares; then each launch file's nodes are started as launch_ros would sta
 
 import importlib
 import subprocess
+import time
 
 import numpy as np
 import pytest
 import yaml
 from controllers.config import CONFIG_TYPES
 from controllers.description import Q_HOME
+from controllers.robot import ArmModel
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from ohio_core.data import topics as tp
@@ -166,7 +168,7 @@ def test_package_manifest_and_install_rules():
 def test_invalid_parameters_stop_the_node_with_the_parameter_named(tmp_path):
     node = next(n for n in read_launch(LAUNCH_DIR / "sim_arm.launch.py").nodes if n.name == "controller")
     for extra, name in ((["-p", "goal_timeout:=-1.0"], "goal_timeout"), (["-p", "goal_timout:=1.0"], "goal_timout"),
-                        (["-p", "controller.kp:=-3.0"], "controller.kp")):
+                        (["-p", "controller.kp:=-3.0"], "controller.kp"), (["-p", "executor:=static"], "executor")):
         r = subprocess.run(command_line(node, tmp_path) + extra, capture_output=True, text=True, timeout=120)
         assert r.returncode == 2, r.stderr[-2000:]
         assert name in r.stderr
@@ -224,3 +226,40 @@ def test_real_arm_nodes_on_remapped_driver_topics(tmp_path):
         spinner.close()
         codes = procs.stop()
     assert codes == {"controller": 0, "policy": 0}, procs.report()
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("executor", ["events", "single_threaded"])
+def test_controller_node_closes_the_loop_under_each_executor(tmp_path, executor):
+    """The controller node as sim_arm.launch.py starts it (wall clock), spun by the executor its
+    ``executor`` parameter names: it answers a stand-in simulator's joint states with commands
+    within the torque limits, its diagnostics name the executor, and it exits 0 on SIGINT."""
+    node = next(n for n in read_launch(LAUNCH_DIR / "sim_arm.launch.py", {"use_sim_time": "false"}).nodes
+                if n.name == "controller")
+    tau_max = ArmModel().tau_max            # the default OSC's limits (no torque_limits of its own)
+    procs = Processes(tmp_path)
+    spinner = Spinner()
+    try:
+        _, inbox, pubs = probe(spinner, subscriptions=[(Float64MultiArray, tp.EFFORT_COMMANDS),
+                                                       (DiagnosticArray, "/diagnostics")],
+                               publishers=[(JointState, tp.JOINT_STATES)])
+        procs.start("controller", command_line(node, tmp_path) + [
+            "-p", f"executor:={executor}", "-p", "diagnostics_period:=0.2"])
+
+        def commanding():
+            assert procs.alive("controller"), procs.report()
+            js = convert.joint_state_msg(tp.ARM_JOINTS, Q_HOME, np.zeros(7), np.zeros(7), time.time_ns())
+            pubs[tp.JOINT_STATES].publish(js)
+            return len(inbox[tp.EFFORT_COMMANDS]) >= 20
+        wait_for(commanding, what=f"effort commands from the controller under the {executor} executor")
+        diag = wait_for(lambda: next((d for m in reversed(inbox["/diagnostics"].all())
+                                      if (d := diagnostics.diagnostic_values(m).get("controller: control loop"))
+                                      and int(d["commands"]) > 0), None),
+                        what="the controller's diagnostics after a command")
+        assert diag["executor"] == executor and diag["mode"] == "hold"
+    finally:
+        spinner.close()
+        codes = procs.stop()
+    assert codes == {"controller": 0}, procs.report()
+    commands = inbox[tp.EFFORT_COMMANDS].all()
+    assert all(len(m.data) == 7 and np.all(np.abs(m.data) <= tau_max) for m in commands)

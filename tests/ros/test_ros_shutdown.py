@@ -183,6 +183,7 @@ from std_msgs.msg import Float64MultiArray
 class SelfStopping(Node):
     def __init__(self):
         super().__init__('self_stopping')
+        self.executor_kind = '{executor}'
         self.taken = 0
         self.pub = self.create_publisher(Float64MultiArray, 'flood', 10)
         self.create_subscription(Float64MultiArray, 'flood', self.on_message, 10)
@@ -202,12 +203,14 @@ sys.exit(run(SelfStopping, 'self_stopping'))
 """
 
 
+@pytest.mark.parametrize("executor", ["single_threaded", "events"])
 @pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
-def test_a_stop_request_inside_a_callback_lets_it_finish(stop):
+def test_a_stop_request_inside_a_callback_lets_it_finish(stop, executor):
     """Deterministic: the request comes while the executor runs a callback (as it came inside
-    take_message). The callback completes, the node closes and exits 0, nothing is printed."""
-    done = subprocess.run([sys.executable, "-c", SELF_STOPPING.format(signal=stop)], capture_output=True,
-                          text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+    take_message). The callback completes, the node closes and exits 0, nothing is printed; under
+    rclpy's EventsExecutor too (``runtime.make_executor``, the node's ``executor_kind``)."""
+    done = subprocess.run([sys.executable, "-c", SELF_STOPPING.format(signal=stop, executor=executor)],
+                          capture_output=True, text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     assert "callback finished: 1.28e+06" in done.stdout, out

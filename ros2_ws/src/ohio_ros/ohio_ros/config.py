@@ -13,6 +13,10 @@ import dataclasses
 from controllers import validate
 
 
+#: what the ``executor`` parameter of a node may name (``ohio_ros.runtime.make_executor``)
+EXECUTORS = ('events', 'single_threaded', 'multi_threaded')
+
+
 class ParameterError(ValueError):
     """A node parameter has a wrong type or value; the message names the parameter."""
 

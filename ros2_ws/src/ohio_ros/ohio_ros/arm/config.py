@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from controllers import validate
 from controllers.config import CONFIG_TYPES, ConfigError, GRAVITY_COMPENSATION
 from controllers.description import DEFAULT_ROBOT, load_robot, RobotConfigError
-from ohio_ros.config import choice, flag, label, NodeConfig, number, ParameterError, string
+from ohio_ros.config import (choice, EXECUTORS, flag, label, NodeConfig, number,
+                             ParameterError, string)
 
 CONTROLLER_PREFIX = 'controller.'
 #: ``controller.*`` parameters the controller node has no default for, and what to set. Who
@@ -68,6 +69,9 @@ class ControllerNodeConfig(NodeConfig):
     ``controllers.rate_limit.TorqueRateLimiter`` (a Franka needs it: 1000); 0: off (the simulator).
     ``robot``: the arm (``check_robot``); ``joints``: its joint names on the topics (default the
     robot file's).
+    ``executor``: the rclpy executor that spins the node (``ohio_ros.runtime.make_executor``):
+    ``events`` (rclpy's EventsExecutor: callbacks dispatched from C++, the least overhead per
+    message), ``single_threaded`` or ``multi_threaded``.
     """
 
     goal_timeout: float = 0.5
@@ -80,6 +84,7 @@ class ControllerNodeConfig(NodeConfig):
     realtime_priority: int = 0
     timing_log: str = ''
     torque_rate_limit: float = 0.0
+    executor: str = 'events'
 
     def __post_init__(self):
         number('goal_timeout', self.goal_timeout, low=0.0, low_open=True)
@@ -92,6 +97,7 @@ class ControllerNodeConfig(NodeConfig):
         object.__setattr__(self, 'realtime_priority', check_priority(self.realtime_priority))
         string('timing_log', self.timing_log)
         number('torque_rate_limit', self.torque_rate_limit, low=0.0)
+        choice('executor', self.executor, EXECUTORS)
         for f in ('goal_timeout', 'state_timeout', 'diagnostics_period', 'hold_damping',
                   'torque_rate_limit'):
             object.__setattr__(self, f, float(getattr(self, f)))

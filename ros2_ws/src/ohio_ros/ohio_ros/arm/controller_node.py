@@ -6,7 +6,8 @@ Subscribes ``/joint_states`` and ``ohio/ee_goal``; publishes ``effort_controller
 ``/diagnostics`` every ``diagnostics_period``. Safety rules: ``ohio_ros.arm.control_loop``.
 Parameters: ``ohio_ros.arm.config.ControllerNodeConfig`` and ``controller.*``
 (``config/controller.yaml``); ``controller.gravity_compensation`` (``controller`` or ``driver``)
-has no default and must be set (``ohio_ros.arm.config.CONTROLLER_NODE_REQUIRED``).
+has no default and must be set (``ohio_ros.arm.config.CONTROLLER_NODE_REQUIRED``). The node is
+spun by the executor its ``executor`` parameter names (default ``events``).
 
 A tick takes the newest joint state, steps the loop and publishes the command; its compute time
 (``timing_log``, ``/diagnostics``) is all of that, and the timing log keeps its parts
@@ -61,6 +62,7 @@ class ControllerNode(Node):
         self.loop = ControlLoop(self.controller, c.goal_timeout, c.state_timeout, c.hold_damping,
                                 limiter)
         self.stats = LoopStats(period, keep_log=bool(c.timing_log))
+        self.executor_kind = c.executor
         self._joint_index = convert.JointIndex(c.joints)
         self._effort = convert.EffortCommand(c.joints)
         self._period_ns = self.stats.period_ns
@@ -143,6 +145,7 @@ class ControllerNode(Node):
         values.update({
             'controller': self.controller_config.kind,
             'gravity_compensation': self.controller_config.gravity_compensation,
+            'executor': self.executor_kind,
             'mode': loop.mode or 'no command',
             'stale_goal': stale_goal,
             'holding': loop.mode == 'hold',
