@@ -71,6 +71,8 @@ def add_parser(sub) -> None:
     r.add_argument("--publish-rate", type=float, default=500.0, help="joint states per second (Hz)")
     r.add_argument("--realtime-priority", type=int, default=0,
                    help="SCHED_FIFO priority of the simulator and controller processes (0: default scheduling)")
+    r.add_argument("--executor", choices=list(ros.EXECUTORS), default="events",
+                   help="the controller node's rclpy executor (its executor parameter)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--keep", type=Path, default=None, help="folder to keep the node logs and timing log in")
     r.add_argument("--json", action="store_true", help="end with one JSON object")
@@ -211,16 +213,22 @@ def run_ros(args: argparse.Namespace) -> int:
                          "--realtime-priority in 0..98")
     try:
         result = ros.run(args.seconds, args.warmup, args.controller, args.publish_rate, args.seed, args.keep,
-                         realtime_priority=args.realtime_priority)
+                         realtime_priority=args.realtime_priority, executor=args.executor)
     except (RuntimeError, FileNotFoundError) as exc:
         raise SystemExit(f"ohio bench ros: {exc}") from None
     print(table(check_targets(result, ros.TARGETS), ["metric", "value", "target", "met"]))
-    print(f"period error p50 {result['period_error_ms_p50']:.3f} ms, latency p50 {result['latency_ms_p50']:.3f} ms, "
+    b50, b99 = result["compute_breakdown_us_p50"], result["compute_breakdown_us_p99"]
+    print(table([[name, b50[name], b99[name]] for name in (*ros.STAGES, "compute")], ["tick part", "p50 us", "p99 us"]))
+    print(f"period error p50 {result['period_error_ms_p50']:.3f} ms, latency p50 {result['latency_ms_p50']:.3f} ms "
+          f"(transport p50/p99 {result['latency_transport_ms_p50']:.3f}/{result['latency_transport_ms_p99']:.3f} ms, "
+          f"in node {result['latency_in_node_ms_p50']:.3f}/{result['latency_in_node_ms_p99']:.3f} ms), "
           f"compute p50/p99 {result['compute_ms_p50']:.3f}/{result['compute_ms_p99']:.3f} ms, "
+          f"controller CPU {result['controller_cpu_percent']:.1f}%, "
           f"{result['ticks']} ticks at 50 Hz, goal reached: {'yes' if result['goal_reached'] else 'NO'} "
           f"({result['episodes_succeeded']}/{result['episodes']} episodes), load average {result['load_average_1min']:.2f} "
           f"on {result['cpus']} CPUs (command: ohio bench ros --seconds {args.seconds:g} --controller "
-          f"{args.controller} --publish-rate {args.publish_rate:g} --realtime-priority {args.realtime_priority})")
+          f"{args.controller} --publish-rate {args.publish_rate:g} --realtime-priority {args.realtime_priority} "
+          f"--executor {args.executor})")
     if args.json:
         emit_json(result)
     return 0

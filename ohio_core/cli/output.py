@@ -34,7 +34,7 @@ def check_targets(result: dict, targets: dict) -> list[list]:
     rows = []
     for key, (op, bound) in targets.items():
         v = result[key]
-        met = v <= bound if op == "<=" else v >= bound
+        met = {"<=": v <= bound, "<": v < bound, ">=": v >= bound, ">": v > bound}[op]
         rows.append([key, v, f"{op} {bound:g}", "yes" if met else "NO"])
     return rows
 
