@@ -42,8 +42,9 @@ from ohio_core.ros_env import local_ros_env
 TARGETS = {"period_error_ms_p99": ("<", 1.0), "latency_ms_p99": ("<", 2.0), "compute_ratio_p50": ("<=", 3.0)}
 #: the tick's parts in the controller's timing log (ohio_ros.loop_stats.STAGES)
 STAGES = ("wake", "take", "step", "law", "publish")
-#: what the controller node's ``executor`` parameter may name (ohio_ros.config.EXECUTORS)
-EXECUTORS = ("events", "single_threaded", "multi_threaded")
+#: what the controller node's ``executor`` parameter may name (ohio_ros.config.EXECUTOR_CHOICES); on the
+#: wall clock, as here, ``auto`` is ``events``
+EXECUTORS = ("auto", "events", "single_threaded", "multi_threaded")
 #: what the controller node logs once the loop is closed (ohio_ros.arm.controller_node.FIRST_COMMAND)
 FIRST_COMMAND = "first effort command published"
 
@@ -128,10 +129,11 @@ def _node_cmd(name: str, node: str, params: dict) -> list[str]:
 
 def run(seconds: float = 20.0, warmup: float = 2.0, controller: str = "osc", publish_rate: float = 500.0,
         seed: int = 0, keep: Path | None = None, start_timeout: float = 120.0, realtime_priority: int = 0,
-        executor: str = "events") -> dict:
+        executor: str = "auto") -> dict:
     """Run the loop for ``warmup + seconds`` of commands; the statistics and ``goal_reached``.
 
-    ``executor``: the controller node's executor (its ``executor`` parameter, ``EXECUTORS``)."""
+    ``executor``: the controller node's executor (its ``executor`` parameter, ``EXECUTORS``); the result
+    names the one that ran."""
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {list(EXECUTORS)}, got {executor!r}")
     work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="ohio_bench_ros_"))
@@ -190,7 +192,8 @@ def run(seconds: float = 20.0, warmup: float = 2.0, controller: str = "osc", pub
         "goal_reached": bool(episodes and episodes[0]["success"]),
         "episodes": len(episodes), "episodes_succeeded": sum(bool(e["success"]) for e in episodes),
         "controller": controller, "publish_rate_hz": float(publish_rate), "seconds": float(seconds),
-        "sim_lag_resets": sim.get("lag_resets", 0), "realtime_priority": realtime_priority, "executor": executor,
+        "sim_lag_resets": sim.get("lag_resets", 0), "realtime_priority": realtime_priority,
+        "executor": "events" if executor == "auto" else executor,
         "load_average_1min": os.getloadavg()[0], "cpus": os.cpu_count(),
     })
     if not keep:

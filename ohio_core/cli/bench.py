@@ -71,8 +71,8 @@ def add_parser(sub) -> None:
     r.add_argument("--publish-rate", type=float, default=500.0, help="joint states per second (Hz)")
     r.add_argument("--realtime-priority", type=int, default=0,
                    help="SCHED_FIFO priority of the simulator and controller processes (0: default scheduling)")
-    r.add_argument("--executor", choices=list(ros.EXECUTORS), default="events",
-                   help="the controller node's rclpy executor (its executor parameter)")
+    r.add_argument("--executor", choices=list(ros.EXECUTORS), default="auto",
+                   help="the controller node's rclpy executor (its executor parameter; auto: events)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--keep", type=Path, default=None, help="folder to keep the node logs and timing log in")
     r.add_argument("--json", action="store_true", help="end with one JSON object")
@@ -228,7 +228,7 @@ def run_ros(args: argparse.Namespace) -> int:
           f"({result['episodes_succeeded']}/{result['episodes']} episodes), load average {result['load_average_1min']:.2f} "
           f"on {result['cpus']} CPUs (command: ohio bench ros --seconds {args.seconds:g} --controller "
           f"{args.controller} --publish-rate {args.publish_rate:g} --realtime-priority {args.realtime_priority} "
-          f"--executor {args.executor})")
+          f"--executor {args.executor}; executor {result['executor']})")
     if args.json:
         emit_json(result)
     return 0

@@ -5,6 +5,7 @@ import yaml
 from controllers.config import OSCConfig, QPConfig
 
 from ohio_ros.arm import config as cfg
+from ohio_ros.config import EXECUTORS, resolve_executor
 from ohio_ros.arm.sim_config import SimNodeConfig
 from ros_launch import PACKAGE
 
@@ -55,6 +56,16 @@ def test_the_robot_parameter_gives_the_joint_names_unless_they_are_set(cls):
     renamed = tuple(f"arm_{j}" for j in ur5.joints)          # a driver that prefixes its joint names
     assert cls.from_params({"robot": "ur5", "joints": list(renamed)}).joints == renamed
     assert cls().joints == tuple(f"panda_joint{i}" for i in range(1, 8))
+
+
+def test_the_executor_auto_is_events_on_the_wall_clock_only():
+    assert cfg.ControllerNodeConfig().executor == "auto"
+    assert resolve_executor("auto", use_sim_time=False) == "events"
+    assert resolve_executor("auto", use_sim_time=True) == "single_threaded"
+    for kind in EXECUTORS:
+        assert resolve_executor(kind, use_sim_time=True) == kind == cfg.ControllerNodeConfig(executor=kind).executor
+    with pytest.raises(cfg.ParameterError, match="executor"):
+        resolve_executor("static", use_sim_time=False)
 
 
 def test_integers_are_accepted_for_floats():

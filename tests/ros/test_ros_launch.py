@@ -229,11 +229,14 @@ def test_real_arm_nodes_on_remapped_driver_topics(tmp_path):
 
 
 @pytest.mark.ros
-@pytest.mark.parametrize("executor", ["events", "single_threaded"])
-def test_controller_node_closes_the_loop_under_each_executor(tmp_path, executor):
+@pytest.mark.parametrize("executor, runs", [("auto", "events"), ("events", "events"),
+                                            ("single_threaded", "single_threaded"),
+                                            ("multi_threaded", "multi_threaded")])
+def test_controller_node_closes_the_loop_under_each_executor(tmp_path, executor, runs):
     """The controller node as sim_arm.launch.py starts it (wall clock), spun by the executor its
-    ``executor`` parameter names: it answers a stand-in simulator's joint states with commands
-    within the torque limits, its diagnostics name the executor, and it exits 0 on SIGINT."""
+    ``executor`` parameter names (``auto``: the EventsExecutor on the wall clock): it answers a
+    stand-in simulator's joint states with commands within the torque limits, its diagnostics
+    name the executor, and it exits 0 on SIGINT."""
     node = next(n for n in read_launch(LAUNCH_DIR / "sim_arm.launch.py", {"use_sim_time": "false"}).nodes
                 if n.name == "controller")
     tau_max = ArmModel().tau_max            # the default OSC's limits (no torque_limits of its own)
@@ -256,7 +259,7 @@ def test_controller_node_closes_the_loop_under_each_executor(tmp_path, executor)
                                       if (d := diagnostics.diagnostic_values(m).get("controller: control loop"))
                                       and int(d["commands"]) > 0), None),
                         what="the controller's diagnostics after a command")
-        assert diag["executor"] == executor and diag["mode"] == "hold"
+        assert diag["executor"] == runs and diag["mode"] == "hold"
     finally:
         spinner.close()
         codes = procs.stop()

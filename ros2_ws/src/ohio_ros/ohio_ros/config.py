@@ -13,8 +13,10 @@ import dataclasses
 from controllers import validate
 
 
-#: what the ``executor`` parameter of a node may name (``ohio_ros.runtime.make_executor``)
+#: the rclpy executors a node may be spun by (``ohio_ros.runtime.make_executor``)
 EXECUTORS = ('events', 'single_threaded', 'multi_threaded')
+#: what an ``executor`` parameter may name: ``EXECUTORS`` or ``auto`` (``resolve_executor``)
+EXECUTOR_CHOICES = ('auto',) + EXECUTORS
 
 
 class ParameterError(ValueError):
@@ -44,6 +46,19 @@ def string(name, value):
 def flag(name, value):
     """``value`` of parameter ``name``, a bool."""
     return validate.flag(label(name), value, ParameterError)
+
+
+def resolve_executor(kind: str, use_sim_time: bool) -> str:
+    """
+    Name the executor (one of ``EXECUTORS``) that an ``executor`` parameter of ``kind`` selects.
+
+    ``auto``: ``events`` on the wall clock, ``single_threaded`` on simulated time, where rclpy
+    7.1's EventsExecutor now and then missed the timer a ``/clock`` step made due (a lockstep
+    simulator, which waits for that tick's command, then stalled until its timeout).
+    """
+    if kind == 'auto':
+        return 'single_threaded' if use_sim_time else 'events'
+    return choice('executor', kind, EXECUTORS)
 
 
 class NodeConfig:

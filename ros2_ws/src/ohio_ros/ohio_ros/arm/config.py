@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from controllers import validate
 from controllers.config import CONFIG_TYPES, ConfigError, GRAVITY_COMPENSATION
 from controllers.description import DEFAULT_ROBOT, load_robot, RobotConfigError
-from ohio_ros.config import (choice, EXECUTORS, flag, label, NodeConfig, number,
+from ohio_ros.config import (choice, EXECUTOR_CHOICES, flag, label, NodeConfig, number,
                              ParameterError, string)
 
 CONTROLLER_PREFIX = 'controller.'
@@ -71,7 +71,8 @@ class ControllerNodeConfig(NodeConfig):
     robot file's).
     ``executor``: the rclpy executor that spins the node (``ohio_ros.runtime.make_executor``):
     ``events`` (rclpy's EventsExecutor: callbacks dispatched from C++, the least overhead per
-    message), ``single_threaded`` or ``multi_threaded``.
+    message), ``single_threaded``, ``multi_threaded``, or ``auto``: ``events`` on the wall clock,
+    ``single_threaded`` with ``use_sim_time`` (``ohio_ros.config.resolve_executor``).
     """
 
     goal_timeout: float = 0.5
@@ -84,7 +85,7 @@ class ControllerNodeConfig(NodeConfig):
     realtime_priority: int = 0
     timing_log: str = ''
     torque_rate_limit: float = 0.0
-    executor: str = 'events'
+    executor: str = 'auto'
 
     def __post_init__(self):
         number('goal_timeout', self.goal_timeout, low=0.0, low_open=True)
@@ -97,7 +98,7 @@ class ControllerNodeConfig(NodeConfig):
         object.__setattr__(self, 'realtime_priority', check_priority(self.realtime_priority))
         string('timing_log', self.timing_log)
         number('torque_rate_limit', self.torque_rate_limit, low=0.0)
-        choice('executor', self.executor, EXECUTORS)
+        choice('executor', self.executor, EXECUTOR_CHOICES)
         for f in ('goal_timeout', 'state_timeout', 'diagnostics_period', 'hold_damping',
                   'torque_rate_limit'):
             object.__setattr__(self, f, float(getattr(self, f)))

@@ -7,7 +7,8 @@ Subscribes ``/joint_states`` and ``ohio/ee_goal``; publishes ``effort_controller
 Parameters: ``ohio_ros.arm.config.ControllerNodeConfig`` and ``controller.*``
 (``config/controller.yaml``); ``controller.gravity_compensation`` (``controller`` or ``driver``)
 has no default and must be set (``ohio_ros.arm.config.CONTROLLER_NODE_REQUIRED``). The node is
-spun by the executor its ``executor`` parameter names (default ``events``).
+spun by the executor its ``executor`` parameter names (default ``auto``: rclpy's EventsExecutor
+on the wall clock, the single-threaded one with ``use_sim_time``).
 
 A tick takes the newest joint state, steps the loop and publishes the command; its compute time
 (``timing_log``, ``/diagnostics``) is all of that, and the timing log keeps its parts
@@ -26,6 +27,7 @@ from ohio_ros.arm import config as cfg
 from ohio_ros.arm import convert
 from ohio_ros.arm.control_loop import ControlLoop
 from ohio_ros.arm.controller_params import declare_controller
+from ohio_ros.config import resolve_executor
 from ohio_ros.loop_stats import LoopStats
 from ohio_ros.pending import take_pending
 from ohio_ros.runtime import run, set_realtime_priority
@@ -62,7 +64,8 @@ class ControllerNode(Node):
         self.loop = ControlLoop(self.controller, c.goal_timeout, c.state_timeout, c.hold_damping,
                                 limiter)
         self.stats = LoopStats(period, keep_log=bool(c.timing_log))
-        self.executor_kind = c.executor
+        self.executor_kind = resolve_executor(c.executor,
+                                              self.get_parameter('use_sim_time').value)
         self._joint_index = convert.JointIndex(c.joints)
         self._effort = convert.EffortCommand(c.joints)
         self._period_ns = self.stats.period_ns
