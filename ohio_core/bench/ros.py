@@ -129,8 +129,9 @@ def _node_cmd(name: str, node: str, params: dict) -> list[str]:
 
 def run(seconds: float = 20.0, warmup: float = 2.0, controller: str = "osc", publish_rate: float = 500.0,
         seed: int = 0, keep: Path | None = None, start_timeout: float = 120.0, realtime_priority: int = 0,
-        executor: str = "auto") -> dict:
-    """Run the loop for ``warmup + seconds`` of commands; the statistics and ``goal_reached``.
+        executor: str = "auto", robot: str = "panda", tick_on: str = "joint_state") -> dict:
+    """Run the loop for ``warmup + seconds`` of commands on the arm ``robot`` (a name of config/robots
+    or a robot file); the statistics and ``goal_reached``.
 
     ``executor``: the controller node's executor (its ``executor`` parameter, ``EXECUTORS``); the result
     names the one that ran."""
@@ -145,13 +146,13 @@ def run(seconds: float = 20.0, warmup: float = 2.0, controller: str = "osc", pub
     nodes = {
         "mujoco_sim": _node_cmd("mujoco_sim_node", "mujoco_sim", {
             "task": "reach", "seed": seed, "publish_rate": float(publish_rate), "real_time_factor": 1.0,
-            "report_path": str(report), "realtime_priority": realtime_priority}),
+            "report_path": str(report), "realtime_priority": realtime_priority, "robot": str(robot)}),
         "controller": _node_cmd("controller_node", "controller", {
             "controller.type": controller, "controller.gravity_compensation": "controller",     # the simulator's
             "timing_log": str(timing), "realtime_priority": realtime_priority,
-            "executor": executor}),
+            "executor": executor, "robot": str(robot), "tick_on": tick_on}),
         "policy": _node_cmd("policy_node", "policy", {"policy": "scripted", "task": "reach",
-                                                     "controller.type": controller}),
+                                                     "controller.type": controller, "robot": str(robot)}),
     }
     procs = {}
     try:
@@ -191,7 +192,8 @@ def run(seconds: float = 20.0, warmup: float = 2.0, controller: str = "osc", pub
     result.update({
         "goal_reached": bool(episodes and episodes[0]["success"]),
         "episodes": len(episodes), "episodes_succeeded": sum(bool(e["success"]) for e in episodes),
-        "controller": controller, "publish_rate_hz": float(publish_rate), "seconds": float(seconds),
+        "robot": str(robot), "tick_on": tick_on, "controller": controller, "publish_rate_hz": float(publish_rate),
+        "seconds": float(seconds),
         "sim_lag_resets": sim.get("lag_resets", 0), "realtime_priority": realtime_priority,
         "executor": "events" if executor == "auto" else executor,
         "load_average_1min": os.getloadavg()[0], "cpus": os.cpu_count(),

@@ -68,11 +68,14 @@ def add_parser(sub) -> None:
     r.add_argument("--seconds", type=float, default=20.0, help="measured seconds of closed loop")
     r.add_argument("--warmup", type=float, default=2.0, help="seconds after the first command left out")
     r.add_argument("--controller", choices=["osc", "qp"], default="osc")
+    add_robot_argument(r)
     r.add_argument("--publish-rate", type=float, default=500.0, help="joint states per second (Hz)")
     r.add_argument("--realtime-priority", type=int, default=0,
                    help="SCHED_FIFO priority of the simulator and controller processes (0: default scheduling)")
     r.add_argument("--executor", choices=list(ros.EXECUTORS), default="auto",
                    help="the controller node's rclpy executor (its executor parameter; auto: events)")
+    r.add_argument("--tick-on", choices=["joint_state", "timer"], default="joint_state",
+                   help="the controller node's tick_on: on the joint state due in each period, or its own timer")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--keep", type=Path, default=None, help="folder to keep the node logs and timing log in")
     r.add_argument("--json", action="store_true", help="end with one JSON object")
@@ -211,9 +214,12 @@ def run_ros(args: argparse.Namespace) -> int:
     if args.seconds <= 0 or args.warmup < 0 or args.publish_rate <= 0 or not 0 <= args.realtime_priority <= 98:
         raise SystemExit("ohio bench ros: --seconds and --publish-rate must be > 0, --warmup >= 0, "
                          "--realtime-priority in 0..98")
+    robot = robot_of(args, "ohio bench ros")
     try:
         result = ros.run(args.seconds, args.warmup, args.controller, args.publish_rate, args.seed, args.keep,
-                         realtime_priority=args.realtime_priority, executor=args.executor)
+                         realtime_priority=args.realtime_priority, executor=args.executor,
+                         robot=str(robot.source) if args.robot.endswith((".yaml", ".yml")) else robot.name,
+                         tick_on=args.tick_on)
     except (RuntimeError, FileNotFoundError) as exc:
         raise SystemExit(f"ohio bench ros: {exc}") from None
     print(table(check_targets(result, ros.TARGETS), ["metric", "value", "target", "met"]))
@@ -226,9 +232,9 @@ def run_ros(args: argparse.Namespace) -> int:
           f"controller CPU {result['controller_cpu_percent']:.1f}%, "
           f"{result['ticks']} ticks at 50 Hz, goal reached: {'yes' if result['goal_reached'] else 'NO'} "
           f"({result['episodes_succeeded']}/{result['episodes']} episodes), load average {result['load_average_1min']:.2f} "
-          f"on {result['cpus']} CPUs (command: ohio bench ros --seconds {args.seconds:g} --controller "
+          f"on {result['cpus']} CPUs (command: ohio bench ros --robot {args.robot} --seconds {args.seconds:g} --controller "
           f"{args.controller} --publish-rate {args.publish_rate:g} --realtime-priority {args.realtime_priority} "
-          f"--executor {args.executor}; executor {result['executor']})")
+          f"--executor {args.executor} --tick-on {args.tick_on}; executor {result['executor']})")
     if args.json:
         emit_json(result)
     return 0

@@ -28,6 +28,7 @@ CONTROLLER_NODE_REQUIRED = {
 TASKS = ('reach', 'lift')
 POLICY_SOURCES = ('model', 'scripted')
 TRIGGERS = ('task_state', 'timer')
+TICK_SOURCES = ('joint_state', 'timer')
 STORAGES = ('mcap', 'sqlite3')
 
 
@@ -73,6 +74,9 @@ class ControllerNodeConfig(NodeConfig):
     ``events`` (rclpy's EventsExecutor: callbacks dispatched from C++, the least overhead per
     message), ``single_threaded``, ``multi_threaded``, or ``auto``: ``events`` on the wall clock,
     ``single_threaded`` with ``use_sim_time`` (``ohio_ros.config.resolve_executor``).
+    ``tick_on``: ``joint_state`` ticks on the first joint state due in each control period
+    (``ohio_ros.arm.tick_schedule``: the command follows its state at once), ``timer`` on a timer
+    of the node's own (the state then waits up to one state interval for the tick).
     """
 
     goal_timeout: float = 0.5
@@ -86,6 +90,7 @@ class ControllerNodeConfig(NodeConfig):
     timing_log: str = ''
     torque_rate_limit: float = 0.0
     executor: str = 'auto'
+    tick_on: str = 'joint_state'
 
     def __post_init__(self):
         number('goal_timeout', self.goal_timeout, low=0.0, low_open=True)
@@ -99,6 +104,7 @@ class ControllerNodeConfig(NodeConfig):
         string('timing_log', self.timing_log)
         number('torque_rate_limit', self.torque_rate_limit, low=0.0)
         choice('executor', self.executor, EXECUTOR_CHOICES)
+        choice('tick_on', self.tick_on, TICK_SOURCES)
         for f in ('goal_timeout', 'state_timeout', 'diagnostics_period', 'hold_damping',
                   'torque_rate_limit'):
             object.__setattr__(self, f, float(getattr(self, f)))

@@ -12,7 +12,9 @@ on the wall clock, the single-threaded one with ``use_sim_time``).
 
 A tick takes the newest joint state, steps the loop and publishes the command; its compute time
 (``timing_log``, ``/diagnostics``) is all of that, and the timing log keeps its parts
-(``ohio_ros.loop_stats.STAGES``).
+(``ohio_ros.loop_stats.STAGES``). With ``tick_on: joint_state`` (the default) the tick runs in the
+callback of the joint state due in the period (``ohio_ros.arm.tick_schedule``); with ``timer`` on a
+timer of the node's own.
 """
 
 import time
@@ -27,6 +29,7 @@ from ohio_ros.arm import config as cfg
 from ohio_ros.arm import convert
 from ohio_ros.arm.control_loop import ControlLoop
 from ohio_ros.arm.controller_params import declare_controller
+from ohio_ros.arm.tick_schedule import StateTickSchedule
 from ohio_ros.config import resolve_executor
 from ohio_ros.loop_stats import LoopStats
 from ohio_ros.pending import take_pending
@@ -75,7 +78,11 @@ class ControllerNode(Node):
         self.js_sub = self.create_subscription(JointState, names.JOINT_STATES,
                                                self._on_joint_state, qos.LATEST)
         self.create_subscription(PoseStamped, names.EE_GOAL, self._on_goal, qos.RELIABLE)
-        self.timer = self.create_timer(period, self._tick)
+        self.timer = self._schedule = None
+        if c.tick_on == 'timer':
+            self.timer = self.create_timer(period, self._tick)
+        else:
+            self._schedule = StateTickSchedule(self._period_ns)
         self.diag_timer = diagnostics.publish_periodically(
             self, f'{self.get_name()}: control loop', c.diagnostics_period, self.diagnostics)
         self.get_logger().info(
@@ -100,7 +107,10 @@ class ControllerNode(Node):
             self.get_logger().warning(f'joint state rejected: {exc}',
                                       throttle_duration_sec=5.0)
             return
-        self.loop.on_state(self._now(), q, qd, convert.stamp_ns(msg.header.stamp))
+        now, stamp = self._now(), convert.stamp_ns(msg.header.stamp)
+        self.loop.on_state(now, q, qd, stamp)
+        if self._schedule is not None and self._schedule.due(stamp if stamp > 0 else now):
+            self._tick()
 
     def _on_goal(self, msg: PoseStamped) -> None:
         try:
@@ -122,9 +132,11 @@ class ControllerNode(Node):
     def _tick(self) -> None:
         tick = time.monotonic_ns()
         t0 = time.perf_counter_ns()
-        due = self.timer.time_until_next_call()
-        wake = None if due is None else self._period_ns - due
-        take_pending(self.js_sub, self._on_joint_state)    # the newest state, not the one before
+        wake = None
+        if self.timer is not None:
+            due = self.timer.time_until_next_call()
+            wake = None if due is None else self._period_ns - due
+            take_pending(self.js_sub, self._on_joint_state)    # the newest state, not the one before
         t1 = time.perf_counter_ns()
         cmd = self.loop.step(self._now())
         t2 = time.perf_counter_ns()
@@ -149,6 +161,7 @@ class ControllerNode(Node):
             'controller': self.controller_config.kind,
             'gravity_compensation': self.controller_config.gravity_compensation,
             'executor': self.executor_kind,
+            'tick_on': self.config.tick_on,
             'mode': loop.mode or 'no command',
             'stale_goal': stale_goal,
             'holding': loop.mode == 'hold',
