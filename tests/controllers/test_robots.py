@@ -275,14 +275,14 @@ def test_fuzz_1e5_states_and_goals_per_arm_give_finite_torques_within_limits(arm
 
 @pytest.mark.parametrize("kind", ["osc", "qp"])
 def test_the_closed_loop_keeps_every_arm_within_its_joint_limits(arm, kind):
-    """The closed-loop fuzz of test_controllers on every arm, shorter: 6 episodes of 1 s from random states
+    """The closed-loop fuzz of test_controllers on every arm: 20 episodes of 1 s from random states
     near home toward random goals, a third of them out of reach (1.0 to 1.3 m from the base), orientations
     up to 1 rad off: every joint within its position limits and every torque within its limits. Both
     controllers with their defaults (the OSC with its joint-limit filter, no goal box)."""
     name, model, sim = arm
     rng = np.random.default_rng(36)
     n = model.nq
-    for episode in range(6):
+    for episode in range(20):
         q0 = np.clip(model.home + rng.uniform(-0.3, 0.3, n), model.q_min + 0.1, model.q_max - 0.1)
         p0, R0 = model.tcp_pose(q0)
         if episode % 3 == 0:

@@ -78,11 +78,9 @@ class ControllerNode(Node):
         self.js_sub = self.create_subscription(JointState, names.JOINT_STATES,
                                                self._on_joint_state, qos.LATEST)
         self.create_subscription(PoseStamped, names.EE_GOAL, self._on_goal, qos.RELIABLE)
-        self.timer = self._schedule = None
-        if c.tick_on == 'timer':
-            self.timer = self.create_timer(period, self._tick)
-        else:
-            self._schedule = StateTickSchedule(self._period_ns)
+        self._schedule = StateTickSchedule(self._period_ns) if c.tick_on == 'joint_state' else None
+        self._last_state_tick = None    # node clock (ns) of the last tick a joint state triggered
+        self.timer = self.create_timer(period, self._on_timer)
         self.diag_timer = diagnostics.publish_periodically(
             self, f'{self.get_name()}: control loop', c.diagnostics_period, self.diagnostics)
         self.get_logger().info(
@@ -129,14 +127,28 @@ class ControllerNode(Node):
             return
         self.loop.on_goal(self._now(), goal)
 
-    def _tick(self) -> None:
+    def _on_timer(self) -> None:
+        """
+        Tick on the timer.
+
+        With ``tick_on: joint_state`` only as the watchdog of missing states: where no joint state
+        has triggered a tick for 1.5 periods of the node clock.
+        """
+        last = self._last_state_tick
+        if self._schedule is None or last is None or self._now() - last > 1.5 * self._period_ns:
+            self._tick(timer=True)
+
+    def _tick(self, timer: bool = False) -> None:
         tick = time.monotonic_ns()
+        if not timer:
+            self._last_state_tick = self._now()
         t0 = time.perf_counter_ns()
         wake = None
-        if self.timer is not None:
+        if timer:
             due = self.timer.time_until_next_call()
             wake = None if due is None else self._period_ns - due
-            take_pending(self.js_sub, self._on_joint_state)    # the newest state, not the one before
+            if self._schedule is None:
+                take_pending(self.js_sub, self._on_joint_state)    # the newest state
         t1 = time.perf_counter_ns()
         cmd = self.loop.step(self._now())
         t2 = time.perf_counter_ns()

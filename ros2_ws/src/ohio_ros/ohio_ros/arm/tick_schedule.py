@@ -1,19 +1,20 @@
 """
-When a controller driven by its joint states ticks (``controller_node`` with ``tick_on: joint_state``).
+When a controller driven by its joint states ticks (``controller_node``, ``tick_on: joint_state``).
 
 The loop ticks on the first joint state whose stamp reaches the next due time,
 
     t_k = t_(k-1) + T,    tick on the state with stamp s where s >= t_k - tolerance,
 
-so the command follows the state it was computed from at once (no wait for a timer of its own) and
-the periods stay on one grid whatever the state rate (a state every 2 ms at 500 Hz, every 1 ms from a
-Franka): a late or missing state delays one tick, not the ones after it. A stamp more than a period
-past its due time, or one that went back in time (a driver restarted), starts a new grid there.
+so the command follows the state it was computed from at once (no wait for a timer of its own)
+and the periods stay on one grid whatever the state rate (a state every 2 ms at 500 Hz, every
+1 ms from a Franka): a late or missing state delays one tick, not the ones after it. A stamp
+more than a period past its due time, or one that went back in time (a driver restarted),
+starts a new grid there. Without states the node's watchdog timer ticks instead.
 """
 
 
 class StateTickSchedule:
-    """``due(stamp_ns)``: whether the state of ``stamp_ns`` is the one to tick on (module docstring)."""
+    """``due(stamp_ns)``: whether the state of ``stamp_ns`` is the one to tick on."""
 
     def __init__(self, period_ns: int, tolerance_ns: int = 500_000):
         if period_ns <= 0 or not 0 <= tolerance_ns < period_ns:
