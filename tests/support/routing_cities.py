@@ -1,5 +1,5 @@
-"""Small cities written in the public AMoD scenario format (only its own keys), shared by the routing
-and CLI tests.
+"""Small cities written in the public AMoD scenario format (only its own keys, by
+``ohio_core.routing.cities.write_public``), shared by the routing and CLI tests.
 
 - ``peak_town``: 5 regions, a centre (0) and four suburbs 6 minutes from it; suburbs 1 and 3 (and 2
   and 4) are 45 (30) minutes apart directly, far more than via the centre (travel times that break
@@ -13,8 +13,11 @@ Both start at 8:00 in 3-minute steps and hold 6 steps of demand.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+import numpy as np
+
+from ohio_core.routing.cities import write_public
 
 START = 8 * 60                 # minute of day of step 0
 STEP = 3                       # minutes per step
@@ -37,14 +40,10 @@ def _grid_six_minutes(i: int, j: int) -> float:
     return 3.0 if i == j else 6.0 * (abs(xi - xj) + abs(yi - yj))
 
 
-def _write(path: Path, header: dict, n: int, minutes, rate) -> Path:
-    demand = [{"time_stamp": START + STEP * t, "origin": i, "destination": j, "demand": rate(t, i, j),
-               "travel_time": minutes(i, j), "price": round(2.0 + 0.8 * minutes(i, j), 2)}
-              for t in range(STEPS) for i in range(n) for j in range(n) if rate(t, i, j) > 0]
-    reb = [{"time_stamp": START // 60, "origin": i, "destination": j, "reb_time": minutes(i, j)}
-           for i in range(n) for j in range(n)]
-    path.write_text(json.dumps({**header, "demand": demand, "rebTime": reb}, indent=1))
-    return path
+def _write(path: Path, n: int, minutes, rate, vehicles: int | None, regions: dict | None = None) -> Path:
+    mins = np.array([[minutes(i, j) for j in range(n)] for i in range(n)])
+    rates = np.array([[[rate(t, i, j) for j in range(n)] for i in range(n)] for t in range(STEPS)])
+    return write_public(path, mins, rates, np.round(2.0 + 0.8 * mins, 2), vehicles, START, STEP, regions=regions)
 
 
 def peak_town(path: Path) -> Path:
@@ -52,12 +51,10 @@ def peak_town(path: Path) -> Path:
     def rate(t, i, j):
         base = 0.2 if i == j else 0.8
         return base * 4.0 if j == 0 and i != 0 and t in (2, 3) else base
-    header = {"region": list(range(PEAK_TOWN_REGIONS)),
-              "totalAcc": [{"hour": START // 60, "acc": PEAK_TOWN_FLEET}]}
-    return _write(path, header, PEAK_TOWN_REGIONS, _peak_town_minutes, rate)
+    return _write(path, PEAK_TOWN_REGIONS, _peak_town_minutes, rate, PEAK_TOWN_FLEET)
 
 
 def grid_six(path: Path) -> Path:
     """Write ``grid_six`` (module docstring) to ``path``."""
-    return _write(path, {"nlat": 3, "nlon": 2}, GRID_SIX_REGIONS, _grid_six_minutes,
-                  lambda t, i, j: 0.3 if i == j else 0.6)
+    return _write(path, GRID_SIX_REGIONS, _grid_six_minutes, lambda t, i, j: 0.3 if i == j else 0.6, None,
+                  regions={"nlat": 3, "nlon": 2})
