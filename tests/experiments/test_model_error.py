@@ -57,6 +57,9 @@ def test_simulator_friction_is_added_to_the_arm_joints_only():
     np.testing.assert_allclose(rough.dof_damping[arm], base.dof_damping[arm] + 0.5)
     np.testing.assert_allclose(rough.dof_frictionloss[arm], base.dof_frictionloss[arm] + 0.2)
     np.testing.assert_array_equal(rough.dof_damping[7:], base.dof_damping[7:])
+    # viscous damping only: MuJoCo's higher-order (quadratic, cubic) damping coefficients stay zero
+    np.testing.assert_array_equal(rough.dof_dampingpoly, base.dof_dampingpoly)
+    assert not base.dof_dampingpoly.any()
     with pytest.raises(ValueError, match="arm_damping"):
         SceneConfig(arm_frictionloss=-1.0)
 
