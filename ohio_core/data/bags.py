@@ -12,7 +12,7 @@ An episode of T control periods has states 0..T at sim times t_0 < t_1 < ... < t
 
 - ``/joint_states``: arm joints (+ the finger joints) by name, position, velocity, and as effort the
   torque applied over the period that ended at t_j (0 at t_0; the fingers' effort is 0);
-- for j < T, ``effort_controller/commands``: the 7 torques commanded for period j (held over it);
+- for j < T, ``effort_controller/commands``: the n torques commanded for period j (held over it);
 - for j < T, when a new high-level goal starts (every k periods; never for torque-level
   policies), ``ohio/ee_goal`` (frame ``world``) and ``ohio/gripper_command`` (lift task only; a
   torque-level policy publishes its gripper command every period);

@@ -26,9 +26,9 @@ import numpy as np
 @dataclass
 class Trajectories:
     t: np.ndarray            # (T,) s
-    q: np.ndarray            # (T, 7)
-    qd: np.ndarray           # (T, 7)
-    tau: np.ndarray          # (T, 7) commanded torque
+    q: np.ndarray            # (T, n) arm joints
+    qd: np.ndarray           # (T, n)
+    tau: np.ndarray          # (T, n) commanded torque
     reward: np.ndarray       # (T,)
     success: np.ndarray      # (T,) bool
     episode: np.ndarray      # (T,) int

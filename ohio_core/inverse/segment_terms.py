@@ -1,7 +1,7 @@
 """Controller terms at every step of every segment, reshaped to (N, k, ...), and the one residual
 every torque-matching inverse reports::
 
-    residual = sqrt( 1/(7 k) sum_{j<k} || clip(pi_LL(s_j, g*)) - tau_j ||^2 )     (N m)
+    residual = sqrt( 1/(n k) sum_{j<k} || clip(pi_LL(s_j, g*)) - tau_j ||^2 )     (N m)
 
 the recovered goal g* pushed through the deployment controller's clipped law at each of the k logged
 states, against the logged torques: a wrong k, controller config or model shows up in it.

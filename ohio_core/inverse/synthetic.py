@@ -23,7 +23,7 @@ class SyntheticSegments:
     goal_p: np.ndarray      # (N, 3) true goals
     goal_R: np.ndarray      # (N, 3, 3)
     action: np.ndarray      # (N, 6) the normalized actions that produced them
-    saturated: np.ndarray   # (N, k, 7) torque entries the controller clipped
+    saturated: np.ndarray   # (N, k, n) torque entries the controller clipped
     #: (N, k) steps whose torque is not the controller's law: its status is not ``ok`` (the OSC's
     #: joint-limit filter acted, the QP fell back); the closed-form and KKT inverses do not hold there
     filtered: np.ndarray | None = None

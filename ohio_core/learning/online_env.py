@@ -105,10 +105,10 @@ class OnlineEnv(gym.Env):
             log = self.inner.controller
             log.commands.clear()
             out = self.inner.step(a)
-            tau = np.array(log.commands).reshape(-1, 7)
+            tau = np.array(log.commands).reshape(-1, self.inner.sim.n)
         else:
             out = self.inner.step(a)
-            tau = a[None, :7] * self.inner.sim.tau_max
+            tau = a[None, :self.inner.sim.n] * self.inner.sim.tau_max
         trace = out[4]["trace"]
         args = (trace["q"], trace["qd"], tau, self.limits)
         self._count(arm_violations(*args), len(trace["q"]), arm_worst(*args))
@@ -151,13 +151,14 @@ def make_env(policy: Policy, seed: int, horizon: int | None = None) -> OnlineEnv
         if policy.level == LEVEL_GOAL:
             config = policy.controller_config()
             policy.check(policy.task, OBS_LAYOUT, policy.k, config)
-            inner = GoalArmEnv(make_controller(config), TaskConfig(name=policy.task, k=policy.k, horizon=horizon,
-                                                                   control_period=config.control_period))
+            inner = GoalArmEnv(make_controller(config, ArmModel(policy.robot)),
+                               TaskConfig(name=policy.task, k=policy.k, horizon=horizon,
+                                          control_period=config.control_period))
             limits = ArmLimits.from_model(inner.controller.model)
         elif policy.level == LEVEL_TORQUE:
             policy.check(policy.task, OBS_LAYOUT)
-            inner = TorqueArmEnv(TaskConfig(name=policy.task, k=1, horizon=horizon))
-            limits = ArmLimits.from_model(ArmModel())
+            inner = TorqueArmEnv(TaskConfig(name=policy.task, k=1, horizon=horizon), robot=policy.robot)
+            limits = ArmLimits.from_model(ArmModel(policy.robot))
         else:
             raise ValueError(f"an arm model has level goal or torque, got {policy.level!r}")
         return OnlineEnv(inner, domain, policy.level, policy.action_dim, seed, limits=limits)

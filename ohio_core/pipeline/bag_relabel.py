@@ -92,10 +92,12 @@ class RelabelConfig:
             raise ValueError("method 'ml' needs the torque noise (torque_sigma, --torque-sigma), and only it uses it"
                              if self.method == "ml" else
                              f"torque_sigma is for method 'ml' only, not {self.method!r}")
+        n = load_robot(self.robot).n
         if self.torque_sigma is not None:
             sigma = tuple(float(v) for v in np.atleast_1d(self.torque_sigma))
-            if len(sigma) not in (1, 7) or not all(np.isfinite(v) and v > 0 for v in sigma):
-                raise ValueError(f"torque_sigma must be one value or 7, all finite and > 0 (N m), got {sigma}")
+            if len(sigma) not in (1, n) or not all(np.isfinite(v) and v > 0 for v in sigma):
+                raise ValueError(f"torque_sigma must be one value or {n} (one per joint), all finite and > 0 (N m), "
+                                 f"got {sigma}")
             object.__setattr__(self, "torque_sigma", sigma)
         if not self.max_residual > 0 or not self.joint_limit_margin >= 0:
             raise ValueError("max_residual must be > 0 and joint_limit_margin >= 0")

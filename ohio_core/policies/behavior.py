@@ -96,7 +96,7 @@ class FlatPolicy:
                 self.grip = float(a[6])
         self._count += 1
         tau = self.controller.act(q, qd, self.goal)
-        tau = tau + self.rng.normal(0.0, 1.0, 7) * self.torque_noise * self.tau_max
+        tau = tau + self.rng.normal(0.0, 1.0, len(tau)) * self.torque_noise * self.tau_max
         a = np.clip(tau / self.tau_max, -1.0, 1.0)
         return np.r_[a, self.grip] if self.uses_gripper else a
 

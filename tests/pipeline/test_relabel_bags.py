@@ -257,9 +257,9 @@ def test_ml_needs_the_torque_noise_and_recovers_the_goals_of_a_clean_bag(tmp_pat
         RelabelConfig(method="ml")
     with pytest.raises(ValueError, match="for method 'ml' only"):
         RelabelConfig(torque_sigma=(0.1,))
-    with pytest.raises(ValueError, match="torque_sigma must be one value or 7"):
+    with pytest.raises(ValueError, match="torque_sigma must be one value or 7 \\(one per joint\\)"):
         RelabelConfig(method="ml", torque_sigma=(0.1, 0.2))
-    with pytest.raises(ValueError, match="torque_sigma must be one value or 7"):
+    with pytest.raises(ValueError, match="torque_sigma must be one value or 7 \\(one per joint\\)"):
         RelabelConfig(method="ml", torque_sigma=(float("nan"),))
     result = relabel_bag(bags["mcap"], RelabelConfig(method="ml", torque_sigma=(0.05,)))
     memory = relabel(traj, controller, 5, "ml", joint_limit_margin=0.05, sigma=0.05)

@@ -39,4 +39,4 @@ class NoisyController:
 
     def act(self, q, qd, goal) -> np.ndarray:
         tau = np.asarray(self.controller.act(q, qd, goal), float)
-        return np.clip(tau + self.sigma * self.rng.standard_normal(7), -self.tau_max, self.tau_max)
+        return np.clip(tau + self.sigma * self.rng.standard_normal(len(tau)), -self.tau_max, self.tau_max)
