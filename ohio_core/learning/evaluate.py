@@ -6,8 +6,8 @@
   (``GoalArmEnv``); a torque-level policy acts every period (``TorqueArmEnv``).
 - Normalized score of an episode: 100 (R - R_random) / (R_expert - R_random), with R_random the
   mean return of uniform-random high-level actions and R_expert that of the scripted expert, both
-  under the controller the expert was written for (``OSCConfig()``) on the same seeds. Reported:
-  mean and standard error over episodes.
+  under the controller the expert was written for (``EXPERT_CONTROLLER``, the reference work's OSC)
+  on the same seeds. Reported: mean and standard error over episodes.
 """
 
 from __future__ import annotations
@@ -28,6 +28,11 @@ from ohio_core.envs.arm.tasks import OBS_LAYOUT, TaskConfig
 from ohio_core.learning.policy import LEVEL_GOAL, Policy
 from ohio_core.policies.scripted import EXPERTS, PACE
 from ohio_core.video import real_time_fps, rollout_frames
+
+
+#: the controller the scripted experts were written for, the 100 of the score: the reference work's OSC
+#: (the OSC defaults without the joint-limit filter, which that law does not have)
+EXPERT_CONTROLLER = OSCConfig(joint_limits=False)
 
 
 def seeds(seed: int, episodes: int) -> list[int]:
@@ -84,7 +89,7 @@ def reference(task: str, episodes: int, seed: int, k: int = 5, horizon: int | No
     in the simulated plant ``scene`` with the arm ``robot``."""
     tc = TaskConfig(name=task, k=k, horizon=horizon)
     ss = seeds(seed, episodes)
-    env = GoalArmEnv(make_controller(OSCConfig(), ArmModel(robot)), tc, scene)
+    env = GoalArmEnv(make_controller(EXPERT_CONTROLLER, ArmModel(robot)), tc, scene)
     dim = env.action_space.shape[0]
     r_rand, _ = _rollouts(env, lambda s: RandomPolicy(dim, s), ss, None)
     r_exp, s_exp = _rollouts(env, lambda s: EXPERTS[task](), ss, None)
