@@ -144,6 +144,10 @@ class OSCConfig(_Base):
     ``position_margin`` inside their position limits, with room to brake at ``braking_acceleration``,
     and under their velocity limits; it leaves the torque unchanged wherever the law already does.
     The reference work's OSC has none: the mismatch experiment's configs set it false.
+    ``singularity_damping``: eps of the singularity-robust task inertia (``controllers.osc.task_inertia``):
+    eigenvalues of J M^-1 J^T below eps are inverted as w / eps^2 instead of 1 / w, so the task
+    force in a direction the arm is about to lose fades out (0: the plain inverse, the reference
+    work's; the mismatch experiment's configs set 0).
     """
 
     kind = "osc"
@@ -163,6 +167,7 @@ class OSCConfig(_Base):
     joint_limits: bool = _flag(True)                          # the joint-limit filter (controllers.osc)
     position_margin: float = _num("nonnegative", 0.05)        # rad kept clear of each joint limit
     braking_acceleration: float = _num("positive", 5.0)    # rad/s^2 assumed available to stop before a limit
+    singularity_damping: float = _num("nonnegative", 0.04)    # eps (eigenvalue of J M^-1 J^T); 0: off
 
     @functools.cached_property
     def kd(self) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 With e = (p_g - p, 1/2 sum_i r_i x r_g,i) and task velocity v = J qd::
 
-    Lambda = (J M^-1 J^T)^+                       task-space inertia (truncated pseudo-inverse)
+    Lambda = (J M^-1 J^T)^+                       task-space inertia (truncated pseudo-inverse,
+                                                  singularity-robust below eps: ``task_inertia``)
     F      = Lambda (K_p e - K_d v)               K_d = 2 zeta sqrt(K_p), per axis
     N      = I - J^T Lambda J M^-1                dynamically consistent nullspace projector (N = Nbar^T)
     tau    = clip(J^T F + h + N M (k_n (q_rest - q) - 2 sqrt(k_n) qd),  -tau_max, tau_max)
@@ -26,7 +27,9 @@ margin), the QP controller's set::
 the closed-form inverse holds there; a filtered step is, like a saturated one, outside the affine law
 (the inverses' residual shows it). It never acts on the states the scripted experts visit (reach, lift
 and door under the reference gains). The filter holds the joint limits, not the law's stability: with a
-goal out of reach the law still chatters at a straight-arm singularity that lies inside the limits.
+goal out of reach the plain law chatters at a straight-arm singularity that lies inside the limits;
+the singularity-robust task inertia (``OSCConfig.singularity_damping``, ``task_inertia``) brings it to
+rest there.
 
 ``osc_terms`` computes everything that does not depend on the goal; ``osc_law`` adds the goal.
 Both accept leading batch dimensions, so the inverse problems call this very code. ``osc_step``,
@@ -101,12 +104,27 @@ def near_singular(cond: np.ndarray, rcond: float, n: int = 6) -> np.ndarray:
     return ~(n * np.asarray(cond) < 1.0 / rcond)
 
 
-def task_inertia(A: np.ndarray, rcond: float) -> tuple[np.ndarray, np.ndarray]:
+def _robust_eig(A: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Lambda = V diag(g(w)) V^T for A = V diag(w) V^T, g(w) = 1/w for w >= eps, w / eps^2 below:
+    the damped least-squares inverse w / (w^2 + l^2) with l^2 = eps^2 - w^2, continuous at eps,
+    bounded by 1/eps, and zero in a direction the arm has lost (w = 0)."""
+    w, V = np.linalg.eigh(A)
+    w = np.maximum(w, 0.0)
+    g = np.where(w >= eps, 1.0 / np.where(w >= eps, w, 1.0), w / (eps * eps))
+    with np.errstate(over="ignore", divide="ignore"):
+        cond = w[..., -1] / np.maximum(w[..., 0], np.finfo(float).tiny)
+    return (V * g[..., None, :]) @ np.swapaxes(V, -1, -2), cond
+
+
+def task_inertia(A: np.ndarray, rcond: float, eps: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Lambda = A^+ for A = J M^-1 J^T (6x6, symmetric positive semi-definite), and cond(A).
 
     Where n cond_1(A) < 1/rcond (which bounds cond_2(A) < 1/rcond) the plain inverse; elsewhere,
     near kinematic singularities, the pseudo-inverse that drops eigenvalues below rcond * max.
-    The same rule holds for one state (Cholesky through LAPACK) and for a batch.
+    With ``eps`` > 0 (``OSCConfig.singularity_damping``), wherever an eigenvalue of A is below eps,
+    the singularity-robust inverse ``_robust_eig`` instead (it is the plain inverse where every
+    eigenvalue is at least eps; 1 / ||A^-1||_1 <= min eigenvalue tells which states need it).
+    The same rules hold for one state (Cholesky through LAPACK) and for a batch.
     """
     n = A.shape[-1]
     if A.ndim == 2:
@@ -114,19 +132,27 @@ def task_inertia(A: np.ndarray, rcond: float) -> tuple[np.ndarray, np.ndarray]:
         if info == 0:
             Lam, info = dpotrs(U, _EYE6 if n == 6 else np.eye(n))
             if info == 0:
-                cond = np.float64(dlange("1", A) * dlange("1", Lam))      # ||A||_1 ||A^-1||_1
+                lam_norm = dlange("1", Lam)
+                cond = np.float64(dlange("1", A) * lam_norm)      # ||A||_1 ||A^-1||_1
+                if eps > 0.0 and lam_norm * eps > 1.0:
+                    return _robust_eig(A, eps)
                 if not near_singular(cond, rcond, n):
                     return Lam, cond
-        return _pinv_eig(A, rcond)
+        return _robust_eig(A, eps) if eps > 0.0 else _pinv_eig(A, rcond)
     try:
         Lam = np.linalg.inv(A)
     except np.linalg.LinAlgError:      # an exactly singular sample (rare): each sample by the one-state rule
-        per = [task_inertia(a, rcond) for a in A.reshape((-1,) + A.shape[-2:])]
+        per = [task_inertia(a, rcond, eps) for a in A.reshape((-1,) + A.shape[-2:])]
         return (np.array([L for L, _ in per]).reshape(A.shape),
                 np.array([c for _, c in per]).reshape(A.shape[:-2]))
-    cond = _one_norm(A) * _one_norm(Lam)
+    lam_norm = _one_norm(Lam)
+    cond = _one_norm(A) * lam_norm
     bad = near_singular(cond, rcond, n)
-    if np.any(bad):
+    if eps > 0.0:
+        robust = bad | (lam_norm * eps > 1.0)
+        if np.any(robust):
+            Lam[robust], cond[robust] = _robust_eig(A[robust], eps)
+    elif np.any(bad):
         Lam[bad], cond[bad] = _pinv_eig(A[bad], rcond)
     return Lam, cond
 
@@ -172,7 +198,7 @@ def _osc_terms(kin: Kinematics, q: np.ndarray, qd: np.ndarray, config: OSCConfig
     J, Jt = kin.J, np.swapaxes(kin.J, -1, -2)
     # J M^-1, from M^-1 when the caller has it (Pinocchio, one state) or by a solve (batches)
     JMinv = J @ kin.Minv if kin.Minv is not None else np.swapaxes(np.linalg.solve(kin.M, Jt), -1, -2)
-    Lam, cond = task_inertia(JMinv @ Jt, config.lambda_rcond)
+    Lam, cond = task_inertia(JMinv @ Jt, config.lambda_rcond, config.singularity_damping)
     JtLam = Jt @ Lam
     kn = config.nullspace_kp
     qdd_post = kn * (config.array("rest_posture") - q) - (2.0 * math.sqrt(kn)) * qd
@@ -202,7 +228,7 @@ def osc_step(kin: Kinematics, q: np.ndarray, qd: np.ndarray, goal: PoseGoal, con
     ``kin`` must hold M^-1 (``ArmModel.kinematics`` does)."""
     J, Jt = kin.J, kin.J.T
     JMinv = J @ kin.Minv
-    Lam, _ = task_inertia(JMinv @ Jt, config.lambda_rcond)
+    Lam, _ = task_inertia(JMinv @ Jt, config.lambda_rcond, config.singularity_damping)
     kn = config.nullspace_kp
     tau_post = kin.M @ (kn * (config.array("rest_posture") - q) - (2.0 * math.sqrt(kn)) * qd)
     e = np.concatenate([goal.p - kin.p, orientation_error(goal.R, kin.R)])

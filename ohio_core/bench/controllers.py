@@ -112,7 +112,7 @@ def run(n_states: int = 2000, sim_seconds: float = 20.0, seed: int = 0, robot: s
     states = _visited_states(model, n_states, seed)
     osc = OSC(model)
     osc_t = time_steps(osc, states)
-    osc_law_t = time_steps(OSC(model, OSCConfig(joint_limits=False)), states)
+    osc_law_t = time_steps(OSC(model, OSCConfig(joint_limits=False, singularity_damping=0.0)), states)
     qp = QP(model)
     qp_t = time_steps(qp, states)
     rtf_osc, reach_osc = realtime_factor(OSC(model), sim_seconds, seed)

@@ -28,7 +28,7 @@ def _simulate_chunk(args) -> SyntheticSegments:
     kind, n, k, seed, velocity_std = args
     model = ArmModel()
     # the OSC's law, which the inverses invert (the joint-limit filter acts on some random states)
-    ctl = OSC(model, OSCConfig(joint_limits=False)) if kind == "osc" else QP(model)
+    ctl = OSC(model, OSCConfig(joint_limits=False, singularity_damping=0.0)) if kind == "osc" else QP(model)
     return simulate_segments(ctl, n, k=k, seed=seed, velocity_std=velocity_std)
 
 
@@ -79,7 +79,7 @@ def run(segments: int = 100_000, k: int = 5, seed: int = 0, velocity_std: float 
     model = ArmModel()
     osc_data = synthetic("osc", segments, k, seed, velocity_std, cache, workers)
     qp_data = synthetic("qp", qp_segments, k, seed, velocity_std, cache, workers)
-    osc, qp = OSC(model, OSCConfig(joint_limits=False)), QP(model)
+    osc, qp = OSC(model, OSCConfig(joint_limits=False, singularity_damping=0.0)), QP(model)
     methods = {
         "analytical": _measure("analytical", osc_data, osc, segments, workers, repeats=3),
         "numerical": _measure("numerical", osc_data, osc, segments, workers, repeats=3),

@@ -37,7 +37,7 @@ class ArmExperimentConfig:
 
 #: the reference work's OSC: the law alone, without the joint-limit filter (``controllers.osc``), so that
 #: the deployment configs below, whose policies drive the arm toward its limits, keep the reference results
-ORIGINAL = OSCConfig(joint_limits=False)
+ORIGINAL = OSCConfig(joint_limits=False, singularity_damping=0.0)
 #: the reference work's enlarged output range (m, rad) of its two changed settings
 WIDE_RANGE = (0.4, 0.4, 0.4, 1.6, 1.6, 1.6)
 

@@ -32,7 +32,7 @@ from ohio_core.video import real_time_fps, rollout_frames
 
 #: the controller the scripted experts were written for, the 100 of the score: the reference work's OSC
 #: (the OSC defaults without the joint-limit filter, which that law does not have)
-EXPERT_CONTROLLER = OSCConfig(joint_limits=False)
+EXPERT_CONTROLLER = OSCConfig(joint_limits=False, singularity_damping=0.0)
 
 
 def seeds(seed: int, episodes: int) -> list[int]:

@@ -29,7 +29,7 @@ from ohio_core.inverse.terms import batch_kinematics
 CONTROL_HZ = 50
 CUBE_OUT_OF_THE_WAY = (0.3, 0.45, 0.02)
 #: the reference work's OSC: the law alone, without the joint-limit filter
-UNFILTERED = OSCConfig(joint_limits=False)
+UNFILTERED = OSCConfig(joint_limits=False, singularity_damping=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +218,7 @@ def test_the_batched_law_and_the_inverses_inherit_the_driver_convention(panda):
     qs = np.array([panda.random_configuration(rng) for _ in range(8)])
     qds = rng.uniform(-0.5, 0.5, (8, 7))
     terms = osc_terms(batch_kinematics(c.model, qs, qds), qs, qds, c.config)
-    ref = osc_terms(batch_kinematics(panda, qs, qds), qs, qds, OSCConfig().for_joints(7, panda.home))
+    ref = osc_terms(batch_kinematics(panda, qs, qds), qs, qds, UNFILTERED.for_joints(7, panda.home))
     np.testing.assert_allclose(ref.c - terms.c, [panda.gravity(q) for q in qs], atol=1e-9)
     for i in range(8):
         goal = random_goal_near(rng, terms.p[i], terms.R[i])
@@ -339,20 +339,44 @@ OUT_OF_REACH = {
     "5cm_beyond": lambda p0: p0 + np.array([0.3, 0.0, 0.0]),     # the arm reaches ~0.29 m further
     "1.2m_front": lambda p0: np.array([1.2, 0.0, 0.35]),
 }
-_NOT_AT_REST = {
-    "osc": "osc.py: the reference OSC law is unstable at the Panda's straight-arm singularity (joint 4 near "
-           "-0.47 rad, inside its limits), where a goal out of reach leaves it: it chatters there. The "
-           "joint-limit filter keeps the joints within their position and velocity limits "
-           "(test_osc_limit_filter_holds_the_limits_with_a_goal_out_of_reach) but leaves the law as is "
-           "within them, and no joint limit is active at the singularity to hold the arm at rest; the QP "
-           "controller, whose velocity cost damps the singular direction, is the one that comes to rest",
-}
+
+
+def test_without_singularity_damping_the_osc_chatters_at_the_straight_arm(panda, sim):
+    """The reference law (plain task inertia) with the goal out of reach: the joint-limit filter holds
+    the limits, but the arm keeps moving at the straight-arm singularity (joint 4 near -0.47 rad, inside
+    its limits); the singularity-robust inertia is what brings it to rest (test below)."""
+    p0, R0 = panda.tcp_pose(Q_HOME)
+    r = rollout(sim, OSC(panda, OSCConfig(singularity_damping=0.0)), PoseGoal(OUT_OF_REACH["5cm_beyond"](p0), R0),
+                steps=5 * CONTROL_HZ)
+    assert np.abs(r.qd[-CONTROL_HZ:]).max() > 1.0
+
+
+def test_singularity_robust_task_inertia(panda):
+    """Lambda's eigenvalues are 1/w where w >= eps and w/eps^2 below (bounded by 1/eps, zero at w = 0);
+    the plain inverse wherever every eigenvalue is at least eps; one state and a batch alike."""
+    rng = np.random.default_rng(8)
+    eps = 0.04
+    states = [panda.random_configuration(rng) for _ in range(40)] + [SINGULAR_STATES["exact"]]
+    As = np.array([(lambda k: k.J @ k.Minv @ k.J.T)(panda.kinematics(q, np.zeros(7))) for q in states])
+    Lam_b, _ = task_inertia(As, 1e-6, eps)
+    robust = 0
+    for A, Lb in zip(As, Lam_b):
+        Lam, _ = task_inertia(A, 1e-6, eps)
+        np.testing.assert_allclose(Lb, Lam, rtol=1e-9, atol=1e-9)
+        w, V = np.linalg.eigh(A)
+        g = np.where(w >= eps, 1.0 / np.maximum(w, eps), np.maximum(w, 0.0) / eps ** 2)
+        np.testing.assert_allclose(Lam, (V * g) @ V.T, rtol=1e-7, atol=1e-7 / eps)
+        assert np.linalg.eigvalsh(Lam).max() <= 1.0 / eps * (1 + 1e-9)
+        if w.min() >= eps:
+            np.testing.assert_allclose(Lam, np.linalg.inv(A), rtol=1e-9)
+        robust += w.min() < eps
+    assert 0 < robust < len(states)              # both kinds of state were checked
 
 
 @pytest.mark.parametrize("kind,where", [
-    pytest.param("osc", "5cm_beyond", marks=pytest.mark.xfail(strict=True, reason=_NOT_AT_REST["osc"])),
+    ("osc", "5cm_beyond"),
     ("qp", "5cm_beyond"),
-    pytest.param("osc", "1.2m_front", marks=pytest.mark.xfail(strict=True, reason=_NOT_AT_REST["osc"])),
+    ("osc", "1.2m_front"),
     ("qp", "1.2m_front"),
 ])
 def test_goal_out_of_reach_the_arm_stretches_and_comes_to_rest(panda, sim, kind, where):
@@ -785,7 +809,7 @@ def test_osc_law_is_affine_in_the_task_error_with_the_documented_terms(panda):
     evaluation of the documented law at well-conditioned states."""
     rng = np.random.default_rng(77)
     cfg = OSCConfig(kp=[150, 140, 130, 120, 110, 100], damping_ratio=[1.0, 0.9, 0.8, 1.1, 1.2, 0.7],
-                    joint_limits=False).for_joints(7, panda.home)
+                    joint_limits=False, singularity_damping=0.0).for_joints(7, panda.home)
     osc = OSC(panda, cfg)
     kp, kd, kn = np.array(cfg.kp), 2 * np.array(cfg.damping_ratio) * np.sqrt(cfg.kp), cfg.nullspace_kp
     for _ in range(10):
@@ -998,7 +1022,7 @@ def test_osc_limit_filter_brakes_where_the_limits_cannot_be_met(panda, index):
 
 def test_osc_limit_filter_is_a_config_flag(panda):
     assert OSCConfig().joint_limits is True and UNFILTERED.joint_limits is False
-    assert OSCConfig.from_dict({"joint_limits": False}) == UNFILTERED
+    assert OSCConfig.from_dict({"joint_limits": False, "singularity_damping": 0.0}) == UNFILTERED
     for bad in ("yes", 1, None):
         with pytest.raises(ConfigError, match=r"OSCConfig\.joint_limits must be"):
             OSCConfig(joint_limits=bad)

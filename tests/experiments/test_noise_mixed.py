@@ -20,7 +20,7 @@ from ohio_core.inverse.synthetic import recovery, simulate_segments
 @pytest.fixture(scope="module")
 def controller():
     """The law the inverses model (the joint-limit filter off: fast start states reach the limits)."""
-    return OSC(ArmModel(), OSCConfig(joint_limits=False))
+    return OSC(ArmModel(), OSCConfig(joint_limits=False, singularity_damping=0.0))
 
 
 def last_json(text: str) -> dict:

@@ -13,7 +13,7 @@ from ohio_core.inverse.synthetic import recovery, simulate_segments
 
 #: the OSC's law, which the inverses invert: the joint-limit filter left off (it changes the torque of
 #: some of these random states, as saturation does)
-LAW = OSCConfig(joint_limits=False)
+LAW = OSCConfig(joint_limits=False, singularity_damping=0.0)
 
 
 @pytest.fixture(scope="module")
