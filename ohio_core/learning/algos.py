@@ -141,16 +141,35 @@ def observation_scaler(config: TrainConfig, obs_layout, observations: np.ndarray
     return d3rlpy.preprocessing.StandardObservationScaler(mean=mean, std=std)
 
 
-def build(config: TrainConfig, obs_layout=None, observations: np.ndarray | None = None):
+#: the least range (in the dataset's action units) ``minmax_action_scaler`` maps onto [-1, 1]
+MIN_ACTION_RANGE = 1e-3
+
+
+def minmax_action_scaler(actions: np.ndarray):
+    """d3rlpy's ``MinMaxActionScaler`` with each dimension's [min, max] of ``actions``, widened about its
+    centre to at least ``MIN_ACTION_RANGE`` (a dimension the data never vary, such as a flow a region never
+    sends, would otherwise divide by zero)."""
+    d3rlpy = lazy.d3rlpy()
+    lo, hi = np.min(actions, axis=0), np.max(actions, axis=0)
+    half = np.maximum(hi - lo, MIN_ACTION_RANGE) / 2.0
+    centre = (lo + hi) / 2.0
+    return d3rlpy.preprocessing.MinMaxActionScaler(minimum=centre - half, maximum=centre + half)
+
+
+def build(config: TrainConfig, obs_layout=None, observations: np.ndarray | None = None,
+          actions: np.ndarray | None = None):
     """The d3rlpy algorithm object for ``config``, on the CPU (``obs_layout``: the dataset's, for ``region`` and
-    ``ignore_observations``; ``observations``: the dataset's, for ``ignore_observations``)."""
+    ``ignore_observations``; ``observations``: the dataset's, for ``ignore_observations``; ``actions``: the
+    dataset's, for ``action_scaling="minmax"``)."""
     d3rlpy = lazy.d3rlpy()
 
     enc, pooled = _encoders(config, obs_layout)
     common = {"batch_size": config.batch_size, "gamma": config.gamma,
               "observation_scaler": observation_scaler(config, obs_layout, observations)}
     if config.action_scaling == "minmax":
-        common["action_scaler"] = d3rlpy.preprocessing.MinMaxActionScaler()
+        if actions is None:
+            raise ValueError("action_scaling 'minmax' needs the dataset's actions")
+        common["action_scaler"] = minmax_action_scaler(actions)
     critic = {"actor_encoder_factory": enc, "critic_encoder_factory": pooled}
     if config.algo == "iql":
         algo = d3rlpy.algos.IQLConfig(**common, **critic, value_encoder_factory=pooled, expectile=0.7,

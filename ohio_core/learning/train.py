@@ -57,7 +57,9 @@ def train(buffer, dataset_meta: dict, config: TrainConfig, out: str | Path, prog
         d3rlpy.seed(config.seed)
         observations = (np.concatenate([ep.observations for ep in buffer.episodes])
                         if config.ignore_observations else None)
-        algo = build(config, dataset_meta["obs_layout"], observations)
+        actions = (np.concatenate([ep.actions for ep in buffer.episodes])
+                   if config.action_scaling == "minmax" else None)
+        algo = build(config, dataset_meta["obs_layout"], observations, actions)
         t0 = time.perf_counter()
         history = algo.fit(buffer, n_steps=config.steps, n_steps_per_epoch=config.steps_per_epoch,
                            logger_adapter=d3rlpy.logging.NoopAdapterFactory(), show_progress=progress,

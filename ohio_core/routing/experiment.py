@@ -85,6 +85,8 @@ class RoutingExperimentConfig:
     network: str = "region"                  # OHIO's networks: "region" (shared by all regions) or "mlp"
     region_hidden: int = 32                  # width of the region network
     temperature: float = 10.0                # IQL's advantage temperature (TrainConfig.temperature)
+    action_scaling: str = "none"             # TrainConfig.action_scaling of every policy ("minmax": each action
+                                             # dimension from its dataset's range onto [-1, 1])
     lp_formulation: str = "edges"            # the rebalancing LP's (RebalancingConfig.formulation)
     scenario: str | None = None              # a scenario file (public AMoD JSON) instead of a synthetic city
     demand_scale: float = 1.0                # the scenario file's requests times this
@@ -110,7 +112,8 @@ class RoutingExperimentConfig:
 
     def train_config(self, method: str):
         """OHIO's (goal level) or the flat policy's training settings; flat is an MLP (n^2 actions)."""
-        common = {"algo": self.algo, "steps": self.steps, "seed": self.seed, "temperature": self.temperature}
+        common = {"algo": self.algo, "steps": self.steps, "seed": self.seed, "temperature": self.temperature,
+                  "action_scaling": self.action_scaling}
         if method != "ohio":
             return TrainConfig(**common)
         width = {"hidden": (self.region_hidden,)} if self.network == "region" else {}

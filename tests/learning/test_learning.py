@@ -158,6 +158,25 @@ def test_minmax_action_scaling_trains_on_the_datasets_range_and_acts_in_it(reach
         TrainConfig(action_scaling="standard")
 
 
+def test_minmax_action_scaling_survives_an_action_dimension_the_data_never_vary(reach_traj, tmp_path, rng):
+    """A constant action dimension (a flow a region never sends) has no range to scale: it is widened to
+    MIN_ACTION_RANGE about its value instead of dividing by zero (NaN actions, training crashed)."""
+    from ohio_core.learning.algos import MIN_ACTION_RANGE, minmax_action_scaler
+
+    data = relabel(reach_traj, make_controller(OSCConfig()), 5, "analytical")
+    data.actions[:, 2] = 0.25
+    h5, _ = save_dataset(data, tmp_path / "flat_dim", {"task": "reach", "k": 5, "controller": OSCConfig().to_dict()})
+    buffer, meta = load_dataset(h5)
+    res = train(buffer, meta, TrainConfig(algo="iql", steps=30, epochs=1, action_scaling="minmax"), tmp_path / "m",
+                progress=False)
+    policy = load_policy(res.model)
+    acts = np.array([policy.act(o) for o in rng.normal(size=(10, 38))])
+    assert np.isfinite(acts).all() and np.all(np.abs(acts[:, 2] - 0.25) <= MIN_ACTION_RANGE / 2 + 1e-6)
+    scaler = minmax_action_scaler(data.actions)
+    np.testing.assert_allclose(np.asarray(scaler.maximum) - np.asarray(scaler.minimum),
+                               np.maximum(np.ptp(data.actions, 0), MIN_ACTION_RANGE), rtol=1e-4)   # float32
+
+
 @pytest.mark.parametrize("algo", ["bc", "iql"])
 def test_ignored_observation_parts_do_not_move_the_policy(reach_dataset, tmp_path, rng, algo):
     """A policy blind to the joint positions acts the same whatever q is; the others still count."""

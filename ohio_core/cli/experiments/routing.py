@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ohio_core.cli.experiments.common import build, json_arg, out_dir, report
-from ohio_core.learning.algos import ALGOS, NETWORKS
+from ohio_core.learning.algos import ACTION_SCALINGS, ALGOS, NETWORKS
 from ohio_core.routing import experiment
 from ohio_core.routing.scenario import ScenarioError
 
@@ -41,6 +41,9 @@ def add_parser(ex) -> None:
                         "observation; the flat policy is always an MLP")
     r.add_argument("--temperature", type=float, default=10.0,
                    help="IQL's advantage temperature: policy weights exp(T * advantage) (default 10)")
+    r.add_argument("--action-scaling", choices=ACTION_SCALINGS, default="none",
+                   help="minmax: train every policy on its actions mapped from the dataset's own range onto [-1, 1] "
+                        "(the goals of a large fleet's heuristics use a small part of it)")
     r.add_argument("--scaling-steps", type=int, default=2000, help="updates per city of the scaling study")
     r.add_argument("--scaling-only", action="store_true", help="run the scaling study only (needs --scaling)")
     r.add_argument("--scaling-behavior", default="greedy_dispatcher", metavar="NAME",
@@ -64,6 +67,7 @@ def _configs(args: argparse.Namespace) -> list:
     common = dict(episodes=args.episodes, behaviors=tuple(args.behaviors), algo=args.algo, steps=args.steps,
                   eval_episodes=args.eval_episodes, seed=args.seed, scaling=tuple(args.scaling), scaling_episodes=args.scaling_episodes,
                   mixed=not args.no_mixed, network=args.network, temperature=args.temperature,
+                  action_scaling=args.action_scaling,
                   scaling_steps=args.scaling_steps, datasets=not args.scaling_only,
                   scaling_behavior=args.scaling_behavior, flat_max_regions=args.flat_max_regions,
                   lp_formulation=args.lp_formulation, vehicles=args.vehicles, demand_scale=args.demand_scale)
