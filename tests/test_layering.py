@@ -54,7 +54,7 @@ ROUTING = "ohio_core.routing"
 #: datasets relabeled with it), the region-shared networks (a part of learning: learning builds them),
 #: and the front modules (the experiment, which trains with learning, and the benchmark)
 ROUTING_LAYERS = {
-    "simulation": ("scenario", "scenario_io", "city", "sim", "env"),
+    "simulation": ("scenario", "scenario_io", "city", "cities", "sim", "env"),
     "policies": ("policies",),
     "offline": ("inverse", "datasets"),
     "learning": ("region_net",),
