@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import routing_cities
 
@@ -32,10 +33,11 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run(files, tmp_path_factory):
-    """The experiment on both cities, demand x3, 800 vehicles: (out folder, --json summary)."""
+    """The experiment on both cities, demand x3, 800 vehicles, actions min-max scaled (the flat policy's
+    flows hold dimensions the data never vary): (out folder, --json summary)."""
     out = tmp_path_factory.mktemp("exp")
     argv = ["experiment", "routing", "--scenario", str(files["town"]), str(files["grid"]), "--demand-scale", "3",
-            "--vehicles", "800", *TINY, "--out", str(out), "--json"]
+            "--vehicles", "800", "--action-scaling", "minmax", *TINY, "--out", str(out), "--json"]
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         assert main(argv) == 0
@@ -60,8 +62,12 @@ def test_experiment_runs_the_comparison_on_each_city(run, files):
         assert ops["served_share"] > 0.9                                       # a large fleet serves nearly all
         models = sorted((out / name / "models").glob("*.json"))
         assert [m.stem for m in models] == ["greedy_dispatcher_flat", "greedy_dispatcher_ohio"]
+        assert result["config"]["action_scaling"] == "minmax"
         for model in models:
-            assert json.loads(model.read_text())["scenario"] == city["scenario"]
+            sidecar = json.loads(model.read_text())
+            assert sidecar["scenario"] == city["scenario"] and sidecar["train"]["action_scaling"] == "minmax"
+        for scores in city["datasets"]["greedy_dispatcher"].values():
+            assert np.isfinite(scores["mean"])
         assert (out / name / "scores.png").is_file()
 
 
