@@ -146,14 +146,16 @@ MIN_ACTION_RANGE = 1e-3
 
 
 def minmax_action_scaler(actions: np.ndarray):
-    """d3rlpy's ``MinMaxActionScaler`` with each dimension's [min, max] of ``actions``, widened about its
-    centre to at least ``MIN_ACTION_RANGE`` (a dimension the data never vary, such as a flow a region never
-    sends, would otherwise divide by zero)."""
+    """d3rlpy's ``MinMaxActionScaler`` with each dimension's [min, max] of ``actions`` (what its own fit
+    finds), where narrower than ``MIN_ACTION_RANGE`` widened to it about the centre (a dimension the data
+    never vary, such as a flow a region never sends, would otherwise divide by zero)."""
     d3rlpy = lazy.d3rlpy()
     lo, hi = np.min(actions, axis=0), np.max(actions, axis=0)
-    half = np.maximum(hi - lo, MIN_ACTION_RANGE) / 2.0
+    narrow = hi - lo < MIN_ACTION_RANGE
     centre = (lo + hi) / 2.0
-    return d3rlpy.preprocessing.MinMaxActionScaler(minimum=centre - half, maximum=centre + half)
+    lo = np.where(narrow, centre - MIN_ACTION_RANGE / 2.0, lo)
+    hi = np.where(narrow, centre + MIN_ACTION_RANGE / 2.0, hi)
+    return d3rlpy.preprocessing.MinMaxActionScaler(minimum=lo, maximum=hi)
 
 
 def build(config: TrainConfig, obs_layout=None, observations: np.ndarray | None = None,
