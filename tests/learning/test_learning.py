@@ -177,6 +177,22 @@ def test_minmax_action_scaling_survives_an_action_dimension_the_data_never_vary(
                                np.maximum(np.ptp(data.actions, 0), MIN_ACTION_RANGE), rtol=1e-4)   # float32
 
 
+def test_minmax_action_scaling_has_the_bounds_of_d3rlpys_own_fit(reach_dataset):
+    """Where no dimension is narrower than MIN_ACTION_RANGE the bounds are d3rlpy's, bit for bit: the
+    actions of the transitions (an unfinished episode's last action is no transition's)."""
+    import d3rlpy
+
+    from ohio_core.learning.algos import minmax_action_scaler
+
+    buffer, _ = load_dataset(reach_dataset)
+    ours = minmax_action_scaler(np.concatenate([ep.actions[:ep.transition_count] for ep in buffer.episodes]))
+    theirs = d3rlpy.preprocessing.MinMaxActionScaler()
+    theirs.fit_with_transition_picker(buffer.episodes, d3rlpy.dataset.BasicTransitionPicker())
+    assert any(ep.transition_count < len(ep.actions) for ep in buffer.episodes)   # the case the slice is for
+    np.testing.assert_array_equal(ours.minimum, theirs.minimum)
+    np.testing.assert_array_equal(ours.maximum, theirs.maximum)
+
+
 @pytest.mark.parametrize("algo", ["bc", "iql"])
 def test_ignored_observation_parts_do_not_move_the_policy(reach_dataset, tmp_path, rng, algo):
     """A policy blind to the joint positions acts the same whatever q is; the others still count."""
