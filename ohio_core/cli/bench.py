@@ -214,12 +214,11 @@ def run_ros(args: argparse.Namespace) -> int:
     if args.seconds <= 0 or args.warmup < 0 or args.publish_rate <= 0 or not 0 <= args.realtime_priority <= 98:
         raise SystemExit("ohio bench ros: --seconds and --publish-rate must be > 0, --warmup >= 0, "
                          "--realtime-priority in 0..98")
-    robot = robot_of(args, "ohio bench ros")
+    robot_of(args, "ohio bench ros")          # a bad robot ends the command before any node starts
     try:
         result = ros.run(args.seconds, args.warmup, args.controller, args.publish_rate, args.seed, args.keep,
                          realtime_priority=args.realtime_priority, executor=args.executor,
-                         robot=str(robot.source) if args.robot.endswith((".yaml", ".yml")) else robot.name,
-                         tick_on=args.tick_on)
+                         robot=args.robot, tick_on=args.tick_on)
     except (RuntimeError, FileNotFoundError) as exc:
         raise SystemExit(f"ohio bench ros: {exc}") from None
     print(table(check_targets(result, ros.TARGETS), ["metric", "value", "target", "met"]))

@@ -92,7 +92,8 @@ class RelabelConfig:
             raise ValueError("method 'ml' needs the torque noise (torque_sigma, --torque-sigma), and only it uses it"
                              if self.method == "ml" else
                              f"torque_sigma is for method 'ml' only, not {self.method!r}")
-        n = load_robot(self.robot).n
+        robot = load_robot(self.robot)
+        n = robot.n
         if self.torque_sigma is not None:
             sigma = tuple(float(v) for v in np.atleast_1d(self.torque_sigma))
             if len(sigma) not in (1, n) or not all(np.isfinite(v) and v > 0 for v in sigma):
@@ -101,8 +102,7 @@ class RelabelConfig:
             object.__setattr__(self, "torque_sigma", sigma)
         if not self.max_residual > 0 or not self.joint_limit_margin >= 0:
             raise ValueError("max_residual must be > 0 and joint_limit_margin >= 0")
-        robot = load_robot(self.robot)
-        if len(self.topic_map.arm_joints) != robot.n:
+        if len(self.topic_map.arm_joints) != n:
             raise ValueError(f"the topic map names {len(self.topic_map.arm_joints)} arm joints, robot {robot.name} "
                              f"has {robot.n}: set arm_joints in the topic map")
         if self.read is None:

@@ -52,6 +52,23 @@ def closed_counts(procs: Processes) -> dict:
     return ast.literal_eval(found[0])
 
 
+#: what each node logs once it is up (before the unpaced simulator may start)
+UP_LINES = {"controller": "controller at 50 Hz", "policy": "every 5 control periods", "recorder": "recording"}
+
+
+def start_lockstep(procs: Processes, nodes: dict, tmp_path, report, subscribers: int) -> None:
+    """Start the launch file's nodes for a lockstep run. Unpaced, the simulator would run through
+    episodes while the others still start up: start it once they are up, with generous waits, a
+    report, and ``subscribers`` task-state subscribers to wait for."""
+    others = [name for name in nodes if name != "mujoco_sim"]
+    for name in others:
+        procs.start(name, command_line(nodes[name], tmp_path))
+    for name in others:
+        wait_for(lambda: UP_LINES[name] in procs.output(name), what=f"{name} up")
+    procs.start("mujoco_sim", command_line(nodes["mujoco_sim"], tmp_path) + [
+        "-p", "lockstep_timeout:=30.0", "-p", f"report_path:={report}", "-p", f"start_subscribers:={subscribers}"])
+
+
 def test_closed_loop_reaches_the_target_and_records_a_bag(tmp_path):
     """At wall-clock pace. What the bag's rows pair (a command in each control period) depends on
     how the machine keeps the 50 Hz pace, so the bag is checked for what does not: it holds every
@@ -133,16 +150,7 @@ def test_as_fast_as_possible_in_lockstep_episodes_succeed_and_the_bag_relabels(t
         _, inbox, _ = probe(spinner, subscriptions=[(Float64MultiArray, "/ohio/task_state"),
                                                     (DiagnosticArray, "/diagnostics")])
         nodes = {n.name: n for n in launch.nodes if n.enabled}
-        # unpaced, the simulator would run through episodes while the others still start up:
-        # start it once the controller, the policy and the recorder are up
-        for name in ("controller", "policy", "recorder"):
-            procs.start(name, command_line(nodes[name], tmp_path))
-        for name, line in (("controller", "controller at 50 Hz"), ("policy", "every 5 control periods"),
-                           ("recorder", "recording")):
-            wait_for(lambda: line in procs.output(name), what=f"{name} up")
-        procs.start("mujoco_sim", command_line(nodes["mujoco_sim"], tmp_path) + [
-            "-p", "lockstep_timeout:=30.0", "-p", f"report_path:={report}",     # generous waits, a report
-            "-p", "start_subscribers:=3"])                 # the policy, the recorder and the probe
+        start_lockstep(procs, nodes, tmp_path, report, subscribers=3)     # the policy, the recorder, the probe
 
         def three_episodes_recorded():
             assert all(procs.alive(n) for n in procs.procs), procs.report()
@@ -189,12 +197,7 @@ def test_the_launch_file_runs_another_arm(tmp_path, robot, joints):
                                                     (Float64MultiArray, "/effort_controller/commands")])
         nodes = {n.name: n for n in launch.nodes if n.enabled}
         assert set(nodes) == {"mujoco_sim", "controller", "policy"}
-        for name in ("controller", "policy"):
-            procs.start(name, command_line(nodes[name], tmp_path))
-        for name, line in (("controller", "controller at 50 Hz"), ("policy", "every 5 control periods")):
-            wait_for(lambda: line in procs.output(name), what=f"{name} up")
-        procs.start("mujoco_sim", command_line(nodes["mujoco_sim"], tmp_path) + [
-            "-p", "lockstep_timeout:=30.0", "-p", f"report_path:={report}", "-p", "start_subscribers:=2"])
+        start_lockstep(procs, nodes, tmp_path, report, subscribers=2)     # the policy and the probe
 
         def two_episodes():
             assert all(procs.alive(n) for n in procs.procs), procs.report()
